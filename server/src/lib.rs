@@ -1,0 +1,1 @@
+//! qwen-ls library.
