@@ -1,1 +1,7 @@
-//! qwen-ls library.
+//! qwen-ls: a repository-aware coding agent as a language server and a CLI.
+//!
+//! Layers (see ARCHITECTURE.md): syntax → index → context → tasks → {lsp, cli}.
+#![deny(missing_docs)]
+#![deny(clippy::print_stdout)]
+
+pub mod cli;

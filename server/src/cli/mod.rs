@@ -1,0 +1,43 @@
+//! Command-line front end: one clap subcommand per file. This is the composition root that wires the engine
+//! into `tasks`; the only module (with `lsp`) allowed to know about clap or terminals.
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a usage or environment error (bad arguments, missing model, unreadable files).
+pub const EXIT_USAGE_OR_ENVIRONMENT: u8 = 3;
+
+/// A repository-aware coding agent: a language server (no subcommand) and a headless CLI.
+#[derive(Debug, Parser)]
+#[command(name = "qwen-ls", version, about)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `qwen_ls=debug`. Logs go to stderr.
+    #[arg(long, global = true, env = "QWEN_LS_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream).
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the selected mode and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => {
+            anyhow::bail!("the language server is not built yet; see README for what works today")
+        }
+    }
+}
