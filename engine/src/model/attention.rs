@@ -1,0 +1,174 @@
+//! Grouped-query self-attention: q/k/v projections (bias for Qwen2), per-head q/k RMSNorm (Qwen3*) and RoPE in
+//! f32, KV-cache append, causal softmax attention in f32, o_proj.
+//!
+//! K/V heads are never repeated per query head: queries are laid out `[kv_heads, group * len, head_dim]` so one
+//! batched matmul per KV head serves its whole group. Decode (one query) needs no mask; prefill builds a
+//! `[len, kv_len]` causal mask and processes queries in blocks so the score matrix stays bounded.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use super::linear::{matmul, Linear};
+use super::norm::RmsNorm;
+use super::rope::RopeTables;
+use crate::cache::KvCache;
+use crate::config::ModelConfig;
+use crate::weights::{SafetensorsWeights, WeightsError};
+
+/// Upper bound on the f32 score matrix of one query block, in bytes.
+const SCORE_BLOCK_BYTES: usize = 64 << 20;
+
+/// One layer's attention block.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl Attention {
+    /// Loads `{prefix}.{q,k,v,o}_proj` (and `{q,k}_norm` when the config has q/k norm).
+    pub fn load(
+        cfg: &ModelConfig,
+        w: &SafetensorsWeights,
+        prefix: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> std::result::Result<Self, WeightsError> {
+        let (h, kvh, hd, hidden) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+            cfg.hidden_size,
+        );
+        let lin = |name: &str, out, inp, bias| {
+            Linear::load(w, &format!("{prefix}.{name}"), out, inp, bias, dtype, device)
+        };
+        let norm = |name: &str| -> std::result::Result<Option<RmsNorm>, WeightsError> {
+            if cfg.qk_norm {
+                let prefix = format!("{prefix}.{name}");
+                Ok(Some(RmsNorm::load(w, &prefix, hd, cfg.rms_norm_eps, device)?))
+            } else {
+                Ok(None)
+            }
+        };
+        Ok(Attention {
+            q_proj: lin("q_proj", h * hd, hidden, cfg.qkv_bias)?,
+            k_proj: lin("k_proj", kvh * hd, hidden, cfg.qkv_bias)?,
+            v_proj: lin("v_proj", kvh * hd, hidden, cfg.qkv_bias)?,
+            o_proj: lin("o_proj", hidden, h * hd, cfg.o_bias)?,
+            q_norm: norm("q_norm")?,
+            k_norm: norm("k_norm")?,
+            heads: h,
+            kv_heads: kvh,
+            head_dim: hd,
+            scale: 1.0 / (hd as f64).sqrt(),
+        })
+    }
+
+    /// `x`: `[len, hidden]` at positions `cache.len() ..`; `mask`: `[len, cache.len() + len]` f32 or `None`
+    /// when `len == 1`. Appends this layer's K/V to `cache` (the caller commits after the last layer).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        rope: &RopeTables,
+        mask: Option<&Tensor>,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (len, _) = x.dims2()?;
+        let dtype = x.dtype();
+        let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let q = self.q_proj.forward(x)?.reshape((len, h, hd))?;
+        let k = self.k_proj.forward(x)?.reshape((len, kvh, hd))?;
+        let v = self.v_proj.forward(x)?.reshape((len, kvh, hd))?;
+        let q = match &self.q_norm {
+            Some(n) => n.forward_f32(&q)?,
+            None => q,
+        };
+        let k = match &self.k_norm {
+            Some(n) => n.forward_f32(&k)?,
+            None => k,
+        };
+        // [heads, len, hd], rotated in f32, then back to the model dtype.
+        let q = rope.apply(&q.transpose(0, 1)?)?.to_dtype(dtype)?;
+        let k = rope.apply(&k.transpose(0, 1)?)?.to_dtype(dtype)?;
+        let v = v.transpose(0, 1)?.contiguous()?;
+        let (k_all, v_all) = cache.append(layer, &k, &v)?;
+        let group = h / kvh;
+        let q = q.reshape((kvh, group, len, hd))?;
+        let out = self.attend(&q, &k_all, &v_all, mask)?; // [kvh, group, len, hd]
+        let out = out
+            .reshape((h, len, hd))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((len, h * hd))?;
+        self.o_proj.forward(&out)
+    }
+
+    /// Softmax attention of `q` `[kvh, group, len, hd]` over `k`, `v` `[kvh, kv_len, hd]` (strided views of the
+    /// cache). Query rows are processed in blocks that keep the score matrix under `SCORE_BLOCK_BYTES`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (kvh, group, len, hd) = q.dims4()?;
+        let kv_len = k.dim(1)?;
+        let past = kv_len - len;
+        let rows_per_block = (SCORE_BLOCK_BYTES / (4 * kvh * group * kv_len).max(1)).max(1);
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let rows = rows_per_block.min(len - start);
+            // Causality: query rows up to `start + rows` see keys up to `past + start + rows`.
+            let visible = past + start + rows;
+            let q_blk = if rows == len {
+                q.reshape((kvh, group * len, hd))?
+            } else {
+                q.narrow(2, start, rows)?
+                    .contiguous()?
+                    .reshape((kvh, group * rows, hd))?
+            };
+            let k_blk = k.narrow(1, 0, visible)?;
+            let v_blk = v.narrow(1, 0, visible)?;
+            let scores = matmul(&q_blk, &k_blk.t()?)?.to_dtype(DType::F32)?;
+            let scores = (scores * self.scale)?.reshape((kvh, group, rows, visible))?;
+            let scores = match mask {
+                Some(m) => scores.broadcast_add(&m.narrow(0, start, rows)?.narrow(1, 0, visible)?)?,
+                None => scores,
+            };
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?
+                .to_dtype(q.dtype())?
+                .reshape((kvh, group * rows, visible))?;
+            let out = matmul(&probs, &v_blk)?.reshape((kvh, group, rows, hd))?;
+            outputs.push(out);
+            start += rows;
+        }
+        if outputs.len() == 1 {
+            Ok(outputs.remove(0))
+        } else {
+            Tensor::cat(&outputs, 2)
+        }
+    }
+}
+
+/// The additive causal mask `[len, past + len]` (0 where visible, -inf after the query's own position).
+pub fn causal_mask(len: usize, past: usize, device: &Device) -> Result<Tensor> {
+    let kv_len = past + len;
+    let mask: Vec<f32> = (0..len)
+        .flat_map(|i| {
+            (0..kv_len).map(move |j| {
+                if j > past + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (len, kv_len), device)?.contiguous()
+}
+

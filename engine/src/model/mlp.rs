@@ -1,0 +1,42 @@
+//! The dense SwiGLU MLP: `down(silu(gate(x)) * up(x))`. Also the shape of every MoE expert.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use super::linear::Linear;
+use crate::weights::{SafetensorsWeights, WeightsError};
+
+/// A SwiGLU feed-forward block.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    /// Loads `{prefix}.{gate,up,down}_proj` for widths `hidden -> intermediate -> hidden`.
+    pub fn load(
+        w: &SafetensorsWeights,
+        prefix: &str,
+        hidden: usize,
+        intermediate: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> std::result::Result<Self, WeightsError> {
+        let lin = |name: &str, out, inp| {
+            Linear::load(w, &format!("{prefix}.{name}"), out, inp, false, dtype, device)
+        };
+        Ok(Mlp {
+            gate_proj: lin("gate_proj", intermediate, hidden)?,
+            up_proj: lin("up_proj", intermediate, hidden)?,
+            down_proj: lin("down_proj", hidden, intermediate)?,
+        })
+    }
+
+    /// `x`: `[n, hidden]` → `[n, hidden]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
+        let up = self.up_proj.forward(x)?;
+        self.down_proj.forward(&(gate * up)?)
+    }
+}

@@ -1,0 +1,284 @@
+//! The transformer shared by Qwen2, Qwen3 and Qwen3-MoE, in the structure of transformers' reference:
+//! embeddings → decoder layers (RMSNorm → attention → residual → RMSNorm → dense or sparse MLP → residual) →
+//! final RMSNorm → lm_head (tied or not).
+//!
+//! A [`Model`] is immutable once loaded and meant to be shared (`Arc`); the KV cache is passed in
+//! (`forward(&self, tokens, &mut KvCache)`), so any number of sequences can run over one set of weights.
+
+pub mod attention;
+pub mod linear;
+pub mod mlp;
+pub mod moe;
+pub mod norm;
+pub mod rope;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::cache::KvCache;
+use crate::config::ModelConfig;
+use crate::weights::{SafetensorsWeights, WeightsError};
+use attention::{causal_mask, Attention};
+use linear::Linear;
+use mlp::Mlp;
+use moe::SparseMoe;
+use norm::RmsNorm;
+use rope::Rope;
+
+/// Why a model could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A weight is missing, misshapen or unreadable.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The requested dtype is not one the engine computes in.
+    #[error("unsupported dtype {0:?}: use f32, f16 or bf16")]
+    DType(DType),
+    /// `forward` was called with no tokens.
+    #[error("forward called with no tokens")]
+    Empty,
+    /// A token id is outside the embedding matrix.
+    #[error("token id {id} is out of range (vocab_size {vocab_size})")]
+    TokenOutOfRange {
+        /// The offending id.
+        id: u32,
+        /// Rows of the embedding matrix.
+        vocab_size: usize,
+    },
+    /// A tensor operation failed (names where in the forward pass).
+    #[error("{context}: {source}")]
+    Tensor {
+        /// Where in the forward pass.
+        context: String,
+        /// The underlying error.
+        source: candle_core::Error,
+    },
+}
+
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, ModelError>;
+}
+
+impl<T> Context<T> for candle_core::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, ModelError> {
+        self.map_err(|source| ModelError::Tensor {
+            context: what(),
+            source,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum FeedForward {
+    Dense(Mlp),
+    Sparse(SparseMoe),
+}
+
+#[derive(Debug, Clone)]
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: FeedForward,
+}
+
+/// Which positions [`Model::forward_with`] computes logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (`[vocab]`): what generation needs; skips the lm_head for the rest.
+    Last,
+    /// Every position (`[len, vocab]`).
+    All,
+}
+
+/// A loaded Qwen2 / Qwen3 / Qwen3-MoE decoder.
+#[derive(Debug)]
+pub struct Model {
+    config: ModelConfig,
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    dtype: DType,
+    device: Device,
+}
+
+impl Model {
+    /// Builds the model from a checkpoint, checking every tensor's shape against `config`.
+    pub fn load(
+        config: ModelConfig,
+        w: &SafetensorsWeights,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(ModelError::DType(dtype));
+        }
+        let cfg = &config;
+        let (hidden, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        let embed_tokens = w.load(
+            "model.embed_tokens.weight",
+            &[cfg.vocab_size, hidden],
+            dtype,
+            device,
+        )?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let mlp = match (&cfg.moe, cfg.is_sparse_layer(i)) {
+                (Some(moe), true) => FeedForward::Sparse(SparseMoe::load(
+                    cfg,
+                    moe,
+                    w,
+                    &format!("{p}.mlp"),
+                    dtype,
+                    device,
+                )?),
+                _ => {
+                    // Config validation guarantees `intermediate_size` whenever a layer is dense.
+                    let inter = cfg.intermediate_size.unwrap_or_default();
+                    FeedForward::Dense(Mlp::load(w, &format!("{p}.mlp"), hidden, inter, dtype, device)?)
+                }
+            };
+            layers.push(DecoderLayer {
+                input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm"), hidden, eps, device)?,
+                self_attn: Attention::load(cfg, w, &format!("{p}.self_attn"), dtype, device)?,
+                post_attention_layernorm: RmsNorm::load(
+                    w,
+                    &format!("{p}.post_attention_layernorm"),
+                    hidden,
+                    eps,
+                    device,
+                )?,
+                mlp,
+            });
+        }
+        let norm = RmsNorm::load(w, "model.norm", hidden, eps, device)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::from_weight(embed_tokens.clone())
+        } else {
+            Linear::load(w, "lm_head", cfg.vocab_size, hidden, false, dtype, device)?
+        };
+        Ok(Model {
+            rope: Rope::new(cfg),
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    /// The normalised configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The dtype weights and activations are held in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// An empty KV cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(
+            self.config.num_hidden_layers,
+            self.config.num_key_value_heads,
+            self.config.head_dim,
+            self.dtype,
+            &self.device,
+        )
+    }
+
+    /// Runs `tokens` at positions `cache.len() ..`, appends them to `cache`, and returns the logits of the last
+    /// position as `[vocab]` f32.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor, ModelError> {
+        self.forward_with(tokens, cache, Logits::Last)
+    }
+
+    /// Like [`Model::forward`], choosing which positions get logits (`[vocab]` or `[len, vocab]`, f32).
+    /// On error the cache is left as it was (positions are committed only after the last layer).
+    pub fn forward_with(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: Logits,
+    ) -> Result<Tensor, ModelError> {
+        let len = tokens.len();
+        if len == 0 {
+            return Err(ModelError::Empty);
+        }
+        let vocab_size = self.config.vocab_size;
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab_size) {
+            return Err(ModelError::TokenOutOfRange { id, vocab_size });
+        }
+        let past = cache.len();
+        let _span = tracing::trace_span!("forward", past, len).entered();
+        let ids = Tensor::new(tokens, &self.device).context(|| "token ids".into())?;
+        let mut x = self
+            .embed_tokens
+            .index_select(&ids, 0)
+            .context(|| "embedding lookup".into())?;
+        let rope = self
+            .rope
+            .tables(past, len, &self.device)
+            .context(|| "rope tables".into())?;
+        let mask = if len > 1 {
+            Some(causal_mask(len, past, &self.device).context(|| "causal mask".into())?)
+        } else {
+            None
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer
+                .forward(&x, &rope, mask.as_ref(), cache, i)
+                .context(|| format!("layer {i}"))?;
+        }
+        cache.commit(len);
+        let x = match logits {
+            Logits::Last => x.narrow(0, len - 1, 1),
+            Logits::All => Ok(x),
+        }
+        .context(|| "last position".into())?;
+        let x = self.norm.forward(&x).context(|| "final norm".into())?;
+        let out = self
+            .lm_head
+            .forward(&x)
+            .and_then(|l| l.to_dtype(DType::F32))
+            .context(|| "lm_head".into())?;
+        match logits {
+            Logits::Last => out.squeeze(0).context(|| "logits".into()),
+            Logits::All => Ok(out),
+        }
+    }
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &rope::RopeTables,
+        mask: Option<&Tensor>,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.input_layernorm.forward(x)?;
+        let h = self.self_attn.forward(&h, rope, mask, cache, layer)?;
+        let x = (x + h)?;
+        let h = self.post_attention_layernorm.forward(&x)?;
+        let h = match &self.mlp {
+            FeedForward::Dense(mlp) => mlp.forward(&h)?,
+            FeedForward::Sparse(moe) => moe.forward(&h)?,
+        };
+        x + h
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
