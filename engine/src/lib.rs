@@ -1,14 +1,30 @@
 //! qwen-engine: Qwen3 / Qwen3-MoE / Qwen2 inference on candle. Knows nothing of LSP or files beyond model files.
+//!
+//! Start at [`LoadedModel::load`]; build a [`Prompt`] (FIM, repository FIM, chat); keep a [`Sequence`] per
+//! document or request so the next prompt reuses its KV cache; call [`LoadedModel::generate`].
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod cancel;
 pub mod config;
+pub mod generate;
+pub mod loaded;
 pub mod model;
+pub mod prompt;
+pub mod sampling;
+pub mod sequence;
+pub mod stop;
 pub mod tokenizer;
 pub mod weights;
 
 pub use cache::KvCache;
+pub use cancel::CancelToken;
 pub use config::{Architecture, ConfigError, ModelConfig, MoeConfig, RopeConfig, YarnScaling};
+pub use generate::{generate, GenerateError, GenerateParams, Generation, GenerationStats, StopReason};
+pub use loaded::{LoadError, LoadOptions, LoadedModel, WeightDType};
 pub use model::{Logits, Model, ModelError};
+pub use prompt::{Message, Piece, Prompt, PromptKind, RepoFile, Role};
+pub use sampling::{Sampler, SamplingParams};
+pub use sequence::{Prefill, Sequence, SequenceError, DEFAULT_PREFILL_CHUNK};
 pub use tokenizer::{SpecialToken, SpecialTokens, StreamDecoder, Tokenizer, TokenizerError};
 pub use weights::{SafetensorsWeights, WeightsError};
