@@ -1,0 +1,121 @@
+//! `qwen-ls generate`: run one prompt (raw text or fill-in-the-middle) through a local model, stream the text
+//! to stdout and print the statistics to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use qwen_engine::{
+    CancelToken, GenerateParams, LoadOptions, LoadedModel, Prompt, SamplingParams, StopReason,
+    WeightDType,
+};
+
+/// Arguments of `qwen-ls generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Model directory (config.json, *.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Raw prompt text to continue (special-token text in it stays plain text).
+    #[arg(long, required_unless_present = "fim_prefix", conflicts_with = "fim_prefix")]
+    prompt: Option<String>,
+    /// Fill-in-the-middle: the code before the cursor.
+    #[arg(long)]
+    fim_prefix: Option<String>,
+    /// Fill-in-the-middle: the code after the cursor (default empty).
+    #[arg(long, requires = "fim_prefix")]
+    fim_suffix: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Sample only among the K most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling: keep tokens up to this cumulative probability.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Random seed (sampling is deterministic for a given seed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Weight dtype: f32, f16 or bf16 (bf16 is slow on CPU).
+    #[arg(long, default_value = "f32")]
+    dtype: WeightDType,
+    /// Stop when this string appears (repeatable); it is not printed.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Prefill chunk size in tokens.
+    #[arg(long, default_value_t = qwen_engine::DEFAULT_PREFILL_CHUNK)]
+    prefill_chunk: usize,
+}
+
+/// Runs the command.
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let options = LoadOptions {
+        dtype: args.dtype,
+        ..LoadOptions::default()
+    };
+    let loaded = LoadedModel::load(&args.model, &options)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let load_secs = started.elapsed().as_secs_f64();
+    let prompt = match (&args.prompt, &args.fim_prefix) {
+        (Some(text), _) => Prompt::text(text.as_str()),
+        (None, Some(prefix)) => Prompt::fim(prefix, args.fim_suffix.as_deref().unwrap_or("")),
+        (None, None) => anyhow::bail!("pass --prompt or --fim-prefix"),
+    };
+    let params = GenerateParams {
+        max_tokens: args.max_tokens,
+        sampling: SamplingParams {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            seed: args.seed,
+        },
+        stop_tokens: Vec::new(),
+        stop_strings: args.stop.clone(),
+        prefill_chunk: args.prefill_chunk,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut write_error = None;
+    let mut seq = loaded.new_sequence();
+    let generation = loaded
+        .generate(&mut seq, &prompt, &params, &CancelToken::new(), &mut |delta| {
+            if write_error.is_none() {
+                if let Err(e) = stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()) {
+                    write_error = Some(e);
+                }
+            }
+        })
+        .context("generation failed")?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing to stdout");
+    }
+    writeln!(stdout).context("writing to stdout")?;
+    let s = &generation.stats;
+    let reason = match &generation.stop_reason {
+        StopReason::StopToken(id) => format!("stop token {id}"),
+        StopReason::StopString(text) => format!("stop string {text:?}"),
+        StopReason::MaxTokens => "max tokens".to_string(),
+        StopReason::ContextFull => "context full".to_string(),
+        StopReason::Cancelled => "cancelled".to_string(),
+    };
+    eprintln!(
+        "[load {load_secs:.2}s] prompt {} tokens ({} reused, {} prefilled) in {:.3}s = {:.1} tok/s; \
+         generated {} tokens in {:.3}s = {:.1} tok/s; stopped: {reason}",
+        s.prompt_tokens,
+        s.reused_tokens,
+        s.prefilled_tokens,
+        s.prefill_secs,
+        s.prefill_tok_s,
+        s.generated_tokens,
+        s.decode_secs,
+        s.decode_tok_s,
+    );
+    Ok(ExitCode::SUCCESS)
+}
