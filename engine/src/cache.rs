@@ -108,10 +108,9 @@ impl KvCache {
             let fresh = |old: Option<&Tensor>| -> Result<Tensor> {
                 let zeros = |len| Tensor::zeros((kv_heads, len, head_dim), dtype, &device);
                 match old {
-                    Some(old) if offset > 0 => Tensor::cat(
-                        &[&old.narrow(1, 0, offset)?, &zeros(capacity - offset)?],
-                        1,
-                    ),
+                    Some(old) if offset > 0 => {
+                        Tensor::cat(&[&old.narrow(1, 0, offset)?, &zeros(capacity - offset)?], 1)
+                    }
                     _ => zeros(capacity),
                 }
             };

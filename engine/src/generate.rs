@@ -140,7 +140,12 @@ pub fn generate(
     let prefill = match seq.prefill(model, prompt, params.prefill_chunk, cancel) {
         Ok(p) => p,
         Err(SequenceError::Cancelled) => {
-            return Ok(finish(String::new(), Vec::new(), StopReason::Cancelled, stats))
+            return Ok(finish(
+                String::new(),
+                Vec::new(),
+                StopReason::Cancelled,
+                stats,
+            ))
         }
         Err(e) => return Err(GenerateError::Sequence(e)),
     };

@@ -20,7 +20,9 @@ pub mod weights;
 pub use cache::KvCache;
 pub use cancel::CancelToken;
 pub use config::{Architecture, ConfigError, ModelConfig, MoeConfig, RopeConfig, YarnScaling};
-pub use generate::{generate, GenerateError, GenerateParams, Generation, GenerationStats, StopReason};
+pub use generate::{
+    generate, GenerateError, GenerateParams, Generation, GenerationStats, StopReason,
+};
 pub use loaded::{LoadError, LoadOptions, LoadedModel, WeightDType};
 pub use model::{Logits, Model, ModelError};
 pub use prompt::{Message, Piece, Prompt, PromptKind, RepoFile, Role};

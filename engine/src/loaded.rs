@@ -50,7 +50,9 @@ impl FromStr for WeightDType {
             "f32" | "float32" => Ok(WeightDType::F32),
             "f16" | "float16" | "half" => Ok(WeightDType::F16),
             "bf16" | "bfloat16" => Ok(WeightDType::Bf16),
-            other => Err(format!("unknown dtype {other:?}: expected f32, f16 or bf16")),
+            other => Err(format!(
+                "unknown dtype {other:?}: expected f32, f16 or bf16"
+            )),
         }
     }
 }

@@ -110,7 +110,13 @@ impl Prompt {
 
     /// Qwen's repository-level FIM: `<|repo_name|>{repo}\n`, then `<|file_sep|>{path}\n{content}\n` per context
     /// file, then `<|file_sep|>{target}\n` and the FIM segments. Each file's content ends in exactly one newline.
-    pub fn repo_fim(repo: &str, files: &[RepoFile], target: &str, prefix: &str, suffix: &str) -> Self {
+    pub fn repo_fim(
+        repo: &str,
+        files: &[RepoFile],
+        target: &str,
+        prefix: &str,
+        suffix: &str,
+    ) -> Self {
         let mut p = Prompt::new(PromptKind::Fim);
         p.push_special(SpecialToken::RepoName);
         p.push_text(format!("{repo}\n"));
@@ -235,7 +241,10 @@ mod tests {
              <|fim_prefix|>fn x<|fim_suffix|><|fim_middle|>"
         );
         let chat = Prompt::chat(
-            &[Message::new(Role::System, "Be brief."), Message::new(Role::User, "Hi")],
+            &[
+                Message::new(Role::System, "Be brief."),
+                Message::new(Role::User, "Hi"),
+            ],
             true,
         );
         assert_eq!(

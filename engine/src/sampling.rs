@@ -155,9 +155,24 @@ mod tests {
         };
         let a = run(hot.clone(), 200);
         assert_eq!(a, run(hot.clone(), 200));
-        assert_ne!(a, run(SamplingParams { seed: 8, ..hot.clone() }, 200));
+        assert_ne!(
+            a,
+            run(
+                SamplingParams {
+                    seed: 8,
+                    ..hot.clone()
+                },
+                200
+            )
+        );
         assert!(a.iter().collect::<std::collections::BTreeSet<_>>().len() >= 4);
-        let top2 = run(SamplingParams { top_k: Some(2), ..hot.clone() }, 200);
+        let top2 = run(
+            SamplingParams {
+                top_k: Some(2),
+                ..hot.clone()
+            },
+            200,
+        );
         assert!(top2.iter().all(|&t| t == 1 || t == 4));
         // Tokens 1, 4 (e^3 each) and 2 (e^2.5) hold ~84% at T=1: top_p 0.5 keeps just 1 and 4.
         let nucleus = run(

@@ -126,7 +126,10 @@ mod tests {
     fn stop_string_split_across_deltas_never_leaks() {
         let (out, text, stop) = stream(&["\n\n"], &["fn a()", " {}\n", "\nfn b"]);
         assert_eq!(out, ["fn a()", " {}", ""]);
-        assert_eq!((text.as_str(), stop.as_deref()), ("fn a() {}", Some("\n\n")));
+        assert_eq!(
+            (text.as_str(), stop.as_deref()),
+            ("fn a() {}", Some("\n\n"))
+        );
         let (out, text, stop) = stream(&["</code>"], &["x <", "/co", "de> tail"]);
         assert_eq!(out.concat(), "x ");
         assert!(out.iter().all(|d| !d.contains('<')));

@@ -181,8 +181,10 @@ impl Tokenizer {
                 (Some(t), _) if t.special => None,
                 (Some(t), _) => Some(t.content.as_bytes().into()),
                 (None, Some(tok)) if byte_level => {
-                    let decoded: Option<Vec<u8>> =
-                        tok.chars().map(|c| char_bytes.get(c as usize).copied().flatten()).collect();
+                    let decoded: Option<Vec<u8>> = tok
+                        .chars()
+                        .map(|c| char_bytes.get(c as usize).copied().flatten())
+                        .collect();
                     Some(decoded.unwrap_or_else(|| tok.into_bytes()).into())
                 }
                 (None, Some(_)) => Some(
@@ -208,7 +210,9 @@ impl Tokenizer {
     pub fn builtin() -> Result<Arc<Tokenizer>, TokenizerError> {
         static BUILTIN: OnceLock<Result<Arc<Tokenizer>, TokenizerError>> = OnceLock::new();
         BUILTIN
-            .get_or_init(|| Tokenizer::from_bytes(BUILTIN_JSON, "built-in Qwen tokenizer").map(Arc::new))
+            .get_or_init(|| {
+                Tokenizer::from_bytes(BUILTIN_JSON, "built-in Qwen tokenizer").map(Arc::new)
+            })
             .clone()
     }
 

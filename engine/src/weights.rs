@@ -111,7 +111,10 @@ pub struct SafetensorsWeights {
 impl std::fmt::Debug for SafetensorsWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SafetensorsWeights")
-            .field("files", &self.files.iter().map(|m| &m.path).collect::<Vec<_>>())
+            .field(
+                "files",
+                &self.files.iter().map(|m| &m.path).collect::<Vec<_>>(),
+            )
             .field("tensors", &self.tensors.len())
             .finish()
     }
@@ -157,7 +160,8 @@ impl SafetensorsWeights {
             path: index.to_path_buf(),
             source,
         })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -177,7 +181,10 @@ impl SafetensorsWeights {
         let weights = Self::open_files(&paths)?;
         for (name, file) in map {
             let file = dir.join(file.as_str().unwrap_or_default());
-            let found = weights.tensors.get(name).map(|(i, _)| &weights.files[*i].path);
+            let found = weights
+                .tensors
+                .get(name)
+                .map(|(i, _)| &weights.files[*i].path);
             if found != Some(&file) {
                 return Err(WeightsError::Missing {
                     name: name.clone(),
@@ -315,8 +322,8 @@ mod tests {
             .iter()
             .map(|(n, data, shape)| {
                 let bytes: &[u8] = bytemuck_cast(data);
-                let view =
-                    safetensors::tensor::TensorView::new(StDtype::F32, shape.clone(), bytes).unwrap();
+                let view = safetensors::tensor::TensorView::new(StDtype::F32, shape.clone(), bytes)
+                    .unwrap();
                 (n.to_string(), view)
             })
             .collect();
@@ -337,11 +344,29 @@ mod tests {
         let w = SafetensorsWeights::open_dir(&dir).unwrap();
         let t = w.load("a", &[2, 2], DType::F16, &Device::Cpu).unwrap();
         assert_eq!(t.dtype(), DType::F16);
-        let back: Vec<f32> = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let back: Vec<f32> = t
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(back, [1.0, 2.0, 3.0, 4.5]);
-        let e = w.load("a", &[4], DType::F32, &Device::Cpu).unwrap_err().to_string();
-        assert!(e.contains("`a`") && e.contains("[2, 2]") && e.contains("[4]") && e.contains(SINGLE_FILE), "{e}");
-        let e = w.load("b", &[4], DType::F32, &Device::Cpu).unwrap_err().to_string();
+        let e = w
+            .load("a", &[4], DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`a`")
+                && e.contains("[2, 2]")
+                && e.contains("[4]")
+                && e.contains(SINGLE_FILE),
+            "{e}"
+        );
+        let e = w
+            .load("b", &[4], DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`b`") && e.contains(SINGLE_FILE), "{e}");
         // Truncation is detected when the file is opened.
         let bytes = std::fs::read(&path).unwrap();

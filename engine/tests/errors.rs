@@ -69,9 +69,14 @@ fn good_fixture_loads() {
 fn missing_tensor_names_tensor_and_file() {
     let tmp = copy_fixture(GOOD);
     let gone = "model.layers.2.mlp.experts.5.up_proj.weight";
-    rewrite(&tmp.path().join("model.safetensors"), |n, s| (n != gone).then(|| s.to_vec()));
+    rewrite(&tmp.path().join("model.safetensors"), |n, s| {
+        (n != gone).then(|| s.to_vec())
+    });
     let e = load_err(tmp.path());
-    assert!(e.contains(gone) && e.contains("model.safetensors") && e.contains("[32, 64]"), "{e}");
+    assert!(
+        e.contains(gone) && e.contains("model.safetensors") && e.contains("[32, 64]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -93,7 +98,10 @@ fn truncated_safetensors_names_the_file() {
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     let e = load_err(tmp.path());
-    assert!(e.contains("model.safetensors") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
     // A file cut inside its header is also named.
     std::fs::write(&file, &bytes[..20]).unwrap();
     let e = load_err(tmp.path());
@@ -122,7 +130,10 @@ fn unknown_model_type_names_the_field() {
     let tmp = copy_fixture(GOOD);
     edit_config(tmp.path(), |c| c["model_type"] = "llama".into());
     let e = load_err(tmp.path());
-    assert!(e.contains("model_type") && e.contains("llama") && e.contains("config.json"), "{e}");
+    assert!(
+        e.contains("model_type") && e.contains("llama") && e.contains("config.json"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -133,7 +144,10 @@ fn bad_rope_scaling_type_names_the_field() {
         c["rope_scaling"]["type"] = "longrope".into();
     });
     let e = load_err(tmp.path());
-    assert!(e.contains("rope_scaling.rope_type") && e.contains("longrope"), "{e}");
+    assert!(
+        e.contains("rope_scaling.rope_type") && e.contains("longrope"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -51,14 +51,20 @@ fn generate_reproduces_the_greedy_reference_and_streams_its_text() {
         assert_eq!(deltas.concat(), g.text, "{name}");
         assert_eq!(g.text, m.tokenizer.decode(&r.greedy_ids));
         let s = &g.stats;
-        assert_eq!((s.prompt_tokens, s.reused_tokens, s.prefilled_tokens), (32, 0, 32));
+        assert_eq!(
+            (s.prompt_tokens, s.reused_tokens, s.prefilled_tokens),
+            (32, 0, 32)
+        );
         assert_eq!((s.generated_tokens, s.decode_steps), (16, 15));
         assert!(s.prefill_tok_s > 0.0 && s.decode_tok_s > 0.0);
         // The sequence keeps prompt + fed-back tokens: a rerun reuses all but the last prompt token.
         assert_eq!(seq.len(), 32 + 15);
         let (again, _) = run(&m, &mut seq, &r.prompt_ids, &greedy(16));
         assert_eq!(again.token_ids, r.greedy_ids, "{name}: warm rerun");
-        assert_eq!((again.stats.reused_tokens, again.stats.prefilled_tokens), (31, 1));
+        assert_eq!(
+            (again.stats.reused_tokens, again.stats.prefilled_tokens),
+            (31, 1)
+        );
     }
 }
 
@@ -148,7 +154,11 @@ fn stop_strings_cut_the_output_and_never_leak_into_the_stream() {
             let (g, deltas) = run(&m, &mut m.new_sequence(), &r.prompt_ids, &params);
             assert_eq!(g.stop_reason, StopReason::StopString(stop.clone()));
             assert_eq!(g.text, full.text[..cut], "stop {stop:?}");
-            assert_eq!(deltas.concat(), g.text, "stop {stop:?}: the stream leaked {deltas:?}");
+            assert_eq!(
+                deltas.concat(),
+                g.text,
+                "stop {stop:?}: the stream leaked {deltas:?}"
+            );
         }
     }
 }
@@ -168,24 +178,46 @@ fn stop_tokens_max_tokens_and_cancellation() {
     assert_eq!(g.token_ids, r.greedy_ids[..first]);
 
     let (g, _) = run(&m, &mut m.new_sequence(), &r.prompt_ids, &greedy(5));
-    assert_eq!((g.stop_reason, g.token_ids.len()), (StopReason::MaxTokens, 5));
+    assert_eq!(
+        (g.stop_reason, g.token_ids.len()),
+        (StopReason::MaxTokens, 5)
+    );
 
     // Cancelled before starting: nothing runs.
     let cancel = CancelToken::new();
     cancel.cancel();
     let mut seq = m.new_sequence();
-    let g = generate(&m.model, &m.tokenizer, &mut seq, &r.prompt_ids, &greedy(16), &cancel, &mut |_| {})
-        .unwrap();
-    assert_eq!((g.stop_reason, g.token_ids.len(), seq.len()), (StopReason::Cancelled, 0, 0));
+    let g = generate(
+        &m.model,
+        &m.tokenizer,
+        &mut seq,
+        &r.prompt_ids,
+        &greedy(16),
+        &cancel,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (g.stop_reason, g.token_ids.len(), seq.len()),
+        (StopReason::Cancelled, 0, 0)
+    );
     // Cancelled from the stream callback (as an editor keystroke would): stops at the next step.
     let cancel = CancelToken::new();
     let (c2, mut n) = (cancel.clone(), 0);
-    let g = generate(&m.model, &m.tokenizer, &mut m.new_sequence(), &r.prompt_ids, &greedy(16), &cancel, &mut |_| {
-        n += 1;
-        if n == 2 {
-            c2.cancel();
-        }
-    })
+    let g = generate(
+        &m.model,
+        &m.tokenizer,
+        &mut m.new_sequence(),
+        &r.prompt_ids,
+        &greedy(16),
+        &cancel,
+        &mut |_| {
+            n += 1;
+            if n == 2 {
+                c2.cancel();
+            }
+        },
+    )
     .unwrap();
     assert_eq!(g.stop_reason, StopReason::Cancelled);
     assert!(g.token_ids.len() < 16 && g.token_ids == r.greedy_ids[..g.token_ids.len()]);
@@ -197,14 +229,29 @@ fn prompts_run_through_the_facade() {
     let prompt = Prompt::fim("fn add(a: i32, b: i32) -> i32 {\n", "\n}\n");
     let ids = prompt.to_ids(&m.tokenizer).unwrap();
     let specials = m.tokenizer.specials();
-    assert_eq!(ids[0], specials.get(qwen_engine::SpecialToken::FimPrefix).unwrap());
-    assert_eq!(*ids.last().unwrap(), specials.get(qwen_engine::SpecialToken::FimMiddle).unwrap());
+    assert_eq!(
+        ids[0],
+        specials.get(qwen_engine::SpecialToken::FimPrefix).unwrap()
+    );
+    assert_eq!(
+        *ids.last().unwrap(),
+        specials.get(qwen_engine::SpecialToken::FimMiddle).unwrap()
+    );
     let mut seq = m.new_sequence();
     let g = m
-        .generate(&mut seq, &prompt, &greedy(8), &CancelToken::new(), &mut |_| {})
+        .generate(
+            &mut seq,
+            &prompt,
+            &greedy(8),
+            &CancelToken::new(),
+            &mut |_| {},
+        )
         .unwrap();
     assert_eq!(g.stats.prompt_tokens, ids.len());
-    assert!(matches!(g.stop_reason, StopReason::MaxTokens | StopReason::StopToken(_)));
+    assert!(matches!(
+        g.stop_reason,
+        StopReason::MaxTokens | StopReason::StopToken(_)
+    ));
     // Literal special text inside the code stays text.
     let tricky = Prompt::fim("let s = \"<|fim_middle|>\";", "");
     let ids = tricky.to_ids(&m.tokenizer).unwrap();

@@ -22,7 +22,11 @@ fn builtin_tokenizer_matches_reference_encodings_on_the_corpus() {
         let got = tok.encode_with_specials(&text).unwrap();
         if got != *ids {
             let first = got.iter().zip(ids).position(|(a, b)| a != b);
-            panic!("{file}: ids differ (lengths {} vs {}, first difference at {first:?})", got.len(), ids.len());
+            panic!(
+                "{file}: ids differ (lengths {} vs {}, first difference at {first:?})",
+                got.len(),
+                ids.len()
+            );
         }
         let has_literal_specials = ids.iter().any(|&id| id >= 151_643);
         if !has_literal_specials {
@@ -42,7 +46,9 @@ fn builtin_special_tokens_are_found_by_name() {
     let s = tok.specials();
     let ids: Vec<Option<u32>> = SpecialToken::ALL.iter().map(|&t| s.get(t)).collect();
     // Official Qwen2.5 / Qwen3 ids, as documented in the model cards.
-    let official = [151643, 151644, 151645, 151659, 151661, 151660, 151662, 151663, 151664];
+    let official = [
+        151643, 151644, 151645, 151659, 151661, 151660, 151662, 151663, 151664,
+    ];
     assert_eq!(ids, official.map(Some));
 }
 
@@ -73,12 +79,18 @@ fn streaming_decode_never_splits_a_character() {
         .iter()
         .filter(|&&id| std::str::from_utf8(tok.token_bytes(id)).is_err())
         .count();
-    assert!(split > 0, "the test text should contain a token that is not valid UTF-8 alone");
+    assert!(
+        split > 0,
+        "the test text should contain a token that is not valid UTF-8 alone"
+    );
     let mut stream = tok.stream();
     let mut out = String::new();
     for &id in &ids {
         let delta = stream.push(id);
-        assert!(!delta.contains('\u{FFFD}'), "half a character emitted: {delta:?}");
+        assert!(
+            !delta.contains('\u{FFFD}'),
+            "half a character emitted: {delta:?}"
+        );
         out.push_str(&delta);
     }
     out.push_str(&stream.finish());
@@ -92,7 +104,11 @@ fn fixture_model_tokenizers_have_the_specials() {
         let tok = Tokenizer::from_file(&path).unwrap();
         for t in SpecialToken::ALL {
             let id = tok.specials().get(t);
-            assert!(id.is_some_and(|id| id >= 4096), "{name}: {} -> {id:?}", t.text());
+            assert!(
+                id.is_some_and(|id| id >= 4096),
+                "{name}: {} -> {id:?}",
+                t.text()
+            );
         }
         let ids = tok.encode("x = \"<|im_start|>\"").unwrap();
         assert!(ids.iter().all(|&id| id < 4096), "{name}: {ids:?}");

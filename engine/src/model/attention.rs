@@ -48,12 +48,26 @@ impl Attention {
             cfg.hidden_size,
         );
         let lin = |name: &str, out, inp, bias| {
-            Linear::load(w, &format!("{prefix}.{name}"), out, inp, bias, dtype, device)
+            Linear::load(
+                w,
+                &format!("{prefix}.{name}"),
+                out,
+                inp,
+                bias,
+                dtype,
+                device,
+            )
         };
         let norm = |name: &str| -> std::result::Result<Option<RmsNorm>, WeightsError> {
             if cfg.qk_norm {
                 let prefix = format!("{prefix}.{name}");
-                Ok(Some(RmsNorm::load(w, &prefix, hd, cfg.rms_norm_eps, device)?))
+                Ok(Some(RmsNorm::load(
+                    w,
+                    &prefix,
+                    hd,
+                    cfg.rms_norm_eps,
+                    device,
+                )?))
             } else {
                 Ok(None)
             }
@@ -137,7 +151,9 @@ impl Attention {
             let scores = matmul(&q_blk, &k_blk.t()?)?.to_dtype(DType::F32)?;
             let scores = (scores * self.scale)?.reshape((kvh, group, rows, visible))?;
             let scores = match mask {
-                Some(m) => scores.broadcast_add(&m.narrow(0, start, rows)?.narrow(1, 0, visible)?)?,
+                Some(m) => {
+                    scores.broadcast_add(&m.narrow(0, start, rows)?.narrow(1, 0, visible)?)?
+                }
                 None => scores,
             };
             let probs = candle_nn::ops::softmax_last_dim(&scores)?
@@ -159,16 +175,7 @@ impl Attention {
 pub fn causal_mask(len: usize, past: usize, device: &Device) -> Result<Tensor> {
     let kv_len = past + len;
     let mask: Vec<f32> = (0..len)
-        .flat_map(|i| {
-            (0..kv_len).map(move |j| {
-                if j > past + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
+        .flat_map(|i| (0..kv_len).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Tensor::from_vec(mask, (len, kv_len), device)?.contiguous()
 }
-

@@ -24,7 +24,15 @@ impl Mlp {
         device: &Device,
     ) -> std::result::Result<Self, WeightsError> {
         let lin = |name: &str, out, inp| {
-            Linear::load(w, &format!("{prefix}.{name}"), out, inp, false, dtype, device)
+            Linear::load(
+                w,
+                &format!("{prefix}.{name}"),
+                out,
+                inp,
+                false,
+                dtype,
+                device,
+            )
         };
         Ok(Mlp {
             gate_proj: lin("gate_proj", intermediate, hidden)?,

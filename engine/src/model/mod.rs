@@ -137,11 +137,24 @@ impl Model {
                 _ => {
                     // Config validation guarantees `intermediate_size` whenever a layer is dense.
                     let inter = cfg.intermediate_size.unwrap_or_default();
-                    FeedForward::Dense(Mlp::load(w, &format!("{p}.mlp"), hidden, inter, dtype, device)?)
+                    FeedForward::Dense(Mlp::load(
+                        w,
+                        &format!("{p}.mlp"),
+                        hidden,
+                        inter,
+                        dtype,
+                        device,
+                    )?)
                 }
             };
             layers.push(DecoderLayer {
-                input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm"), hidden, eps, device)?,
+                input_layernorm: RmsNorm::load(
+                    w,
+                    &format!("{p}.input_layernorm"),
+                    hidden,
+                    eps,
+                    device,
+                )?,
                 self_attn: Attention::load(cfg, w, &format!("{p}.self_attn"), dtype, device)?,
                 post_attention_layernorm: RmsNorm::load(
                     w,

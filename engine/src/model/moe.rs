@@ -52,7 +52,14 @@ impl SparseMoe {
         let experts = (0..moe.num_experts)
             .map(|e| {
                 let p = format!("{prefix}.experts.{e}");
-                Mlp::load(w, &p, cfg.hidden_size, moe.moe_intermediate_size, dtype, device)
+                Mlp::load(
+                    w,
+                    &p,
+                    cfg.hidden_size,
+                    moe.moe_intermediate_size,
+                    dtype,
+                    device,
+                )
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(SparseMoe {

@@ -65,7 +65,10 @@ impl Rope {
             (dim as f64 * (original / (rotations * 2.0 * std::f64::consts::PI)).ln())
                 / (2.0 * base.ln())
         };
-        let (mut low, mut high) = (correction_dim(yarn.beta_fast), correction_dim(yarn.beta_slow));
+        let (mut low, mut high) = (
+            correction_dim(yarn.beta_fast),
+            correction_dim(yarn.beta_slow),
+        );
         if yarn.truncate {
             low = low.floor();
             high = high.ceil();
@@ -154,15 +157,31 @@ mod tests {
         // Printed by transformers 4.57 `_compute_yarn_parameters` for this config (head_dim 32, theta 1e4,
         // factor 4, original 64): the correction range is [0, 5] after truncation.
         const EXPECTED: [f32; 16] = [
-            1.0, 0.47799012, 0.22135943, 0.09780537, 0.04, 0.014058532, 0.0079056947, 0.0044456986,
-            0.0025, 0.0014058533, 0.00079056947, 0.00044456986, 0.00025, 0.00014058533, 7.905695e-05,
+            1.0,
+            0.47799012,
+            0.22135943,
+            0.09780537,
+            0.04,
+            0.014058532,
+            0.0079056947,
+            0.0044456986,
+            0.0025,
+            0.0014058533,
+            0.00079056947,
+            0.00044456986,
+            0.00025,
+            0.00014058533,
+            7.905695e-05,
             4.4456985e-05,
         ];
         let rope = Rope::new(&config(
             r#"{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}"#,
         ));
         for (i, (got, want)) in rope.inv_freq().iter().zip(EXPECTED).enumerate() {
-            assert!((got - want).abs() <= want * 2e-7, "dim {i}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= want * 2e-7,
+                "dim {i}: {got} vs {want}"
+            );
         }
         assert!((rope.attention_scaling - 1.138_629_4).abs() < 1e-6);
     }

@@ -41,17 +41,42 @@ pub(crate) fn random_model_dir(tag: &str) -> PathBuf {
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         add(format!("{p}.input_layernorm.weight"), vec![h], 0.2, 1.0);
-        add(format!("{p}.post_attention_layernorm.weight"), vec![h], 0.2, 1.0);
+        add(
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![h],
+            0.2,
+            1.0,
+        );
         for (n, rows) in [("q", 4 * hd), ("k", 2 * hd), ("v", 2 * hd)] {
-            add(format!("{p}.self_attn.{n}_proj.weight"), vec![rows, h], 0.5, 0.0);
+            add(
+                format!("{p}.self_attn.{n}_proj.weight"),
+                vec![rows, h],
+                0.5,
+                0.0,
+            );
         }
-        add(format!("{p}.self_attn.o_proj.weight"), vec![h, 4 * hd], 0.5, 0.0);
+        add(
+            format!("{p}.self_attn.o_proj.weight"),
+            vec![h, 4 * hd],
+            0.5,
+            0.0,
+        );
         add(format!("{p}.self_attn.q_norm.weight"), vec![hd], 0.2, 1.0);
         add(format!("{p}.self_attn.k_norm.weight"), vec![hd], 0.2, 1.0);
         let mut mlp = |prefix: String, inter: usize| {
-            add(format!("{prefix}.gate_proj.weight"), vec![inter, h], 0.5, 0.0);
+            add(
+                format!("{prefix}.gate_proj.weight"),
+                vec![inter, h],
+                0.5,
+                0.0,
+            );
             add(format!("{prefix}.up_proj.weight"), vec![inter, h], 0.5, 0.0);
-            add(format!("{prefix}.down_proj.weight"), vec![h, inter], 0.5, 0.0);
+            add(
+                format!("{prefix}.down_proj.weight"),
+                vec![h, inter],
+                0.5,
+                0.0,
+            );
         };
         if cfg.is_sparse_layer(l) {
             for e in 0..4 {
@@ -69,11 +94,20 @@ pub(crate) fn random_model_dir(tag: &str) -> PathBuf {
 fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()));
+    let views = bytes.iter().map(|(n, s, b)| {
+        (
+            n.clone(),
+            TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+        )
+    });
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
@@ -84,7 +118,16 @@ fn load(dir: &Path, dtype: DType) -> Model {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_vec0().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_vec0()
+        .unwrap()
 }
 
 const TOKENS: [u32; 11] = [3, 17, 42, 8, 8, 1, 49, 20, 0, 33, 12];
@@ -94,7 +137,9 @@ fn incremental_and_chunked_decode_equal_full_forward() {
     let dir = random_model_dir("forward");
     let model = load(&dir, DType::F32);
     let mut cache = model.new_cache();
-    let full = model.forward_with(&TOKENS, &mut cache, Logits::All).unwrap();
+    let full = model
+        .forward_with(&TOKENS, &mut cache, Logits::All)
+        .unwrap();
     assert_eq!(full.dims(), [TOKENS.len(), 50]);
     assert_eq!(cache.len(), TOKENS.len());
 
@@ -105,18 +150,26 @@ fn incremental_and_chunked_decode_equal_full_forward() {
         assert!(d < 1e-5, "position {i}: {d}");
     }
     let mut cache = model.new_cache().with_block(3);
-    let a = model.forward_with(&TOKENS[..4], &mut cache, Logits::All).unwrap();
-    let b = model.forward_with(&TOKENS[4..], &mut cache, Logits::All).unwrap();
+    let a = model
+        .forward_with(&TOKENS[..4], &mut cache, Logits::All)
+        .unwrap();
+    let b = model
+        .forward_with(&TOKENS[4..], &mut cache, Logits::All)
+        .unwrap();
     let chunked = Tensor::cat(&[a, b], 0).unwrap();
     assert!(max_diff(&chunked, &full) < 1e-5);
     // Truncate and recompute: the same logits come back.
     cache.truncate(6);
-    let again = model.forward_with(&TOKENS[6..], &mut cache, Logits::All).unwrap();
+    let again = model
+        .forward_with(&TOKENS[6..], &mut cache, Logits::All)
+        .unwrap();
     assert!(max_diff(&again, &full.narrow(0, 6, 5).unwrap()) < 1e-5);
 
     for dtype in [DType::F16, DType::BF16] {
         let low = load(&dir, dtype);
-        let out = low.forward_with(&TOKENS, &mut low.new_cache(), Logits::All).unwrap();
+        let out = low
+            .forward_with(&TOKENS, &mut low.new_cache(), Logits::All)
+            .unwrap();
         let d = max_diff(&out, &full);
         assert!(d < 0.5, "{dtype:?}: {d}");
     }
@@ -130,7 +183,10 @@ fn bad_tokens_are_errors() {
     let mut cache = model.new_cache();
     let e = model.forward(&[50], &mut cache).unwrap_err().to_string();
     assert!(e.contains("50") && e.contains("vocab_size"), "{e}");
-    assert!(matches!(model.forward(&[], &mut cache), Err(ModelError::Empty)));
+    assert!(matches!(
+        model.forward(&[], &mut cache),
+        Err(ModelError::Empty)
+    ));
     assert_eq!(cache.len(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,7 +20,11 @@ pub struct GenerateArgs {
     #[arg(long)]
     model: PathBuf,
     /// Raw prompt text to continue (special-token text in it stays plain text).
-    #[arg(long, required_unless_present = "fim_prefix", conflicts_with = "fim_prefix")]
+    #[arg(
+        long,
+        required_unless_present = "fim_prefix",
+        conflicts_with = "fim_prefix"
+    )]
     prompt: Option<String>,
     /// Fill-in-the-middle: the code before the cursor.
     #[arg(long)]
@@ -85,13 +89,22 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let mut write_error = None;
     let mut seq = loaded.new_sequence();
     let generation = loaded
-        .generate(&mut seq, &prompt, &params, &CancelToken::new(), &mut |delta| {
-            if write_error.is_none() {
-                if let Err(e) = stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()) {
-                    write_error = Some(e);
+        .generate(
+            &mut seq,
+            &prompt,
+            &params,
+            &CancelToken::new(),
+            &mut |delta| {
+                if write_error.is_none() {
+                    if let Err(e) = stdout
+                        .write_all(delta.as_bytes())
+                        .and_then(|_| stdout.flush())
+                    {
+                        write_error = Some(e);
+                    }
                 }
-            }
-        })
+            },
+        )
         .context("generation failed")?;
     if let Some(e) = write_error {
         return Err(e).context("writing to stdout");

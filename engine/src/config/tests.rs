@@ -1,4 +1,4 @@
-//! Unit tests of `config.rs`: 4.x and 5.x key spellings, defaults, and errors that name the field.
+//! Unit tests of `config/`: 4.x and 5.x key spellings, defaults, and errors that name the field.
 
 use super::*;
 
@@ -27,13 +27,23 @@ fn err(text: &str) -> String {
 fn released_qwen3_coder_config_parses() {
     let c = ModelConfig::from_hf_json(QWEN3_CODER_30B).unwrap();
     assert_eq!(c.architecture, Architecture::Qwen3Moe);
-    assert_eq!((c.num_attention_heads, c.num_key_value_heads, c.head_dim), (32, 4, 128));
+    assert_eq!(
+        (c.num_attention_heads, c.num_key_value_heads, c.head_dim),
+        (32, 4, 128)
+    );
     assert_eq!(c.gqa_group(), 8);
     assert_eq!(c.rope.theta, 1e7);
     assert!(c.rope.yarn.is_none());
     assert!(!c.qkv_bias && !c.o_bias && c.qk_norm && !c.tie_word_embeddings);
     let moe = c.moe.as_ref().unwrap();
-    assert_eq!((moe.num_experts, moe.num_experts_per_tok, moe.moe_intermediate_size), (128, 8, 768));
+    assert_eq!(
+        (
+            moe.num_experts,
+            moe.num_experts_per_tok,
+            moe.moe_intermediate_size
+        ),
+        (128, 8, 768)
+    );
     assert!(moe.norm_topk_prob);
     assert!((0..48).all(|l| c.is_sparse_layer(l)));
 }
@@ -50,7 +60,10 @@ fn transformers_5_keys_parse() {
     assert_eq!(c.moe.as_ref().unwrap().num_experts, 8);
     assert_eq!(c.rope.theta, 1e6);
     let yarn = c.rope.yarn.as_ref().unwrap();
-    assert_eq!((yarn.factor, yarn.original_max_position_embeddings), (4.0, 64));
+    assert_eq!(
+        (yarn.factor, yarn.original_max_position_embeddings),
+        (4.0, 64)
+    );
     assert_eq!((yarn.beta_fast, yarn.beta_slow), (32.0, 1.0));
     assert!(yarn.truncate);
     // decoder_sparse_step 2: layers 1 and 3 would be sparse, but 3 is forced dense.
@@ -65,7 +78,10 @@ fn defaults_follow_transformers() {
     let c = ModelConfig::from_hf_json(qwen2).unwrap();
     assert_eq!((c.num_key_value_heads, c.head_dim), (4, 16));
     assert!(c.qkv_bias && !c.o_bias && !c.qk_norm && c.tie_word_embeddings);
-    assert_eq!((c.rope.theta, c.rms_norm_eps, c.max_position_embeddings), (10_000.0, 1e-6, 32_768));
+    assert_eq!(
+        (c.rope.theta, c.rms_norm_eps, c.max_position_embeddings),
+        (10_000.0, 1e-6, 32_768)
+    );
     // Qwen3Config's own default head_dim is 128, not hidden / heads.
     let qwen3 = qwen2.replace("qwen2", "qwen3");
     let c = ModelConfig::from_hf_json(&qwen3).unwrap();
@@ -78,7 +94,10 @@ fn defaults_follow_transformers() {
     );
     let c = ModelConfig::from_hf_json(&yarn).unwrap();
     let y = c.rope.yarn.unwrap();
-    assert_eq!((y.original_max_position_embeddings, y.beta_fast), (32_768, 32.0));
+    assert_eq!(
+        (y.original_max_position_embeddings, y.beta_fast),
+        (32_768, 32.0)
+    );
 }
 
 #[test]
@@ -88,19 +107,27 @@ fn errors_name_the_field() {
     let with = |extra: &str| base.replace(" EXTRA", extra);
     assert!(err(&with("").replace("qwen3", "llama")).contains("model_type"));
     assert!(err(&with(r#", "hidden_act": "gelu""#)).contains("hidden_act"));
-    let e = err(&with(r#", "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}"#));
-    assert!(e.contains("rope_scaling.rope_type") && e.contains("dynamic"), "{e}");
+    let e = err(&with(
+        r#", "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}"#,
+    ));
+    assert!(
+        e.contains("rope_scaling.rope_type") && e.contains("dynamic"),
+        "{e}"
+    );
     let e = err(&with(r#", "rope_scaling": {"rope_type": "yarn"}"#));
     assert!(e.contains("rope_scaling.factor"), "{e}");
     assert!(err(&with(r#", "use_sliding_window": true"#)).contains("use_sliding_window"));
-    let e = err(&base.replace(r#""hidden_size": 64, "#, "").replace(" EXTRA", ""));
+    let e = err(&base
+        .replace(r#""hidden_size": 64, "#, "")
+        .replace(" EXTRA", ""));
     assert!(e.contains("hidden_size"), "{e}");
     let e = err(&with("").replace(r#""num_key_value_heads": 2"#, r#""num_key_value_heads": 3"#));
     assert!(e.contains("num_key_value_heads"), "{e}");
     let moe = with(r#", "num_experts": 4, "num_experts_per_tok": 8, "moe_intermediate_size": 4"#)
         .replace("qwen3", "qwen3_moe");
     assert!(err(&moe).contains("num_experts_per_tok"));
-    let moe = with(r#", "num_experts_per_tok": 2, "moe_intermediate_size": 4"#).replace("qwen3", "qwen3_moe");
+    let moe = with(r#", "num_experts_per_tok": 2, "moe_intermediate_size": 4"#)
+        .replace("qwen3", "qwen3_moe");
     assert!(err(&moe).contains("num_experts"));
 }
 
