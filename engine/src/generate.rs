@@ -102,7 +102,7 @@ pub enum GenerateError {
     Prompt(crate::tokenizer::TokenizerError),
     /// Reading the logits back failed.
     #[error("sampling failed: {0}")]
-    Sampling(candle_core::Error),
+    Sampling(Box<candle_core::Error>),
 }
 
 fn rate(tokens: usize, secs: f64) -> f64 {
@@ -168,7 +168,9 @@ pub fn generate(
         if cancel.is_cancelled() {
             break StopReason::Cancelled;
         }
-        let token = sampler.sample(&logits).map_err(GenerateError::Sampling)?;
+        let token = sampler
+            .sample(&logits)
+            .map_err(|e| GenerateError::Sampling(Box::new(e)))?;
         if params.stop_tokens.contains(&token) {
             break StopReason::StopToken(token);
         }

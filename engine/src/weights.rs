@@ -91,7 +91,7 @@ pub enum WeightsError {
         /// The file holding it.
         file: PathBuf,
         /// The underlying error.
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -292,7 +292,7 @@ impl SafetensorsWeights {
         let err = |source| WeightsError::Tensor {
             name: name.to_string(),
             file: file.path.clone(),
-            source,
+            source: Box::new(source),
         };
         let tensor = Tensor::from_raw_buffer(bytes, stored, shape, &Device::Cpu).map_err(err)?;
         let tensor = if stored == dtype {

@@ -192,7 +192,7 @@ impl ModelConfig {
             Some(moe) => {
                 !moe.mlp_only_layers.contains(&layer)
                     && moe.num_experts > 0
-                    && (layer + 1) % moe.decoder_sparse_step == 0
+                    && (layer + 1).is_multiple_of(moe.decoder_sparse_step)
             }
             None => false,
         }

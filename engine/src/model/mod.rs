@@ -50,7 +50,7 @@ pub enum ModelError {
         /// Where in the forward pass.
         context: String,
         /// The underlying error.
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -62,7 +62,7 @@ impl<T> Context<T> for candle_core::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, ModelError> {
         self.map_err(|source| ModelError::Tensor {
             context: what(),
-            source,
+            source: Box::new(source),
         })
     }
 }
