@@ -3,6 +3,7 @@
 //! Start at [`LoadedModel::load`]; build a [`Prompt`] (FIM, repository FIM, chat); keep a [`Sequence`] per
 //! document or request so the next prompt reuses its KV cache; call [`LoadedModel::generate`].
 #![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cache;
 pub mod cancel;
