@@ -183,11 +183,14 @@ enum Tolerance {
     Indentation,
 }
 
-/// Places every edit in `text` and returns the edited text, or every failure found (block index, failure).
+/// Every block that failed, as (1-based block index, why), in block order.
+pub(crate) type BlockFailures = Vec<(usize, MatchFailure)>;
+
+/// Places every edit in `text` and returns the edited text with the non-exact placements, or every failure.
 pub(crate) fn apply_edits(
     text: &LineText,
     edits: &[BlockEdit<'_>],
-) -> Result<(LineText, Vec<FuzzyPlacement>), Vec<(usize, MatchFailure)>> {
+) -> Result<(LineText, Vec<FuzzyPlacement>), BlockFailures> {
     let file = text.contents();
     let mut placements = Vec::new();
     let mut failures = Vec::new();
@@ -482,7 +485,7 @@ mod tests {
     fn run(
         original: &str,
         blocks: &[(&str, &str)],
-    ) -> Result<(String, Vec<FuzzyPlacement>), Vec<(usize, MatchFailure)>> {
+    ) -> Result<(String, Vec<FuzzyPlacement>), BlockFailures> {
         let owned: Vec<(Vec<String>, Vec<String>)> =
             blocks.iter().map(|(s, r)| (lines(s), lines(r))).collect();
         let edits: Vec<BlockEdit<'_>> = owned
