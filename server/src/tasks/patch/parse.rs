@@ -114,8 +114,9 @@ fn fence_info(line: &str) -> Option<&str> {
 const PATH_LABELS: [&str; 4] = ["file path:", "filename:", "file:", "path:"];
 
 /// Reads a line that consists of a file path, possibly decorated: `` `p` ``, `**p**`, `### p`, `File: p`,
-/// `p:`. Prose lines return `None`. An undecorated name must contain `/` or an inner `.` so that a one-word
-/// sentence is not mistaken for a file; decorated names (`` `Makefile` ``) need not.
+/// `**File:** `p``, `- p`, `p:`. Prose lines return `None`. An undecorated name must contain `/` or an inner
+/// `.` so that a one-word sentence is not mistaken for a file; decorated names (`` `Makefile` ``) need not.
+/// Names with spaces are not recognised: a line with spaces is prose.
 fn path_line(line: &str) -> Option<String> {
     let mut t = line.trim();
     let mut decorated = false;
@@ -124,43 +125,27 @@ fn path_line(line: &str) -> Option<String> {
         t = t[hashes..].trim_start();
         decorated = true;
     }
-    for _ in 0..2 {
-        t = strip_emphasis(t, &mut decorated);
-        for label in PATH_LABELS {
-            if t.len() >= label.len()
-                && t.is_char_boundary(label.len())
-                && t[..label.len()].eq_ignore_ascii_case(label)
-            {
-                t = t[label.len()..].trim_start();
-                decorated = true;
-            }
+    if let Some(rest) = t.strip_prefix("- ") {
+        t = rest.trim_start();
+    }
+    // `*` (emphasis) and `` ` `` (code spans) never occur in a real path: drop them wherever they are.
+    let undecorated: String = t.chars().filter(|&c| c != '*' && c != '`').collect();
+    decorated |= undecorated.len() != t.len();
+    let mut t = undecorated.trim();
+    for label in PATH_LABELS {
+        if t.len() >= label.len()
+            && t.is_char_boundary(label.len())
+            && t[..label.len()].eq_ignore_ascii_case(label)
+        {
+            t = t[label.len()..].trim_start();
+            decorated = true;
+            break;
         }
-        if let Some(stripped) = t.strip_suffix(':') {
-            t = stripped.trim_end();
-        }
+    }
+    if let Some(stripped) = t.strip_suffix(':') {
+        t = stripped.trim_end();
     }
     plausible_path(t, decorated).then(|| t.to_string())
-}
-
-fn strip_emphasis<'a>(mut t: &'a str, decorated: &mut bool) -> &'a str {
-    loop {
-        let before = t;
-        for wrap in ["**", "__", "`", "*", "_"] {
-            if t.len() > 2 * wrap.len() && t.starts_with(wrap) && t.ends_with(wrap) {
-                t = t[wrap.len()..t.len() - wrap.len()].trim();
-                *decorated = true;
-            } else if t.len() > 2 * wrap.len() + 1
-                && t.starts_with(wrap)
-                && t.ends_with(&format!("{wrap}:"))
-            {
-                t = t[wrap.len()..t.len() - wrap.len() - 1].trim();
-                *decorated = true;
-            }
-        }
-        if t == before {
-            return t;
-        }
-    }
 }
 
 fn plausible_path(t: &str, decorated: bool) -> bool {
@@ -242,7 +227,7 @@ pub fn parse_answer(answer: &str) -> Result<Vec<EditBlock>, ParseError> {
                     } else {
                         State::Think
                     }
-                } else if line.contains("</think>") {
+                } else if trimmed.starts_with("</think>") {
                     State::Prose
                 } else {
                     match marker(line) {
@@ -358,7 +343,7 @@ fn thinking_opened_by_template(answer: &str) -> bool {
         if line.trim_start().starts_with("<think>") {
             return false;
         }
-        if line.contains("</think>") {
+        if line.trim_start().starts_with("</think>") {
             return true;
         }
     }
@@ -454,6 +439,9 @@ mod tests {
         );
         assert_eq!(paths(&answer), ["z.rs"]);
         assert_eq!(parse_answer("<think>\nhmm"), Err(ParseError::NoBlocks));
+        // `</think>` inside code is content, not the end of a template-opened thinking section.
+        let answer = "p.rs\n<<<<<<< SEARCH\nlet s = \"</think>\";\n=======\nlet s = \"\";\n>>>>>>> REPLACE\n";
+        assert_eq!(paths(answer), ["p.rs"]);
     }
 
     #[test]
