@@ -445,6 +445,28 @@ mod tests {
     }
 
     #[test]
+    fn the_example_shown_to_the_model_parses() {
+        let blocks = parse_answer(super::super::format::EDIT_FORMAT_EXAMPLE).expect("parses");
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].path, "src/math.rs");
+        assert_eq!(blocks[0].search[1], "    a - b");
+        assert_eq!(blocks[1].path, "src/consts.rs");
+        assert!(blocks[1].creates_file());
+    }
+
+    #[test]
+    fn blocks_indented_in_a_list_and_prose_between_path_and_fence() {
+        let answer = "1. Fix it in\n   src/a.rs\n   which needs care:\n   ```rust\n   <<<<<<< SEARCH\n   x\n   =======\n   y\n   >>>>>>> REPLACE\n   ```\n";
+        let blocks = parse_answer(answer).expect("parses");
+        assert_eq!(blocks[0].path, "src/a.rs");
+        // Indentation is kept; the matcher's indentation tolerance removes it.
+        assert_eq!(
+            (blocks[0].search.as_slice(), blocks[0].replace.as_slice()),
+            (&["   x".to_string()][..], &["   y".to_string()][..])
+        );
+    }
+
+    #[test]
     fn crlf_is_stripped_and_content_kept_verbatim() {
         let blocks =
             parse_answer("a.txt\r\n<<<<<<< SEARCH\r\n  x  \r\n=======\r\n\r\n>>>>>>> REPLACE\r\n")
