@@ -147,7 +147,11 @@ pub fn prepare(
         let original = match source::read_original(&target.abs, &target.rel) {
             Ok(original) => original,
             Err(err) => {
-                errors.push(block_error(&blocks, target.blocks[0], err.into()));
+                errors.push(block_error(
+                    &blocks,
+                    target.blocks.first().copied().unwrap_or(0),
+                    err.into(),
+                ));
                 continue;
             }
         };

@@ -188,7 +188,7 @@ fn lexical_components(raw: &str) -> Result<Vec<String>, PathError> {
     if components.is_empty() {
         return Err(PathError::Empty);
     }
-    if components[0] == ".git" {
+    if components.first().is_some_and(|c| c == ".git") {
         return Err(PathError::GitDir(raw.to_string()));
     }
     Ok(components)
