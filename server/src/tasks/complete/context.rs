@@ -14,10 +14,12 @@ use super::text::{
     line_start, strip_cr,
 };
 
-/// How much of the document on each side of the cursor the item region may span. Beyond this the region is
-/// cut at a line boundary: bracket balance and syntax checks then see a window rather than the whole item,
-/// which keeps a request's cost bounded on huge generated files.
-const MAX_REGION_SIDE: usize = 64 * 1024;
+/// How far from the cursor the item region's boundaries are looked for. A pathological file (one item of
+/// megabytes) gets a region cut at a line boundary instead.
+const MAX_REGION_SIDE: usize = 1024 * 1024;
+/// How much of the region on each side of the cursor is lexed for the bracket balance. Items larger than
+/// this are judged on a window, which keeps a request's cost bounded on huge generated files.
+const MAX_BALANCE_SIDE: usize = 64 * 1024;
 
 /// Whether a completion may span several lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +92,8 @@ pub struct CursorContext<'a> {
     pub(crate) region: Range<usize>,
     /// Lexer state at the cursor (string/comment state of the prefix), with an empty bracket stack.
     pub(crate) lexer_at_cursor: Lexer,
-    /// Brackets opened in the region before the cursor and not closed there, innermost last.
+    /// Brackets opened in the region before the cursor (at most [`MAX_BALANCE_SIDE`] of it) and not closed
+    /// there, innermost last.
     pub(crate) unclosed_before: Vec<u8>,
     /// Closers in the region after the cursor that close something opened before it, in order.
     pub(crate) closed_after: Vec<u8>,
@@ -116,7 +119,8 @@ impl<'a> CursorContext<'a> {
             (false, false) => LinePosition::MidLine,
         };
         let suffix_auto_closed = line_suffix.chars().all(is_auto_closed_char);
-        let after_opener = !prefix_blank && suffix_auto_closed && ends_with_opener(line_prefix.trim_end());
+        let after_opener =
+            !prefix_blank && suffix_auto_closed && ends_with_opener(line_prefix.trim_end());
         let mode = if !suffix_auto_closed {
             Mode::SingleLine
         } else if prefix_blank || after_opener {
@@ -124,14 +128,19 @@ impl<'a> CursorContext<'a> {
         } else {
             Mode::SingleLine
         };
-        let block_indent = if prefix_blank { indent_after_previous_line(text, start) } else { indent_width(indent) };
+        let block_indent = if prefix_blank {
+            indent_after_previous_line(text, start)
+        } else {
+            indent_width(indent)
+        };
         let line_ending = detect_line_ending(text, end);
-        let region = item_region(text, offset, lang);
+        let region = item_region(text, offset, lang, MAX_REGION_SIDE);
+        let balance = item_region(text, offset, lang, MAX_BALANCE_SIDE);
         let mut lexer = Lexer::new(lang);
-        lexer.feed_str(&text[region.start..offset]);
+        lexer.feed_str(&text[balance.start..offset]);
         let unclosed_before = lexer.open_brackets().to_vec();
         let lexer_at_cursor = lexer.with_empty_stack();
-        let closed_after = lexer_at_cursor.clone().feed_str(&text[offset..region.end]);
+        let closed_after = lexer_at_cursor.clone().feed_str(&text[offset..balance.end]);
         CursorContext {
             text,
             offset,
@@ -230,28 +239,37 @@ fn starts_item(line: &str, lang: Lang) -> bool {
     let Some(first) = line.bytes().next() else {
         return false;
     };
-    if first.is_ascii_whitespace() || is_closer(first) || matches!(first, b'"' | b'\'' | b'`' | b'*') {
+    if first.is_ascii_whitespace()
+        || is_closer(first)
+        || matches!(first, b'"' | b'\'' | b'`' | b'*')
+    {
         return false;
     }
     if line.starts_with("//") || line.starts_with("/*") || (lang.hash_comments() && first == b'#') {
         return false;
     }
     !lang.continuation_keywords().iter().any(|k| {
-        line.strip_prefix(k).is_some_and(|rest| rest.starts_with([' ', ':', '{']) || rest.is_empty())
+        line.strip_prefix(k)
+            .is_some_and(|rest| rest.starts_with([' ', ':', '{']) || rest.is_empty())
     })
 }
 
-/// The item region around `offset`; see [`CursorContext::region`].
-fn item_region(text: &str, offset: usize, lang: Lang) -> Range<usize> {
+/// The item region around `offset` (see [`CursorContext::region`]), at most `max_side` bytes (rounded to
+/// lines) on each side of the cursor.
+fn item_region(text: &str, offset: usize, lang: Lang, max_side: usize) -> Range<usize> {
     let cursor_line = line_start(text, offset);
-    let lower = floor_char_boundary(text, offset.saturating_sub(MAX_REGION_SIDE));
+    let lower = floor_char_boundary(text, offset.saturating_sub(max_side));
     let mut start = line_start(text, lower);
     if start < lower {
         // The window starts mid-line; begin at the next full line instead.
         start = (line_end(text, lower) + 1).min(cursor_line);
     }
     // The cursor's own line counts when the cursor is past its first column.
-    let mut probe = if offset > cursor_line { cursor_line } else { cursor_line.saturating_sub(1) };
+    let mut probe = if offset > cursor_line {
+        cursor_line
+    } else {
+        cursor_line.saturating_sub(1)
+    };
     let region_start = loop {
         let ls = line_start(text, probe);
         if ls < start {
@@ -265,7 +283,7 @@ fn item_region(text: &str, offset: usize, lang: Lang) -> Range<usize> {
         }
         probe = ls - 1;
     };
-    let upper = floor_char_boundary(text, offset.saturating_add(MAX_REGION_SIDE));
+    let upper = floor_char_boundary(text, offset.saturating_add(max_side));
     let mut next = line_end(text, offset);
     let region_end = loop {
         if next >= text.len() {
@@ -297,21 +315,37 @@ mod tests {
     #[test]
     fn modes_follow_the_line_around_the_cursor() {
         let (_, c) = at("fn f() {\n    $0\n}\n", Lang::Rust);
-        assert_eq!((c.position, c.mode), (LinePosition::EmptyLine, Mode::MultiLine));
+        assert_eq!(
+            (c.position, c.mode),
+            (LinePosition::EmptyLine, Mode::MultiLine)
+        );
         assert_eq!(c.block_indent, 1);
         let (_, c) = at("fn f() {$0}\n", Lang::Rust);
         assert!(c.after_opener);
         assert_eq!(c.mode, Mode::MultiLine);
         let (_, c) = at("let x = foo($0, b);\n", Lang::Rust);
-        assert_eq!((c.position, c.mode), (LinePosition::MidLine, Mode::SingleLine));
+        assert_eq!(
+            (c.position, c.mode),
+            (LinePosition::MidLine, Mode::SingleLine)
+        );
         let (_, c) = at("let x = foo($0);\n", Lang::Rust);
-        assert_eq!(c.mode, Mode::MultiLine, "after `(` with only auto-closed text after");
+        assert_eq!(
+            c.mode,
+            Mode::MultiLine,
+            "after `(` with only auto-closed text after"
+        );
         let (_, c) = at("    x = 1$0\n", Lang::Python);
-        assert_eq!((c.position, c.mode), (LinePosition::EndOfLine, Mode::SingleLine));
+        assert_eq!(
+            (c.position, c.mode),
+            (LinePosition::EndOfLine, Mode::SingleLine)
+        );
         let (_, c) = at("def f():$0\n", Lang::Python);
         assert_eq!(c.mode, Mode::MultiLine);
         let (_, c) = at("    $0return x\n", Lang::Python);
-        assert_eq!((c.position, c.mode), (LinePosition::StartOfLine, Mode::SingleLine));
+        assert_eq!(
+            (c.position, c.mode),
+            (LinePosition::StartOfLine, Mode::SingleLine)
+        );
     }
 
     #[test]
@@ -324,8 +358,14 @@ mod tests {
         assert!(!c.may_close_enclosing());
         let (_, c) = at("fn two() {\n    if x {$0\n}\n", Lang::Rust);
         assert!(c.may_close_enclosing());
-        let (_, c) = at("class A:\n    def f(self):\n        $0\n\nclass B:\n    pass\n", Lang::Python);
-        assert_eq!(&c.text[c.region.clone()], "class A:\n    def f(self):\n        \n\n");
+        let (_, c) = at(
+            "class A:\n    def f(self):\n        $0\n\nclass B:\n    pass\n",
+            Lang::Python,
+        );
+        assert_eq!(
+            &c.text[c.region.clone()],
+            "class A:\n    def f(self):\n        \n\n"
+        );
     }
 
     #[test]

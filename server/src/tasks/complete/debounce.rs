@@ -64,7 +64,10 @@ pub struct History {
 impl History {
     /// A history keeping the last `capacity` values (at least one).
     pub fn new(capacity: usize) -> History {
-        History { capacity: capacity.max(1), values: VecDeque::new() }
+        History {
+            capacity: capacity.max(1),
+            values: VecDeque::new(),
+        }
     }
 
     /// Records a value, dropping the oldest beyond capacity.
@@ -98,7 +101,13 @@ pub fn debounce_delay(
         return Duration::ZERO;
     }
     let (min, max) = (config.min, config.max.max(config.min));
-    let typing = median(keystroke_gaps.iter().copied().filter(|gap| *gap < PAUSE).collect());
+    let typing = median(
+        keystroke_gaps
+            .iter()
+            .copied()
+            .filter(|gap| *gap < PAUSE)
+            .collect(),
+    );
     let Some(gap) = typing else {
         return config.base.clamp(min, max);
     };
@@ -120,29 +129,65 @@ mod tests {
     #[test]
     fn new_lines_and_explicit_requests_are_immediate() {
         let config = DebounceConfig::default();
-        assert_eq!(debounce_delay(&config, Trigger::NewLine, &ms(&[50, 50]), &ms(&[300])), Duration::ZERO);
-        assert_eq!(debounce_delay(&config, Trigger::Explicit, &[], &[]), Duration::ZERO);
+        assert_eq!(
+            debounce_delay(&config, Trigger::NewLine, &ms(&[50, 50]), &ms(&[300])),
+            Duration::ZERO
+        );
+        assert_eq!(
+            debounce_delay(&config, Trigger::Explicit, &[], &[]),
+            Duration::ZERO
+        );
     }
 
     #[test]
     fn adapts_to_typing_speed_and_latency() {
         let config = DebounceConfig::default();
-        assert_eq!(debounce_delay(&config, Trigger::Typing, &[], &[]), config.base);
+        assert_eq!(
+            debounce_delay(&config, Trigger::Typing, &[], &[]),
+            config.base
+        );
         // Fast typist, slow model: wait just past the typical gap.
-        assert_eq!(debounce_delay(&config, Trigger::Typing, &ms(&[80, 100, 120]), &ms(&[400])), ms(&[125])[0]);
+        assert_eq!(
+            debounce_delay(&config, Trigger::Typing, &ms(&[80, 100, 120]), &ms(&[400])),
+            ms(&[125])[0]
+        );
         // Pauses do not count as typing speed.
-        assert_eq!(debounce_delay(&config, Trigger::Typing, &ms(&[100, 5000, 100]), &[]), ms(&[125])[0]);
+        assert_eq!(
+            debounce_delay(&config, Trigger::Typing, &ms(&[100, 5000, 100]), &[]),
+            ms(&[125])[0]
+        );
         // Fast model relative to the typist: start right away.
-        assert_eq!(debounce_delay(&config, Trigger::Typing, &ms(&[200, 220]), &ms(&[40, 60, 500])), config.min);
+        assert_eq!(
+            debounce_delay(
+                &config,
+                Trigger::Typing,
+                &ms(&[200, 220]),
+                &ms(&[40, 60, 500])
+            ),
+            config.min
+        );
     }
 
     #[test]
     fn delays_are_clamped() {
         let config = DebounceConfig::default();
-        assert_eq!(debounce_delay(&config, Trigger::Typing, &ms(&[900, 950]), &ms(&[2000])), config.max);
-        assert_eq!(debounce_delay(&config, Trigger::Typing, &ms(&[2, 3]), &ms(&[50])), config.min);
-        let odd = DebounceConfig { base: Duration::from_secs(9), min: Duration::from_millis(30), max: Duration::ZERO };
-        assert_eq!(debounce_delay(&odd, Trigger::Typing, &[], &[]), Duration::from_millis(30));
+        assert_eq!(
+            debounce_delay(&config, Trigger::Typing, &ms(&[900, 950]), &ms(&[2000])),
+            config.max
+        );
+        assert_eq!(
+            debounce_delay(&config, Trigger::Typing, &ms(&[2, 3]), &ms(&[50])),
+            config.min
+        );
+        let odd = DebounceConfig {
+            base: Duration::from_secs(9),
+            min: Duration::from_millis(30),
+            max: Duration::ZERO,
+        };
+        assert_eq!(
+            debounce_delay(&odd, Trigger::Typing, &[], &[]),
+            Duration::from_millis(30)
+        );
     }
 
     #[test]

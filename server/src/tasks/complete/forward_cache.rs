@@ -49,7 +49,10 @@ fn hash(text: &str) -> u64 {
 impl ForwardCache {
     /// A cache holding at most `capacity` completions (at least one).
     pub fn new(capacity: usize) -> ForwardCache {
-        ForwardCache { capacity: capacity.max(1), entries: VecDeque::new() }
+        ForwardCache {
+            capacity: capacity.max(1),
+            entries: VecDeque::new(),
+        }
     }
 
     /// Number of cached completions.
@@ -76,7 +79,9 @@ impl ForwardCache {
         let prefix_hash = hash(prefix);
         let suffix_hash = hash(suffix);
         self.entries.retain(|e| {
-            !(e.prefix_len == prefix.len() && e.prefix_hash == prefix_hash && e.suffix_hash == suffix_hash)
+            !(e.prefix_len == prefix.len()
+                && e.prefix_hash == prefix_hash
+                && e.suffix_hash == suffix_hash)
         });
         self.entries.push_front(Entry {
             prefix_hash,
@@ -97,16 +102,24 @@ impl ForwardCache {
             let Some(typed) = prefix.get(e.prefix_len..) else {
                 return false;
             };
-            if e.suffix_len != suffix.len() || typed.len() >= e.text.len() || !e.text.starts_with(typed) {
+            if e.suffix_len != suffix.len()
+                || typed.len() >= e.text.len()
+                || !e.text.starts_with(typed)
+            {
                 return false;
             }
             // Hash only for candidates whose cheap checks passed.
             *suffix_hash.get_or_insert_with(|| hash(suffix)) == e.suffix_hash
-                && prefix.get(..e.prefix_len).is_some_and(|p| hash(p) == e.prefix_hash)
+                && prefix
+                    .get(..e.prefix_len)
+                    .is_some_and(|p| hash(p) == e.prefix_hash)
         })?;
         let entry = self.entries.remove(found)?;
         let typed = prefix.len() - entry.prefix_len;
-        let answer = CachedCompletion { text: entry.text[typed..].to_string(), replace_len: entry.replace_len };
+        let answer = CachedCompletion {
+            text: entry.text[typed..].to_string(),
+            replace_len: entry.replace_len,
+        };
         self.entries.push_front(entry);
         Some(answer)
     }
@@ -126,7 +139,9 @@ mod tests {
     }
 
     fn get(cache: &mut ForwardCache, typed: &str) -> Option<String> {
-        cache.get(&format!("{PREFIX}{typed}"), SUFFIX).map(|c| c.text)
+        cache
+            .get(&format!("{PREFIX}{typed}"), SUFFIX)
+            .map(|c| c.text)
     }
 
     #[test]
@@ -146,8 +161,16 @@ mod tests {
         assert_eq!(get(&mut cache, "vec!").as_deref(), Some("[1, 2, 3];"));
         assert_eq!(cache.get(&PREFIX[..PREFIX.len() - 1], SUFFIX), None);
         assert_eq!(get(&mut cache, "vecx"), None, "typed something else");
-        assert_eq!(cache.get(&format!("{PREFIX}v"), "\n}\n// changed\n"), None, "suffix changed");
-        assert_eq!(cache.get(&format!("x{PREFIX}"), SUFFIX), None, "prefix changed before the cursor");
+        assert_eq!(
+            cache.get(&format!("{PREFIX}v"), "\n}\n// changed\n"),
+            None,
+            "suffix changed"
+        );
+        assert_eq!(
+            cache.get(&format!("x{PREFIX}"), SUFFIX),
+            None,
+            "prefix changed before the cursor"
+        );
     }
 
     #[test]
@@ -158,19 +181,34 @@ mod tests {
         assert!(cache.get("a", "").is_some());
         cache.insert("c", "", "3", 0);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get("b", "").is_none(), "least recently used was evicted");
+        assert!(
+            cache.get("b", "").is_none(),
+            "least recently used was evicted"
+        );
         assert!(cache.get("a", "").is_some());
         cache.insert("a", "", "4", 1);
         assert_eq!(cache.len(), 2);
-        assert_eq!(cache.get("a", ""), Some(CachedCompletion { text: "4".into(), replace_len: 1 }));
+        assert_eq!(
+            cache.get("a", ""),
+            Some(CachedCompletion {
+                text: "4".into(),
+                replace_len: 1
+            })
+        );
     }
 
     #[test]
     fn multibyte_typing_never_splits_chars() {
         let mut cache = ForwardCache::new(2);
         cache.insert("s = \"", "\"", "héllo", 1);
-        assert_eq!(cache.get("s = \"h", "\"").map(|c| c.text).as_deref(), Some("éllo"));
-        assert_eq!(cache.get("s = \"hé", "\"").map(|c| c.text).as_deref(), Some("llo"));
+        assert_eq!(
+            cache.get("s = \"h", "\"").map(|c| c.text).as_deref(),
+            Some("éllo")
+        );
+        assert_eq!(
+            cache.get("s = \"hé", "\"").map(|c| c.text).as_deref(),
+            Some("llo")
+        );
         // A prefix that ends inside the cached text's multi-byte char cannot match it.
         assert_eq!(cache.get("s = \"h\u{00c3}", "\""), None);
     }

@@ -53,7 +53,9 @@ struct Case {
 fn parse_case(content: &str) -> Result<Case, String> {
     let content = content.replace("\r\n", "\n");
     let mut sections = content.splitn(3, SEPARATOR);
-    let (Some(first), Some(model), Some(expected)) = (sections.next(), sections.next(), sections.next()) else {
+    let (Some(first), Some(model), Some(expected)) =
+        (sections.next(), sections.next(), sections.next())
+    else {
         return Err("expected three sections separated by `---` lines".into());
     };
     let mut body = first;
@@ -69,16 +71,28 @@ fn parse_case(content: &str) -> Result<Case, String> {
         body = rest;
     }
     let lang = lang.ok_or("missing `//- lang: …` header")?;
-    let offset = body.find(CURSOR).ok_or("document has no $0 cursor marker")?;
+    let offset = body
+        .find(CURSOR)
+        .ok_or("document has no $0 cursor marker")?;
     let mut document = body.replacen(CURSOR, "", 1);
     let mut offset = offset;
     if doc_crlf {
         offset += document[..offset].matches('\n').count();
         document = document.replace('\n', "\r\n");
     }
-    let model = if model_crlf { model.replace('\n', "\r\n") } else { model.to_string() };
+    let model = if model_crlf {
+        model.replace('\n', "\r\n")
+    } else {
+        model.to_string()
+    };
     let expected = expected.strip_suffix('\n').unwrap_or(expected).to_string();
-    Ok(Case { lang, document, offset, model, expected })
+    Ok(Case {
+        lang,
+        document,
+        offset,
+        model,
+        expected,
+    })
 }
 
 fn reason_name(reason: Option<StopReason>) -> &'static str {
@@ -107,9 +121,14 @@ fn render(case: &Case, outcome: &Outcome) -> String {
         }
         Ok(completion) => {
             let range = &completion.range;
-            out.push_str(&format!("edit: {}..{} {:?}\n", range.start, range.end, completion.text));
+            out.push_str(&format!(
+                "edit: {}..{} {:?}\n",
+                range.start, range.end, completion.text
+            ));
             let end = range.start + completion.text.len();
-            let applied = completion.apply(&case.document).unwrap_or_else(|| "<range outside document>".into());
+            let applied = completion
+                .apply(&case.document)
+                .unwrap_or_else(|| "<range outside document>".into());
             let shown = match (applied.get(..end), applied.get(end..)) {
                 (Some(before), Some(after)) => format!("{before}{CURSOR}{after}"),
                 _ => applied,
@@ -147,10 +166,17 @@ fn golden_completion_cases() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 25, "expected at least 25 golden cases, found {}", paths.len());
+    assert!(
+        paths.len() >= 25,
+        "expected at least 25 golden cases, found {}",
+        paths.len()
+    );
     let mut failures = Vec::new();
     for path in &paths {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let content = std::fs::read_to_string(path).expect("readable fixture");
         let case = match parse_case(&content) {
             Ok(case) => case,
@@ -160,9 +186,17 @@ fn golden_completion_cases() {
             }
         };
         let grammar = grammar_for(&case.lang);
-        let whole = complete_text(&case.document, case.offset, &case.lang, grammar.as_ref(), &case.model);
+        let whole = complete_text(
+            &case.document,
+            case.offset,
+            &case.lang,
+            grammar.as_ref(),
+            &case.model,
+        );
         let streamed = run_streamed(&case, grammar.as_ref());
-        if whole.result != streamed.result || whole.stop.map(|s| s.reason) != streamed.stop.map(|s| s.reason) {
+        if whole.result != streamed.result
+            || whole.stop.map(|s| s.reason) != streamed.stop.map(|s| s.reason)
+        {
             failures.push(format!("{name}: streaming differs from one piece\n  whole:    {whole:?}\n  streamed: {streamed:?}"));
         }
         let actual = render(&case, &whole);
@@ -172,12 +206,25 @@ fn golden_completion_cases() {
         if update {
             let body = content.replace("\r\n", "\n");
             let mut sections = body.splitn(3, SEPARATOR);
-            let (Some(first), Some(model)) = (sections.next(), sections.next()) else { continue };
-            std::fs::write(path, format!("{first}{SEPARATOR}{model}{SEPARATOR}{actual}\n"))
-                .expect("fixture writable");
+            let (Some(first), Some(model)) = (sections.next(), sections.next()) else {
+                continue;
+            };
+            std::fs::write(
+                path,
+                format!("{first}{SEPARATOR}{model}{SEPARATOR}{actual}\n"),
+            )
+            .expect("fixture writable");
         } else {
-            failures.push(format!("{name}:\n--- expected\n{}\n--- actual\n{actual}\n", case.expected));
+            failures.push(format!(
+                "{name}:\n--- expected\n{}\n--- actual\n{actual}\n",
+                case.expected
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} golden case(s) failed (UPDATE_EXPECT=1 rewrites):\n\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) failed (UPDATE_EXPECT=1 rewrites):\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -31,13 +31,25 @@ enum State {
     BlockComment,
     /// After a `*` in a block comment: the comment may end.
     BlockStar,
-    Str { quote: u8, triple: bool, escaped: bool, empty: bool },
+    Str {
+        quote: u8,
+        triple: bool,
+        escaped: bool,
+        empty: bool,
+    },
     /// Python: after an empty `""`: a triple quote may start.
-    MaybeTriple { quote: u8 },
+    MaybeTriple {
+        quote: u8,
+    },
     /// Inside a triple-quoted string, counting closing quotes seen in a row.
-    TripleClosing { quote: u8, seen: u8 },
+    TripleClosing {
+        quote: u8,
+        seen: u8,
+    },
     /// Rust: after a `'`, deciding between a character literal and a lifetime.
-    RustQuote { chars: u8 },
+    RustQuote {
+        chars: u8,
+    },
 }
 
 /// Streaming bracket tracker; see the module documentation.
@@ -56,13 +68,21 @@ pub(crate) fn is_closer(b: u8) -> bool {
 impl Lexer {
     /// A lexer starting in code at bracket depth zero.
     pub(crate) fn new(lang: Lang) -> Lexer {
-        Lexer { lang, state: State::Code, stack: Vec::new() }
+        Lexer {
+            lang,
+            state: State::Code,
+            stack: Vec::new(),
+        }
     }
 
     /// The same lexical state (inside a string, a comment, …) with no open brackets: the starting point for
     /// lexing text inserted at a position this lexer has reached.
     pub(crate) fn with_empty_stack(&self) -> Lexer {
-        Lexer { lang: self.lang, state: self.state, stack: Vec::new() }
+        Lexer {
+            lang: self.lang,
+            state: self.state,
+            stack: Vec::new(),
+        }
     }
 
     /// Openers seen and not yet closed, innermost last.
@@ -72,7 +92,10 @@ impl Lexer {
 
     /// Whether the lexer is in code (not inside a string or comment). A `Slash` still counts as code.
     pub(crate) fn in_code(&self) -> bool {
-        matches!(self.state, State::Code | State::Slash | State::RustQuote { .. } | State::MaybeTriple { .. })
+        matches!(
+            self.state,
+            State::Code | State::Slash | State::RustQuote { .. } | State::MaybeTriple { .. }
+        )
     }
 
     /// Whether the lexer is at a point where a statement could end: in code or in a line comment (which the
@@ -125,13 +148,23 @@ impl Lexer {
                 };
                 Event::None
             }
-            State::Str { quote, triple, escaped, empty } => {
+            State::Str {
+                quote,
+                triple,
+                escaped,
+                empty,
+            } => {
                 self.string(b, quote, triple, escaped, empty);
                 Event::None
             }
             State::MaybeTriple { quote } => {
                 if b == quote {
-                    self.state = State::Str { quote, triple: true, escaped: false, empty: true };
+                    self.state = State::Str {
+                        quote,
+                        triple: true,
+                        escaped: false,
+                        empty: true,
+                    };
                     Event::None
                 } else {
                     // It was an empty string; the byte is code.
@@ -144,7 +177,10 @@ impl Lexer {
                     if seen + 1 >= 3 {
                         self.state = State::Code;
                     } else {
-                        self.state = State::TripleClosing { quote, seen: seen + 1 };
+                        self.state = State::TripleClosing {
+                            quote,
+                            seen: seen + 1,
+                        };
                     }
                 } else {
                     self.string(b, quote, true, false, false);
@@ -155,7 +191,12 @@ impl Lexer {
                 let continuation = (0x80..0xC0).contains(&b);
                 if chars == 0 {
                     if b == b'\\' {
-                        self.state = State::Str { quote: b'\'', triple: false, escaped: true, empty: false };
+                        self.state = State::Str {
+                            quote: b'\'',
+                            triple: false,
+                            escaped: true,
+                            empty: false,
+                        };
                     } else if b == b'\'' || b == b'\n' {
                         // `''` is not valid Rust; treat the quote as stray.
                         self.state = State::Code;
@@ -202,11 +243,21 @@ impl Lexer {
                 Event::None
             }
             b'"' | b'\'' => {
-                self.state = State::Str { quote: b, triple: false, escaped: false, empty: true };
+                self.state = State::Str {
+                    quote: b,
+                    triple: false,
+                    escaped: false,
+                    empty: true,
+                };
                 Event::None
             }
             b'`' if self.lang.backtick_strings() => {
-                self.state = State::Str { quote: b, triple: true, escaped: false, empty: true };
+                self.state = State::Str {
+                    quote: b,
+                    triple: true,
+                    escaped: false,
+                    empty: true,
+                };
                 Event::None
             }
             _ => Event::None,
@@ -216,7 +267,12 @@ impl Lexer {
     fn string(&mut self, b: u8, quote: u8, triple: bool, escaped: bool, empty: bool) {
         // Go raw strings (backticks) have no escapes; JS template literals do. Both are multi-line.
         let escapes = !(quote == b'`' && self.lang == Lang::Go);
-        let next = |escaped| State::Str { quote, triple, escaped, empty: false };
+        let next = |escaped| State::Str {
+            quote,
+            triple,
+            escaped,
+            empty: false,
+        };
         if escaped {
             self.state = next(false);
         } else if b == b'\\' && escapes {
@@ -253,28 +309,67 @@ mod tests {
 
     #[test]
     fn brackets_in_strings_and_comments_are_ignored() {
-        assert_eq!(outer(Lang::Rust, r#"a(")", '(', "\")") // )"#), (String::new(), String::new()));
-        assert_eq!(outer(Lang::Rust, r#"a(")", '(' // )"#), (String::new(), "(".into()));
-        assert_eq!(outer(Lang::Rust, "x) /* } */ }"), (")}".into(), String::new()));
-        assert_eq!(outer(Lang::Python, "f(')')  # )\n)"), (")".into(), String::new()));
-        assert_eq!(outer(Lang::Python, "\"\"\"doc ) \"\" ) \"\"\" )"), (")".into(), String::new()));
-        assert_eq!(outer(Lang::Python, "x = \"\" )"), (")".into(), String::new()));
-        assert_eq!(outer(Lang::JavaScript, "`${a}) ` )"), (")".into(), String::new()));
+        assert_eq!(
+            outer(Lang::Rust, r#"a(")", '(', "\")") // )"#),
+            (String::new(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Rust, r#"a(")", '(' // )"#),
+            (String::new(), "(".into())
+        );
+        assert_eq!(
+            outer(Lang::Rust, "x) /* } */ }"),
+            (")}".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Python, "f(')')  # )\n)"),
+            (")".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Python, "\"\"\"doc ) \"\" ) \"\"\" )"),
+            (")".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Python, "x = \"\" )"),
+            (")".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::JavaScript, "`${a}) ` )"),
+            (")".into(), String::new())
+        );
         assert_eq!(outer(Lang::Go, "`raw \\` )"), (")".into(), String::new()));
     }
 
     #[test]
     fn rust_lifetimes_are_not_char_literals() {
-        assert_eq!(outer(Lang::Rust, "fn f<'a>(x: &'a str) { '}' }"), (String::new(), String::new()));
-        assert_eq!(outer(Lang::Rust, "'outer: loop { break 'outer; } }"), ("}".into(), String::new()));
-        assert_eq!(outer(Lang::Rust, "let c = 'é'; }"), ("}".into(), String::new()));
-        assert_eq!(outer(Lang::Rust, "let c = '\\''; )"), (")".into(), String::new()));
+        assert_eq!(
+            outer(Lang::Rust, "fn f<'a>(x: &'a str) { '}' }"),
+            (String::new(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Rust, "'outer: loop { break 'outer; } }"),
+            ("}".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Rust, "let c = 'é'; }"),
+            ("}".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Rust, "let c = '\\''; )"),
+            (")".into(), String::new())
+        );
     }
 
     #[test]
     fn unterminated_strings_end_at_newline_outside_rust() {
-        assert_eq!(outer(Lang::JavaScript, "it's\n)"), (")".into(), String::new()));
-        assert_eq!(outer(Lang::Rust, "\"a\n)\""), (String::new(), String::new()));
+        assert_eq!(
+            outer(Lang::JavaScript, "it's\n)"),
+            (")".into(), String::new())
+        );
+        assert_eq!(
+            outer(Lang::Rust, "\"a\n)\""),
+            (String::new(), String::new())
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub fn find_special_marker(text: &str) -> Option<usize> {
             .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || **b == b'_')
             .count();
         let close = name_start + name_len;
-        if (1..=MAX_MARKER_NAME).contains(&name_len) && bytes.get(close..close + 2) == Some(b"|>".as_slice()) {
+        if (1..=MAX_MARKER_NAME).contains(&name_len)
+            && bytes.get(close..close + 2) == Some(b"|>".as_slice())
+        {
             return Some(start);
         }
         from = name_start;
@@ -77,7 +79,11 @@ pub fn strip_think(text: &str) -> Cow<'_, str> {
         match rest[open..].find(THINK_CLOSE) {
             Some(close) => {
                 let after = open + close + THINK_CLOSE.len();
-                let after = if out.is_empty() { skip_newlines(rest, after) } else { after };
+                let after = if out.is_empty() {
+                    skip_newlines(rest, after)
+                } else {
+                    after
+                };
                 rest = &rest[after..];
             }
             None => break,
@@ -131,9 +137,18 @@ mod tests {
 
     #[test]
     fn stream_start_agrees_with_strip() {
-        for raw in ["<think>a</think>\n\ncode", "  <think>a</think>x", "code", "\n  code"] {
+        for raw in [
+            "<think>a</think>\n\ncode",
+            "  <think>a</think>x",
+            "code",
+            "\n  code",
+        ] {
             let start = visible_start(raw, true).expect("decided when finished");
-            assert_eq!(&raw[start..], strip_think(raw).trim_start_matches(' '), "{raw:?}");
+            assert_eq!(
+                &raw[start..],
+                strip_think(raw).trim_start_matches(' '),
+                "{raw:?}"
+            );
         }
         assert_eq!(visible_start("<thi", false), None);
         assert_eq!(visible_start("<think>a</think>\n", false), None);

@@ -63,7 +63,12 @@ impl<'a> CompletionSession<'a> {
     /// A session for the cursor at byte `offset` of `text` (clamped onto a char boundary), in the language
     /// named by the editor's `language_id`. Pass the document's tree-sitter `grammar` to enable the
     /// sibling-item stop rule.
-    pub fn new(text: &'a str, offset: usize, language_id: &str, grammar: Option<&Language>) -> Self {
+    pub fn new(
+        text: &'a str,
+        offset: usize,
+        language_id: &str,
+        grammar: Option<&Language>,
+    ) -> Self {
         let context = CursorContext::new(text, offset, Lang::from_id(language_id));
         let rules = StopRules::new(&context, grammar);
         CompletionSession { context, rules }
@@ -85,7 +90,10 @@ impl<'a> CompletionSession<'a> {
         let stop = self.rules.finish();
         let raw = self.rules.text();
         let kept = stop.and_then(|s| raw.get(..s.at)).unwrap_or(raw);
-        Outcome { stop, result: postprocess(&self.context, kept) }
+        Outcome {
+            stop,
+            result: postprocess(&self.context, kept),
+        }
     }
 }
 
@@ -100,4 +108,91 @@ pub fn complete_text(
     let mut session = CompletionSession::new(text, offset, language_id, grammar);
     session.push(generated);
     session.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::golden_tests::grammar_for;
+    use super::*;
+
+    /// Every byte offset (char boundaries or not) of documents full of multi-byte characters, CRLF and LF,
+    /// with awkward model outputs: nothing panics, and every edit starts at a char boundary and applies.
+    #[test]
+    fn never_panics_and_edits_land_on_char_boundaries() {
+        let docs = [
+            (
+                "rust",
+                "fn é() {\n    let s = \"日本\";$0\n    (x, 'ü')\n}\n",
+            ),
+            ("python", "def ü(a):\r\n    return {\"ключ\": a}\r\n"),
+            ("typescript", "const 変数 = (x: string) => `${x}→`;\n"),
+            ("go", "package main\n\nfunc f() {\n\ts := \"ñ\"\n}\n"),
+            ("javascript", ""),
+        ];
+        let long_line = format!("x = \"{}\"\n", "é".repeat(100));
+        let outputs = [
+            long_line.as_str(),
+            "",
+            "\n",
+            "é)\n}",
+            "}}}}",
+            "\"日本\");\n    ok()",
+            "<think>🤔</think>\n😀(",
+            "a<|fim_pad|>b",
+            "\r\n\tx\r\n",
+            "'",
+        ];
+        for (lang, doc) in docs {
+            let doc = doc.replacen("$0", "", 1);
+            let grammar = grammar_for(lang);
+            for offset in 0..=doc.len() + 1 {
+                for output in outputs {
+                    let outcome = complete_text(&doc, offset, lang, grammar.as_ref(), output);
+                    if let Ok(completion) = &outcome.result {
+                        assert!(
+                            doc.is_char_boundary(completion.range.start),
+                            "{lang} {offset} {output:?}"
+                        );
+                        assert!(
+                            doc.is_char_boundary(completion.range.end),
+                            "{lang} {offset} {output:?}"
+                        );
+                        assert!(
+                            completion.range.start <= offset,
+                            "{lang} {offset} {output:?}"
+                        );
+                        assert!(
+                            completion.apply(&doc).is_some(),
+                            "{lang} {offset} {output:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn session_api_streams_and_finishes() {
+        let doc = "fn add(a: i32, b: i32) -> i32 {\n    \n}\n";
+        let offset = doc.find("    \n").map(|i| i + 4).expect("body line");
+        let grammar = grammar_for("rust");
+        let mut session = CompletionSession::new(doc, offset, "rust", grammar.as_ref());
+        assert_eq!(session.context().mode, Mode::MultiLine);
+        let mut stopped = None;
+        for delta in ["a ", "+ b", "\n", "}", "\n\nfn sub() {}"] {
+            stopped = session.push(delta);
+            if stopped.is_some() {
+                break;
+            }
+        }
+        assert_eq!(stopped.map(|s| s.reason), Some(StopReason::ClosesBlock));
+        let outcome = session.finish();
+        assert_eq!(
+            outcome.result,
+            Ok(Completion {
+                range: offset..offset,
+                text: "a + b".into()
+            })
+        );
+    }
 }

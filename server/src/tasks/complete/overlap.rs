@@ -74,14 +74,19 @@ pub(crate) fn extend_over_auto_closed(ctx: &CursorContext<'_>, text: &str) -> us
 /// Drops the end of the completion when it repeats the start of what remains of the line after the replaced
 /// range (`y + 1;` before ` + 1;` becomes `y`). A partial repeat must span at least two non-blank chars,
 /// so a lone `)` or `;` the completion legitimately ends with is kept.
-pub(crate) fn trim_same_line_overlap<'t>(ctx: &CursorContext<'_>, text: &'t str, replaced: usize) -> &'t str {
+pub(crate) fn trim_same_line_overlap<'t>(
+    ctx: &CursorContext<'_>,
+    text: &'t str,
+    replaced: usize,
+) -> &'t str {
     let rest = ctx.line_suffix.get(replaced..).unwrap_or("").trim_end();
     if is_blank(rest) {
         return text;
     }
     for k in prefix_lengths(rest) {
         let repeated = &rest[..k];
-        let long_enough = k == rest.len() || repeated.chars().filter(|c| !c.is_whitespace()).count() >= 2;
+        let long_enough =
+            k == rest.len() || repeated.chars().filter(|c| !c.is_whitespace()).count() >= 2;
         let cut = text.len().wrapping_sub(k);
         if long_enough && text.ends_with(repeated) && !closes_kept_opener(ctx, text, cut) {
             return &text[..cut];
@@ -93,13 +98,24 @@ pub(crate) fn trim_same_line_overlap<'t>(ctx: &CursorContext<'_>, text: &'t str,
 /// Drops the completion's last lines when they equal the document's next non-blank lines (compared without
 /// surrounding whitespace): the model wrote past the cursor into code that is already there. Applies only
 /// when nothing follows the cursor on its line.
-pub(crate) fn trim_line_overlap<'t>(ctx: &CursorContext<'_>, text: &'t str, replaced: usize) -> &'t str {
+pub(crate) fn trim_line_overlap<'t>(
+    ctx: &CursorContext<'_>,
+    text: &'t str,
+    replaced: usize,
+) -> &'t str {
     if !is_blank(ctx.line_suffix.get(replaced..).unwrap_or("")) || !text.contains('\n') {
         return text;
     }
-    let after_line = ctx.suffix().find('\n').map_or("", |nl| &ctx.suffix()[nl + 1..]);
-    let following: Vec<&str> =
-        after_line.lines().map(str::trim).filter(|l| !l.is_empty()).take(MAX_OVERLAP_LINES).collect();
+    let after_line = ctx
+        .suffix()
+        .find('\n')
+        .map_or("", |nl| &ctx.suffix()[nl + 1..]);
+    let following: Vec<&str> = after_line
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(MAX_OVERLAP_LINES)
+        .collect();
     // (start offset, trimmed content) of the completion's non-blank whole lines; the first line continues
     // the cursor's line and is only a whole line when the cursor is at the line start.
     let mut lines: Vec<(usize, &str)> = Vec::new();
@@ -112,8 +128,15 @@ pub(crate) fn trim_line_overlap<'t>(ctx: &CursorContext<'_>, text: &'t str, repl
     }
     for k in (1..=following.len().min(lines.len())).rev() {
         let tail = &lines[lines.len() - k..];
-        if tail.iter().map(|(_, l)| *l).eq(following[..k].iter().copied()) {
-            let cut = text[..tail[0].0].trim_end_matches([' ', '\t']).trim_end_matches('\n').len();
+        if tail
+            .iter()
+            .map(|(_, l)| *l)
+            .eq(following[..k].iter().copied())
+        {
+            let cut = text[..tail[0].0]
+                .trim_end_matches([' ', '\t'])
+                .trim_end_matches('\n')
+                .len();
             if !closes_kept_opener(ctx, text, cut) {
                 return &text[..cut];
             }
@@ -142,29 +165,46 @@ mod tests {
             assert_eq!(extend_over_auto_closed(c, "g(x)"), 0, "the `)` closes `g(`");
             assert_eq!(extend_over_auto_closed(c, "a, b"), 0);
         });
-        with("let x = $0a + b;", |c| assert_eq!(extend_over_auto_closed(c, "1;"), 0));
-        with("let s = \"$0\";", |c| assert_eq!(extend_over_auto_closed(c, "héllo\";"), 2));
+        with("let x = $0a + b;", |c| {
+            assert_eq!(extend_over_auto_closed(c, "1;"), 0)
+        });
+        with("let s = \"$0\";", |c| {
+            assert_eq!(extend_over_auto_closed(c, "héllo\";"), 2)
+        });
     }
 
     #[test]
     fn same_line_overlap() {
-        with("let x = $0 + 1;", |c| assert_eq!(trim_same_line_overlap(c, "y + 1;", 0), "y"));
+        with("let x = $0 + 1;", |c| {
+            assert_eq!(trim_same_line_overlap(c, "y + 1;", 0), "y")
+        });
         with("if ($0) {", |c| {
             assert_eq!(trim_same_line_overlap(c, "a) {", 0), "a");
             assert_eq!(trim_same_line_overlap(c, "check(b)", 0), "check(b)");
         });
-        with("call($0, b)", |c| assert_eq!(trim_same_line_overlap(c, "a, b", 0), "a"));
+        with("call($0, b)", |c| {
+            assert_eq!(trim_same_line_overlap(c, "a, b", 0), "a")
+        });
     }
 
     #[test]
     fn line_overlap() {
         let doc = "fn f() {\n    $0\n    return x;\n}\n";
         with(doc, |c| {
-            assert_eq!(trim_line_overlap(c, "let y = 1;\n    return x;\n}", 0), "let y = 1;");
-            assert_eq!(trim_line_overlap(c, "if a {\n        b();\n    }", 0), "if a {\n        b();\n    }");
+            assert_eq!(
+                trim_line_overlap(c, "let y = 1;\n    return x;\n}", 0),
+                "let y = 1;"
+            );
+            assert_eq!(
+                trim_line_overlap(c, "if a {\n        b();\n    }", 0),
+                "if a {\n        b();\n    }"
+            );
         });
         with("fn f() {\n    if a {$0\n}\n", |c| {
-            assert_eq!(trim_line_overlap(c, "\n        b();\n    }\n}", 0), "\n        b();\n    }");
+            assert_eq!(
+                trim_line_overlap(c, "\n        b();\n    }\n}", 0),
+                "\n        b();\n    }"
+            );
         });
     }
 }

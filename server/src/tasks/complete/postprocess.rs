@@ -24,7 +24,9 @@ use super::lexer::is_closer;
 use super::markers::{cut_at_special_marker, strip_think};
 use super::overlap::{extend_over_auto_closed, trim_line_overlap, trim_same_line_overlap};
 use super::repetition::is_repetitive;
-use super::text::{floor_char_boundary, indent_width, is_blank, leading_whitespace, line_start, TAB_WIDTH};
+use super::text::{
+    floor_char_boundary, indent_width, is_blank, leading_whitespace, line_start, TAB_WIDTH,
+};
 
 /// Bytes on each side of the cursor looked at to detect the indentation style.
 const STYLE_WINDOW: usize = 4 * 1024;
@@ -68,7 +70,13 @@ pub fn postprocess(ctx: &CursorContext<'_>, generated: &str) -> Result<Completio
     if is_blank(&text) {
         return Err(Rejection::Empty);
     }
-    if is_repetitive(&text) {
+    // With the cursor after indentation, the first line lacks the indentation the others carry.
+    let indent = if ctx.line_prefix_blank() {
+        ctx.line_prefix
+    } else {
+        ""
+    };
+    if is_repetitive(&format!("{indent}{text}")) {
         return Err(Rejection::Repetitive);
     }
     let replaced = extend_over_auto_closed(ctx, &text);
@@ -81,7 +89,10 @@ pub fn postprocess(ctx: &CursorContext<'_>, generated: &str) -> Result<Completio
     if ctx.line_suffix.get(..replaced) == Some(text.as_str()) {
         return Err(Rejection::NoChange);
     }
-    Ok(Completion { range: ctx.offset..ctx.offset + replaced, text: restore_line_endings(ctx, text) })
+    Ok(Completion {
+        range: ctx.offset..ctx.offset + replaced,
+        text: restore_line_endings(ctx, text),
+    })
 }
 
 fn to_lf(text: &str) -> String {
@@ -99,10 +110,19 @@ fn restore_line_endings(ctx: &CursorContext<'_>, text: String) -> String {
 /// unit), `None` when the nearby lines are not indented.
 fn indent_style(ctx: &CursorContext<'_>) -> Option<(bool, usize)> {
     // Lines near the cursor are enough, and keep this cheap in huge regions.
-    let start = line_start(ctx.text, floor_char_boundary(ctx.text, ctx.offset.saturating_sub(STYLE_WINDOW)));
+    let start = line_start(
+        ctx.text,
+        floor_char_boundary(ctx.text, ctx.offset.saturating_sub(STYLE_WINDOW)),
+    );
     let end = floor_char_boundary(ctx.text, ctx.offset.saturating_add(STYLE_WINDOW));
-    let nearby = ctx.text.get(start.max(ctx.region.start)..end.min(ctx.region.end)).unwrap_or("");
-    let indents = nearby.lines().map(leading_whitespace).filter(|ws| !ws.is_empty());
+    let nearby = ctx
+        .text
+        .get(start.max(ctx.region.start)..end.min(ctx.region.end))
+        .unwrap_or("");
+    let indents = nearby
+        .lines()
+        .map(leading_whitespace)
+        .filter(|ws| !ws.is_empty());
     let mut tabs = false;
     let mut unit = usize::MAX;
     for ws in indents {
@@ -123,7 +143,11 @@ fn reindent(line: &str, tabs: bool, unit: usize) -> String {
     let ws = leading_whitespace(line);
     let width = indent_width(ws);
     let new_ws = if tabs {
-        format!("{}{}", "\t".repeat(width / TAB_WIDTH), " ".repeat(width % TAB_WIDTH))
+        format!(
+            "{}{}",
+            "\t".repeat(width / TAB_WIDTH),
+            " ".repeat(width % TAB_WIDTH)
+        )
     } else {
         // Model tabs become document units; the width of a tab is the document's unit here.
         let levels = ws.chars().filter(|&c| c == '\t').count();
@@ -154,7 +178,9 @@ fn fix_indentation(ctx: &CursorContext<'_>, text: &str) -> String {
             Some((true, _)) if whole_line && ws.contains(' ') && indent_width(ws) >= TAB_WIDTH => {
                 out.push_str(&reindent(line, true, TAB_WIDTH));
             }
-            Some((false, unit)) if whole_line && ws.contains('\t') => out.push_str(&reindent(line, false, unit)),
+            Some((false, unit)) if whole_line && ws.contains('\t') => {
+                out.push_str(&reindent(line, false, unit))
+            }
             _ => out.push_str(line),
         }
     }

@@ -77,15 +77,24 @@ pub(crate) struct SiblingCheck {
 
 impl std::fmt::Debug for SiblingCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SiblingCheck").field("insert_at", &self.insert_at).field("inserted", &self.inserted).finish()
+        f.debug_struct("SiblingCheck")
+            .field("insert_at", &self.insert_at)
+            .field("inserted", &self.inserted)
+            .finish()
     }
 }
 
 /// The position reached after `text`, starting at `start`.
 fn advance(start: Point, text: &str) -> Point {
     match text.rfind('\n') {
-        Some(last) => Point { row: start.row + text.matches('\n').count(), column: text.len() - last - 1 },
-        None => Point { row: start.row, column: start.column + text.len() },
+        Some(last) => Point {
+            row: start.row + text.matches('\n').count(),
+            column: text.len() - last - 1,
+        },
+        None => Point {
+            row: start.row,
+            column: start.column + text.len(),
+        },
     }
 }
 
@@ -152,6 +161,10 @@ fn window<'a>(ctx: &CursorContext<'a>) -> Option<Cow<'a, str>> {
     if before.len() <= WINDOW {
         return Some(Cow::Borrowed(before));
     }
+    // A region cut by the size limit starts mid-item, indented: there is no header to keep.
+    if before.starts_with([' ', '\t']) {
+        return None;
+    }
     let mut header_len = 0;
     for (index, line) in before.split_inclusive('\n').enumerate() {
         if index >= MAX_HEADER_LINES {
@@ -164,7 +177,10 @@ fn window<'a>(ctx: &CursorContext<'a>) -> Option<Cow<'a, str>> {
     }
     let header = &before[..header_len];
     let body = &before[header_len..];
-    let body_indent = body.lines().find(|l| !is_blank(l)).map(|l| indent_width(leading_whitespace(l)))?;
+    let body_indent = body
+        .lines()
+        .find(|l| !is_blank(l))
+        .map(|l| indent_width(leading_whitespace(l)))?;
     let from = line_start(body, body.len().saturating_sub(WINDOW));
     let mut offset = from;
     for line in body[from..].split_inclusive('\n') {
@@ -231,29 +247,43 @@ mod tests {
     fn rust_statements_are_not_items() {
         let before = "fn main() {\n    ";
         let completion = "let a = 1;\n    let b = 2;\n    if a > b {\n        c();\n    }\n";
-        assert_eq!(check_lines(tree_sitter_rust::LANGUAGE.into(), before, completion), None);
+        assert_eq!(
+            check_lines(tree_sitter_rust::LANGUAGE.into(), before, completion),
+            None
+        );
     }
 
     #[test]
     fn rust_impl_methods_with_attributes() {
         let before = "impl A {\n    ";
-        let completion = "fn a(&self) -> u8 {\n        1\n    }\n\n    #[inline]\n    fn b(&self) {}\n";
+        let completion =
+            "fn a(&self) -> u8 {\n        1\n    }\n\n    #[inline]\n    fn b(&self) {}\n";
         let at = check_lines(tree_sitter_rust::LANGUAGE.into(), before, completion).expect("stops");
-        assert!(completion[at..].starts_with("#[inline]"), "{:?}", &completion[at..]);
+        assert!(
+            completion[at..].starts_with("#[inline]"),
+            "{:?}",
+            &completion[at..]
+        );
     }
 
     #[test]
     fn long_regions_are_windowed_at_an_item_boundary() {
         let mut doc = String::from("impl Big {\n");
         for i in 0..400 {
-            doc.push_str(&format!("    fn f{i}(&self) -> u32 {{\n        {i}\n    }}\n\n"));
+            doc.push_str(&format!(
+                "    fn f{i}(&self) -> u32 {{\n        {i}\n    }}\n\n"
+            ));
         }
         doc.push_str("    ");
         let offset = doc.len();
         doc.push_str("\n}\n");
         let ctx = CursorContext::new(&doc, offset, super::super::language::Lang::Rust);
         let window = window(&ctx).expect("windowed");
-        assert!(window.starts_with("impl Big {\n    fn f"), "{}", &window[..40]);
+        assert!(
+            window.starts_with("impl Big {\n    fn f"),
+            "{}",
+            &window[..40]
+        );
         assert!(window.len() <= WINDOW + 11, "{}", window.len());
         assert!(window.ends_with("    }\n\n    "));
         let mut check = SiblingCheck::new(&tree_sitter_rust::LANGUAGE.into(), &ctx).expect("check");

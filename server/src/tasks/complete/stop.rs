@@ -93,8 +93,11 @@ pub struct StopRules {
     /// The completion closed the enclosing block; stop at the end of this line.
     closing_line: bool,
     sibling: Option<SiblingCheck>,
-    /// Ranges of recently completed lines (trailing whitespace ignored when compared).
-    recent_lines: Vec<(usize, usize)>,
+    /// Recently completed non-blank lines, without trailing whitespace; the first one with the cursor
+    /// line's indentation in front when the cursor is at the line start, so it compares like the others.
+    recent_lines: Vec<String>,
+    /// The cursor line's text before the cursor when it is only whitespace.
+    blank_line_prefix: String,
     first_line_indent: FirstLineIndent,
     stopped: Option<Stop>,
 }
@@ -144,6 +147,11 @@ impl StopRules {
             closing_line: false,
             sibling,
             recent_lines: Vec::new(),
+            blank_line_prefix: if line_prefix_blank {
+                ctx.line_prefix.to_string()
+            } else {
+                String::new()
+            },
             first_line_indent: FirstLineIndent {
                 prefix_width: indent_width(ctx.line_prefix),
                 keep_model_ws: !ctx.prefix_already_indented(),
@@ -170,13 +178,20 @@ impl StopRules {
         }
         let search_from = self.raw.len().saturating_sub(MARKER_LOOKBACK);
         self.raw.push_str(delta);
-        let marker = self.raw.get(search_from..).and_then(find_special_marker).map(|at| search_from + at);
+        let marker = self
+            .raw
+            .get(search_from..)
+            .and_then(find_special_marker)
+            .map(|at| search_from + at);
         let limit = marker.unwrap_or(self.raw.len());
         if let Some(stop) = self.advance(limit, marker.is_some()) {
             return self.stop(stop);
         }
         match marker {
-            Some(at) => self.stop(Stop { at, reason: StopReason::SpecialToken }),
+            Some(at) => self.stop(Stop {
+                at,
+                reason: StopReason::SpecialToken,
+            }),
             None => None,
         }
     }
@@ -192,7 +207,10 @@ impl StopRules {
             return self.stop(stop);
         }
         if self.closing_line {
-            return self.stop(Stop { at: len, reason: StopReason::ClosesBlock });
+            return self.stop(Stop {
+                at: len,
+                reason: StopReason::ClosesBlock,
+            });
         }
         None
     }
@@ -217,7 +235,10 @@ impl StopRules {
             let b = self.raw.as_bytes()[i];
             if b == b'\n' {
                 if self.mode == Mode::SingleLine {
-                    return Some(Stop { at: self.trim_cr(i), reason: StopReason::Newline });
+                    return Some(Stop {
+                        at: self.trim_cr(i),
+                        reason: StopReason::Newline,
+                    });
                 }
                 if let Some(stop) = self.end_of_line(i) {
                     return Some(stop);
@@ -242,8 +263,14 @@ impl StopRules {
                 }
             }
             let column = i - self.line_start;
-            if column % LOOP_CHECK_INTERVAL == LOOP_CHECK_INTERVAL - 1 && line_loops(&self.raw[self.line_start..=i]) {
-                return Some(Stop { at: i + 1, reason: StopReason::Repetition });
+            // `get`: byte `i` may be inside a multi-byte character; the check then waits for the next interval.
+            if column % LOOP_CHECK_INTERVAL == LOOP_CHECK_INTERVAL - 1
+                && self.raw.get(self.line_start..=i).is_some_and(line_loops)
+            {
+                return Some(Stop {
+                    at: i + 1,
+                    reason: StopReason::Repetition,
+                });
             }
         }
         if last && self.scanned > self.line_start {
@@ -273,14 +300,18 @@ impl StopRules {
 
     fn stop_word(&self, i: usize) -> Option<Stop> {
         let at_column_zero = self.line_index > 0 || self.line_prefix_is_empty;
-        if !at_column_zero || !self.content_before_line || !self.line_start_in_code || self.line_start_depth > 0 {
+        if !at_column_zero
+            || !self.content_before_line
+            || !self.line_start_in_code
+            || self.line_start_depth > 0
+        {
             return None;
         }
         let so_far = self.raw.get(self.line_start..=i)?;
-        self.lang
-            .line_stop_words()
-            .contains(&so_far)
-            .then(|| Stop { at: self.before_current_line(), reason: StopReason::StopWord })
+        self.lang.line_stop_words().contains(&so_far).then(|| Stop {
+            at: self.before_current_line(),
+            reason: StopReason::StopWord,
+        })
     }
 
     fn outer_close(&mut self, i: usize, closer: u8) -> Option<Stop> {
@@ -295,14 +326,24 @@ impl StopRules {
             return None;
         }
         let before = &self.raw[self.line_start..i];
-        let at = if is_blank(before) { self.before_current_line() } else { i };
-        Some(Stop { at, reason: StopReason::ClosesBlock })
+        let at = if is_blank(before) {
+            self.before_current_line()
+        } else {
+            i
+        };
+        Some(Stop {
+            at,
+            reason: StopReason::ClosesBlock,
+        })
     }
 
     /// Rules for the line `raw[line_start..end]`, run when its newline arrives (or the text ends).
     fn end_of_line(&mut self, end: usize) -> Option<Stop> {
         if self.closing_line {
-            return Some(Stop { at: self.trim_cr(end), reason: StopReason::ClosesBlock });
+            return Some(Stop {
+                at: self.trim_cr(end),
+                reason: StopReason::ClosesBlock,
+            });
         }
         let (line_len, ws_width, starts_with_closer) = {
             let line = strip_cr(&self.raw[self.line_start..end]);
@@ -318,14 +359,22 @@ impl StopRules {
         if let Some(stop) = self.sibling(end) {
             return Some(stop);
         }
-        self.recent_lines.push((self.line_start, self.line_start + line_len));
+        let line = self.raw[self.line_start..self.line_start + line_len].trim_end();
+        let indent = if self.line_index == 0 {
+            self.blank_line_prefix.as_str()
+        } else {
+            ""
+        };
+        self.recent_lines.push(format!("{indent}{line}"));
         if self.recent_lines.len() > RECENT_LINES {
             self.recent_lines.remove(0);
         }
-        let recent: Vec<&str> =
-            self.recent_lines.iter().map(|&(s, e)| self.raw[s..e].trim_end()).collect();
-        if lines_loop_at(&recent) || recent.last().is_some_and(|line| line_loops(line)) {
-            return Some(Stop { at: self.trim_cr(end), reason: StopReason::Repetition });
+        let recent: Vec<&str> = self.recent_lines.iter().map(String::as_str).collect();
+        if lines_loop_at(&recent) || line_loops(line) {
+            return Some(Stop {
+                at: self.trim_cr(end),
+                reason: StopReason::Repetition,
+            });
         }
         None
     }
@@ -338,7 +387,10 @@ impl StopRules {
             return None;
         }
         let width = if first {
-            let FirstLineIndent { prefix_width, keep_model_ws } = self.first_line_indent;
+            let FirstLineIndent {
+                prefix_width,
+                keep_model_ws,
+            } = self.first_line_indent;
             prefix_width + if keep_model_ws { ws_width } else { 0 }
         } else {
             ws_width
@@ -352,9 +404,10 @@ impl StopRules {
                 self.scope = Some((width, false));
                 None
             }
-            Some((scope, strict)) if width < scope || (strict && width == scope) => {
-                Some(Stop { at: self.before_current_line(), reason: StopReason::Dedent })
-            }
+            Some((scope, strict)) if width < scope || (strict && width == scope) => Some(Stop {
+                at: self.before_current_line(),
+                reason: StopReason::Dedent,
+            }),
             Some(_) => None,
         }
     }
@@ -368,8 +421,206 @@ impl StopRules {
         let completion = self.raw.get(visible..end)?;
         let at = check.check(completion)?;
         // Cut at the end of the line before the sibling (or drop everything if it is on the first line).
-        let line_start = completion[..at].rfind('\n').map_or(0, |nl| nl + 1);
-        let cut = if line_start == 0 { visible } else { self.trim_cr(visible + line_start - 1) };
-        Some(Stop { at: cut, reason: StopReason::Sibling })
+        let line_start = completion.get(..at)?.rfind('\n').map_or(0, |nl| nl + 1);
+        let cut = if line_start == 0 {
+            visible
+        } else {
+            self.trim_cr(visible + line_start - 1)
+        };
+        Some(Stop {
+            at: cut,
+            reason: StopReason::Sibling,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::context::CursorContext;
+    use super::*;
+
+    /// Pushes `deltas` one by one; returns the index of the delta that produced the stop, and the stop.
+    fn stream(
+        doc: &str,
+        lang: Lang,
+        grammar: Option<&Language>,
+        deltas: &[&str],
+    ) -> Option<(usize, Stop)> {
+        let offset = doc.find("$0").expect("cursor marker");
+        let text = doc.replacen("$0", "", 1);
+        let ctx = CursorContext::new(&text, offset, lang);
+        let mut rules = StopRules::new(&ctx, grammar);
+        for (index, delta) in deltas.iter().enumerate() {
+            if let Some(stop) = rules.push(delta) {
+                assert_eq!(rules.push("more"), Some(stop), "a stop is final");
+                return Some((index, stop));
+            }
+        }
+        rules.finish().map(|stop| (deltas.len(), stop))
+    }
+
+    #[test]
+    fn single_line_stops_at_the_delta_with_the_newline() {
+        let got = stream(
+            "let x = foo($0, b);",
+            Lang::Rust,
+            None,
+            &["a", "bc", "\r\n  ", "never"],
+        );
+        assert_eq!(
+            got,
+            Some((
+                2,
+                Stop {
+                    at: 3,
+                    reason: StopReason::Newline
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn closing_the_enclosing_block_stops_before_the_rest_arrives() {
+        let doc = "fn main() {\n    $0\n}\n";
+        let got = stream(
+            doc,
+            Lang::Rust,
+            None,
+            &["run();", "\n", "}", "\n\nfn other() {}"],
+        );
+        assert_eq!(
+            got,
+            Some((
+                2,
+                Stop {
+                    at: 6,
+                    reason: StopReason::ClosesBlock
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn an_unclosed_document_lets_the_completion_close_one_block() {
+        let doc = "fn main() {\n    if ready {$0";
+        let deltas = ["\n        go();\n    }", " // done", "\n    later();\n}"];
+        let got = stream(doc, Lang::Rust, None, &deltas);
+        assert_eq!(
+            got,
+            Some((
+                2,
+                Stop {
+                    at: 28,
+                    reason: StopReason::ClosesBlock
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn rules_ignore_a_leading_think_block_until_it_ends() {
+        let doc = "x = compute($0, 1)";
+        // Newlines and brackets inside the reasoning must not trigger the single-line or bracket rules.
+        let deltas = ["<thi", "nk>a) b\n}", "</think>", "\n", "y", "\nz"];
+        let got = stream(doc, Lang::Python, None, &deltas);
+        assert_eq!(
+            got,
+            Some((
+                5,
+                Stop {
+                    at: 23,
+                    reason: StopReason::Newline
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn a_marker_split_across_deltas_is_found() {
+        let got = stream(
+            "fn f() {\n    $0\n}\n",
+            Lang::Rust,
+            None,
+            &["g()<|endo", "ftext|>h()"],
+        );
+        assert_eq!(
+            got,
+            Some((
+                1,
+                Stop {
+                    at: 3,
+                    reason: StopReason::SpecialToken
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn stop_words_apply_only_after_content() {
+        let got = stream(
+            "$0",
+            Lang::Python,
+            None,
+            &["def a():\n    pass\n", "\ndef b():\n"],
+        );
+        assert_eq!(
+            got,
+            Some((
+                1,
+                Stop {
+                    at: 18,
+                    reason: StopReason::StopWord
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn indentation_scope_in_python() {
+        let doc = "def f():\n    if x:\n        $0\n";
+        let got = stream(
+            doc,
+            Lang::Python,
+            None,
+            &["a()\n        b()\n", "    c()\n"],
+        );
+        assert_eq!(
+            got,
+            Some((
+                1,
+                Stop {
+                    at: 15,
+                    reason: StopReason::Dedent
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn repetition_stops_generation_early() {
+        let deltas = [
+            "tick();\n",
+            "    tick();\n",
+            "    tick();\n",
+            "    tick();\n",
+        ];
+        let got = stream("fn f() {\n    $0\n}\n", Lang::Rust, None, &deltas);
+        assert_eq!(
+            got.map(|(index, stop)| (index, stop.reason)),
+            Some((2, StopReason::Repetition))
+        );
+    }
+
+    #[test]
+    fn natural_end_without_a_rule_keeps_everything() {
+        assert_eq!(
+            stream(
+                "fn f() {\n    $0\n}\n",
+                Lang::Rust,
+                None,
+                &["let a = 1;", "\n    a"]
+            ),
+            None
+        );
     }
 }
