@@ -24,7 +24,7 @@ use super::lexer::{is_closer, Event, Lexer};
 use super::markers::{find_special_marker, visible_start};
 use super::repetition::{line_loops, lines_loop_at};
 use super::sibling::SiblingCheck;
-use super::text::{indent_width, is_blank, leading_whitespace, strip_cr};
+use super::text::{floor_char_boundary, indent_width, is_blank, leading_whitespace, strip_cr};
 
 /// Longest marker, so a marker split across deltas is still found.
 const MARKER_LOOKBACK: usize = 48;
@@ -100,6 +100,8 @@ pub struct StopRules {
     blank_line_prefix: String,
     first_line_indent: FirstLineIndent,
     stopped: Option<Stop>,
+    /// `finish` ran (it is idempotent; pushing after it is a caller error and finds nothing new).
+    finished: bool,
 }
 
 /// How to measure the first line's indentation when the cursor line prefix is blank.
@@ -157,6 +159,7 @@ impl StopRules {
                 keep_model_ws: !ctx.prefix_already_indented(),
             },
             stopped: None,
+            finished: false,
         }
     }
 
@@ -176,8 +179,9 @@ impl StopRules {
         if self.stopped.is_some() {
             return self.stopped;
         }
-        let search_from = self.raw.len().saturating_sub(MARKER_LOOKBACK);
+        let old_len = self.raw.len();
         self.raw.push_str(delta);
+        let search_from = floor_char_boundary(&self.raw, old_len.saturating_sub(MARKER_LOOKBACK));
         let marker = self
             .raw
             .get(search_from..)
@@ -199,9 +203,10 @@ impl StopRules {
     /// Generation ended by itself (end-of-text token or max tokens): applies the line-end rules to the last,
     /// unterminated line. Returns the stop if any rule fires, or `None` to keep all the text.
     pub fn finish(&mut self) -> Option<Stop> {
-        if self.stopped.is_some() {
+        if self.stopped.is_some() || self.finished {
             return self.stopped;
         }
+        self.finished = true;
         let len = self.raw.len();
         if let Some(stop) = self.advance(len, true) {
             return self.stop(stop);
@@ -273,8 +278,10 @@ impl StopRules {
                 });
             }
         }
-        if last && self.scanned > self.line_start {
-            return self.end_of_line(self.scanned);
+        // A marker may start inside bytes scanned with the previous delta; the last line ends at it.
+        let end = self.scanned.min(limit);
+        if last && end > self.line_start {
+            return self.end_of_line(end);
         }
         None
     }
