@@ -350,7 +350,7 @@ end
 function M.attach(bufnr, options)
   M.options = vim.tbl_extend("force", M.options, options or {})
   local group = api.nvim_create_augroup("qwen-ls.ghost." .. bufnr, { clear = true })
-  api.nvim_create_autocmd({ "TextChangedI", "CursorMovedI" }, {
+  api.nvim_create_autocmd({ "InsertEnter", "TextChangedI", "CursorMovedI" }, {
     group = group,
     buffer = bufnr,
     callback = function()

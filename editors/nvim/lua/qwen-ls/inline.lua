@@ -103,10 +103,8 @@ M.actions = {
     if M.mode[bufnr] == "native" then
       -- Neovim has no public "hide"; re-enabling drops the current item and its extmark.
       local native = M.native()
-      for _, client in ipairs(require("qwen-ls.compat").clients(bufnr)) do
-        native.enable(false, { client_id = client.id })
-        native.enable(true, { client_id = client.id })
-      end
+      native.enable(false, { bufnr = bufnr })
+      native.enable(true, { bufnr = bufnr })
       return true
     end
     return ghost.dismiss(bufnr)
@@ -137,10 +135,11 @@ end
 
 --- Turns ghost text on for `bufnr` with `client`.
 ---@param mode "native"|"extmark"
-function M.attach(client, bufnr, mode, options)
+function M.attach(_client, bufnr, mode, options)
   M.mode[bufnr] = mode
   if mode == "native" then
-    M.native().enable(true, { client_id = client.id })
+    -- Per buffer: Neovim treats buffers as "off" unless enabled, whatever the client says.
+    M.native().enable(true, { bufnr = bufnr })
   else
     ghost.attach(bufnr, { debounce_ms = options.ghost_text.debounce_ms, hl_group = options.ghost_text.hl_group })
   end
