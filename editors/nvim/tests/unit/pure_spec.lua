@@ -187,4 +187,20 @@ return function(H)
     H.eq({ { instruction = "rename" } }, commands.apply_instruction_args("rename"))
     H.eq({ { instruction = "rename", uris = { "file:///a" } } }, commands.apply_instruction_args("rename", { "file:///a" }))
   end)
+
+  H.test("doc: help tags build and every tag the README promises exists", function()
+    local dir = H.tempdir()
+    vim.fn.mkdir(dir .. "/doc", "p")
+    vim.fn.writefile(vim.fn.readfile(H.root .. "/doc/qwen-ls.txt"), dir .. "/doc/qwen-ls.txt")
+    vim.cmd("helptags " .. vim.fn.fnameescape(dir .. "/doc"))
+    local tags = table.concat(vim.fn.readfile(dir .. "/doc/tags"), "\n")
+    for _, tag in ipairs({ "qwen-ls-settings", "qwen-ls.setup()", ":QwenRefactor", ":QwenRefactorWorkspace", ":QwenExplain", "qwen-ls-health" }) do
+      H.truthy(tags:find(tag, 1, true), "tag " .. tag)
+    end
+    -- Every server key is documented.
+    local help = table.concat(vim.fn.readfile(H.root .. "/doc/qwen-ls.txt"), "\n")
+    for _, key in ipairs(config.SERVER_KEYS) do
+      H.truthy(help:find("  " .. key .. " ", 1, true), "help documents " .. key)
+    end
+  end)
 end
