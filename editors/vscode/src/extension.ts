@@ -16,6 +16,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   qwen = client;
   const statusBar = new StatusBar();
   const explainView = new ExplainView();
+  // "starting" from the first frame: the model's initial "stopped" would flash red on every launch.
+  client.status.serverStarting();
   statusBar.render(client.status.view());
 
   context.subscriptions.push(
