@@ -70,7 +70,7 @@ run_nvim() {
   NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" unit
   NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" integration
   # The version gate, on an old Neovim when the system has one (Debian's 0.7.2): setup() must refuse cleanly.
-  if command -v nvim >/dev/null && ! nvim --headless -u NONE -c 'if has("nvim-0.10") | cquit | else | qall! | endif' >/dev/null 2>&1; then
+  if command -v nvim >/dev/null && nvim --headless -u NONE -c 'if has("nvim-0.10") | cquit | else | qall! | endif' >/dev/null 2>&1; then
     echo "== version gate on $(nvim --version | head -1)"
     "$EDITORS/nvim/tests/too_old.sh" nvim
   fi
