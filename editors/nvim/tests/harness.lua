@@ -125,16 +125,21 @@ function Child:cmd(command)
   return vim.rpcrequest(self.chan, "nvim_command", command)
 end
 
+-- CI shares two cores with cargo: waits are stretched by QWEN_TEST_TIMEOUT_SCALE (default 3). A passing wait
+-- returns as soon as its condition holds, so this only lengthens failures.
+H.timeout_scale = tonumber(os.getenv("QWEN_TEST_TIMEOUT_SCALE") or "") or 3
+
 --- Waits until Lua `code` returns a truthy value in the child; returns that value, or errors with `what`.
 function Child:wait(code, timeout_ms, what, ...)
   local args = { ... }
   local value
-  local ok = vim.wait(timeout_ms or 5000, function()
+  timeout_ms = math.floor((timeout_ms or 5000) * H.timeout_scale)
+  local ok = vim.wait(timeout_ms, function()
     value = self:lua(code, unpack(args))
     return value ~= nil and value ~= false and value ~= vim.NIL
   end, 20)
   if not ok then
-    error(("timed out after %d ms waiting for %s"):format(timeout_ms or 5000, what or code), 2)
+    error(("timed out after %d ms waiting for %s"):format(timeout_ms, what or code), 2)
   end
   return value
 end
