@@ -13,6 +13,20 @@ return function(H)
   --- A child with the plugin set up on the fake server and main.py open, cursor on the empty line 3.
   local function start(mode, opts)
     local child = H.child({ cwd = workspace })
+    -- Record any global the plugin's own code creates (it must create none; Neovim's runtime sets a few, e.g.
+    -- `re`, which are not ours); checked by done().
+    child:lua([[
+      local root = ...
+      local created = {}
+      rawset(_G, "__qwen_new_globals", created)
+      setmetatable(_G, { __newindex = function(t, k, v)
+        local source = debug.getinfo(2, "S").source
+        if source:find(root, 1, true) and not source:find("/tests/", 1, true) then
+          table.insert(created, k .. " (" .. source .. ")")
+        end
+        rawset(t, k, v)
+      end })
+    ]], H.root)
     child:lua(
       [[
       local mode, opts, bin = ...
@@ -34,6 +48,13 @@ return function(H)
     return child
   end
 
+  --- Stops a child after checking that nothing created a global.
+  local function done(child)
+    local globals = child:lua("return rawget(_G, '__qwen_new_globals') or {}")
+    child:stop()
+    H.eq({}, globals, "globals created by the plugin")
+  end
+
   local function fake(child, expr)
     return child:lua("local fake = require('fake_server'); return " .. expr)
   end
@@ -50,14 +71,14 @@ return function(H)
     H.truthy(type(caps) == "table", "inlineCompletion client capability announced")
     child:cmd("edit notes.txt")
     H.eq(0, child:lua("return #vim.lsp.get_clients({ name = 'qwen-ls', bufnr = 0 })"), "not attached to text")
-    child:stop()
+    done(child)
   end)
 
   H.test("empty settings go out as a JSON object", function()
     local child = start("extmark")
     H.eq("table", child:lua("return type(require('fake_server').requests('initialize')[1].initializationOptions)"))
     H.eq(true, child:lua("return vim.json.encode(require('fake_server').requests('initialize')[1].initializationOptions) == '{}'"))
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: ghost text appears after typing; <Tab> accepts it and reports acceptance", function()
@@ -72,7 +93,7 @@ return function(H)
     H.eq({ 4, #"print('hi')" }, child:lua("return vim.api.nvim_win_get_cursor(0)"))
     child:wait("return #require('fake_server').requests('workspace/executeCommand') > 0 and vim.iter(require('fake_server').requests('workspace/executeCommand')):any(function(p) return p.command == 'qwen-ls.completionAccepted' end)", 2000, "completionAccepted")
     H.eq("i", child:lua("return vim.api.nvim_get_mode().mode"))
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: typing through a suggestion keeps it without a new request", function()
@@ -86,7 +107,7 @@ return function(H)
     H.eq(before, fake(child, "#fake.requests('textDocument/inlineCompletion')"), "no new request while typing through")
     child:input("x")
     child:wait("return require('qwen-ls.ghost').shown_text(0) ~= \"nt('hi')\"", 2000, "the old suggestion to go")
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: accept-word, dismiss, and <Tab> falls back to a tab", function()
@@ -101,7 +122,7 @@ return function(H)
     child:input("<Tab>")
     -- Whatever <Tab> does here (python's ftplugin sets softtabstop=4): whitespace, not a suggestion.
     child:wait("return vim.api.nvim_get_current_line():match('^print%s+$')", 2000, "<Tab> doing its usual job")
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: multi-line suggestion with virtual lines; range over an auto-closed bracket", function()
@@ -125,7 +146,7 @@ return function(H)
     H.eq('"hello"', child:wait(shown_extmark, 3000, "the bracket not drawn twice"))
     child:input("<Tab>")
     child:wait([[return vim.api.nvim_get_current_line():match('^%s*print%("hello"%)$')]], 2000, "the bracket replaced, not doubled")
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: a response for older text is never shown", function()
@@ -151,7 +172,7 @@ return function(H)
         changedtick = vim.api.nvim_buf_get_changedtick(0) - 1, cursor = { cur[1] - 1, cur[2] } }, nil, { items = { { insertText = "stale" } } })
       return ghost.shown_text(0) == nil
     ]]))
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: UTF-16 ranges after non-ASCII text", function()
@@ -166,7 +187,7 @@ return function(H)
     H.eq("!'", child:wait(shown_extmark, 3000, "the rest after the emoji"))
     child:input("<Tab>")
     child:wait("return vim.api.nvim_get_current_line() == \"s = 'é😀!'\"", 2000, "accepted")
-    child:stop()
+    done(child)
   end)
 
   H.test("extmark: next cycles items, or asks again (Invoked) when there is one", function()
@@ -182,7 +203,7 @@ return function(H)
     child:wait("return require('qwen-ls.ghost').shown_text(0) == 'one'", 2000, "back to the first")
     child:input("<C-]><M-]>")
     child:wait("local r = require('fake_server').requests('textDocument/inlineCompletion'); return r[#r].context.triggerKind == 1", 2000, "an invoked request")
-    child:stop()
+    done(child)
   end)
 
   H.test("native: Neovim's inline completion shows, accepts and dismisses", function()
@@ -204,7 +225,7 @@ return function(H)
     child:input("<Tab>")
     child:wait("return vim.api.nvim_get_current_line() == \"print('hi')\"", 2000, "accepted")
     child:wait("return vim.iter(require('fake_server').requests('workspace/executeCommand')):any(function(p) return p.command == 'qwen-ls.completionAccepted' end)", 2000, "completionAccepted")
-    child:stop()
+    done(child)
   end)
 
   H.test(":QwenRefactor sends the visual range and the server's edit lands", function()
@@ -218,7 +239,7 @@ return function(H)
     H.eq({ start = { line = 1, character = 4 }, ["end"] = { line = 1, character = 12 } }, args.arguments[1].range)
     H.eq("use sum()", args.arguments[1].instruction)
     H.matches("main%.py$", args.arguments[1].uri)
-    child:stop()
+    done(child)
   end)
 
   H.test(":QwenRefactor without a range sends an empty range at the cursor; linewise ranges cover whole lines", function()
@@ -232,7 +253,7 @@ return function(H)
     child:cmd("1,2QwenRefactor x")
     local args2 = child:wait("local r = require('fake_server').requests('workspace/executeCommand'); local a = r[#r].arguments[1]; return a.instruction == 'x' and a", 2000, "second request")
     H.eq({ start = { line = 0, character = 0 }, ["end"] = { line = 1, character = #line2 } }, args2.range)
-    child:stop()
+    done(child)
   end)
 
   H.test(":QwenRefactor with no instruction asks for one; code actions without one ask too", function()
@@ -246,7 +267,7 @@ return function(H)
     ]])
     local last = child:wait("local r = require('fake_server').requests('workspace/executeCommand'); return r[#r].command == 'qwen-ls.applyInstruction' and r[#r]", 2000, "code action command")
     H.eq({ { instruction = "from the prompt" } }, last.arguments)
-    child:stop()
+    done(child)
   end)
 
   H.test(":QwenRefactorWorkspace and :QwenExplain", function()
@@ -260,7 +281,7 @@ return function(H)
     H.truthy(vim.tbl_contains(lines, "Adds two numbers."), "markdown in the float: " .. vim.inspect(lines))
     local explain = fake(child, "vim.iter(fake.requests('workspace/executeCommand')):find(function(p) return p.command == 'qwen-ls.explain' end)")
     H.eq({ line = 0, character = 5 }, explain.arguments[1].position)
-    child:stop()
+    done(child)
   end)
 
   H.test("status follows $/progress, qwen-ls/status and showMessage", function()
@@ -281,7 +302,7 @@ return function(H)
     child:lua([[require("fake_server").notify("window/showMessage", { type = 1, message = "model not found: set settings.model" })]])
     child:wait("return require('qwen-ls').statusline() == 'qwen-ls: error'", 2000, "error")
     H.eq("model not found: set settings.model", child:lua("return require('qwen-ls').status().detail"))
-    child:stop()
+    done(child)
   end)
 
   H.test("update_settings sends the whole object", function()
@@ -289,7 +310,7 @@ return function(H)
     child:lua("require('qwen-ls').update_settings({ ['hover.enabled'] = false })")
     local params = child:wait("local r = require('fake_server').requests('workspace/didChangeConfiguration'); return #r >= 2 and r[#r]", 2000, "didChangeConfiguration")
     H.eq({ settings = { ["qwen-ls"] = { hover = { enabled = false } } } }, params)
-    child:stop()
+    done(child)
   end)
 
   H.test(":checkhealth qwen-ls reports binary, version, model and index", function()
@@ -301,7 +322,7 @@ return function(H)
     H.matches("OK model: fake%-model %(ready%)", text)
     H.matches("OK index: 3 files", text)
     H.truthy(not text:find("ERROR"), "no ERROR in:\n" .. text)
-    child:stop()
+    done(child)
   end)
 
   H.test(":checkhealth qwen-ls reports a missing binary as an error", function()
@@ -309,7 +330,7 @@ return function(H)
     child:lua("require('qwen-ls').setup({ path = '/nonexistent/qwen-ls' })")
     child:cmd("checkhealth qwen-ls")
     H.matches("ERROR binary not found: /nonexistent/qwen%-ls", table.concat(child:lines(), "\n"))
-    child:stop()
+    done(child)
   end)
 
   H.test(":QwenRestart starts a fresh client", function()
@@ -317,6 +338,6 @@ return function(H)
     local first = child:lua("return vim.lsp.get_clients({ name = 'qwen-ls' })[1].id")
     child:cmd("QwenRestart")
     child:wait("local c = vim.lsp.get_clients({ name = 'qwen-ls', bufnr = 0 })[1]; return c and c.id ~= " .. first .. " and c.initialized", 5000, "a new client")
-    child:stop()
+    done(child)
   end)
 end
