@@ -19,7 +19,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { RestartBackoff } from "./backoff";
-import { describeApplyResult, needsInstruction, parseApplyResult, ServerCommands, validateInstruction, withInstruction } from "./commandArgs";
+import { describeApplyResult, executeWithInstruction, parseApplyResult, ServerCommands, validateInstruction } from "./commandArgs";
 import { defaultResolveEnv, resolveServerPath } from "./serverPath";
 import { buildServerSettings, didChangeConfigurationParams, SECTION } from "./settings";
 import { StatusModel } from "./status";
@@ -96,20 +96,10 @@ export class QwenClient implements vscode.Disposable {
           this.statusChanged.fire();
           next(token, params);
         },
-        executeCommand: async (command, args: unknown[], next) => {
-          // Code actions "Refactor with instruction…" / "Apply instruction across workspace…" carry the
-          // server command without an instruction: ask for it here (PROTOCOL.md).
-          if (!needsInstruction(command, args)) {
-            return (await next(command, args)) as unknown;
-          }
-          const instruction = await promptInstruction(command === ServerCommands.refactor ? "Refactor with instruction" : "Apply instruction across workspace");
-          if (instruction === undefined) {
-            return undefined;
-          }
-          const result: unknown = await next(command, withInstruction(args, instruction));
-          showApplyResult(result, command === ServerCommands.refactor ? "refactor" : "workspace edit");
-          return result;
-        },
+        // Code actions "Refactor with instruction…" / "Apply instruction across workspace…" carry the server
+        // command without an instruction: ask for it here (PROTOCOL.md).
+        executeCommand: (command, args: unknown[], next) =>
+          executeWithInstruction(command, args, promptInstruction, async (c, a) => (await next(c, a)) as unknown, showApplyResult),
       },
     };
 

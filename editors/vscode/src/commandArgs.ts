@@ -114,3 +114,28 @@ export function describeApplyResult(result: ApplyResult, what: string): { ok: bo
   }
   return { ok: false, text: `qwen-ls: ${what} not applied${result.message !== undefined ? `: ${result.message}` : "."}` };
 }
+
+/**
+ * The `executeCommand` middleware's logic: server commands that need an instruction and lack one (the code
+ * actions' `qwen-ls.refactor` / `qwen-ls.applyInstruction`) get one from `ask` before `next` sends them;
+ * cancelling the prompt sends nothing. The result of an instruction command is reported with `report`.
+ */
+export async function executeWithInstruction(
+  command: string,
+  args: unknown[],
+  ask: (title: string) => Promise<string | undefined>,
+  next: (command: string, args: unknown[]) => Promise<unknown>,
+  report: (result: unknown, what: string) => void,
+): Promise<unknown> {
+  if (!needsInstruction(command, args)) {
+    return next(command, args);
+  }
+  const refactor = command === ServerCommands.refactor;
+  const instruction = await ask(refactor ? "Refactor with instruction" : "Apply instruction across workspace");
+  if (instruction === undefined || instruction.trim() === "") {
+    return undefined;
+  }
+  const result = await next(command, withInstruction(args, instruction));
+  report(result, refactor ? "refactor" : "workspace edit");
+  return result;
+}

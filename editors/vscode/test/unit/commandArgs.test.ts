@@ -4,6 +4,7 @@ import { test } from "node:test";
 
 import {
   applyInstructionArgs,
+  executeWithInstruction,
   describeApplyResult,
   explainArgs,
   needsInstruction,
@@ -72,4 +73,59 @@ test("explain results: markdown or nothing", () => {
   assert.equal(parseExplainResult({ markdown: "  " }), undefined);
   assert.equal(parseExplainResult(null), undefined);
   assert.equal(parseExplainResult({ text: "x" }), undefined);
+});
+
+test("middleware: commands with an instruction, or that need none, go straight through", async () => {
+  const sent: unknown[][] = [];
+  const next = (c: string, a: unknown[]) => {
+    sent.push([c, a]);
+    return Promise.resolve({ applied: true });
+  };
+  const ask = () => Promise.reject(new Error("must not ask"));
+  const report = () => assert.fail("must not report");
+  assert.deepEqual(await executeWithInstruction("qwen-ls.completionAccepted", [{ id: "1" }], ask, next, report), { applied: true });
+  await executeWithInstruction("qwen-ls.refactor", [{ uri: "u", range, instruction: "x" }], ask, next, report);
+  assert.deepEqual(sent, [
+    ["qwen-ls.completionAccepted", [{ id: "1" }]],
+    ["qwen-ls.refactor", [{ uri: "u", range, instruction: "x" }]],
+  ]);
+});
+
+test("middleware: a code action without an instruction asks, sends it, reports the result", async () => {
+  const sent: unknown[][] = [];
+  const reports: unknown[][] = [];
+  const titles: string[] = [];
+  const result = await executeWithInstruction(
+    "qwen-ls.refactor",
+    [{ uri: "u", range }],
+    (title) => {
+      titles.push(title);
+      return Promise.resolve(" add docs ");
+    },
+    (c, a) => {
+      sent.push([c, a]);
+      return Promise.resolve({ applied: true });
+    },
+    (r, what) => reports.push([r, what]),
+  );
+  assert.deepEqual(result, { applied: true });
+  assert.deepEqual(titles, ["Refactor with instruction"]);
+  assert.deepEqual(sent, [["qwen-ls.refactor", [{ uri: "u", range, instruction: "add docs" }]]]);
+  assert.deepEqual(reports, [[{ applied: true }, "refactor"]]);
+});
+
+test("middleware: cancelling the prompt sends nothing", async () => {
+  let sent = 0;
+  const result = await executeWithInstruction(
+    "qwen-ls.applyInstruction",
+    [{}],
+    () => Promise.resolve(undefined),
+    () => {
+      sent++;
+      return Promise.resolve(null);
+    },
+    () => assert.fail("must not report"),
+  );
+  assert.equal(result, undefined);
+  assert.equal(sent, 0);
 });
