@@ -225,6 +225,11 @@ return function(H)
     child:input("<Tab>")
     child:wait("return vim.api.nvim_get_current_line() == \"print('hi')\"", 2000, "accepted")
     child:wait("return vim.iter(require('fake_server').requests('workspace/executeCommand')):any(function(p) return p.command == 'qwen-ls.completionAccepted' end)", 2000, "completionAccepted")
+    -- Accept-word on a fresh line (Neovim has none of its own; the plugin inserts the next word).
+    child:input("<CR>")
+    child:wait(ns .. "return #m > 0", 3000, "a suggestion on the new line")
+    child:input("<M-Right>")
+    child:wait("return vim.api.nvim_get_current_line():match('^%s*print$')", 2000, "one word accepted")
     done(child)
   end)
 
