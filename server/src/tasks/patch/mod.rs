@@ -1,0 +1,397 @@
+//! `patch`: turns a model's answer in the search/replace edit format into a safe, `git apply`-able diff, and
+//! optionally writes it atomically. Model-independent: the caller builds the prompt (embedding
+//! [`format::EDIT_FORMAT_INSTRUCTIONS`]), runs the model and passes the raw answer here.
+//!
+//! Pipeline: [`parse`] the answer → resolve each path inside the root ([`paths`]) → read the file and refuse
+//! binary/non-UTF-8 ones ([`source`]) → place every block ([`matching`]) → render the diff ([`diff`]) →
+//! report syntax errors the patch introduced ([`syntax_check`]) → on request, write atomically ([`atomic`]).
+//! Every problem in the answer is collected and reported at once, so one retry can fix them all.
+
+pub mod atomic;
+pub mod diff;
+pub mod format;
+pub(crate) mod lines;
+pub mod matching;
+pub mod outcome;
+pub mod parse;
+pub mod paths;
+pub mod source;
+pub mod syntax_check;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use atomic::ApplyError;
+pub use format::{render_block, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
+pub use matching::{IndentShift, MatchFailure, MatchKind};
+pub use outcome::{
+    exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,
+    PatchOutcome, PatchStats, PatchWarning,
+};
+pub use parse::{parse_answer, EditBlock, ParseError};
+pub use paths::PathError;
+pub use source::SourceError;
+pub use syntax_check::{NoSyntaxCheck, SyntaxChecker};
+
+use atomic::PlannedWrite;
+use lines::LineText;
+use matching::BlockEdit;
+use source::Original;
+
+/// The content of files as the model saw them (root-relative path → bytes), captured when the prompt was
+/// built. A patch touching one of these files is refused if the file no longer holds those bytes.
+#[derive(Debug, Clone, Default)]
+pub struct SeenFiles(HashMap<String, Vec<u8>>);
+
+impl SeenFiles {
+    /// Records what the model was shown of `rel` (`/`-separated, relative to the root).
+    pub fn record(&mut self, rel: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        self.0.insert(rel.into(), bytes.into());
+    }
+}
+
+/// Knobs for [`prepare`].
+#[derive(Clone, Copy)]
+pub struct PatchOptions<'a> {
+    /// Reports syntax errors the patch introduces; [`NoSyntaxCheck`] to skip.
+    pub checker: &'a dyn SyntaxChecker,
+    /// What the model saw, if the caller captured it.
+    pub seen: Option<&'a SeenFiles>,
+}
+
+impl<'a> PatchOptions<'a> {
+    /// Options with a syntax checker and no captured content.
+    pub fn new(checker: &'a dyn SyntaxChecker) -> Self {
+        PatchOptions {
+            checker,
+            seen: None,
+        }
+    }
+}
+
+/// A computed patch: the outcome to show, plus what `--apply` would write.
+#[derive(Debug)]
+pub struct PreparedPatch {
+    outcome: PatchOutcome,
+    writes: Vec<PlannedWrite>,
+}
+
+impl PreparedPatch {
+    /// The diff and its summary.
+    pub fn outcome(&self) -> &PatchOutcome {
+        &self.outcome
+    }
+
+    /// Consumes the patch, keeping the outcome.
+    pub fn into_outcome(self) -> PatchOutcome {
+        self.outcome
+    }
+
+    /// Writes every changed file atomically, and only if each still holds the content the patch was computed
+    /// against; otherwise nothing is written. See [`atomic`] for the guarantees on failure.
+    pub fn apply(&self) -> Result<(), PatchError> {
+        atomic::write_all(&self.writes).map_err(PatchError::from)
+    }
+}
+
+/// One file the answer edits, with the blocks (indices into the parsed blocks) that target it.
+struct Target {
+    rel: String,
+    abs: std::path::PathBuf,
+    written: String,
+    via_link: bool,
+    blocks: Vec<usize>,
+}
+
+/// One file's result before rendering.
+struct Change {
+    rel: String,
+    abs: std::path::PathBuf,
+    before: Option<Original>,
+    after: String,
+}
+
+/// Computes the patch an answer describes for the tree under `root`. Reads files; writes nothing.
+pub fn prepare(
+    root: &Path,
+    answer: &str,
+    options: &PatchOptions<'_>,
+) -> Result<PreparedPatch, PatchError> {
+    let root_canonical = std::fs::canonicalize(root).map_err(|source| PatchError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if !root_canonical.is_dir() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(PatchError::Root {
+            path: root.to_path_buf(),
+            source,
+        });
+    }
+    let blocks = parse_answer(answer)?;
+    let _span = tracing::debug_span!("patch_prepare", blocks = blocks.len()).entered();
+
+    let mut errors = Vec::new();
+    let targets = resolve_targets(&root_canonical, &blocks, &mut errors);
+    let mut warnings = Vec::new();
+    let mut fuzzy_matches = 0;
+    let mut changes = Vec::new();
+    let mut stale = Vec::new();
+    for target in &targets {
+        if target.via_link {
+            warnings.push(PatchWarning::ThroughLink {
+                written: target.written.clone(),
+                path: target.rel.clone(),
+            });
+        }
+        let original = match source::read_original(&target.abs, &target.rel) {
+            Ok(original) => original,
+            Err(err) => {
+                errors.push(block_error(
+                    &blocks,
+                    target.blocks.first().copied().unwrap_or(0),
+                    err.into(),
+                ));
+                continue;
+            }
+        };
+        if let Some(seen) = options.seen.and_then(|seen| seen.0.get(&target.rel)) {
+            if original.as_ref().is_none_or(|o| o.bytes != *seen) {
+                stale.push(target.rel.clone());
+            }
+        }
+        match edit_file(target, original.as_ref(), &blocks) {
+            Ok((after, fuzzy)) => {
+                for placement in fuzzy {
+                    fuzzy_matches += 1;
+                    let answer_line = blocks.get(placement.block - 1).map_or(0, |b| b.answer_line);
+                    warnings.push(PatchWarning::FuzzyMatch {
+                        path: target.rel.clone(),
+                        block: placement.block,
+                        answer_line,
+                        lines: placement.lines,
+                        kind: placement.kind,
+                    });
+                }
+                changes.push(Change {
+                    rel: target.rel.clone(),
+                    abs: target.abs.clone(),
+                    before: original,
+                    after,
+                });
+            }
+            Err(mut file_errors) => errors.append(&mut file_errors),
+        }
+    }
+    // Stale files come first: errors computed against content the model never saw would mislead.
+    if !stale.is_empty() {
+        return Err(PatchError::Stale { paths: stale });
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.block);
+        return Err(PatchError::Edits(errors));
+    }
+    Ok(render(
+        changes,
+        blocks.len(),
+        fuzzy_matches,
+        warnings,
+        options.checker,
+    ))
+}
+
+/// Resolves each distinct path once, grouping blocks by the real root-relative path (first appearance order).
+fn resolve_targets(root: &Path, blocks: &[EditBlock], errors: &mut Vec<EditError>) -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut by_written: HashMap<&str, Option<usize>> = HashMap::new();
+    for (index, block) in blocks.iter().enumerate() {
+        let slot = match by_written.get(block.path.as_str()) {
+            Some(slot) => *slot,
+            None => {
+                let slot = match paths::resolve(root, &block.path) {
+                    Ok(resolved) => {
+                        Some(match targets.iter().position(|t| t.rel == resolved.rel) {
+                            Some(existing) => existing,
+                            None => {
+                                targets.push(Target {
+                                    rel: resolved.rel,
+                                    abs: resolved.abs,
+                                    written: block.path.clone(),
+                                    via_link: resolved.via_link,
+                                    blocks: Vec::new(),
+                                });
+                                targets.len() - 1
+                            }
+                        })
+                    }
+                    Err(err) => {
+                        errors.push(block_error(blocks, index, err.into()));
+                        None
+                    }
+                };
+                by_written.insert(&block.path, slot);
+                slot
+            }
+        };
+        if let Some(target) = slot.and_then(|slot| targets.get_mut(slot)) {
+            target.blocks.push(index);
+        }
+    }
+    targets
+}
+
+fn block_error(blocks: &[EditBlock], index: usize, kind: EditErrorKind) -> EditError {
+    EditError {
+        block: index + 1,
+        answer_line: blocks.get(index).map_or(0, |b| b.answer_line),
+        kind,
+    }
+}
+
+/// Applies a target's blocks to its original content (`None`: the file does not exist).
+fn edit_file(
+    target: &Target,
+    original: Option<&Original>,
+    blocks: &[EditBlock],
+) -> Result<(String, Vec<matching::FuzzyPlacement>), Vec<EditError>> {
+    let mine: Vec<(usize, &EditBlock)> = target
+        .blocks
+        .iter()
+        .filter_map(|&i| blocks.get(i).map(|b| (i, b)))
+        .collect();
+    let empty = original.is_none_or(|o| o.text.is_empty());
+    let mut errors = Vec::new();
+    if empty {
+        // A missing or empty file: creating blocks supply its content, in answer order.
+        let mut content = String::new();
+        for &(index, block) in &mine {
+            if block.creates_file() {
+                for line in &block.replace {
+                    content.push_str(line);
+                    content.push('\n');
+                }
+            } else if original.is_none() {
+                errors.push(block_error(
+                    blocks,
+                    index,
+                    EditErrorKind::FileNotFound(target.rel.clone()),
+                ));
+            } else {
+                let failure = MatchFailure::NoMatch { closest: None };
+                errors.push(block_error(
+                    blocks,
+                    index,
+                    EditErrorKind::Match {
+                        path: target.rel.clone(),
+                        failure,
+                    },
+                ));
+            }
+        }
+        return if errors.is_empty() {
+            Ok((content, Vec::new()))
+        } else {
+            Err(errors)
+        };
+    }
+    let text = original.map_or("", |o| o.text.as_str());
+    let mut edits = Vec::new();
+    for &(index, block) in &mine {
+        if block.creates_file() {
+            errors.push(block_error(
+                blocks,
+                index,
+                EditErrorKind::FileExists(target.rel.clone()),
+            ));
+        } else {
+            edits.push(BlockEdit {
+                block: index + 1,
+                search: &block.search,
+                replace: &block.replace,
+            });
+        }
+    }
+    let line_text = LineText::parse(text);
+    match matching::apply_edits(&line_text, &edits) {
+        Ok((edited, fuzzy)) if errors.is_empty() => {
+            Ok((edited.render(edited.final_newline()), fuzzy))
+        }
+        Ok(_) => Err(errors),
+        Err(failures) => {
+            for (block, failure) in failures {
+                let kind = EditErrorKind::Match {
+                    path: target.rel.clone(),
+                    failure,
+                };
+                errors.push(block_error(blocks, block - 1, kind));
+            }
+            Err(errors)
+        }
+    }
+}
+
+fn render(
+    mut changes: Vec<Change>,
+    block_count: usize,
+    fuzzy_matches: usize,
+    mut warnings: Vec<PatchWarning>,
+    checker: &dyn SyntaxChecker,
+) -> PreparedPatch {
+    changes.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let mut stats = PatchStats {
+        blocks: block_count,
+        fuzzy_matches,
+        ..PatchStats::default()
+    };
+    let mut diff_text = String::new();
+    let mut files = Vec::new();
+    let mut writes = Vec::new();
+    for change in changes {
+        let before_text = change.before.as_ref().map(|o| o.text.as_str());
+        if before_text == Some(change.after.as_str()) {
+            warnings.push(PatchWarning::Unchanged { path: change.rel });
+            continue;
+        }
+        let file_diff = diff::render_file(&change.rel, before_text, &change.after);
+        diff_text.push_str(&file_diff.text);
+        stats.files += 1;
+        stats.lines_added += file_diff.added;
+        stats.lines_removed += file_diff.removed;
+        let introduced = syntax_check::introduced_errors(
+            checker,
+            Path::new(&change.rel),
+            before_text,
+            &change.after,
+        );
+        if !introduced.is_empty() {
+            warnings.push(PatchWarning::SyntaxErrors {
+                path: change.rel.clone(),
+                lines: introduced,
+            });
+        }
+        let status = if change.before.is_some() {
+            FileStatus::Modified
+        } else {
+            FileStatus::Added
+        };
+        files.push(FileChange {
+            path: change.rel.clone(),
+            status,
+        });
+        writes.push(PlannedWrite {
+            rel: change.rel,
+            abs: change.abs,
+            before: change.before.map(|o| o.bytes),
+            after: change.after.into_bytes(),
+        });
+    }
+    PreparedPatch {
+        outcome: PatchOutcome {
+            diff: diff_text,
+            files,
+            warnings,
+            stats,
+        },
+        writes,
+    }
+}
