@@ -17,7 +17,7 @@ fn logits_match_transformers_at_every_position() {
             .unwrap();
         let d = max_diff(&got, &expected);
         eprintln!("{name}: max abs logit difference {d:e}");
-        assert!(d < tolerance(name), "{name}: max abs logit difference {d}");
+        assert!(d < LOGIT_TOLERANCE, "{name}: max abs logit difference {d}");
     }
 }
 
@@ -53,6 +53,6 @@ fn incremental_decode_equals_full_forward() {
             .map(|&t| model.forward(&[t], &mut cache).unwrap())
             .collect();
         let d = max_diff(&Tensor::stack(&steps, 0).unwrap(), &full);
-        assert!(d < tolerance(name), "{name}: {d}");
+        assert!(d < LOGIT_TOLERANCE, "{name}: {d}");
     }
 }
