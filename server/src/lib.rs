@@ -5,3 +5,4 @@
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
+pub mod store;

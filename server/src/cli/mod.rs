@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod model;
+
 /// Exit code for a usage or environment error (bad arguments, missing model, unreadable files).
 pub const EXIT_USAGE_OR_ENVIRONMENT: u8 = 3;
 
@@ -21,7 +23,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Find, download and verify models: `pull`, `list`, `path`, `verify`.
+    Model(model::ModelArgs),
+}
 
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream).
 pub fn init_logging(cli: &Cli) {
@@ -39,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => {
             anyhow::bail!("the language server is not built yet; see README for what works today")
         }
+        Some(Command::Model(args)) => model::run(args),
     }
 }
