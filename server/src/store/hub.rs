@@ -142,7 +142,6 @@ fn download_file(
         };
     if !already {
         fetch_blob(
-            store,
             repo,
             file,
             &meta.commit_hash,
@@ -178,9 +177,7 @@ impl From<StoreError> for FetchError {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fetch_blob(
-    store: &Store,
     repo: &HFRepositorySync<hf_hub::repository::RepoTypeModel>,
     file: &str,
     commit: &str,
@@ -200,13 +197,13 @@ fn fetch_blob(
     if let Some(parent) = partial.parent() {
         disk::ensure_space(parent, size.saturating_sub(have) + (64 << 20))?;
     }
-    let mut out = OpenOptions::new()
+    OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(false)
         .open(&partial)
-        .map_err(|e| StoreError::io("opening", &partial, e))?;
-    out.set_len(have)
+        .map_err(|e| StoreError::io("opening", &partial, e))?
+        .set_len(have)
         .map_err(|e| StoreError::io("truncating", &partial, e))?;
     let mut out = OpenOptions::new()
         .append(true)

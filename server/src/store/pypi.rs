@@ -265,6 +265,9 @@ impl Assembler<'_> {
         fs::rename(&assembled, &blob).map_err(|e| StoreError::io("renaming into", &blob, e))?;
         self.verified.record(&blob, &expected);
         let _ = fs::remove_dir_all(&work);
+        if let Some(parent) = work.parent() {
+            let _ = fs::remove_dir(parent); // only if no other assembly is in progress there
+        }
         Ok(blob)
     }
 }

@@ -26,10 +26,11 @@ pub enum Behavior {
 #[derive(Default)]
 struct State {
     routes: HashMap<String, (String, Vec<u8>)>,
+    headers: HashMap<String, Vec<(String, String)>>,
     behaviors: HashMap<String, Behavior>,
     served: HashMap<String, usize>,
-    /// Every request: (path, Range header).
-    log: Vec<(String, Option<String>)>,
+    /// Every request: (path, method, Range header).
+    log: Vec<(String, String, Option<String>)>,
 }
 
 /// The fake registry.
@@ -67,6 +68,17 @@ impl FakePypi {
             .insert(path.to_string(), (content_type.to_string(), body));
     }
 
+    /// Extra response headers for `path` (e.g. the Hugging Face Hub's `X-Repo-Commit`).
+    pub fn headers(&self, path: &str, headers: &[(&str, &str)]) {
+        lock(&self.state).headers.insert(
+            path.to_string(),
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+
     /// Removes a route (it answers 404 from now on).
     pub fn unroute(&self, path: &str) {
         lock(&self.state).routes.remove(path);
@@ -84,8 +96,18 @@ impl FakePypi {
         lock(&self.state)
             .log
             .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, r)| r.clone())
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, _, r)| r.clone())
+            .collect()
+    }
+
+    /// Methods of the requests seen so far for `path`.
+    pub fn methods(&self, path: &str) -> Vec<String> {
+        lock(&self.state)
+            .log
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, m, _)| m.clone())
             .collect()
     }
 
@@ -94,7 +116,7 @@ impl FakePypi {
         lock(&self.state)
             .log
             .iter()
-            .map(|(p, _)| p.clone())
+            .map(|(p, _, _)| p.clone())
             .collect()
     }
 }
@@ -108,11 +130,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_string();
+    let path = words.next().unwrap_or("/").to_string();
     let mut range = None;
     loop {
         let mut line = String::new();
@@ -125,9 +145,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             }
         }
     }
-    let (route, behavior, nth) = {
+    let (route, behavior, nth, extra) = {
         let mut s = lock(state);
-        s.log.push((path.clone(), range.clone()));
+        s.log.push((path.clone(), method.clone(), range.clone()));
         let nth = {
             let n = s.served.entry(path.clone()).or_insert(0);
             *n += 1;
@@ -137,40 +157,55 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             s.routes.get(&path).cloned(),
             s.behaviors.get(&path).copied().unwrap_or(Behavior::Normal),
             nth,
+            s.headers.get(&path).cloned().unwrap_or_default(),
         )
     };
+    let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let mut out = stream;
     let Some((content_type, body)) = route else {
         let _ = out
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     };
+    if method == "HEAD" {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = out.write_all(head.as_bytes());
+        return;
+    }
     let honour_range = !matches!(behavior, Behavior::CutAlwaysNoRange(_));
-    let start = match (&range, honour_range) {
-        (Some(r), true) => r
-            .strip_prefix("bytes=")
-            .and_then(|r| r.strip_suffix('-'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0),
-        _ => 0,
+    // `bytes=START-` or `bytes=START-END` (END inclusive).
+    let (start, end) = match (&range, honour_range) {
+        (Some(r), true) => {
+            let spec = r.strip_prefix("bytes=").unwrap_or("0-");
+            let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
+            let start = a.parse::<usize>().unwrap_or(0);
+            let end = b
+                .parse::<usize>()
+                .map_or(body.len(), |e| (e + 1).min(body.len()));
+            (start, end)
+        }
+        _ => (0, body.len()),
     };
-    if start > body.len() {
+    if start > body.len() || start > end {
         let _ = out.write_all(
             b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
         return;
     }
-    let rest = &body[start..];
-    let head = if start > 0 {
+    let rest = &body[start..end];
+    let head = if range.is_some() && honour_range {
         format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 206 Partial Content\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\n{extra}Connection: close\r\n\r\n",
             rest.len(),
-            body.len() - 1,
+            end.saturating_sub(1),
             body.len()
         )
     } else {
         format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n",
             rest.len()
         )
     };
