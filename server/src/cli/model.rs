@@ -199,7 +199,7 @@ impl TerminalProgress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::hidden();
             if let Ok(style) = ProgressStyle::with_template(
-                "{msg}\n{wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                "{msg}\n{wide_bar} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} eta {eta}",
             ) {
                 bar.set_style(style);
             }

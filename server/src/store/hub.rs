@@ -15,6 +15,7 @@ use hf_hub::{HFClient, HFError, HFRepositorySync};
 
 use super::error::StoreError;
 use super::hash::{self, ExpectedHash};
+use super::hf_cache::blob_name;
 use super::http::incomplete_path;
 use super::progress::{Phase, Progress};
 use super::spec::HubRef;
@@ -107,12 +108,21 @@ fn download_file(
         message: e.to_string(),
     };
     let cache = store.hf_cache();
-    let meta = repo
+    let meta = match repo
         .get_file_metadata()
         .filepath(file)
         .maybe_revision(revision)
         .send()
-        .map_err(hub_err)?;
+    {
+        Ok(meta) => meta,
+        // hf-hub's metadata HEAD follows redirects; should a CDN answer without the hub's headers, let hf-hub's
+        // own (non-resumable) cache download handle the file, and verify what it wrote.
+        Err(e @ HFError::MalformedResponse { .. }) => {
+            tracing::warn!(repo = %r.repo, file, "hub metadata incomplete ({e}); using hf-hub's own download");
+            return library_download(store, r, repo, file, revision, progress);
+        }
+        Err(e) => return Err(hub_err(e)),
+    };
     let etag = meta.etag.trim_matches('"').to_ascii_lowercase();
     let expected = ExpectedHash::from_blob_name(&etag);
     if let (Some(pinned), Some(ExpectedHash::Sha256(h))) =
@@ -163,6 +173,61 @@ fn download_file(
     if ref_name != meta.commit_hash {
         cache.write_ref(&r.repo, ref_name, &meta.commit_hash, true)?;
     }
+    Ok(())
+}
+
+/// hf-hub's cache download (blobs/, snapshots/, refs/ written by hf-hub itself), then the same verification.
+fn library_download(
+    store: &Store,
+    r: &HubRef,
+    repo: &HFRepositorySync<hf_hub::repository::RepoTypeModel>,
+    file: &str,
+    revision: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<(), StoreError> {
+    let path = {
+        let _phase = Phase::start(
+            progress,
+            0,
+            &format!("downloading {file} from the Hugging Face Hub"),
+        );
+        repo.download_file()
+            .filename(file)
+            .maybe_revision(revision.map(str::to_string))
+            .send()
+            .map_err(|e| StoreError::Hub {
+                repo: r.repo.clone(),
+                file: file.to_string(),
+                message: e.to_string(),
+            })?
+    };
+    let Some(expected) = blob_name(&path).and_then(|b| ExpectedHash::from_blob_name(&b)) else {
+        return Ok(());
+    };
+    if let (Some(pinned), ExpectedHash::Sha256(h), None) =
+        (store.pinned().get(&r.repo, file), &expected, revision)
+    {
+        if !pinned.sha256.eq_ignore_ascii_case(h) {
+            return Err(StoreError::HashMismatch {
+                path,
+                algorithm: "sha256",
+                expected: pinned.sha256.clone(),
+                actual: h.clone(),
+                hint: format!(" (the hub now serves a different {file} than the one qwen-ls pins)"),
+            });
+        }
+    }
+    let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let _phase = Phase::start(
+        progress,
+        size,
+        &format!("verifying {} of {file}", expected.algorithm()),
+    );
+    if let Err(e) = hash::check(&path, &expected, progress, " (written by hf-hub; not used)") {
+        store.verify_cache().forget(&path);
+        return Err(e);
+    }
+    store.verify_cache().record(&path, &expected);
     Ok(())
 }
 
