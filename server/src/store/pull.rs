@@ -76,6 +76,12 @@ impl Store {
                 Err(e) => return Err(e),
             },
             Err(StoreError::NotFound { .. }) => {}
+            // A cached file that does not even look like a GGUF any more: corrupt, fetch it again.
+            Err(e @ StoreError::NotAModel { .. }) => {
+                progress.note(&format!(
+                    "the copy on disk is not usable ({e}); downloading it again"
+                ));
+            }
             Err(e) => return Err(e),
         }
         let source = match self.pinned_for(spec).cloned() {
