@@ -5,4 +5,5 @@
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
+pub mod store;
 pub mod tasks;

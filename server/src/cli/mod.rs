@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod generate;
+pub mod model;
 pub mod patch_json;
 
 /// Exit code for a usage or environment error (bad arguments, missing model, unreadable files).
@@ -27,6 +28,8 @@ pub struct Cli {
 enum Command {
     /// Run one prompt (raw text or fill-in-the-middle) through a local model; text to stdout, stats to stderr.
     Generate(generate::GenerateArgs),
+    /// Find, download and verify models: `pull`, `list`, `path`, `verify`.
+    Model(model::ModelArgs),
 }
 
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream).
@@ -46,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::bail!("the language server is not built yet; see README for what works today")
         }
         Some(Command::Generate(args)) => generate::run(args),
+        Some(Command::Model(args)) => model::run(args),
     }
 }
