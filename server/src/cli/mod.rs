@@ -2,6 +2,12 @@
 //! into `tasks`; the only module (with `lsp`) allowed to know about clap or terminals.
 #![allow(clippy::print_stdout)]
 
+mod bench;
+mod context_cmd;
+mod index_cmd;
+pub mod memory;
+pub mod workspace;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,7 +27,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Index a workspace and print files, languages, symbols, time and peak memory.
+    Index(index_cmd::IndexArgs),
+    /// Show the context that would be packed for a cursor position.
+    Context(context_cmd::ContextArgs),
+    /// Benchmarks with ratios to a baseline.
+    Bench(bench::BenchArgs),
+}
 
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream).
 pub fn init_logging(cli: &Cli) {
@@ -39,5 +52,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => {
             anyhow::bail!("the language server is not built yet; see README for what works today")
         }
+        Some(Command::Index(args)) => index_cmd::run(&args)?,
+        Some(Command::Context(args)) => context_cmd::run(&args)?,
+        Some(Command::Bench(args)) => bench::run(&args)?,
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,270 @@
+//! `qwen-ls bench index PATH`: full index vs `ctags -R` on the same tree, warm restart from the cache,
+//! incremental-update latency and packing time, printed with ratios to the ctags baseline.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::memory::{children_peak_rss_bytes, mib, peak_rss_bytes};
+use crate::context::{pack, ContextRequest, PackConfig, TokenCountCache};
+use crate::index::{CacheStore, Change, IndexConfig, IndexHost, TextEdit};
+use crate::token_count::QwenTokenCounter;
+
+/// Arguments of `qwen-ls bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchTarget {
+    /// Index and context: full index (vs ctags), warm restart, incremental updates, packing.
+    Index {
+        /// Repository to index.
+        path: PathBuf,
+        /// Number of single-character edits to time.
+        #[arg(long, default_value_t = 400)]
+        edits: usize,
+        /// Skip the ctags baseline.
+        #[arg(long)]
+        no_ctags: bool,
+    },
+}
+
+/// Runs the benchmark.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    match &args.target {
+        BenchTarget::Index {
+            path,
+            edits,
+            no_ctags,
+        } => bench_index(path, *edits, *no_ctags),
+    }
+}
+
+fn bench_index(path: &Path, edits: usize, no_ctags: bool) -> anyhow::Result<()> {
+    let root = path
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let config = IndexConfig::default();
+    println!("# qwen-ls bench index {}", root.display());
+    println!("threads: {}", config.effective_threads());
+
+    let started = Instant::now();
+    let (host, report) = IndexHost::load(&root, config.clone(), None)?;
+    let full = started.elapsed();
+    let rss = peak_rss_bytes();
+    let snapshot = host.snapshot();
+    let lines: u64 = snapshot.files().map(|f| u64::from(f.line_count)).sum();
+    let definitions: usize = snapshot.files().map(|f| f.definitions.len()).sum();
+    let references: usize = snapshot.files().map(|f| f.references.len()).sum();
+    let megabytes = report.bytes as f64 / 1e6;
+    println!(
+        "indexed: {} files, {} lines, {:.1} MB, {definitions} definitions, {references} references, {} skipped",
+        report.files,
+        lines,
+        megabytes,
+        report.skipped.len()
+    );
+    let graph_started = Instant::now();
+    let edges = snapshot.graph().edge_count();
+    let graph_time = graph_started.elapsed();
+    drop(snapshot);
+
+    let ctags = if no_ctags { None } else { time_ctags(&root) };
+
+    let cache_dir = std::env::temp_dir().join(format!("qwen-ls-bench-{}", std::process::id()));
+    let store = CacheStore::in_dir(&cache_dir, &root);
+    let (cached_host, _) = IndexHost::load(&root, config.clone(), Some(store.clone()))?;
+    let save_started = Instant::now();
+    cached_host.save_cache()?;
+    let save_time = save_started.elapsed();
+    drop(cached_host);
+    let cache_bytes = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+    let warm_started = Instant::now();
+    let (mut host, warm_report) = IndexHost::load(&root, config, Some(store))?;
+    let warm = warm_started.elapsed();
+    let _ = std::fs::remove_dir_all(&cache_dir);
+
+    let latencies = time_edits(&mut host, edits)?;
+    let packing = time_packing(&host)?;
+
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| full index (no cache) | {:.2} s |", full.as_secs_f64());
+    println!("| throughput | {:.1} MB/s |", megabytes / full.as_secs_f64());
+    println!("| peak RSS after full index | {} |", mib(rss));
+    if let Some((time, ctags_rss)) = ctags {
+        println!("| ctags -R | {:.2} s, peak RSS {} |", time.as_secs_f64(), mib(ctags_rss));
+        println!(
+            "| full index / ctags | {:.2}x time |",
+            full.as_secs_f64() / time.as_secs_f64()
+        );
+    }
+    println!("| file graph build | {:.0} ms, {edges} edges |", ms(graph_time));
+    println!("| cache write | {:.0} ms, {} |", ms(save_time), mib(cache_bytes));
+    println!(
+        "| warm restart | {:.0} ms ({} parsed, {} from cache) |",
+        ms(warm),
+        warm_report.parsed,
+        warm_report.reused
+    );
+    if !latencies.is_empty() {
+        println!(
+            "| incremental edit p50 / p95 / max | {:.2} / {:.2} / {:.2} ms ({} edits) |",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.95),
+            percentile(&latencies, 1.0),
+            latencies.len()
+        );
+    }
+    for (budget, used, cold, warm) in packing {
+        println!(
+            "| pack {budget} tokens | cold {:.0} ms, warm {:.0} ms ({used} used) |",
+            ms(cold),
+            ms(warm)
+        );
+    }
+    Ok(())
+}
+
+fn time_ctags(root: &Path) -> Option<(Duration, u64)> {
+    let tags = std::env::temp_dir().join(format!("qwen-ls-bench-{}.tags", std::process::id()));
+    let started = Instant::now();
+    let status = Command::new("ctags")
+        .arg("-R")
+        .arg("-f")
+        .arg(&tags)
+        .arg(root)
+        .status();
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(&tags);
+    match status {
+        Ok(status) if status.success() => Some((elapsed, children_peak_rss_bytes())),
+        Ok(status) => {
+            println!("ctags failed: {status}");
+            None
+        }
+        Err(e) => {
+            println!("ctags not available: {e}");
+            None
+        }
+    }
+}
+
+/// Opens up to 20 source files and types/deletes single characters at pseudo-random places, timing each
+/// `apply_change` (which includes reparse, re-tag, windows and symbol-table maintenance).
+fn time_edits(host: &mut IndexHost, edits: usize) -> anyhow::Result<Vec<f64>> {
+    let snapshot = host.snapshot();
+    let sources: Vec<_> = snapshot
+        .files()
+        .filter(|f| f.language.is_some() && f.text.len() > 2000)
+        .collect();
+    let step = (sources.len() / 20).max(1);
+    let chosen: Vec<(String, String)> = sources
+        .iter()
+        .step_by(step)
+        .take(20)
+        .map(|f| (f.path.to_string(), f.text.to_string()))
+        .collect();
+    drop(snapshot);
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut texts = Vec::new();
+    for (path, text) in &chosen {
+        host.apply_change(Change::Open {
+            path: path.clone(),
+            version: 0,
+            text: text.clone(),
+        })?;
+        texts.push(text.clone());
+    }
+    let mut random = 0x9E37_79B9_7F4A_7C15u64;
+    let mut latencies = Vec::with_capacity(edits);
+    for i in 0..edits {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let which = (random % chosen.len() as u64) as usize;
+        let text = &mut texts[which];
+        let mut at = (random >> 20) as usize % text.len().max(1);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        // Alternate typing a character and deleting one, like a user editing.
+        let edit = if i % 2 == 0 || at + 1 > text.len() || !text.is_char_boundary(at + 1) {
+            TextEdit {
+                range: at..at,
+                new_text: "x".into(),
+            }
+        } else {
+            TextEdit {
+                range: at..at + 1,
+                new_text: String::new(),
+            }
+        };
+        text.replace_range(edit.range.clone(), &edit.new_text);
+        let started = Instant::now();
+        host.apply_change(Change::Edit {
+            path: chosen[which].0.clone(),
+            version: i as i32 + 1,
+            edits: vec![edit],
+        })?;
+        latencies.push(ms(started.elapsed()));
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+/// Packs at 8k, 128k and 1M tokens for a cursor in the middle of the most recently edited file: cold (empty
+/// token-count memo) and warm (the same request again, as on the next keystroke).
+fn time_packing(host: &IndexHost) -> anyhow::Result<Vec<(usize, usize, Duration, Duration)>> {
+    let counter = QwenTokenCounter::builtin().map_err(anyhow::Error::msg)?;
+    let snapshot = host.snapshot();
+    let Some(path) = snapshot
+        .recent_files()
+        .first()
+        .cloned()
+        .or_else(|| snapshot.files().next().map(|f| f.path.clone()))
+    else {
+        return Ok(Vec::new());
+    };
+    let lines = snapshot.file(&path).map_or(0, |f| f.line_count);
+    let mut results = Vec::new();
+    for budget in [8_192, 131_072, 1_048_576] {
+        let request = ContextRequest {
+            path: path.clone(),
+            cursor_line: lines / 2,
+            cursor_column: 0,
+            selection: None,
+            instruction: None,
+            budget,
+        };
+        let cache = TokenCountCache::new();
+        let config = PackConfig::default();
+        let started = Instant::now();
+        let packed = pack(&snapshot, &request, &config, counter, &cache);
+        let cold = started.elapsed();
+        let started = Instant::now();
+        let again = pack(&snapshot, &request, &config, counter, &cache);
+        let warm = started.elapsed();
+        anyhow::ensure!(packed == again, "packing is not deterministic");
+        results.push((budget, packed.used_tokens, cold, warm));
+    }
+    Ok(results)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}

@@ -1,0 +1,283 @@
+//! Open documents: text plus syntax tree, updated in place by edits (`Tree::edit` + incremental reparse),
+//! re-tagging only the top-level items that the edit touched and shifting every other tag.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use tree_sitter::{InputEdit, Point, Tree};
+
+use super::file_index::{symbols_from, FileIndex, FileSymbols};
+use super::windows::windows;
+use super::ChangeError;
+use crate::syntax::{self, Definition, Import, LanguageSpec, Reference, Tags};
+
+/// One replacement in a document: `range` (bytes of the text before this edit) becomes `new_text`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextEdit {
+    /// Byte range replaced.
+    pub range: Range<usize>,
+    /// Replacement text.
+    pub new_text: String,
+}
+
+/// An open document: the editor's text overrides the disk until it is closed.
+pub struct Document {
+    /// The editor's version of the text; edits must carry a larger one.
+    pub version: i32,
+    language: Option<&'static LanguageSpec>,
+    text: String,
+    tree: Option<Tree>,
+}
+
+impl Document {
+    /// Opens a document and returns it with its full index entry.
+    pub fn open(
+        path: Arc<str>,
+        language: Option<&'static LanguageSpec>,
+        text: String,
+        version: i32,
+    ) -> (Self, FileIndex) {
+        let (symbols, tree, error) = super::file_index::analyze(language, &text);
+        if let Some(error) = error {
+            tracing::warn!("{path}: indexed as text only: {error}");
+        }
+        let entry = FileIndex::assemble(path, language, text.as_str().into(), false, symbols);
+        let document = Self {
+            version,
+            language,
+            text,
+            tree,
+        };
+        (document, entry)
+    }
+
+    /// The current text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A copy of text and tree, to roll back a multi-edit change that fails halfway.
+    pub(super) fn clone_state(&self) -> (String, Option<Tree>) {
+        (self.text.clone(), self.tree.clone())
+    }
+
+    /// Restores a copy taken by [`Document::clone_state`].
+    pub(super) fn restore_state(&mut self, (text, tree): (String, Option<Tree>)) {
+        self.text = text;
+        self.tree = tree;
+    }
+
+    /// Applies one edit and returns the updated index entry (derived from `current`, the entry before it).
+    pub fn apply_edit(
+        &mut self,
+        edit: &TextEdit,
+        current: &FileIndex,
+    ) -> Result<FileIndex, ChangeError> {
+        let Range { start, end } = edit.range.clone();
+        if start > end
+            || end > self.text.len()
+            || !self.text.is_char_boundary(start)
+            || !self.text.is_char_boundary(end)
+        {
+            return Err(ChangeError::InvalidEdit {
+                path: current.path.to_string(),
+                range: edit.range.clone(),
+                len: self.text.len(),
+            });
+        }
+        let input = input_edit(&self.text, start, end, &edit.new_text);
+        self.text.replace_range(start..end, &edit.new_text);
+        let symbols = match (self.language, self.tree.as_mut()) {
+            (Some(spec), Some(tree)) => {
+                tree.edit(&input);
+                match syntax::parse(spec, &self.text, Some(tree)) {
+                    Ok(new_tree) => {
+                        let symbols = retag(spec, tree, &new_tree, &self.text, &input, current);
+                        self.tree = Some(new_tree);
+                        symbols
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: reparse failed, text only: {e}", current.path);
+                        self.tree = None;
+                        text_symbols(&self.text)
+                    }
+                }
+            }
+            _ => text_symbols(&self.text),
+        };
+        Ok(FileIndex::assemble(
+            current.path.clone(),
+            self.language,
+            self.text.as_str().into(),
+            false,
+            symbols,
+        ))
+    }
+}
+
+fn text_symbols(text: &str) -> FileSymbols {
+    FileSymbols {
+        windows: windows(text),
+        ..FileSymbols::default()
+    }
+}
+
+/// Re-tags the top-level items the edit changed; keeps earlier tags and shifts later ones.
+fn retag(
+    spec: &'static LanguageSpec,
+    old_tree: &Tree,
+    new_tree: &Tree,
+    text: &str,
+    edit: &InputEdit,
+    current: &FileIndex,
+) -> FileSymbols {
+    let dirty = dirty_range(old_tree, new_tree, text, edit);
+    let byte_delta = edit.new_end_byte as i64 - edit.old_end_byte as i64;
+    // In old coordinates the dirty range ends `byte_delta` earlier (it always contains the edit).
+    let old_dirty_end = (dirty.end as i64 - byte_delta) as u32;
+    let dirty_start = dirty.start as u32;
+    // A kept definition must lie wholly on one side; if one straddles a boundary (error recovery moved item
+    // borders), re-tag the whole file rather than risk a stale tag.
+    let straddles = current.definitions.iter().any(|d| {
+        (d.start_byte < dirty_start && d.end_byte > dirty_start)
+            || (d.start_byte < old_dirty_end && d.end_byte > old_dirty_end)
+    });
+    let dirty = if straddles { 0..text.len() } else { dirty };
+    let (dirty_start, old_dirty_end) = if straddles {
+        (0, u32::MAX)
+    } else {
+        (dirty_start, old_dirty_end)
+    };
+    let fresh = match syntax::extract_tags(spec, new_tree, text, Some(dirty.clone())) {
+        Ok(tags) => tags,
+        Err(e) => {
+            tracing::warn!("{}: tagging failed, text only: {e}", current.path);
+            return text_symbols(text);
+        }
+    };
+    let line_delta = edit.new_end_position.row as i64 - edit.old_end_position.row as i64;
+    let shift = |byte: u32| (byte as i64 + byte_delta) as u32;
+    let shift_line = |line: u32| (line as i64 + line_delta) as u32;
+
+    let mut tags = Tags::default();
+    let before = |end: u32| end <= dirty_start;
+    tags.definitions
+        .extend(current.definitions.iter().filter(|d| before(d.end_byte)).cloned());
+    tags.definitions.extend(fresh.definitions);
+    tags.definitions.extend(
+        current
+            .definitions
+            .iter()
+            .filter(|d| d.start_byte >= old_dirty_end)
+            .map(|d| Definition {
+                start_byte: shift(d.start_byte),
+                end_byte: shift(d.end_byte),
+                name_byte: shift(d.name_byte),
+                start_line: shift_line(d.start_line),
+                end_line: shift_line(d.end_line),
+                ..d.clone()
+            }),
+    );
+    tags.references
+        .extend(current.references.iter().filter(|r| before(r.end_byte)).cloned());
+    tags.references.extend(fresh.references);
+    tags.references.extend(
+        current
+            .references
+            .iter()
+            .filter(|r| r.start_byte >= old_dirty_end)
+            .map(|r| Reference {
+                start_byte: shift(r.start_byte),
+                end_byte: shift(r.end_byte),
+                line: shift_line(r.line),
+                ..r.clone()
+            }),
+    );
+    tags.imports
+        .extend(current.imports.iter().filter(|i| before(i.end_byte)).cloned());
+    tags.imports.extend(fresh.imports);
+    tags.imports.extend(
+        current
+            .imports
+            .iter()
+            .filter(|i| i.start_byte >= old_dirty_end)
+            .map(|i| Import {
+                start_byte: shift(i.start_byte),
+                end_byte: shift(i.end_byte),
+                line: shift_line(i.line),
+                ..i.clone()
+            }),
+    );
+    symbols_from(tags, windows(text))
+}
+
+/// The byte range (new coordinates) to re-tag: every top-level item that intersects the edit or a range
+/// tree-sitter reports as structurally changed, widened to whole lines (signature lines are whole source
+/// lines, so an item sharing a line with the edit must be re-tagged too) and again to whole items.
+fn dirty_range(old_tree: &Tree, new_tree: &Tree, text: &str, edit: &InputEdit) -> Range<usize> {
+    let mut dirty = edit.start_byte..edit.new_end_byte;
+    for changed in old_tree.changed_ranges(new_tree) {
+        dirty.start = dirty.start.min(changed.start_byte);
+        dirty.end = dirty.end.max(changed.end_byte);
+    }
+    let root = new_tree.root_node();
+    let mut cursor = root.walk();
+    let items: Vec<Range<usize>> = root
+        .children(&mut cursor)
+        .map(|child| child.byte_range())
+        .collect();
+    loop {
+        let mut widened = line_bounds(text, dirty.clone());
+        for item in &items {
+            let touches = item.start <= widened.end && widened.start <= item.end;
+            if touches {
+                widened.start = widened.start.min(item.start);
+                widened.end = widened.end.max(item.end);
+            }
+        }
+        if widened == dirty {
+            return dirty;
+        }
+        dirty = widened;
+    }
+}
+
+/// Widens a byte range to the start of its first line and the end of its last line (newline included).
+fn line_bounds(text: &str, range: Range<usize>) -> Range<usize> {
+    let start = text[..range.start].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[range.end..]
+        .find('\n')
+        .map_or(text.len(), |i| range.end + i + 1);
+    start..end
+}
+
+fn input_edit(text: &str, start: usize, old_end: usize, new_text: &str) -> InputEdit {
+    let start_position = point_at(text, start);
+    let old_end_position = point_at(text, old_end);
+    let new_end_position = match new_text.rfind('\n') {
+        Some(last) => Point::new(
+            start_position.row + new_text.matches('\n').count(),
+            new_text.len() - last - 1,
+        ),
+        None => Point::new(start_position.row, start_position.column + new_text.len()),
+    };
+    InputEdit {
+        start_byte: start,
+        old_end_byte: old_end,
+        new_end_byte: start + new_text.len(),
+        start_position,
+        old_end_position,
+        new_end_position,
+    }
+}
+
+/// Row and byte column of a byte offset.
+fn point_at(text: &str, byte: usize) -> Point {
+    let before = &text.as_bytes()[..byte];
+    let row = before.iter().filter(|&&b| b == b'\n').count();
+    let column = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(byte, |i| byte - i - 1);
+    Point::new(row, column)
+}
