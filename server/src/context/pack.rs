@@ -260,12 +260,13 @@ impl<'s> Packer<'s, '_> {
         if cost > remaining + slot.tokens || (candidate.lines.is_none() && cost > limit) {
             return;
         }
-        self.remaining = remaining + slot.tokens - cost;
+        let left = remaining + slot.tokens - cost;
         slot.tokens = cost;
         if candidate.lines.is_none() {
             slot.whole = Some((candidate.score, candidate.reason));
         }
         slot.ranges = pieces;
+        self.remaining = left;
     }
 
     /// The chosen items in prompt order: other files least relevant first, then the current file's.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::cache::{CacheStatus, CacheStore, CachedFile};
+use super::cache::{CacheStatus, CacheStore};
 use super::document::{Document, TextEdit};
 use super::file_index::{analyze, content_hash, FileIndex};
 use super::filter::SecretMatcher;
@@ -332,10 +332,11 @@ impl IndexHost {
 
     fn set_entry(&mut self, path: &Arc<str>, entry: Option<FileIndex>) {
         let files = Arc::make_mut(&mut self.files);
-        let new_names = entry.as_ref().map(definition_names).unwrap_or_default();
+        let entry = entry.map(Arc::new);
+        let new_names = entry.as_deref().map(definition_names).unwrap_or_default();
         let new_summary = entry.as_ref().map(|e| e.symbol_summary);
-        let old = match entry {
-            Some(entry) => files.insert(path.clone(), Arc::new(entry)),
+        let old = match &entry {
+            Some(entry) => files.insert(path.clone(), entry.clone()),
             None => files.remove(path),
         };
         let old_names = old.as_deref().map(definition_names).unwrap_or_default();

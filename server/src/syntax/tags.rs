@@ -181,7 +181,7 @@ pub fn extract_tags(
         let mut name = None;
         let mut definition = None;
         let mut reference = None;
-        for capture in found.captures {
+        for capture in found.captures() {
             match compiled.capture_roles[capture.index as usize] {
                 CaptureRole::Name => name = Some(capture.node),
                 CaptureRole::Definition(kind) => definition = Some((capture.node, kind)),
