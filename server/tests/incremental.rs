@@ -1,0 +1,224 @@
+//! Incremental updates must leave the index exactly as a full re-index of the same contents would.
+
+mod common;
+
+use std::path::Path;
+
+use qwen_ls::index::{Change, ChangeError, IndexHost, TextEdit};
+
+const OPEN_FILES: &[&str] = &[
+    "src/geometry.rs",
+    "src/broken.rs",
+    "py/shapes.py",
+    "web/main.ts",
+    "web/util.js",
+    "web/view.tsx",
+    "go/store.go",
+    "README.md",
+];
+
+/// Text fragments that open and close items, strings and comments, so edits exercise error recovery.
+const INSERTIONS: &[&str] = &[
+    "x",
+    " ",
+    "\n",
+    "{",
+    "}",
+    "(",
+    ")",
+    "\"",
+    "'",
+    ";",
+    "fn inserted(a: u32) -> u32 { a }\n",
+    "pub struct Inserted { f: Circle }\n",
+    "def inserted(x):\n    return x\n",
+    "class Inserted:\n    pass\n",
+    "function inserted() { return formatPrice(1); }\n",
+    "func Inserted() *Store { return nil }\n",
+    "// comment\n",
+    "/* open comment ",
+    "impl Shape for Circle {\n",
+    "é",
+];
+
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn assert_equals_full_reindex(host: &IndexHost, root: &Path, context: &str) {
+    let full = common::load(root);
+    let incremental = host.snapshot().state_dump();
+    let expected = full.snapshot().state_dump();
+    if incremental != expected {
+        let diff = similar::TextDiff::from_lines(&expected, &incremental);
+        let mut shown = String::new();
+        for change in diff.iter_all_changes().filter(|c| c.tag() != similar::ChangeTag::Equal).take(40) {
+            shown.push_str(&format!("{}{}", change.tag(), change));
+        }
+        panic!("incremental state differs from a full re-index after {context}:\n{shown}");
+    }
+}
+
+#[test]
+fn random_edits_to_open_documents_equal_a_full_reindex() {
+    let repo = common::fixture_copy("polyglot");
+    let root = repo.path();
+    let mut host = common::load(root);
+    let mut texts: Vec<String> = OPEN_FILES
+        .iter()
+        .map(|p| std::fs::read_to_string(root.join(p)).expect("fixture file"))
+        .collect();
+    for (path, text) in OPEN_FILES.iter().zip(&texts) {
+        host.apply_change(Change::Open {
+            path: (*path).to_owned(),
+            version: 1,
+            text: text.clone(),
+        })
+        .expect("open");
+    }
+    assert_equals_full_reindex(&host, root, "opening");
+    let mut random = Random(0x2545_F491_4F6C_DD1D);
+    for step in 0..240 {
+        let which = random.below(OPEN_FILES.len());
+        let text = &mut texts[which];
+        let start = boundary(text, random.below(text.len() + 1));
+        let edit = if random.below(3) == 0 && start < text.len() {
+            let end = boundary(text, (start + 1 + random.below(12)).min(text.len()));
+            let end = if end <= start { text.len().min(start + text[start..].chars().next().map_or(0, char::len_utf8)) } else { end };
+            TextEdit { range: start..end, new_text: String::new() }
+        } else {
+            let insert = INSERTIONS[random.below(INSERTIONS.len())];
+            TextEdit { range: start..start, new_text: insert.to_owned() }
+        };
+        text.replace_range(edit.range.clone(), &edit.new_text);
+        let version = host.document_version(OPEN_FILES[which]).expect("open") + 1;
+        host.apply_change(Change::Edit {
+            path: OPEN_FILES[which].to_owned(),
+            version,
+            edits: vec![edit.clone()],
+        })
+        .expect("edit applies");
+        if step % 6 == 5 {
+            for (path, text) in OPEN_FILES.iter().zip(&texts) {
+                std::fs::write(root.join(path), text).expect("write");
+            }
+            assert_equals_full_reindex(&host, root, &format!("edit {step} ({edit:?} in {})", OPEN_FILES[which]));
+        }
+    }
+}
+
+#[test]
+fn several_edits_in_one_change_apply_in_order() {
+    let repo = common::fixture_copy("polyglot");
+    let root = repo.path();
+    let mut host = common::load(root);
+    let path = "src/lib.rs";
+    let text = std::fs::read_to_string(root.join(path)).expect("read");
+    host.apply_change(Change::Open { path: path.into(), version: 1, text: text.clone() }).expect("open");
+    let edits = vec![
+        TextEdit { range: 0..0, new_text: "pub fn first() {}\n".into() },
+        TextEdit { range: 0..0, new_text: "pub fn zeroth() {}\n".into() },
+    ];
+    host.apply_change(Change::Edit { path: path.into(), version: 2, edits }).expect("edits");
+    std::fs::write(root.join(path), format!("pub fn zeroth() {{}}\npub fn first() {{}}\n{text}")).expect("write");
+    assert_equals_full_reindex(&host, root, "two edits in one change");
+}
+
+#[test]
+fn file_events_equal_a_full_reindex() {
+    let repo = common::fixture_copy("polyglot");
+    let root = repo.path();
+    let mut host = common::load(root);
+    let write = |path: &str, text: &str| {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    write("src/extra.rs", "pub fn extra() -> Circle { Circle::new(2.0) }\n");
+    host.apply_change(Change::Write { path: "src/extra.rs".into() }).expect("create");
+    assert_equals_full_reindex(&host, root, "create");
+
+    write("src/geometry.rs", "pub struct Replaced;\n");
+    host.apply_change(Change::Write { path: "src/geometry.rs".into() }).expect("modify");
+    assert_equals_full_reindex(&host, root, "modify");
+
+    std::fs::rename(root.join("src/extra.rs"), root.join("py/extra_renamed.rs")).expect("rename");
+    host.apply_change(Change::Rename { from: "src/extra.rs".into(), to: "py/extra_renamed.rs".into() })
+        .expect("rename");
+    assert_equals_full_reindex(&host, root, "rename");
+
+    std::fs::remove_file(root.join("py/app.py")).expect("delete");
+    host.apply_change(Change::Delete { path: "py/app.py".into() }).expect("delete");
+    assert_equals_full_reindex(&host, root, "delete");
+
+    for (path, text) in [
+        ("build/ignored.rs", "pub fn ignored() {}\n"),
+        ("notes/private.txt", "still private\n"),
+        ("keys/server.pem", "-----BEGIN FIXTURE-----\n"),
+        (".hidden/x.rs", "fn hidden() {}\n"),
+        ("data/blob.bin", "a\0b"),
+    ] {
+        write(path, text);
+        host.apply_change(Change::Write { path: path.into() }).expect("write");
+        assert_equals_full_reindex(&host, root, &format!("writing {path}"));
+    }
+    // A document overrides the disk until it is closed.
+    host.apply_change(Change::Open { path: "go/main.go".into(), version: 1, text: "package store\n".into() })
+        .expect("open");
+    write("go/main.go", "package store\nfunc OnDisk() {}\n");
+    host.apply_change(Change::Write { path: "go/main.go".into() }).expect("write");
+    let snapshot = host.snapshot();
+    assert_eq!(&*snapshot.file("go/main.go").expect("indexed").text, "package store\n");
+    host.apply_change(Change::Close { path: "go/main.go".into() }).expect("close");
+    assert_equals_full_reindex(&host, root, "closing a document");
+}
+
+#[test]
+fn bad_changes_are_rejected_and_change_nothing() {
+    let repo = common::fixture_copy("polyglot");
+    let mut host = common::load(repo.path());
+    let before = host.snapshot().state_dump();
+    let edit = |version, range: std::ops::Range<usize>| Change::Edit {
+        path: "src/lib.rs".into(),
+        version,
+        edits: vec![TextEdit { range, new_text: "x".into() }],
+    };
+    assert!(matches!(host.apply_change(edit(2, 0..0)), Err(ChangeError::NotOpen { .. })));
+    host.apply_change(Change::Open { path: "src/lib.rs".into(), version: 5, text: "fn a() {}\n".into() })
+        .expect("open");
+    let opened = host.snapshot().state_dump();
+    assert!(matches!(host.apply_change(edit(5, 0..0)), Err(ChangeError::StaleVersion { have: 5, got: 5, .. })));
+    assert!(matches!(host.apply_change(edit(6, 3..100)), Err(ChangeError::InvalidEdit { .. })));
+    let two = Change::Edit {
+        path: "src/lib.rs".into(),
+        version: 7,
+        edits: vec![
+            TextEdit { range: 0..0, new_text: "// ok\n".into() },
+            TextEdit { range: 500..501, new_text: String::new() },
+        ],
+    };
+    assert!(host.apply_change(two).is_err());
+    assert_eq!(host.snapshot().state_dump(), opened, "failed changes leave the index untouched");
+    for bad in ["../outside.rs", "/etc/passwd", "", "a//b.rs"] {
+        let result = host.apply_change(Change::Write { path: bad.into() });
+        assert!(matches!(result, Err(ChangeError::BadPath { .. })), "{bad:?}");
+    }
+    assert_ne!(before, opened);
+}
