@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::candidates::collect_signals;
-use super::rank::{fuse, Candidate};
+use super::rank::{fuse, sort_best_first, Candidate, Ranking};
 use super::render::{header_text, item_text, PackedContext, PackedItem, Reason};
 use super::tokens::{TokenCountCache, TokenCounter};
 use super::{ContextRequest, PackConfig};
@@ -53,39 +53,54 @@ pub fn pack(
     packed.header_tokens = header_tokens;
     let current = snapshot.file(&request.path).map(Arc::as_ref);
     let signals = collect_signals(snapshot, request, config, current);
-    let mut candidates = fuse(&signals, config);
+    let Ranking {
+        mut background,
+        foreground: mut candidates,
+    } = fuse(&signals, config);
+    background.retain(|c| *c.path != *request.path);
     candidates.retain(|c| *c.path != *request.path);
     if let Some(file) = current {
         candidates.extend(current_file_candidates(file, cursor_window, &signals));
-        candidates.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.path.cmp(&b.path))
-                .then_with(|| a.lines.cmp(&b.lines))
-        });
+        sort_best_first(&mut candidates);
     }
+    let remaining = request.budget - header_tokens;
+    let foreground_reserve = remaining.min(config.foreground_reserve(remaining));
     let mut packer = Packer {
         snapshot,
         request,
         counter,
         cache,
         cursor_window,
-        remaining: request.budget - header_tokens,
+        remaining,
         slots: BTreeMap::new(),
     };
+    // Background: whole files by cursor-independent score, within the budget minus the foreground reserve.
+    // The same files in the same order come first in every request from this file (KV-cache prefix).
+    let background_budget = remaining - foreground_reserve;
+    packer.remaining = background_budget;
+    packer.prefetch(&background);
+    let share_limit = (background_budget as f64 * config.whole_file_share) as usize;
+    for candidate in &background {
+        if packer.remaining < MIN_USEFUL_TOKENS {
+            break;
+        }
+        packer.consider(candidate, Some(share_limit), Tier::Background);
+    }
+    // Foreground: definitions, similar windows, the current file; then upgrades to whole files.
+    packer.remaining += foreground_reserve;
     packer.prefetch(&candidates);
     let share_limit = (request.budget as f64 * config.whole_file_share) as usize;
     for candidate in &candidates {
         if packer.remaining < MIN_USEFUL_TOKENS {
             break;
         }
-        packer.consider(candidate, Some(share_limit));
+        packer.consider(candidate, Some(share_limit), Tier::Foreground);
     }
     for candidate in candidates.iter().filter(|c| c.lines.is_none()) {
         if packer.remaining < MIN_USEFUL_TOKENS {
             break;
         }
-        packer.consider(candidate, None);
+        packer.consider(candidate, None, Tier::Foreground);
     }
     packed.used_tokens = request.budget - packer.remaining;
     packed.items = packer.into_items(&request.path);
@@ -120,6 +135,13 @@ fn current_file_candidates(
     out
 }
 
+/// Which phase chose a file: background items precede foreground items in the prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    Background,
+    Foreground,
+}
+
 /// A chosen line range of a file.
 #[derive(Clone, Debug)]
 struct Range {
@@ -136,6 +158,7 @@ struct Slot<'s> {
     /// What "whole" means: the full file, or the current file minus the cursor window.
     segments: Vec<(u32, u32)>,
     whole: Option<(f64, Reason)>,
+    tier: Tier,
     ranges: Vec<Range>,
     tokens: usize,
 }
@@ -194,6 +217,7 @@ impl<'s> Packer<'s, '_> {
                     line_starts: line_starts(&file.text),
                     segments,
                     whole: None,
+                    tier: Tier::Foreground,
                     ranges: Vec::new(),
                     tokens: 0,
                 },
@@ -204,7 +228,7 @@ impl<'s> Packer<'s, '_> {
 
     /// Accepts `candidate` if its exact extra cost fits (and, with `share_limit`, a whole file is small
     /// enough for the first pass).
-    fn consider(&mut self, candidate: &Candidate, share_limit: Option<usize>) {
+    fn consider(&mut self, candidate: &Candidate, share_limit: Option<usize>, tier: Tier) {
         let remaining = self.remaining;
         let (counter, cache) = (self.counter, self.cache);
         let Some(slot) = self.slot(&candidate.path) else {
@@ -265,18 +289,22 @@ impl<'s> Packer<'s, '_> {
         if candidate.lines.is_none() {
             slot.whole = Some((candidate.score, candidate.reason));
         }
+        slot.tier = tier;
         slot.ranges = pieces;
         self.remaining = left;
     }
 
-    /// The chosen items in prompt order: other files least relevant first, then the current file's.
+    /// The chosen items in prompt order: background files, then foreground items, then the current file's;
+    /// least relevant first within each group.
     fn into_items(self, current: &str) -> Vec<PackedItem> {
         let mut items = Vec::new();
+        let mut tiers = std::collections::HashMap::new();
         for slot in self.slots.values() {
             for range in &slot.ranges {
                 let text = unit_text(slot, range.start, range.end);
                 let tokens = self.cache.count(self.counter, &text);
                 let is_current = *slot.file.path == *current;
+                tiers.insert(slot.file.path.clone(), slot.tier);
                 let (score, reason) = slot.whole.unwrap_or((range.score, range.reason));
                 items.push(PackedItem {
                     path: slot.file.path.clone(),
@@ -290,11 +318,13 @@ impl<'s> Packer<'s, '_> {
                 });
             }
         }
+        let group = |item: &PackedItem| {
+            let is_current = *item.path == *current;
+            (is_current, tiers.get(&item.path).copied())
+        };
         items.sort_by(|a, b| {
-            let current_a = *a.path == *current;
-            let current_b = *b.path == *current;
-            current_a
-                .cmp(&current_b)
+            group(a)
+                .cmp(&group(b))
                 .then_with(|| a.score.total_cmp(&b.score))
                 .then_with(|| a.path.cmp(&b.path))
                 .then_with(|| a.start_line.cmp(&b.start_line))

@@ -36,8 +36,18 @@ pub struct Candidate {
     pub reason: Reason,
 }
 
-/// All candidates, best first (ties broken by path and line so the order is total).
-pub fn fuse(signals: &Signals, config: &PackConfig) -> Vec<Candidate> {
+/// The fused candidates, in two tiers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ranking {
+    /// Whole files by their file-level score alone (PageRank, recency, directory distance): independent of
+    /// the cursor position, so the background they form stays identical while the user moves within a file.
+    pub background: Vec<Candidate>,
+    /// Snippets and whole files including cursor-dependent signals (definitions, similar windows).
+    pub foreground: Vec<Candidate>,
+}
+
+/// All candidates, best first in each tier (ties broken by path and line so the order is total).
+pub fn fuse(signals: &Signals, config: &PackConfig) -> Ranking {
     let k = config.rrf_k;
     let rrf = |weight: f64, rank: usize| weight / (k + rank as f64 + 1.0);
     // Per file: (score, best reason, best contribution).
@@ -97,6 +107,16 @@ pub fn fuse(signals: &Signals, config: &PackConfig) -> Vec<Candidate> {
             reason: *reason,
         });
     }
+    let mut background: Vec<Candidate> = files
+        .iter()
+        .map(|(path, &(score, reason, _))| Candidate {
+            path: path.clone(),
+            lines: None,
+            score,
+            reason,
+        })
+        .collect();
+    sort_best_first(&mut background);
     let mut paths: Vec<&Arc<str>> = files.keys().chain(whole_bonus.keys()).collect();
     paths.sort();
     paths.dedup();
@@ -116,11 +136,19 @@ pub fn fuse(signals: &Signals, config: &PackConfig) -> Vec<Candidate> {
             reason,
         });
     }
+    sort_best_first(&mut candidates);
+    Ranking {
+        background,
+        foreground: candidates,
+    }
+}
+
+/// Highest score first; ties by path, then lines, so the order is total and deterministic.
+pub fn sort_best_first(candidates: &mut [Candidate]) {
     candidates.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.path.cmp(&b.path))
             .then_with(|| a.lines.cmp(&b.lines))
     });
-    candidates
 }

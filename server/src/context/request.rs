@@ -41,6 +41,11 @@ pub struct PackConfig {
     pub whole_file_share: f64,
     /// Reciprocal-rank-fusion constant.
     pub rrf_k: f64,
+    /// Budgets up to this size go entirely to cursor-dependent items (definitions, similar windows).
+    pub min_foreground_tokens: usize,
+    /// Above that, this share of the budget is reserved for them; the rest is filled first with whole
+    /// files ranked by cursor-independent signals (a stable, cacheable prefix).
+    pub foreground_share: f64,
 }
 
 impl Default for PackConfig {
@@ -55,11 +60,19 @@ impl Default for PackConfig {
             max_similar_windows: 256,
             whole_file_share: 0.25,
             rrf_k: 60.0,
+            min_foreground_tokens: 4096,
+            foreground_share: 0.25,
         }
     }
 }
 
 impl PackConfig {
+    /// Tokens reserved for cursor-dependent items out of `available`.
+    pub fn foreground_reserve(&self, available: usize) -> usize {
+        let share = (available as f64 * self.foreground_share) as usize;
+        share.max(self.min_foreground_tokens).min(available)
+    }
+
     /// The lines (0-based, inclusive) the caller includes itself around the cursor.
     pub fn cursor_window(&self, request: &ContextRequest) -> (u32, u32) {
         let start = request.cursor_line.saturating_sub(self.cursor_window_before);
