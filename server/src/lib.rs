@@ -5,7 +5,7 @@
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
-pub mod syntax;
-pub mod index;
 pub mod context;
+pub mod index;
+pub mod syntax;
 pub mod token_count;

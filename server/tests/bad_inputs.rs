@@ -12,11 +12,12 @@ fn a_50_mb_file_is_skipped_without_being_read() {
     let big = std::fs::File::create(repo.path().join("src/huge.rs")).expect("create");
     big.set_len(50 * 1024 * 1024).expect("sparse 50 MB file");
     let (host, report) = IndexHost::load(repo.path(), IndexConfig::default(), None).expect("loads");
-    assert!(report
-        .skipped
-        .iter()
-        .any(|s| s.path == "src/huge.rs" && matches!(s.reason, SkipReason::TooLarge(n) if n == 50 * 1024 * 1024)));
-    assert!(host.snapshot().file("src/geometry.rs").is_some(), "the rest is indexed");
+    assert!(report.skipped.iter().any(|s| s.path == "src/huge.rs"
+        && matches!(s.reason, SkipReason::TooLarge(n) if n == 50 * 1024 * 1024)));
+    assert!(
+        host.snapshot().file("src/geometry.rs").is_some(),
+        "the rest is indexed"
+    );
 }
 
 #[test]
@@ -39,7 +40,10 @@ fn an_unreadable_file_is_skipped_and_the_rest_indexed() {
     let (host, report) = IndexHost::load(repo.path(), IndexConfig::default(), None).expect("loads");
     let snapshot = host.snapshot();
     // Root can read anything: then the file is simply indexed. Anyone else gets a skip with a reason.
-    let skipped = report.skipped.iter().any(|s| s.path == "src/locked.rs" && matches!(s.reason, SkipReason::Io(_)));
+    let skipped = report
+        .skipped
+        .iter()
+        .any(|s| s.path == "src/locked.rs" && matches!(s.reason, SkipReason::Io(_)));
     assert!(skipped || snapshot.file("src/locked.rs").is_some());
     assert!(snapshot.file("src/lib.rs").is_some());
 }
@@ -47,8 +51,11 @@ fn an_unreadable_file_is_skipped_and_the_rest_indexed() {
 #[test]
 fn invalid_utf8_in_source_is_indexed_lossily_with_symbols() {
     let repo = common::fixture_copy("polyglot");
-    std::fs::write(repo.path().join("src/bytes.rs"), b"pub fn before() {}\n// \xff\xfe\npub fn after() {}\n")
-        .expect("write");
+    std::fs::write(
+        repo.path().join("src/bytes.rs"),
+        b"pub fn before() {}\n// \xff\xfe\npub fn after() {}\n",
+    )
+    .expect("write");
     let (host, _) = IndexHost::load(repo.path(), IndexConfig::default(), None).expect("loads");
     let snapshot = host.snapshot();
     let file = snapshot.file("src/bytes.rs").expect("indexed");
@@ -59,6 +66,10 @@ fn invalid_utf8_in_source_is_indexed_lossily_with_symbols() {
 
 #[test]
 fn a_missing_root_is_an_error_not_a_panic() {
-    let result = IndexHost::load(std::path::Path::new("/definitely/not/here"), IndexConfig::default(), None);
+    let result = IndexHost::load(
+        std::path::Path::new("/definitely/not/here"),
+        IndexConfig::default(),
+        None,
+    );
     assert!(result.is_err());
 }

@@ -63,7 +63,11 @@ fn corrupt_truncated_and_foreign_caches_are_discarded_and_rebuilt() {
     for (what, bytes) in cases {
         std::fs::write(store.path(), &bytes).expect("write");
         let (rebuilt, report) = load_with(repo.path(), &store);
-        assert!(matches!(report.cache, CacheStatus::Discarded(_)), "{what}: {:?}", report.cache);
+        assert!(
+            matches!(report.cache, CacheStatus::Discarded(_)),
+            "{what}: {:?}",
+            report.cache
+        );
         assert_eq!(report.parsed, report.files, "{what}: everything reparsed");
         assert!(report.cache_outdated, "{what}: will be rewritten");
         assert_eq!(rebuilt.snapshot().state_dump(), expected, "{what}");
@@ -73,18 +77,28 @@ fn corrupt_truncated_and_foreign_caches_are_discarded_and_rebuilt() {
 
     // A cache made for another workspace (same file name) is not used.
     let other = common::fixture_copy("polyglot");
-    std::fs::copy(store.path(), CacheStore::in_dir(cache_dir.path(), &canonical(other.path())).path())
-        .expect("copy");
+    std::fs::copy(
+        store.path(),
+        CacheStore::in_dir(cache_dir.path(), &canonical(other.path())).path(),
+    )
+    .expect("copy");
     let other_store = CacheStore::in_dir(cache_dir.path(), &canonical(other.path()));
     let (_, report) = load_with(other.path(), &other_store);
-    assert!(matches!(report.cache, CacheStatus::Discarded(_)), "{:?}", report.cache);
+    assert!(
+        matches!(report.cache, CacheStatus::Discarded(_)),
+        "{:?}",
+        report.cache
+    );
 }
 
 #[test]
 fn cache_writes_are_atomic_renames() {
     let repo = common::fixture_copy("polyglot");
     let cache_dir = tempfile::tempdir().expect("temp");
-    let store = CacheStore::in_dir(&cache_dir.path().join("nested/dir"), &canonical(repo.path()));
+    let store = CacheStore::in_dir(
+        &cache_dir.path().join("nested/dir"),
+        &canonical(repo.path()),
+    );
     let (host, _) = load_with(repo.path(), &store);
     host.save_cache().expect("creates directories and saves");
     let names: Vec<String> = std::fs::read_dir(store.path().parent().expect("dir"))

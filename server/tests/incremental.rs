@@ -69,7 +69,11 @@ fn assert_equals_full_reindex(host: &IndexHost, root: &Path, context: &str) {
     if incremental != expected {
         let diff = similar::TextDiff::from_lines(&expected, &incremental);
         let mut shown = String::new();
-        for change in diff.iter_all_changes().filter(|c| c.tag() != similar::ChangeTag::Equal).take(40) {
+        for change in diff
+            .iter_all_changes()
+            .filter(|c| c.tag() != similar::ChangeTag::Equal)
+            .take(40)
+        {
             shown.push_str(&format!("{}{}", change.tag(), change));
         }
         panic!("incremental state differs from a full re-index after {context}:\n{shown}");
@@ -101,11 +105,22 @@ fn random_edits_to_open_documents_equal_a_full_reindex() {
         let start = boundary(text, random.below(text.len() + 1));
         let edit = if random.below(3) == 0 && start < text.len() {
             let end = boundary(text, (start + 1 + random.below(12)).min(text.len()));
-            let end = if end <= start { text.len().min(start + text[start..].chars().next().map_or(0, char::len_utf8)) } else { end };
-            TextEdit { range: start..end, new_text: String::new() }
+            let end = if end <= start {
+                text.len()
+                    .min(start + text[start..].chars().next().map_or(0, char::len_utf8))
+            } else {
+                end
+            };
+            TextEdit {
+                range: start..end,
+                new_text: String::new(),
+            }
         } else {
             let insert = INSERTIONS[random.below(INSERTIONS.len())];
-            TextEdit { range: start..start, new_text: insert.to_owned() }
+            TextEdit {
+                range: start..start,
+                new_text: insert.to_owned(),
+            }
         };
         text.replace_range(edit.range.clone(), &edit.new_text);
         let version = host.document_version(OPEN_FILES[which]).expect("open") + 1;
@@ -119,7 +134,11 @@ fn random_edits_to_open_documents_equal_a_full_reindex() {
             for (path, text) in OPEN_FILES.iter().zip(&texts) {
                 std::fs::write(root.join(path), text).expect("write");
             }
-            assert_equals_full_reindex(&host, root, &format!("edit {step} ({edit:?} in {})", OPEN_FILES[which]));
+            assert_equals_full_reindex(
+                &host,
+                root,
+                &format!("edit {step} ({edit:?} in {})", OPEN_FILES[which]),
+            );
         }
     }
 }
@@ -131,13 +150,33 @@ fn several_edits_in_one_change_apply_in_order() {
     let mut host = common::load(root);
     let path = "src/lib.rs";
     let text = std::fs::read_to_string(root.join(path)).expect("read");
-    host.apply_change(Change::Open { path: path.into(), version: 1, text: text.clone() }).expect("open");
+    host.apply_change(Change::Open {
+        path: path.into(),
+        version: 1,
+        text: text.clone(),
+    })
+    .expect("open");
     let edits = vec![
-        TextEdit { range: 0..0, new_text: "pub fn first() {}\n".into() },
-        TextEdit { range: 0..0, new_text: "pub fn zeroth() {}\n".into() },
+        TextEdit {
+            range: 0..0,
+            new_text: "pub fn first() {}\n".into(),
+        },
+        TextEdit {
+            range: 0..0,
+            new_text: "pub fn zeroth() {}\n".into(),
+        },
     ];
-    host.apply_change(Change::Edit { path: path.into(), version: 2, edits }).expect("edits");
-    std::fs::write(root.join(path), format!("pub fn zeroth() {{}}\npub fn first() {{}}\n{text}")).expect("write");
+    host.apply_change(Change::Edit {
+        path: path.into(),
+        version: 2,
+        edits,
+    })
+    .expect("edits");
+    std::fs::write(
+        root.join(path),
+        format!("pub fn zeroth() {{}}\npub fn first() {{}}\n{text}"),
+    )
+    .expect("write");
     assert_equals_full_reindex(&host, root, "two edits in one change");
 }
 
@@ -151,21 +190,36 @@ fn file_events_equal_a_full_reindex() {
         std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
         std::fs::write(file, text).expect("write");
     };
-    write("src/extra.rs", "pub fn extra() -> Circle { Circle::new(2.0) }\n");
-    host.apply_change(Change::Write { path: "src/extra.rs".into() }).expect("create");
+    write(
+        "src/extra.rs",
+        "pub fn extra() -> Circle { Circle::new(2.0) }\n",
+    );
+    host.apply_change(Change::Write {
+        path: "src/extra.rs".into(),
+    })
+    .expect("create");
     assert_equals_full_reindex(&host, root, "create");
 
     write("src/geometry.rs", "pub struct Replaced;\n");
-    host.apply_change(Change::Write { path: "src/geometry.rs".into() }).expect("modify");
+    host.apply_change(Change::Write {
+        path: "src/geometry.rs".into(),
+    })
+    .expect("modify");
     assert_equals_full_reindex(&host, root, "modify");
 
     std::fs::rename(root.join("src/extra.rs"), root.join("py/extra_renamed.rs")).expect("rename");
-    host.apply_change(Change::Rename { from: "src/extra.rs".into(), to: "py/extra_renamed.rs".into() })
-        .expect("rename");
+    host.apply_change(Change::Rename {
+        from: "src/extra.rs".into(),
+        to: "py/extra_renamed.rs".into(),
+    })
+    .expect("rename");
     assert_equals_full_reindex(&host, root, "rename");
 
     std::fs::remove_file(root.join("py/app.py")).expect("delete");
-    host.apply_change(Change::Delete { path: "py/app.py".into() }).expect("delete");
+    host.apply_change(Change::Delete {
+        path: "py/app.py".into(),
+    })
+    .expect("delete");
     assert_equals_full_reindex(&host, root, "delete");
 
     for (path, text) in [
@@ -176,17 +230,31 @@ fn file_events_equal_a_full_reindex() {
         ("data/blob.bin", "a\0b"),
     ] {
         write(path, text);
-        host.apply_change(Change::Write { path: path.into() }).expect("write");
+        host.apply_change(Change::Write { path: path.into() })
+            .expect("write");
         assert_equals_full_reindex(&host, root, &format!("writing {path}"));
     }
     // A document overrides the disk until it is closed.
-    host.apply_change(Change::Open { path: "go/main.go".into(), version: 1, text: "package store\n".into() })
-        .expect("open");
+    host.apply_change(Change::Open {
+        path: "go/main.go".into(),
+        version: 1,
+        text: "package store\n".into(),
+    })
+    .expect("open");
     write("go/main.go", "package store\nfunc OnDisk() {}\n");
-    host.apply_change(Change::Write { path: "go/main.go".into() }).expect("write");
+    host.apply_change(Change::Write {
+        path: "go/main.go".into(),
+    })
+    .expect("write");
     let snapshot = host.snapshot();
-    assert_eq!(&*snapshot.file("go/main.go").expect("indexed").text, "package store\n");
-    host.apply_change(Change::Close { path: "go/main.go".into() }).expect("close");
+    assert_eq!(
+        &*snapshot.file("go/main.go").expect("indexed").text,
+        "package store\n"
+    );
+    host.apply_change(Change::Close {
+        path: "go/main.go".into(),
+    })
+    .expect("close");
     assert_equals_full_reindex(&host, root, "closing a document");
 }
 
@@ -198,27 +266,60 @@ fn bad_changes_are_rejected_and_change_nothing() {
     let edit = |version, range: std::ops::Range<usize>| Change::Edit {
         path: "src/lib.rs".into(),
         version,
-        edits: vec![TextEdit { range, new_text: "x".into() }],
+        edits: vec![TextEdit {
+            range,
+            new_text: "x".into(),
+        }],
     };
-    assert!(matches!(host.apply_change(edit(2, 0..0)), Err(ChangeError::NotOpen { .. })));
-    host.apply_change(Change::Open { path: "src/lib.rs".into(), version: 5, text: "fn a() {}\n".into() })
-        .expect("open");
+    assert!(matches!(
+        host.apply_change(edit(2, 0..0)),
+        Err(ChangeError::NotOpen { .. })
+    ));
+    host.apply_change(Change::Open {
+        path: "src/lib.rs".into(),
+        version: 5,
+        text: "fn a() {}\n".into(),
+    })
+    .expect("open");
     let opened = host.snapshot().state_dump();
-    assert!(matches!(host.apply_change(edit(5, 0..0)), Err(ChangeError::StaleVersion { have: 5, got: 5, .. })));
-    assert!(matches!(host.apply_change(edit(6, 3..100)), Err(ChangeError::InvalidEdit { .. })));
+    assert!(matches!(
+        host.apply_change(edit(5, 0..0)),
+        Err(ChangeError::StaleVersion {
+            have: 5,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        host.apply_change(edit(6, 3..100)),
+        Err(ChangeError::InvalidEdit { .. })
+    ));
     let two = Change::Edit {
         path: "src/lib.rs".into(),
         version: 7,
         edits: vec![
-            TextEdit { range: 0..0, new_text: "// ok\n".into() },
-            TextEdit { range: 500..501, new_text: String::new() },
+            TextEdit {
+                range: 0..0,
+                new_text: "// ok\n".into(),
+            },
+            TextEdit {
+                range: 500..501,
+                new_text: String::new(),
+            },
         ],
     };
     assert!(host.apply_change(two).is_err());
-    assert_eq!(host.snapshot().state_dump(), opened, "failed changes leave the index untouched");
+    assert_eq!(
+        host.snapshot().state_dump(),
+        opened,
+        "failed changes leave the index untouched"
+    );
     for bad in ["../outside.rs", "/etc/passwd", "", "a//b.rs"] {
         let result = host.apply_change(Change::Write { path: bad.into() });
-        assert!(matches!(result, Err(ChangeError::BadPath { .. })), "{bad:?}");
+        assert!(
+            matches!(result, Err(ChangeError::BadPath { .. })),
+            "{bad:?}"
+        );
     }
     assert_ne!(before, opened);
 }

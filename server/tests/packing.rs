@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use qwen_ls::context::{pack, ContextRequest, PackConfig, PackedContext, Reason, TokenCountCache, TokenCounter};
+use qwen_ls::context::{
+    pack, ContextRequest, PackConfig, PackedContext, Reason, TokenCountCache, TokenCounter,
+};
 use qwen_ls::index::{IndexHost, IndexSnapshot};
 use qwen_ls::token_count::QwenTokenCounter;
 
@@ -25,8 +27,18 @@ fn qwen() -> &'static QwenTokenCounter {
     QwenTokenCounter::builtin().expect("built-in tokenizer")
 }
 
-fn pack_with(snapshot: &IndexSnapshot, request: &ContextRequest, counter: &dyn TokenCounter) -> PackedContext {
-    pack(snapshot, request, &PackConfig::default(), counter, &TokenCountCache::new())
+fn pack_with(
+    snapshot: &IndexSnapshot,
+    request: &ContextRequest,
+    counter: &dyn TokenCounter,
+) -> PackedContext {
+    pack(
+        snapshot,
+        request,
+        &PackConfig::default(),
+        counter,
+        &TokenCountCache::new(),
+    )
 }
 
 fn assert_contains_definition(packed: &PackedContext, path: &str, needle: &str) {
@@ -37,7 +49,15 @@ fn assert_contains_definition(packed: &PackedContext, path: &str, needle: &str) 
     let listing: Vec<String> = packed
         .items
         .iter()
-        .map(|i| format!("{}:{}-{} {:?}", i.path, i.start_line + 1, i.end_line + 1, i.reason))
+        .map(|i| {
+            format!(
+                "{}:{}-{} {:?}",
+                i.path,
+                i.start_line + 1,
+                i.end_line + 1,
+                i.reason
+            )
+        })
         .collect();
     assert!(found, "{needle:?} from {path} not packed; got {listing:#?}");
 }
@@ -50,7 +70,12 @@ fn a_call_site_gets_the_callee_definition_from_another_file() {
     let cases = [
         ("src/lib.rs", 11, "src/geometry.rs", "pub fn circle_area"),
         ("py/app.py", 12, "py/shapes.py", "def compute_total"),
-        ("web/main.ts", 11, "web/format.ts", "export function formatPrice"),
+        (
+            "web/main.ts",
+            11,
+            "web/format.ts",
+            "export function formatPrice",
+        ),
         ("go/main.go", 10, "go/store.go", "func NewStore"),
         ("web/view.tsx", 4, "web/main.ts", "label(): string"),
     ];
@@ -58,8 +83,16 @@ fn a_call_site_gets_the_callee_definition_from_another_file() {
         let packed = pack_with(&snapshot, &request(file, line, 200), qwen());
         assert!(packed.used_tokens <= 200);
         assert_contains_definition(&packed, callee_file, needle);
-        let item = packed.items.iter().find(|i| &*i.path == callee_file).expect("item");
-        assert!(matches!(item.reason, Reason::Definition), "{file}: {:?}", item.reason);
+        let item = packed
+            .items
+            .iter()
+            .find(|i| &*i.path == callee_file)
+            .expect("item");
+        assert!(
+            matches!(item.reason, Reason::Definition),
+            "{file}: {:?}",
+            item.reason
+        );
     }
 }
 
@@ -71,17 +104,38 @@ fn budgets_are_never_exceeded_and_counts_are_exact() {
     let snapshot = host.snapshot();
     let counter = qwen();
     let cache = TokenCountCache::new();
-    for budget in [0, 1, 3, 7, 16, 50, 100, 333, 1_000, 2_048, 8_192, 32_768, 131_072] {
+    for budget in [
+        0, 1, 3, 7, 16, 50, 100, 333, 1_000, 2_048, 8_192, 32_768, 131_072,
+    ] {
         let request = request("server/src/context/pack.rs", 120, budget);
         let packed = pack(&snapshot, &request, &PackConfig::default(), counter, &cache);
         let rendered = packed.render();
-        let exact = if rendered.is_empty() { 0 } else { counter.count(&rendered) };
-        assert!(packed.used_tokens <= budget, "budget {budget}: used {}", packed.used_tokens);
-        assert_eq!(exact, packed.used_tokens, "budget {budget}: reported count is exact");
+        let exact = if rendered.is_empty() {
+            0
+        } else {
+            counter.count(&rendered)
+        };
+        assert!(
+            packed.used_tokens <= budget,
+            "budget {budget}: used {}",
+            packed.used_tokens
+        );
+        assert_eq!(
+            exact, packed.used_tokens,
+            "budget {budget}: reported count is exact"
+        );
         let items: usize = packed.items.iter().map(|i| i.tokens).sum();
-        assert_eq!(items + packed.header_tokens, packed.used_tokens, "budget {budget}");
+        assert_eq!(
+            items + packed.header_tokens,
+            packed.used_tokens,
+            "budget {budget}"
+        );
         if (1_000..=32_768).contains(&budget) {
-            assert!(packed.used_tokens * 10 >= budget * 9, "budget {budget} poorly filled: {}", packed.used_tokens);
+            assert!(
+                packed.used_tokens * 10 >= budget * 9,
+                "budget {budget} poorly filled: {}",
+                packed.used_tokens
+            );
         }
     }
 }
@@ -93,24 +147,61 @@ fn packing_is_deterministic_and_ordered_for_prefix_reuse() {
     let snapshot = host.snapshot();
     let request = request("server/src/index/host.rs", 200, 20_000);
     let first = pack_with(&snapshot, &request, &common::WordCounter);
-    let second = pack(&snapshot, &request, &PackConfig::default(), &common::WordCounter, &TokenCountCache::new());
+    let second = pack(
+        &snapshot,
+        &request,
+        &PackConfig::default(),
+        &common::WordCounter,
+        &TokenCountCache::new(),
+    );
     assert_eq!(first, second);
     assert!(!first.items.is_empty());
 
-    let current_from = first.items.iter().position(|i| &*i.path == "server/src/index/host.rs");
+    let current_from = first
+        .items
+        .iter()
+        .position(|i| &*i.path == "server/src/index/host.rs");
     if let Some(at) = current_from {
-        assert!(first.items[at..].iter().all(|i| &*i.path == "server/src/index/host.rs"), "current file last");
-        assert!(first.items[at..].iter().all(|i| i.reason == Reason::Current));
+        assert!(
+            first.items[at..]
+                .iter()
+                .all(|i| &*i.path == "server/src/index/host.rs"),
+            "current file last"
+        );
+        assert!(first.items[at..]
+            .iter()
+            .all(|i| i.reason == Reason::Current));
     }
     let others = &first.items[..current_from.unwrap_or(first.items.len())];
-    assert!(others.windows(2).all(|w| w[0].score <= w[1].score), "least relevant first");
+    let background = others.iter().take_while(|i| i.background).count();
+    assert!(
+        background > 0 && others[background..].iter().all(|i| !i.background),
+        "background tier first"
+    );
+    for group in [&others[..background], &others[background..]] {
+        assert!(
+            group.windows(2).all(|w| w[0].score <= w[1].score),
+            "least relevant first"
+        );
+    }
 
     // Moving the cursor within the same function keeps a long common prefix.
-    let moved = pack_with(&snapshot, &ContextRequest { cursor_line: 202, ..request.clone() }, &common::WordCounter);
+    let moved = pack_with(
+        &snapshot,
+        &ContextRequest {
+            cursor_line: 202,
+            ..request.clone()
+        },
+        &common::WordCounter,
+    );
     let a = first.render();
     let b = moved.render();
     let common_prefix = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    assert!(common_prefix * 2 > a.len().min(b.len()), "prefix {common_prefix} of {}", a.len());
+    assert!(
+        common_prefix * 2 > a.len().min(b.len()),
+        "prefix {common_prefix} of {}",
+        a.len()
+    );
 }
 
 #[test]
@@ -124,14 +215,30 @@ fn items_are_whole_lines_and_never_repeat_the_cursor_window() {
         let (window_start, window_end) = packed.cursor_window;
         for item in &packed.items {
             let file = snapshot.file(&item.path).expect("indexed");
-            assert_eq!(item.text, file.lines(item.start_line, item.end_line), "whole lines only");
+            assert_eq!(
+                item.text,
+                file.lines(item.start_line, item.end_line),
+                "whole lines only"
+            );
             if &*item.path == "server/src/context/pack.rs" {
-                assert!(item.end_line < window_start || item.start_line > window_end, "cursor window repeated");
+                assert!(
+                    item.end_line < window_start || item.start_line > window_end,
+                    "cursor window repeated"
+                );
             }
         }
-        let mut spans: Vec<_> = packed.items.iter().map(|i| (i.path.clone(), i.start_line, i.end_line)).collect();
+        let mut spans: Vec<_> = packed
+            .items
+            .iter()
+            .map(|i| (i.path.clone(), i.start_line, i.end_line))
+            .collect();
         spans.sort();
-        assert!(spans.windows(2).all(|w| w[0].0 != w[1].0 || w[0].2 < w[1].1), "no overlapping items");
+        assert!(
+            spans
+                .windows(2)
+                .all(|w| w[0].0 != w[1].0 || w[0].2 < w[1].1),
+            "no overlapping items"
+        );
     }
 }
 
@@ -141,8 +248,13 @@ fn whole_files_are_preferred_when_the_budget_allows() {
     let host = common::load(repo.path());
     let snapshot = host.snapshot();
     let packed = pack_with(&snapshot, &request("src/lib.rs", 11, 100_000), qwen());
-    assert!(packed.items.iter().all(|i| i.whole_file), "{:#?}", packed.items);
-    let packed_files: std::collections::BTreeSet<&str> = packed.items.iter().map(|i| &*i.path).collect();
+    assert!(
+        packed.items.iter().all(|i| i.whole_file),
+        "{:#?}",
+        packed.items
+    );
+    let packed_files: std::collections::BTreeSet<&str> =
+        packed.items.iter().map(|i| &*i.path).collect();
     // Every file but the current one (entirely inside the cursor window) is there.
     assert_eq!(packed_files.len(), snapshot.file_count() - 1);
     assert!(packed.render().starts_with("<|repo_name|>"));

@@ -37,7 +37,9 @@ fn the_walk_skips_what_it_must_and_says_why() {
     assert!(snapshot.file("build/generated.rs").is_none(), ".gitignore");
     assert!(snapshot.file("notes/private.txt").is_none(), ".qwenignore");
     assert!(snapshot.file(".gitignore").is_none(), "hidden files");
-    let latin1 = snapshot.file("notes/latin1.txt").expect("invalid UTF-8 is indexed lossily");
+    let latin1 = snapshot
+        .file("notes/latin1.txt")
+        .expect("invalid UTF-8 is indexed lossily");
     assert!(latin1.lossy && latin1.text.contains('\u{FFFD}'));
 }
 
@@ -49,6 +51,9 @@ fn a_file_with_syntax_errors_keeps_recovered_symbols() {
     let broken = snapshot.file("src/broken.rs").expect("indexed");
     let names: Vec<&str> = broken.definitions.iter().map(|d| &*d.name).collect();
     for expected in ["before_the_error", "StillFound", "after_the_error"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }

@@ -97,17 +97,31 @@ fn bench_index(path: &Path, edits: usize, no_ctags: bool) -> anyhow::Result<()> 
     println!("| measure | value |");
     println!("|---|---|");
     println!("| full index (no cache) | {:.2} s |", full.as_secs_f64());
-    println!("| throughput | {:.1} MB/s |", megabytes / full.as_secs_f64());
+    println!(
+        "| throughput | {:.1} MB/s |",
+        megabytes / full.as_secs_f64()
+    );
     println!("| peak RSS after full index | {} |", mib(rss));
     if let Some((time, ctags_rss)) = ctags {
-        println!("| ctags -R | {:.2} s, peak RSS {} |", time.as_secs_f64(), mib(ctags_rss));
+        println!(
+            "| ctags -R | {:.2} s, peak RSS {} |",
+            time.as_secs_f64(),
+            mib(ctags_rss)
+        );
         println!(
             "| full index / ctags | {:.2}x time |",
             full.as_secs_f64() / time.as_secs_f64()
         );
     }
-    println!("| file graph build | {:.0} ms, {edges} edges |", ms(graph_time));
-    println!("| cache write | {:.0} ms, {} |", ms(save_time), mib(cache_bytes));
+    println!(
+        "| file graph build | {:.0} ms, {edges} edges |",
+        ms(graph_time)
+    );
+    println!(
+        "| cache write | {:.0} ms, {} |",
+        ms(save_time),
+        mib(cache_bytes)
+    );
     println!(
         "| warm restart | {:.0} ms ({} parsed, {} from cache) |",
         ms(warm),

@@ -116,7 +116,10 @@ fn print_table(packed: &PackedContext) {
         packed.cursor_window.0 + 1,
         packed.cursor_window.1 + 1
     );
-    println!("{:>7}  {:>8}  {:<10}  location", "tokens", "score", "reason");
+    println!(
+        "{:>7}  {:>8}  {:<10}  location",
+        "tokens", "score", "reason"
+    );
     for item in &packed.items {
         let whole = if item.whole_file { " (whole)" } else { "" };
         println!(

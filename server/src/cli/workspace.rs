@@ -21,8 +21,12 @@ pub fn parse_location(text: &str) -> anyhow::Result<Location> {
     let (Some(column), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
         bail!("expected FILE:LINE:COL, got {text:?}");
     };
-    let line: u32 = line.parse().with_context(|| format!("bad line in {text:?}"))?;
-    let column: u32 = column.parse().with_context(|| format!("bad column in {text:?}"))?;
+    let line: u32 = line
+        .parse()
+        .with_context(|| format!("bad line in {text:?}"))?;
+    let column: u32 = column
+        .parse()
+        .with_context(|| format!("bad column in {text:?}"))?;
     if line == 0 || column == 0 || file.is_empty() {
         bail!("FILE:LINE:COL has 1-based line and column, got {text:?}");
     }
@@ -41,20 +45,6 @@ pub fn workspace_root(file: &Path) -> PathBuf {
         .find(|dir| dir.join(".git").exists())
         .unwrap_or(directory)
         .to_path_buf()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_parse_from_the_right() {
-        let location = parse_location("src/a:b.rs:12:5").expect("parses");
-        assert_eq!(location.file, PathBuf::from("src/a:b.rs"));
-        assert_eq!((location.line, location.column), (12, 5));
-        assert!(parse_location("src/a.rs:12").is_err());
-        assert!(parse_location("src/a.rs:0:1").is_err());
-    }
 }
 
 /// Loads (and, when it changed, saves the cache of) a workspace with the default configuration.
@@ -76,4 +66,18 @@ pub fn load_index(
         }
     }
     Ok((host, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_from_the_right() {
+        let location = parse_location("src/a:b.rs:12:5").expect("parses");
+        assert_eq!(location.file, PathBuf::from("src/a:b.rs"));
+        assert_eq!((location.line, location.column), (12, 5));
+        assert!(parse_location("src/a.rs:12").is_err());
+        assert!(parse_location("src/a.rs:0:1").is_err());
+    }
 }

@@ -98,8 +98,12 @@ fn definition_spans(
         let (from, to) = match request.selection {
             Some((start, end)) => (start, end),
             None => (
-                request.cursor_line.saturating_sub(config.identifier_lines_before),
-                request.cursor_line.saturating_add(config.identifier_lines_after),
+                request
+                    .cursor_line
+                    .saturating_sub(config.identifier_lines_before),
+                request
+                    .cursor_line
+                    .saturating_add(config.identifier_lines_after),
             ),
         };
         let mut nearby: Vec<(u32, &str)> = file
@@ -163,16 +167,22 @@ fn doc_start(file: &FileIndex, line: u32) -> u32 {
         .collect();
     let is_doc = |l: &str| {
         let t = l.trim_start();
-        ["///", "//!", "//", "#[", "#", "@", "/**", "/*", "*", "\"\"\""]
-            .iter()
-            .any(|p| t.starts_with(p))
+        [
+            "///", "//!", "//", "#[", "#", "@", "/**", "/*", "*", "\"\"\"",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
     };
     let above = lines.iter().rev().take_while(|l| is_doc(l)).count() as u32;
     line - above
 }
 
 /// The lexical query: the instruction and selection when given, else the lines just before the cursor.
-fn lexical_query(request: &ContextRequest, config: &PackConfig, current: Option<&FileIndex>) -> String {
+fn lexical_query(
+    request: &ContextRequest,
+    config: &PackConfig,
+    current: Option<&FileIndex>,
+) -> String {
     let mut query = request.instruction.clone().unwrap_or_default();
     let Some(file) = current else { return query };
     let (start, end) = match request.selection {
@@ -238,4 +248,3 @@ fn directories(path: &str) -> Vec<&str> {
     parts.pop();
     parts
 }
-

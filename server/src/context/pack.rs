@@ -33,10 +33,10 @@ pub fn pack(
     cache: &TokenCountCache,
 ) -> PackedContext {
     let _span = tracing::debug_span!("pack", budget = request.budget).entered();
-    let repo_name = snapshot
-        .root()
-        .file_name()
-        .map_or_else(|| "workspace".to_owned(), |n| n.to_string_lossy().into_owned());
+    let repo_name = snapshot.root().file_name().map_or_else(
+        || "workspace".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let cursor_window = config.cursor_window(request);
     let mut packed = PackedContext {
         header_tokens: 0,
@@ -267,10 +267,7 @@ impl<'s> Packer<'s, '_> {
                 merged
             }
         };
-        let bytes: usize = pieces
-            .iter()
-            .map(|r| byte_len(slot, r.start, r.end))
-            .sum();
+        let bytes: usize = pieces.iter().map(|r| byte_len(slot, r.start, r.end)).sum();
         let limit = share_limit.map_or(usize::MAX, |l| l.max(1));
         if bytes / MAX_BYTES_PER_TOKEN > remaining + slot.tokens
             || (candidate.lines.is_none() && bytes / MAX_BYTES_PER_TOKEN > limit)
@@ -314,6 +311,7 @@ impl<'s> Packer<'s, '_> {
                     tokens,
                     score,
                     reason: if is_current { Reason::Current } else { reason },
+                    background: slot.tier == Tier::Background,
                     text: content(slot, range.start, range.end),
                 });
             }
@@ -399,7 +397,13 @@ fn byte_len(slot: &Slot, start: u32, end: u32) -> usize {
 
 fn byte_range(slot: &Slot, start: u32, end: u32) -> (usize, usize) {
     let text_len = slot.file.text.len();
-    let at = |line: u32| slot.line_starts.get(line as usize).copied().unwrap_or(text_len).min(text_len);
+    let at = |line: u32| {
+        slot.line_starts
+            .get(line as usize)
+            .copied()
+            .unwrap_or(text_len)
+            .min(text_len)
+    };
     (at(start), at(end + 1))
 }
 

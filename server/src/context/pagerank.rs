@@ -34,7 +34,10 @@ pub fn personalized_pagerank(graph: &FileGraph, seeds: &[(usize, f64)]) -> Vec<f
     let mut rank = teleport.clone();
     let mut next = vec![0.0; n];
     for _ in 0..MAX_ITERATIONS {
-        let dangling: f64 = (0..n).filter(|&u| out_sums[u] <= 0.0).map(|u| rank[u]).sum();
+        let dangling: f64 = (0..n)
+            .filter(|&u| out_sums[u] <= 0.0)
+            .map(|u| rank[u])
+            .sum();
         for v in 0..n {
             next[v] = (1.0 - DAMPING + DAMPING * dangling) * teleport[v];
         }

@@ -121,9 +121,15 @@ pub fn fuse(signals: &Signals, config: &PackConfig) -> Ranking {
     paths.sort();
     paths.dedup();
     for path in paths {
-        let (file_part, file_reason, file_best) = files.get(path).copied().unwrap_or((0.0, Reason::Graph, 0.0));
-        let (snippet_part, snippet_reason, snippet_best) =
-            whole_bonus.get(path).copied().unwrap_or((0.0, Reason::Graph, 0.0));
+        let (file_part, file_reason, file_best) =
+            files
+                .get(path)
+                .copied()
+                .unwrap_or((0.0, Reason::Graph, 0.0));
+        let (snippet_part, snippet_reason, snippet_best) = whole_bonus
+            .get(path)
+            .copied()
+            .unwrap_or((0.0, Reason::Graph, 0.0));
         let reason = if snippet_best > file_best {
             snippet_reason
         } else {

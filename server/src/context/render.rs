@@ -53,6 +53,9 @@ pub struct PackedItem {
     pub score: f64,
     /// Why it was packed.
     pub reason: Reason,
+    /// Chosen by cursor-independent signals only (the background tier, emitted first): it stays in the
+    /// prompt, at the same place, while the cursor moves within the current file.
+    pub background: bool,
     /// The lines, each ending with a newline.
     pub text: String,
 }

@@ -75,7 +75,9 @@ impl PackConfig {
 
     /// The lines (0-based, inclusive) the caller includes itself around the cursor.
     pub fn cursor_window(&self, request: &ContextRequest) -> (u32, u32) {
-        let start = request.cursor_line.saturating_sub(self.cursor_window_before);
+        let start = request
+            .cursor_line
+            .saturating_sub(self.cursor_window_before);
         let end = request.cursor_line.saturating_add(self.cursor_window_after);
         (start, end)
     }

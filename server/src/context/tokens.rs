@@ -59,7 +59,10 @@ impl TokenCountCache {
             .par_iter()
             .map(|t| {
                 let count = counter.count(t);
-                (xxh3_64(t.as_bytes()), u32::try_from(count).unwrap_or(u32::MAX))
+                (
+                    xxh3_64(t.as_bytes()),
+                    u32::try_from(count).unwrap_or(u32::MAX),
+                )
             })
             .collect();
         if let Ok(mut counts) = self.counts.lock() {

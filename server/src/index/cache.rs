@@ -79,7 +79,11 @@ pub struct CacheStore {
 impl CacheStore {
     /// The per-user cache directory (see the module docs); `None` when no home directory is known.
     pub fn default_dir() -> Option<PathBuf> {
-        let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let from_env = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         from_env(CACHE_DIR_ENV)
             .or_else(|| from_env("XDG_CACHE_HOME").map(|d| d.join("qwen-ls")))
             .or_else(|| from_env("HOME").map(|d| d.join(".cache").join("qwen-ls")))
@@ -98,7 +102,13 @@ impl CacheStore {
             .and_then(|n| n.to_str())
             .unwrap_or("root")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect::<String>();
         Self {
             file: dir.join(format!("{name}-{key:016x}.idx")),
@@ -150,7 +160,9 @@ impl CacheStore {
         };
         let dir = self.file.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let temporary = self.file.with_extension(format!("tmp{}", std::process::id()));
+        let temporary = self
+            .file
+            .with_extension(format!("tmp{}", std::process::id()));
         let mut out = std::fs::File::create(&temporary).map_err(io(&temporary))?;
         out.write_all(&bytes).map_err(io(&temporary))?;
         out.sync_all().map_err(io(&temporary))?;
@@ -189,7 +201,12 @@ fn encode<'a>(root: &Path, files: impl Iterator<Item = &'a Arc<FileIndex>>) -> V
         payload.fixed64(file.hash);
         payload.u32(u32::from(file.lossy));
         payload.str(file.language.map_or("", |l| l.name));
-        payload.symbols(&file.definitions, &file.references, &file.imports, &file.windows);
+        payload.symbols(
+            &file.definitions,
+            &file.references,
+            &file.imports,
+            &file.windows,
+        );
     }
     let payload = payload.bytes;
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());

@@ -267,5 +267,8 @@ impl<'a> Reader<'a> {
 }
 
 fn kind_code<T: PartialEq>(table: &[T], kind: T) -> u32 {
-    table.iter().position(|k| *k == kind).unwrap_or(table.len() - 1) as u32
+    table
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(table.len() - 1) as u32
 }

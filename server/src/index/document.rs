@@ -161,8 +161,13 @@ fn retag(
 
     let mut tags = Tags::default();
     let before = |end: u32| end <= dirty_start;
-    tags.definitions
-        .extend(current.definitions.iter().filter(|d| before(d.end_byte)).cloned());
+    tags.definitions.extend(
+        current
+            .definitions
+            .iter()
+            .filter(|d| before(d.end_byte))
+            .cloned(),
+    );
     tags.definitions.extend(fresh.definitions);
     tags.definitions.extend(
         current
@@ -178,8 +183,13 @@ fn retag(
                 ..d.clone()
             }),
     );
-    tags.references
-        .extend(current.references.iter().filter(|r| before(r.end_byte)).cloned());
+    tags.references.extend(
+        current
+            .references
+            .iter()
+            .filter(|r| before(r.end_byte))
+            .cloned(),
+    );
     tags.references.extend(fresh.references);
     tags.references.extend(
         current
@@ -193,8 +203,13 @@ fn retag(
                 ..r.clone()
             }),
     );
-    tags.imports
-        .extend(current.imports.iter().filter(|i| before(i.end_byte)).cloned());
+    tags.imports.extend(
+        current
+            .imports
+            .iter()
+            .filter(|i| before(i.end_byte))
+            .cloned(),
+    );
     tags.imports.extend(fresh.imports);
     tags.imports.extend(
         current

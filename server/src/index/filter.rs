@@ -118,10 +118,16 @@ mod tests {
         let config = IndexConfig::default();
         assert_eq!(check_content(b"abc\0def", &config), Err(SkipReason::Binary));
         let minified = format!("var a={};\n", "x".repeat(5000));
-        assert_eq!(check_content(minified.as_bytes(), &config), Err(SkipReason::Minified));
-        let wide = "y".repeat(400).repeat(1) + "\n";
+        assert_eq!(
+            check_content(minified.as_bytes(), &config),
+            Err(SkipReason::Minified)
+        );
+        let wide = "y".repeat(400) + "\n";
         let wide_file = wide.repeat(10);
-        assert_eq!(check_content(wide_file.as_bytes(), &config), Err(SkipReason::Minified));
+        assert_eq!(
+            check_content(wide_file.as_bytes(), &config),
+            Err(SkipReason::Minified)
+        );
         assert_eq!(check_content(b"fn main() {}\n", &config), Ok(()));
     }
 }

@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn identifiers_split_at_case_and_underscores() {
         assert_eq!(split_identifier("parse_config"), ["parse", "config"]);
-        assert_eq!(split_identifier("parseConfigFile"), ["parse", "config", "file"]);
+        assert_eq!(
+            split_identifier("parseConfigFile"),
+            ["parse", "config", "file"]
+        );
         assert_eq!(split_identifier("HTTPServer"), ["http", "server"]);
         assert_eq!(split_identifier("__init__"), ["init"]);
         assert_eq!(split_identifier("utf8Decode"), ["utf8", "decode"]);
@@ -117,6 +120,9 @@ mod tests {
         assert!(terms.contains(&term_id("config")));
         assert!(terms.contains(&term_id("parse_config")));
         assert!(terms.contains(&term_id("let")));
-        assert!(!terms.contains(&term_id("x")), "single letters carry no signal");
+        assert!(
+            !terms.contains(&term_id("x")),
+            "single letters carry no signal"
+        );
     }
 }

@@ -106,7 +106,8 @@ pub fn read_file(
     if secrets.is_secret(relative) {
         return Err(SkipReason::Secret);
     }
-    let metadata = std::fs::symlink_metadata(absolute).map_err(|e| SkipReason::Io(e.to_string()))?;
+    let metadata =
+        std::fs::symlink_metadata(absolute).map_err(|e| SkipReason::Io(e.to_string()))?;
     if metadata.file_type().is_symlink() {
         return Err(SkipReason::Link);
     }

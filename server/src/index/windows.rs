@@ -88,7 +88,13 @@ mod tests {
     #[test]
     fn windows_cover_every_line_once_within_bounds() {
         let text: String = (0..97)
-            .map(|i| if i % 13 == 0 { "\n".to_owned() } else { format!("let v{i} = f(x);\n") })
+            .map(|i| {
+                if i % 13 == 0 {
+                    "\n".to_owned()
+                } else {
+                    format!("let v{i} = f(x);\n")
+                }
+            })
             .collect();
         let ws = windows(&text);
         assert_eq!(ws[0].start_line, 0);
@@ -98,7 +104,10 @@ mod tests {
         assert_eq!(ws.last().map(|w| w.end_line), Some(96));
         for w in &ws[..ws.len() - 1] {
             let len = (w.end_line - w.start_line + 1) as usize;
-            assert!((MIN_WINDOW_LINES..=MAX_WINDOW_LINES).contains(&len), "{len}");
+            assert!(
+                (MIN_WINDOW_LINES..=MAX_WINDOW_LINES).contains(&len),
+                "{len}"
+            );
         }
     }
 

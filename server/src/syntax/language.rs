@@ -132,7 +132,12 @@ macro_rules! language {
 /// Every supported language. Order is irrelevant; names must be unique.
 pub static LANGUAGES: [LanguageSpec; 6] = [
     language!("rust", ["rs"], tree_sitter_rust::LANGUAGE, "rust"),
-    language!("python", ["py", "pyi"], tree_sitter_python::LANGUAGE, "python"),
+    language!(
+        "python",
+        ["py", "pyi"],
+        tree_sitter_python::LANGUAGE,
+        "python"
+    ),
     language!(
         "javascript",
         ["js", "mjs", "cjs", "jsx"],
@@ -145,7 +150,12 @@ pub static LANGUAGES: [LanguageSpec; 6] = [
         tree_sitter_typescript::LANGUAGE_TYPESCRIPT,
         "typescript"
     ),
-    language!("tsx", ["tsx"], tree_sitter_typescript::LANGUAGE_TSX, "typescript"),
+    language!(
+        "tsx",
+        ["tsx"],
+        tree_sitter_typescript::LANGUAGE_TSX,
+        "typescript"
+    ),
     language!("go", ["go"], tree_sitter_go::LANGUAGE, "go"),
 ];
 
@@ -171,18 +181,27 @@ mod tests {
         for spec in &LANGUAGES {
             let compiled = spec.tags_query().unwrap_or_else(|e| panic!("{e}"));
             let roles = &compiled.capture_roles;
-            assert!(roles.contains(&CaptureRole::Name), "{}: no @name", spec.name);
             assert!(
-                roles
-                    .iter()
-                    .any(|r| matches!(r, CaptureRole::Reference(super::super::ReferenceKind::Type))),
+                roles.contains(&CaptureRole::Name),
+                "{}: no @name",
+                spec.name
+            );
+            // JavaScript has no type syntax: its type references are `new X` and `extends X`.
+            assert!(
+                roles.iter().any(|r| matches!(
+                    r,
+                    CaptureRole::Reference(
+                        super::super::ReferenceKind::Type | super::super::ReferenceKind::Class
+                    )
+                )),
                 "{}: no type references",
                 spec.name
             );
             assert!(
                 roles.iter().any(|r| matches!(
                     r,
-                    CaptureRole::Import | CaptureRole::Reference(super::super::ReferenceKind::Import)
+                    CaptureRole::Import
+                        | CaptureRole::Reference(super::super::ReferenceKind::Import)
                 )),
                 "{}: no import references",
                 spec.name

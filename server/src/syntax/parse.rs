@@ -49,10 +49,8 @@ pub fn parse(
                 })?;
             *current = Some(spec.name);
         }
-        parser
-            .parse(text, old_tree)
-            .ok_or(ParseError::NoTree {
-                language: spec.name,
-            })
+        parser.parse(text, old_tree).ok_or(ParseError::NoTree {
+            language: spec.name,
+        })
     })
 }

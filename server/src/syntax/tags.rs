@@ -249,7 +249,14 @@ fn canonicalize(
     });
     raw_defs.dedup_by_key(|(d, _)| (d.start_byte, d.end_byte, d.name_byte));
     let mut definitions: Vec<Definition> = raw_defs.into_iter().map(|(d, _)| d).collect();
-    definitions.sort_by_key(|d| (d.start_byte, std::cmp::Reverse(d.end_byte), d.name_byte, d.kind));
+    definitions.sort_by_key(|d| {
+        (
+            d.start_byte,
+            std::cmp::Reverse(d.end_byte),
+            d.name_byte,
+            d.kind,
+        )
+    });
 
     let mut name_starts: Vec<u32> = definitions.iter().map(|d| d.name_byte).collect();
     name_starts.sort_unstable();
@@ -315,7 +322,9 @@ fn reference_of(name: &Node, name_text: &str, kind: ReferenceKind) -> Reference 
 
 fn import_of(node: &Node, text: &str) -> Import {
     let raw = text.get(node.start_byte()..node.end_byte()).unwrap_or("");
-    let path = raw.trim().trim_matches(|c| c == '"' || c == '\'' || c == '`');
+    let path = raw
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == '`');
     Import {
         path: truncate(path, MAX_NAME_BYTES).into(),
         start_byte: to_u32(node.start_byte()),

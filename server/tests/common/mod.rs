@@ -60,7 +60,11 @@ pub fn symbol_dump(snapshot: &IndexSnapshot) -> String {
             file.windows.len()
         );
         for d in &file.definitions {
-            let scope = d.scope.as_deref().map(|s| format!(" in {s}")).unwrap_or_default();
+            let scope = d
+                .scope
+                .as_deref()
+                .map(|s| format!(" in {s}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "def {} {}{scope} {}-{} | {}",
