@@ -131,7 +131,16 @@ fn definition_spans(
         } else {
             &mut precise
         };
-        for (file, definition) in snapshot.definitions_of(name).take(DEFINITIONS_PER_NAME) {
+        // A Python call of `area` means a Python `area`: prefer definitions in the current language family
+        // whenever there are any.
+        let family = current.and_then(|f| f.language).map(language_family);
+        let same_family = |f: &FileIndex| f.language.map(language_family) == family;
+        let any_same = snapshot.definitions_of(name).any(|(f, _)| same_family(f));
+        let definitions = snapshot
+            .definitions_of(name)
+            .filter(|(f, _)| !any_same || same_family(f))
+            .take(DEFINITIONS_PER_NAME);
+        for (file, definition) in definitions {
             let start = doc_start(file, definition.start_line);
             let end = definition
                 .end_line
@@ -147,6 +156,14 @@ fn definition_spans(
     let mut unique = HashSet::new();
     precise.retain(|span| unique.insert(span.clone()));
     precise
+}
+
+/// Languages whose names resolve across each other (TypeScript imports JavaScript and vice versa).
+fn language_family(spec: &crate::syntax::LanguageSpec) -> &'static str {
+    match spec.name {
+        "typescript" | "tsx" | "javascript" => "javascript",
+        other => other,
+    }
 }
 
 /// Identifiers (at least 3 bytes) in free text, in order.
