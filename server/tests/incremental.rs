@@ -323,3 +323,69 @@ fn bad_changes_are_rejected_and_change_nothing() {
     }
     assert_ne!(before, opened);
 }
+
+#[test]
+fn long_documents_stay_equal_after_many_edits() {
+    // Long enough for dozens of windows, with irregular blank lines, so window re-sync is exercised.
+    let repo = common::fixture_copy("polyglot");
+    let root = repo.path();
+    let mut host = common::load(root);
+    let mut text = String::new();
+    for i in 0..60 {
+        text.push_str(&format!(
+            "/// Item {i}.\npub fn item_{i}(x: u32) -> u32 {{\n"
+        ));
+        for j in 0..(i % 7) {
+            text.push_str(&format!("    let v{j} = helper_{j}(x);\n"));
+        }
+        text.push_str("    x\n}\n");
+        if i % 3 != 0 {
+            text.push('\n');
+        }
+    }
+    let path = "src/long.rs";
+    std::fs::write(root.join(path), &text).expect("write");
+    host.apply_change(Change::Open {
+        path: path.into(),
+        version: 1,
+        text: text.clone(),
+    })
+    .expect("open");
+    let mut random = Random(0x9E37_79B9_7F4A_7C15);
+    for step in 0..150 {
+        let start = boundary(&text, random.below(text.len() + 1));
+        let edit = match random.below(4) {
+            0 if start < text.len() => {
+                let end =
+                    boundary(&text, (start + 1 + random.below(40)).min(text.len())).max(start);
+                TextEdit {
+                    range: start..end,
+                    new_text: String::new(),
+                }
+            }
+            1 => TextEdit {
+                range: start..start,
+                new_text: "\n\n".into(),
+            },
+            2 => TextEdit {
+                range: start..start,
+                new_text: "fn extra() {}\n\n// more\n".into(),
+            },
+            _ => TextEdit {
+                range: start..start,
+                new_text: INSERTIONS[random.below(INSERTIONS.len())].into(),
+            },
+        };
+        text.replace_range(edit.range.clone(), &edit.new_text);
+        host.apply_change(Change::Edit {
+            path: path.into(),
+            version: step + 2,
+            edits: vec![edit.clone()],
+        })
+        .expect("edit");
+        if step % 10 == 9 {
+            std::fs::write(root.join(path), &text).expect("write");
+            assert_equals_full_reindex(&host, root, &format!("long edit {step} ({edit:?})"));
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tree_sitter::{InputEdit, Point, Tree};
 
 use super::file_index::{symbols_from, FileIndex, FileSymbols};
-use super::windows::windows;
+use super::windows::{extend_windows, line_starts, windows, Window, MAX_WINDOW_LINES};
 use super::ChangeError;
 use crate::syntax::{self, Definition, Import, LanguageSpec, Reference, Tags};
 
@@ -223,7 +223,40 @@ fn retag(
                 ..i.clone()
             }),
     );
-    symbols_from(tags, windows(text))
+    symbols_from(tags, update_windows(&current.windows, text, edit))
+}
+
+/// Recomputes only the windows an edit can affect: from the first window whose cut could see the edited
+/// line, until a new window starts past the edit exactly where a (shifted) old one started; the remaining old
+/// windows are then shifted, not recomputed. Equal to `windows(text)` by construction (see
+/// [`extend_windows`]) and by the incremental tests.
+fn update_windows(old: &[Window], text: &str, edit: &InputEdit) -> Vec<Window> {
+    let edit_line = edit.start_position.row as u64;
+    let new_end_line = edit.new_end_position.row as u32;
+    let line_delta = edit.new_end_position.row as i64 - edit.old_end_position.row as i64;
+    let keep = old
+        .iter()
+        .take_while(|w| u64::from(w.start_line) + MAX_WINDOW_LINES as u64 + 1 < edit_line)
+        .count();
+    let first = keep
+        .checked_sub(1)
+        .map_or(0, |last| old[last].end_line as usize + 1);
+    let mut result: Vec<Window> = old[..keep].to_vec();
+    let old_start = |start: u32| -> Option<usize> {
+        let shifted = u32::try_from(i64::from(start) - line_delta).ok()?;
+        old.binary_search_by_key(&shifted, |w| w.start_line).ok()
+    };
+    let resynced = extend_windows(text, &line_starts(text), first, &mut result, |start| {
+        start > new_end_line && old_start(start).is_some()
+    });
+    if let Some(index) = resynced.and_then(old_start) {
+        result.extend(old[index..].iter().map(|w| Window {
+            start_line: (i64::from(w.start_line) + line_delta) as u32,
+            end_line: (i64::from(w.end_line) + line_delta) as u32,
+            terms: w.terms.clone(),
+        }));
+    }
+    result
 }
 
 /// The byte range (new coordinates) to re-tag: every top-level item that intersects the edit or a range

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tree_sitter::Tree;
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::windows::{windows, Window};
 use crate::syntax::{self, Definition, Import, LanguageSpec, Reference, Tags};
@@ -147,29 +147,19 @@ fn text_only(windows: Vec<Window>) -> FileSymbols {
 }
 
 fn count_lines(text: &str) -> u32 {
-    let newlines = memchr_count(text.as_bytes());
+    let newlines = text.bytes().filter(|&b| b == b'\n').count();
     let trailing = !text.is_empty() && !text.ends_with('\n');
     (newlines + usize::from(trailing)) as u32
 }
 
-fn memchr_count(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
-}
-
+/// An order-independent multiset hash (a wrapping sum of per-name hashes): no sorting, so it is cheap on
+/// every keystroke, and equal for equal name multisets however the tags are ordered.
 fn symbol_summary(definitions: &[Definition], references: &[Reference]) -> u64 {
-    let mut hasher = Xxh3::new();
-    let mut names: Vec<&str> = definitions.iter().map(|d| &*d.name).collect();
-    names.sort_unstable();
-    for name in names {
-        hasher.update(name.as_bytes());
-        hasher.update(b"\0");
-    }
-    hasher.update(b"\x01");
-    let mut names: Vec<&str> = references.iter().map(|r| &*r.name).collect();
-    names.sort_unstable();
-    for name in names {
-        hasher.update(name.as_bytes());
-        hasher.update(b"\0");
-    }
-    hasher.digest()
+    let definitions = definitions
+        .iter()
+        .fold(0u64, |sum, d| sum.wrapping_add(xxh3_64(d.name.as_bytes())));
+    let references = references
+        .iter()
+        .fold(0u64, |sum, r| sum.wrapping_add(xxh3_64(r.name.as_bytes())));
+    definitions ^ references.rotate_left(17)
 }

@@ -125,13 +125,17 @@ impl IndexHost {
             Some(store) => store.load(&root),
             None => (HashMap::new(), CacheStatus::Disabled),
         };
+        let cached_count = cached.len();
+        // Entries are moved out (not cloned) as files are matched; the lock is held only for the removal.
+        let cached = Mutex::new(cached);
         let results = Mutex::new(Vec::new());
         let parsed = AtomicUsize::new(0);
         let skipped = walk(&root, &config, &|file| {
             let language = language_for_path(Path::new(&*file.path));
             let hash = content_hash(&file.text);
-            let symbols = match cached.get(&*file.path) {
-                Some(hit) if hit.matches(hash, language, file.lossy) => hit.symbols.clone(),
+            let hit = cached.lock().ok().and_then(|mut c| c.remove(&*file.path));
+            let symbols = match hit {
+                Some(hit) if hit.matches(hash, language, file.lossy) => hit.symbols,
                 _ => {
                     parsed.fetch_add(1, Ordering::Relaxed);
                     let (symbols, _tree, error) = analyze(language, &file.text);
@@ -158,7 +162,7 @@ impl IndexHost {
             cache: cache_status,
             ..LoadReport::default()
         };
-        report.cache_outdated = cache.is_some() && (parsed > 0 || cached.len() != entries.len());
+        report.cache_outdated = cache.is_some() && (parsed > 0 || cached_count != entries.len());
         let files: FileMap = entries
             .into_iter()
             .map(|e| (e.path.clone(), Arc::new(e)))

@@ -34,20 +34,38 @@ pub fn line_starts(text: &str) -> Vec<u32> {
 
 /// Cuts `text` into windows. Deterministic: a pure function of the text.
 pub fn windows(text: &str) -> Vec<Window> {
+    let mut result = Vec::new();
+    extend_windows(text, &line_starts(text), 0, &mut result, |_| false);
+    result
+}
+
+/// Appends the windows of `text` from line `first` on (with `starts` = [`line_starts`] of `text`). Before
+/// each window, `known(start)` may say the rest is already known (an incremental update re-synchronised
+/// with the old windows): then nothing more is appended and that start line is returned.
+///
+/// Each window depends only on its start line and the lines after it, which is what makes re-sync exact.
+pub fn extend_windows(
+    text: &str,
+    starts: &[u32],
+    first: usize,
+    result: &mut Vec<Window>,
+    mut known: impl FnMut(u32) -> bool,
+) -> Option<u32> {
     if text.is_empty() {
-        return Vec::new();
+        return None;
     }
-    let starts = line_starts(text);
     let line = |i: usize| -> &str {
         let begin = starts[i] as usize;
         let end = starts.get(i + 1).map_or(text.len(), |&s| s as usize);
         &text[begin..end]
     };
     let n = starts.len();
-    let mut result = Vec::with_capacity(n / TARGET_WINDOW_LINES + 1);
     let mut terms = Vec::new();
-    let mut first = 0;
+    let mut first = first;
     while first < n {
+        if known(first as u32) {
+            return Some(first as u32);
+        }
         let last = if n - first <= MAX_WINDOW_LINES {
             n - 1
         } else {
@@ -66,7 +84,7 @@ pub fn windows(text: &str) -> Vec<Window> {
         });
         first = last + 1;
     }
-    result
+    None
 }
 
 /// The last line of the window starting at `first`: the line before a blank line closest to the target
