@@ -18,16 +18,30 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// Largest peak resident set size among waited-for children, in bytes.
-pub fn children_peak_rss_bytes() -> u64 {
+/// CPU time (user + system) used so far by this process, or by its waited-for children.
+pub fn cpu_seconds(children: bool) -> f64 {
+    let who = if children {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
     // SAFETY: getrusage only writes into the zeroed struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } == 0;
-    if ok {
-        u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
-    } else {
-        0
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return 0.0;
     }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU time consumed by the calling thread, in seconds (immune to other processes competing for cores).
+pub fn thread_cpu_seconds() -> f64 {
+    // SAFETY: clock_gettime only writes into the zeroed struct we pass.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return 0.0;
+    }
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
 
 /// Formats bytes as MiB with one decimal.

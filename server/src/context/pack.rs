@@ -17,9 +17,10 @@ use crate::index::{FileIndex, IndexSnapshot};
 
 /// Conservative bytes per token for prefetching counts (code averages ~3.5).
 const ESTIMATED_BYTES_PER_TOKEN: usize = 3;
-/// No Qwen token is longer than this many bytes in practice: a lower bound that skips hopeless candidates
-/// without tokenizing them.
-const MAX_BYTES_PER_TOKEN: usize = 32;
+/// Source code averages 3–4 bytes per Qwen token and is practically never denser than this: a chunk of more
+/// than `6 × available` bytes is skipped without tokenizing it. (A rare chunk denser than that could have
+/// fitted and is skipped anyway: a small loss of recall, never a budget overrun, and still deterministic.)
+const MAX_BYTES_PER_TOKEN: usize = 6;
 /// Below this many free tokens nothing useful fits (`<|file_sep|>path\n` alone takes several).
 const MIN_USEFUL_TOKENS: usize = 4;
 
@@ -177,7 +178,8 @@ impl<'s> Packer<'s, '_> {
     /// Counts, in parallel, the chunks the budget will probably reach (the sequential pass then hits the
     /// memo). Only a speed-up: results do not depend on it.
     fn prefetch(&mut self, candidates: &[Candidate]) {
-        let target = self.remaining.saturating_mul(3) / 2;
+        let available = self.remaining;
+        let target = available.saturating_mul(3) / 2;
         let mut estimated = 0usize;
         let mut texts = Vec::new();
         for candidate in candidates {
@@ -191,6 +193,10 @@ impl<'s> Packer<'s, '_> {
                 None => slot.segments.clone(),
                 Some(lines) => vec![lines],
             };
+            let bytes: usize = pieces.iter().map(|&(s, e)| byte_len(slot, s, e)).sum();
+            if bytes / MAX_BYTES_PER_TOKEN > available {
+                continue;
+            }
             for (start, end) in pieces {
                 let text = unit_text(slot, start, end);
                 estimated += text.len() / ESTIMATED_BYTES_PER_TOKEN;
