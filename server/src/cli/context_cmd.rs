@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::workspace::{load_index, parse_location, workspace_root};
+use super::workspace::{load_index, parse_location, token_memo_path, workspace_root};
 use crate::context::{pack, ContextRequest, PackConfig, PackedContext, TokenCountCache};
 use crate::index::walk::relative_path;
 use crate::token_count::QwenTokenCounter;
@@ -26,7 +26,7 @@ pub struct ContextArgs {
     /// Print the packed prompt text (Qwen repository format) after the table.
     #[arg(long)]
     pub render: bool,
-    /// Ignore and do not write the persistent index cache.
+    /// Ignore and do not write the persistent index cache and token-count memo.
     #[arg(long)]
     pub no_cache: bool,
 }
@@ -70,13 +70,23 @@ pub fn run(args: &ContextArgs) -> anyhow::Result<()> {
         instruction: args.query.clone(),
         budget: args.budget,
     };
+    let memo_path = token_memo_path().filter(|_| !args.no_cache);
+    let memo = memo_path
+        .as_deref()
+        .map_or_else(TokenCountCache::new, TokenCountCache::load);
+    let known = memo.len();
     let packed = pack(
         &host.snapshot(),
         &request,
         &PackConfig::default(),
         counter,
-        &TokenCountCache::new(),
+        &memo,
     );
+    if let Some(path) = memo_path.filter(|_| memo.len() != known) {
+        if let Err(e) = memo.save(&path) {
+            tracing::warn!("cannot save token-count memo {}: {e}", path.display());
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&to_json(&packed))?);
     } else {

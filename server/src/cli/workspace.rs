@@ -47,6 +47,11 @@ pub fn workspace_root(file: &Path) -> PathBuf {
         .to_path_buf()
 }
 
+/// Where exact token counts of the built-in Qwen tokenizer are memoized between runs.
+pub fn token_memo_path() -> Option<PathBuf> {
+    crate::index::CacheStore::default_dir().map(|dir| dir.join("token-counts-qwen.bin"))
+}
+
 /// Loads (and, when it changed, saves the cache of) a workspace with the default configuration.
 pub fn load_index(
     root: &Path,

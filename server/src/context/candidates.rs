@@ -230,7 +230,11 @@ fn graph_ranking(snapshot: &IndexSnapshot, request: &ContextRequest) -> Vec<Arc<
     if seeds.is_empty() {
         return Vec::new();
     }
-    let rank = personalized_pagerank(graph, &seeds);
+    let key = seeds
+        .iter()
+        .flat_map(|&(node, weight)| [node as u64, f64::to_bits(weight)])
+        .collect();
+    let rank = snapshot.graph_scores(key, |graph| personalized_pagerank(graph, &seeds));
     let mut ranked: Vec<(usize, f64)> = rank
         .iter()
         .enumerate()

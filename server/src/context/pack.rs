@@ -155,7 +155,8 @@ struct Range {
 /// What has been chosen from one file.
 struct Slot<'s> {
     file: &'s FileIndex,
-    line_starts: Vec<usize>,
+    /// Computed on first use: whole files (the bulk of large budgets) never need it.
+    line_starts: std::cell::OnceCell<Vec<usize>>,
     /// What "whole" means: the full file, or the current file minus the cursor window.
     segments: Vec<(u32, u32)>,
     whole: Option<(f64, Reason)>,
@@ -220,7 +221,7 @@ impl<'s> Packer<'s, '_> {
                 path.clone(),
                 Slot {
                     file,
-                    line_starts: line_starts(&file.text),
+                    line_starts: std::cell::OnceCell::new(),
                     segments,
                     whole: None,
                     tier: Tier::Foreground,
@@ -403,8 +404,14 @@ fn byte_len(slot: &Slot, start: u32, end: u32) -> usize {
 
 fn byte_range(slot: &Slot, start: u32, end: u32) -> (usize, usize) {
     let text_len = slot.file.text.len();
+    if start == 0 && end + 1 >= slot.file.line_count {
+        return (0, text_len);
+    }
+    let starts = slot
+        .line_starts
+        .get_or_init(|| line_starts(&slot.file.text));
     let at = |line: u32| {
-        slot.line_starts
+        starts
             .get(line as usize)
             .copied()
             .unwrap_or(text_len)

@@ -3,9 +3,13 @@
 //! tokens costs far more than hashing them.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
 
 use xxhash_rust::xxh3::xxh3_64;
+
+const MEMO_MAGIC: &[u8; 8] = b"QWLSTOK1";
 
 /// Counts tokens exactly as the model's tokenizer would encode `text` (special-token markup such as
 /// `<|file_sep|>` counts as the single special token).
@@ -81,5 +85,90 @@ impl TokenCountCache {
     /// Whether the memo is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Loads a memo saved by [`TokenCountCache::save`]. Counts depend on the tokenizer: keep one file per
+    /// vocabulary. A missing, corrupt or truncated file gives an empty memo (with a log line if corrupt).
+    pub fn load(path: &Path) -> Self {
+        let memo = Self::new();
+        let Ok(bytes) = std::fs::read(path) else {
+            return memo;
+        };
+        let valid = bytes.len() >= 16
+            && &bytes[..8] == MEMO_MAGIC
+            && (bytes.len() - 16) % 12 == 0
+            && bytes[8..16] == xxh3_64(&bytes[16..]).to_le_bytes();
+        if !valid {
+            tracing::warn!("discarding corrupt token-count memo {}", path.display());
+            return memo;
+        }
+        let counts: HashMap<u64, u32> = bytes[16..]
+            .chunks_exact(12)
+            .map(|c| {
+                let mut key = [0u8; 8];
+                key.copy_from_slice(&c[..8]);
+                let mut count = [0u8; 4];
+                count.copy_from_slice(&c[8..]);
+                (u64::from_le_bytes(key), u32::from_le_bytes(count))
+            })
+            .collect();
+        if let Ok(mut memo_counts) = memo.counts.lock() {
+            *memo_counts = counts;
+        }
+        memo
+    }
+
+    /// Saves the memo atomically (temporary file + rename), so that the next process starts warm.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut payload = Vec::new();
+        if let Ok(counts) = self.counts.lock() {
+            let mut entries: Vec<(&u64, &u32)> = counts.iter().collect();
+            entries.sort_unstable();
+            payload.reserve(entries.len() * 12);
+            for (key, count) in entries {
+                payload.extend_from_slice(&key.to_le_bytes());
+                payload.extend_from_slice(&count.to_le_bytes());
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut out = std::fs::File::create(&temporary)?;
+        out.write_all(MEMO_MAGIC)?;
+        out.write_all(&xxh3_64(&payload).to_le_bytes())?;
+        out.write_all(&payload)?;
+        out.sync_all()?;
+        drop(out);
+        std::fs::rename(&temporary, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Bytes;
+    impl TokenCounter for Bytes {
+        fn count(&self, text: &str) -> usize {
+            text.len()
+        }
+    }
+
+    #[test]
+    fn the_memo_round_trips_and_rejects_corruption() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("memo.bin");
+        let memo = TokenCountCache::new();
+        memo.prefill(&Bytes, &["abc".to_owned(), "hello".to_owned()]);
+        memo.save(&path).expect("saves");
+        let loaded = TokenCountCache::load(&path);
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded.count(&Bytes, "hello"), 5);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).expect("write");
+        assert!(TokenCountCache::load(&path).is_empty());
     }
 }

@@ -9,6 +9,9 @@ use super::snapshot::{FileMap, SymbolMap};
 
 /// Names defined in more files than this are ambiguous and weigh less.
 const AMBIGUOUS_DEFINERS: usize = 5;
+/// Names defined in more files than this (`new`, `from`, `default`…) add no edges: they carry no signal and
+/// would connect every file to every other (tens of millions of edges on a large repository).
+const MAX_DEFINERS_FOR_EDGES: usize = 32;
 /// Compound identifiers at least this long are specific and weigh more.
 const SPECIFIC_NAME_BYTES: usize = 8;
 
@@ -46,6 +49,9 @@ impl FileGraph {
                 let Some(targets) = definers.get(name) else {
                     continue;
                 };
+                if targets.len() > MAX_DEFINERS_FOR_EDGES {
+                    continue;
+                }
                 let weight = name_weight(name, targets.len()) * (count as f32).sqrt();
                 for target in targets {
                     let Some(&to) = node_of.get(&**target) else {

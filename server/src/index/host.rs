@@ -8,15 +8,14 @@
 use std::collections::HashMap;
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cache::{CacheStatus, CacheStore};
 use super::document::{Document, TextEdit};
 use super::file_index::{analyze, content_hash, FileIndex};
 use super::filter::SecretMatcher;
-use super::graph::FileGraph;
-use super::snapshot::{FileMap, IndexSnapshot, SymbolMap};
+use super::snapshot::{FileMap, GraphCell, IndexSnapshot, SymbolMap};
 use super::walk::{read_file, walk, SkippedFile};
 use super::{ignore_rules, ChangeError, IndexConfig, IndexError};
 use crate::syntax::language_for_path;
@@ -99,7 +98,7 @@ pub struct IndexHost {
     version: u64,
     files: Arc<FileMap>,
     definers: Arc<SymbolMap>,
-    graph: Arc<OnceLock<FileGraph>>,
+    graph: Arc<GraphCell>,
     recent: Arc<Vec<Arc<str>>>,
     documents: HashMap<Arc<str>, Document>,
 }
@@ -176,7 +175,7 @@ impl IndexHost {
             version: 0,
             files: Arc::new(files),
             definers: Arc::new(definers),
-            graph: Arc::new(OnceLock::new()),
+            graph: Arc::new(GraphCell::default()),
             recent: Arc::new(Vec::new()),
             documents: HashMap::new(),
         };
@@ -362,7 +361,7 @@ impl IndexHost {
             }
         }
         if old.map(|e| e.symbol_summary) != new_summary {
-            self.graph = Arc::new(OnceLock::new());
+            self.graph = Arc::new(GraphCell::default());
         }
         self.version += 1;
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::graph::FileGraph;
 use super::FileIndex;
@@ -22,8 +22,19 @@ pub struct IndexSnapshot {
     pub(super) version: u64,
     pub(super) files: Arc<FileMap>,
     pub(super) definers: Arc<SymbolMap>,
-    pub(super) graph: Arc<OnceLock<FileGraph>>,
+    pub(super) graph: Arc<GraphCell>,
     pub(super) recent: Arc<Vec<Arc<str>>>,
+}
+
+/// A memoized score vector and the key it was computed for.
+type ScoreMemo = Option<(Vec<u64>, Arc<Vec<f64>>)>;
+
+/// The lazily built file graph, shared by snapshots until a change alters some file's names, plus one
+/// memoized score vector over it (consecutive requests from one file ask for the same scores).
+#[derive(Default)]
+pub struct GraphCell {
+    graph: OnceLock<FileGraph>,
+    scores: Mutex<ScoreMemo>,
 }
 
 impl IndexSnapshot {
@@ -74,7 +85,29 @@ impl IndexSnapshot {
     /// names.
     pub fn graph(&self) -> &FileGraph {
         self.graph
+            .graph
             .get_or_init(|| FileGraph::build(&self.files, &self.definers))
+    }
+
+    /// Scores over the graph's nodes for a caller-defined `key` (e.g. PageRank seeds), computed once per
+    /// graph and key: the index does not know what the scores mean, only that they depend on nothing else.
+    pub fn graph_scores(
+        &self,
+        key: Vec<u64>,
+        compute: impl FnOnce(&FileGraph) -> Vec<f64>,
+    ) -> Arc<Vec<f64>> {
+        if let Ok(memo) = self.graph.scores.lock() {
+            if let Some((memo_key, scores)) = memo.as_ref() {
+                if *memo_key == key {
+                    return scores.clone();
+                }
+            }
+        }
+        let scores = Arc::new(compute(self.graph()));
+        if let Ok(mut memo) = self.graph.scores.lock() {
+            *memo = Some((key, scores.clone()));
+        }
+        scores
     }
 
     /// Recently edited files, most recent first.
