@@ -109,3 +109,34 @@ fn a_bad_location_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&output.stderr).contains("FILE:LINE:COL"));
 }
+
+#[test]
+fn the_index_benchmark_runs_end_to_end() {
+    let repo = common::fixture_copy("polyglot");
+    let cache = tempfile::tempdir().expect("temp");
+    let output = qwen_ls(cache.path())
+        .args([
+            "bench",
+            "index",
+            &repo.path().display().to_string(),
+            "--edits",
+            "20",
+            "--no-ctags",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "| full index (no cache) |",
+        "| warm restart |",
+        "| incremental edit p50",
+        "| pack 1048576 tokens |",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from:\n{report}");
+    }
+}

@@ -235,10 +235,17 @@ fn process_peak_rss_bytes(pid: u32) -> u64 {
 /// Returns sorted wall-clock and thread-CPU latencies in milliseconds.
 fn time_edits(host: &mut IndexHost, edits: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let snapshot = host.snapshot();
-    let sources: Vec<_> = snapshot
+    // Real source files (over 2 KB) when the repository has them, else any parsed file.
+    let mut sources: Vec<_> = snapshot
         .files()
         .filter(|f| f.language.is_some() && f.text.len() > 2000)
         .collect();
+    if sources.is_empty() {
+        sources = snapshot
+            .files()
+            .filter(|f| f.language.is_some() && !f.text.is_empty())
+            .collect();
+    }
     let step = (sources.len() / 20).max(1);
     let chosen: Vec<(String, String)> = sources
         .iter()

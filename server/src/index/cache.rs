@@ -20,7 +20,8 @@ use super::{FileIndex, FileSymbols};
 use crate::syntax::{language_for_name, LanguageSpec, LANGUAGES};
 
 const MAGIC: &[u8; 8] = b"QWLSIDX\n";
-/// Bump when the encoding changes.
+/// Bump when the encoding changes, or when code that shapes cached symbols changes in a way the schema
+/// fingerprint cannot see (the tagger's canonical order, identifier splitting, window cutting).
 const FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8;
 
