@@ -136,11 +136,17 @@ fn definition_spans(
         let family = current.and_then(|f| f.language).map(language_family);
         let same_family = |f: &FileIndex| f.language.map(language_family) == family;
         let any_same = snapshot.definitions_of(name).any(|(f, _)| same_family(f));
-        let definitions = snapshot
+        // Nearest first: with several candidates, the definition in the current crate or package is the
+        // likely one (and alphabetical order would favour whatever directory sorts first).
+        let mut definitions: Vec<_> = snapshot
             .definitions_of(name)
             .filter(|(f, _)| !any_same || same_family(f))
-            .take(DEFINITIONS_PER_NAME);
-        for (file, definition) in definitions {
+            .map(|(f, d)| (directory_distance(&request.path, &f.path), f, d))
+            .collect();
+        definitions.sort_by(|a, b| {
+            (a.0, &a.1.path, a.2.start_byte).cmp(&(b.0, &b.1.path, b.2.start_byte))
+        });
+        for (_, file, definition) in definitions.into_iter().take(DEFINITIONS_PER_NAME) {
             let start = doc_start(file, definition.start_line);
             let end = definition
                 .end_line
@@ -248,17 +254,20 @@ fn graph_ranking(snapshot: &IndexSnapshot, request: &ContextRequest) -> Vec<Arc<
         .collect()
 }
 
+/// Directory steps between the directories of two workspace-relative paths.
+fn directory_distance(a: &str, b: &str) -> usize {
+    let here = directories(a);
+    let there = directories(b);
+    let shared = here.iter().zip(&there).take_while(|(x, y)| x == y).count();
+    here.len() - shared + there.len() - shared
+}
+
 /// Every other file by the number of directory steps from the current file's directory (ties by path).
 fn nearby_files(snapshot: &IndexSnapshot, current: &str) -> Vec<Arc<str>> {
-    let here: Vec<&str> = directories(current);
     let mut files: Vec<(usize, &Arc<str>)> = snapshot
         .files()
         .filter(|f| *f.path != *current)
-        .map(|f| {
-            let there = directories(&f.path);
-            let shared = here.iter().zip(&there).take_while(|(a, b)| a == b).count();
-            (here.len() - shared + there.len() - shared, &f.path)
-        })
+        .map(|f| (directory_distance(current, &f.path), &f.path))
         .collect();
     files.sort();
     files.into_iter().map(|(_, p)| p.clone()).collect()
