@@ -124,7 +124,7 @@ pub fn analyze(
     };
     match syntax::extract_tags(spec, &tree, text, None) {
         Ok(tags) => (symbols_from(tags, windows), Some(tree), None),
-        Err(e) => (text_only(windows), Some(tree), Some(e)),
+        Err(e) => (text_only(windows), Some(tree), Some(e.to_string())),
     }
 }
 

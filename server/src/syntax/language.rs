@@ -15,7 +15,18 @@ pub struct LanguageSpec {
     pub extensions: &'static [&'static str],
     grammar: fn() -> Language,
     tags_source: &'static str,
-    compiled: OnceLock<Result<CompiledQuery, String>>,
+    compiled: OnceLock<Result<CompiledQuery, QueryCompileError>>,
+}
+
+/// A tag query that does not compile against its grammar (a bug in `server/queries/<lang>/tags.scm`; the
+/// language's files are then indexed as text only).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{language} tags.scm: {message}")]
+pub struct QueryCompileError {
+    /// The language.
+    pub language: &'static str,
+    /// tree-sitter's message (row, column and kind of the error).
+    pub message: String,
 }
 
 /// A compiled tag query plus what the tagger needs to interpret its captures quickly.
@@ -82,11 +93,15 @@ impl LanguageSpec {
     }
 
     /// The compiled tag query; an error names the language and the query position that failed to compile.
-    pub fn tags_query(&self) -> Result<&CompiledQuery, &str> {
+    pub fn tags_query(&self) -> Result<&CompiledQuery, &QueryCompileError> {
         self.compiled
-            .get_or_init(|| compile(self).map_err(|e| format!("{} tags.scm: {e}", self.name)))
+            .get_or_init(|| {
+                compile(self).map_err(|e| QueryCompileError {
+                    language: self.name,
+                    message: e.to_string(),
+                })
+            })
             .as_ref()
-            .map_err(String::as_str)
     }
 }
 

@@ -7,7 +7,9 @@ pub mod language;
 pub mod parse;
 pub mod tags;
 
-pub use language::{language_for_name, language_for_path, LanguageSpec, LANGUAGES};
+pub use language::{
+    language_for_name, language_for_path, LanguageSpec, QueryCompileError, LANGUAGES,
+};
 pub use parse::{parse, ParseError};
 pub use tags::{
     assign_scopes, extract_tags, Definition, DefinitionKind, Import, Reference, ReferenceKind, Tags,

@@ -6,7 +6,7 @@ use std::ops::Range;
 use streaming_iterator::StreamingIterator;
 use tree_sitter::{Node, QueryCursor, Tree};
 
-use super::language::CaptureRole;
+use super::language::{CaptureRole, QueryCompileError};
 use super::LanguageSpec;
 
 /// The longest signature line kept; longer lines are cut at a character boundary.
@@ -161,8 +161,8 @@ pub fn extract_tags(
     tree: &Tree,
     text: &str,
     range: Option<Range<usize>>,
-) -> Result<Tags, String> {
-    let compiled = spec.tags_query().map_err(str::to_owned)?;
+) -> Result<Tags, QueryCompileError> {
+    let compiled = spec.tags_query().map_err(Clone::clone)?;
     let mut cursor = QueryCursor::new();
     if let Some(range) = &range {
         cursor.set_byte_range(range.clone());
