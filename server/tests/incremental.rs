@@ -389,3 +389,110 @@ fn long_documents_stay_equal_after_many_edits() {
         }
     }
 }
+
+/// A body of `n` small members, large enough (> 4 KB) for edits inside it to re-tag only the touched members.
+fn big_container(language: &str, n: usize) -> String {
+    let mut text = String::new();
+    match language {
+        "rust" => {
+            text.push_str("use std::fmt;\n\npub struct Big;\n\nimpl Big {\n");
+            for i in 0..n {
+                text.push_str(&format!(
+                    "    /// Member {i}.\n    pub fn member_{i}(&self, x: u32) -> u32 {{\n        helper_{i}(x) + {i}\n    }}\n\n"
+                ));
+            }
+            text.push_str("}\n\npub fn after_impl() -> Big { Big }\n");
+        }
+        "python" => {
+            text.push_str("import os\n\nclass Big:\n");
+            for i in 0..n {
+                text.push_str(&format!(
+                    "    def member_{i}(self, x):\n        return helper_{i}(x) + {i}\n\n"
+                ));
+            }
+            text.push_str("def after_class():\n    return Big()\n");
+        }
+        _ => {
+            text.push_str("import { helper } from \"./format\";\n\nexport class Big {\n");
+            for i in 0..n {
+                text.push_str(&format!(
+                    "  member{i}(x: number): number {{\n    return helper(x) + {i};\n  }}\n\n"
+                ));
+            }
+            text.push_str("}\n\nexport function afterClass(): Big { return new Big(); }\n");
+        }
+    }
+    text
+}
+
+#[test]
+fn edits_inside_large_bodies_equal_a_full_reindex() {
+    let repo = common::fixture_copy("polyglot");
+    let root = repo.path();
+    let mut host = common::load(root);
+    let files = [
+        ("src/big.rs", "rust"),
+        ("py/big.py", "python"),
+        ("web/big.ts", "typescript"),
+    ];
+    let mut texts = Vec::new();
+    for (path, language) in files {
+        let text = big_container(language, 160);
+        assert!(text.len() > 6000);
+        std::fs::write(root.join(path), &text).expect("write");
+        host.apply_change(Change::Open {
+            path: path.into(),
+            version: 1,
+            text: text.clone(),
+        })
+        .expect("open");
+        texts.push(text);
+    }
+    let mut random = Random(0xD1B5_4A32_D192_ED03);
+    for step in 0..240 {
+        let which = random.below(files.len());
+        let text = &mut texts[which];
+        // Mostly inside the body, sometimes at the edges (the header, the item after the body).
+        let start = boundary(text, random.below(text.len() + 1));
+        let edit = match random.below(5) {
+            0 if start < text.len() => {
+                let end = boundary(text, (start + 1 + random.below(30)).min(text.len())).max(start);
+                TextEdit {
+                    range: start..end,
+                    new_text: String::new(),
+                }
+            }
+            1 => TextEdit {
+                range: start..start,
+                new_text: "\n".into(),
+            },
+            2 => TextEdit {
+                range: start..start,
+                new_text: "x".into(),
+            },
+            _ => TextEdit {
+                range: start..start,
+                new_text: INSERTIONS[random.below(INSERTIONS.len())].into(),
+            },
+        };
+        text.replace_range(edit.range.clone(), &edit.new_text);
+        let path = files[which].0;
+        let version = host.document_version(path).expect("open") + 1;
+        host.apply_change(Change::Edit {
+            path: path.into(),
+            version,
+            edits: vec![edit.clone()],
+        })
+        .expect("edit");
+        if step % 4 == 3 {
+            for ((path, _), text) in files.iter().zip(&texts) {
+                std::fs::write(root.join(path), text).expect("write");
+            }
+            assert_equals_full_reindex(
+                &host,
+                root,
+                &format!("big edit {step} ({edit:?} in {path})"),
+            );
+        }
+    }
+}

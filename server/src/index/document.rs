@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use tree_sitter::{InputEdit, Point, Tree};
+use tree_sitter::{InputEdit, Node, Point, Tree};
 
 use super::file_index::{symbols_from, FileIndex, FileSymbols};
 use super::windows::{extend_windows, line_starts, windows, Window, MAX_WINDOW_LINES};
@@ -90,10 +90,24 @@ impl Document {
         let symbols = match (self.language, self.tree.as_mut()) {
             (Some(spec), Some(tree)) => {
                 tree.edit(&input);
-                match syntax::parse(spec, &self.text, Some(tree)) {
-                    Ok(new_tree) => {
+                let reparsed = syntax::parse(spec, &self.text, Some(tree));
+                match reparsed {
+                    Ok(new_tree) if !new_tree.root_node().has_error() => {
                         let symbols = retag(spec, tree, &new_tree, &self.text, &input, current);
                         self.tree = Some(new_tree);
+                        symbols
+                    }
+                    Ok(_) => {
+                        // tree-sitter's error recovery depends on parse history: an incrementally
+                        // reparsed tree with errors can differ from a fresh parse of the same text (the
+                        // randomized tests found such cases). The index must equal a full re-index, so a
+                        // text with syntax errors is parsed and tagged from scratch.
+                        let (symbols, fresh, error) =
+                            super::file_index::analyze(Some(spec), &self.text);
+                        if let Some(error) = error {
+                            tracing::warn!("{}: indexed as text only: {error}", current.path);
+                        }
+                        self.tree = fresh;
                         symbols
                     }
                     Err(e) => {
@@ -138,9 +152,16 @@ fn retag(
     let dirty_start = dirty.start as u32;
     // A kept definition must lie wholly on one side; if one straddles a boundary (error recovery moved item
     // borders), re-tag the whole file rather than risk a stale tag.
+    // Definitions enclosing the whole range (the impl or class whose body is re-tagged) are kept with their
+    // end shifted, provided their name lies before the range.
+    let encloses = |d: &Definition| d.start_byte < dirty_start && d.end_byte > old_dirty_end;
     let straddles = current.definitions.iter().any(|d| {
-        (d.start_byte < dirty_start && d.end_byte > dirty_start)
-            || (d.start_byte < old_dirty_end && d.end_byte > old_dirty_end)
+        let partial = (d.start_byte < dirty_start && d.end_byte > dirty_start)
+            || (d.start_byte < old_dirty_end && d.end_byte > old_dirty_end);
+        (partial && !encloses(d)) || (encloses(d) && d.name_byte >= dirty_start)
+    }) || current.imports.iter().any(|i| {
+        (i.start_byte < dirty_start && i.end_byte > dirty_start)
+            || (i.start_byte < old_dirty_end && i.end_byte > old_dirty_end)
     });
     let dirty = if straddles { 0..text.len() } else { dirty };
     let (dirty_start, old_dirty_end) = if straddles {
@@ -148,6 +169,8 @@ fn retag(
     } else {
         (dirty_start, old_dirty_end)
     };
+    // Re-bound: after a fallback to the whole file nothing encloses the range.
+    let encloses = |d: &Definition| d.start_byte < dirty_start && d.end_byte > old_dirty_end;
     let fresh = match syntax::extract_tags(spec, new_tree, text, Some(dirty.clone())) {
         Ok(tags) => tags,
         Err(e) => {
@@ -165,8 +188,18 @@ fn retag(
         current
             .definitions
             .iter()
-            .filter(|d| before(d.end_byte))
-            .cloned(),
+            .filter(|d| before(d.end_byte) || encloses(d))
+            .map(|d| {
+                if encloses(d) {
+                    Definition {
+                        end_byte: shift(d.end_byte),
+                        end_line: shift_line(d.end_line),
+                        ..d.clone()
+                    }
+                } else {
+                    d.clone()
+                }
+            }),
     );
     tags.definitions.extend(fresh.definitions);
     tags.definitions.extend(
@@ -259,18 +292,84 @@ fn update_windows(old: &[Window], text: &str, edit: &InputEdit) -> Vec<Window> {
     result
 }
 
-/// The byte range (new coordinates) to re-tag: every top-level item that intersects the edit or a range
-/// tree-sitter reports as structurally changed, widened to whole lines (signature lines are whole source
-/// lines, so an item sharing a line with the edit must be re-tagged too) and again to whole items.
+/// Bodies whose content no enclosing tag depends on: an edit inside one large body re-tags only the body's
+/// touched items (methods of a long `impl`, statements of a long function) instead of the whole top-level item.
+const BODY_KINDS: &[&str] = &[
+    "declaration_list",
+    "block",
+    "class_body",
+    "interface_body",
+    "enum_variant_list",
+    "statement_block",
+];
+/// Items and bodies smaller than this are re-tagged whole: narrowing pays off only for large ones.
+const DESCEND_MIN_BYTES: usize = 4096;
+
+/// The byte range (new coordinates) to re-tag: every item that intersects the edit or a range tree-sitter
+/// reports as structurally changed, widened to whole lines (signature lines are whole source lines, so an
+/// item sharing a line with the edit must be re-tagged too) and again to whole items. Items are the top-level
+/// nodes, or the children of the innermost large body that contains every change.
 fn dirty_range(old_tree: &Tree, new_tree: &Tree, text: &str, edit: &InputEdit) -> Range<usize> {
-    let mut dirty = edit.start_byte..edit.new_end_byte;
+    let mut union = edit.start_byte..edit.new_end_byte;
     for changed in old_tree.changed_ranges(new_tree) {
-        dirty.start = dirty.start.min(changed.start_byte);
-        dirty.end = dirty.end.max(changed.end_byte);
+        union.start = union.start.min(changed.start_byte);
+        union.end = union.end.max(changed.end_byte);
     }
     let root = new_tree.root_node();
-    let mut cursor = root.walk();
-    let items: Vec<Range<usize>> = root
+    let body = innermost_body(old_tree, root, &union);
+    if body.id() != root.id() {
+        let dirty = widen_to_items(text, body, union.clone());
+        if body.start_byte() < dirty.start && dirty.end < body.end_byte() {
+            return dirty;
+        }
+    }
+    widen_to_items(text, root, union)
+}
+
+/// Descends from the root through (large item → its large body) steps while exactly one child touches the
+/// changes and the old tree has the same node there (same kind, same range after `Tree::edit`).
+fn innermost_body<'t>(old_tree: &Tree, root: Node<'t>, union: &Range<usize>) -> Node<'t> {
+    let mut parent = root;
+    loop {
+        let Some(item) = single_touching_child(parent, union) else {
+            return parent;
+        };
+        let Some(body) = single_touching_child(item, union) else {
+            return parent;
+        };
+        let large = item.byte_range().len() >= DESCEND_MIN_BYTES
+            && body.byte_range().len() >= DESCEND_MIN_BYTES;
+        if !large
+            || !BODY_KINDS.contains(&body.kind())
+            || !same_in_old(old_tree, item)
+            || !same_in_old(old_tree, body)
+        {
+            return parent;
+        }
+        parent = body;
+    }
+}
+
+fn single_touching_child<'t>(parent: Node<'t>, union: &Range<usize>) -> Option<Node<'t>> {
+    let mut cursor = parent.walk();
+    let mut touching = parent
+        .children(&mut cursor)
+        .filter(|c| c.start_byte() <= union.end && union.start <= c.end_byte());
+    let first = touching.next()?;
+    touching.next().is_none().then_some(first)
+}
+
+fn same_in_old(old_tree: &Tree, node: Node) -> bool {
+    old_tree
+        .root_node()
+        .descendant_for_byte_range(node.start_byte(), node.end_byte())
+        .is_some_and(|old| old.kind_id() == node.kind_id() && old.byte_range() == node.byte_range())
+}
+
+/// Widens `dirty` to whole lines and to whole children of `parent`, until stable.
+fn widen_to_items(text: &str, parent: Node, mut dirty: Range<usize>) -> Range<usize> {
+    let mut cursor = parent.walk();
+    let items: Vec<Range<usize>> = parent
         .children(&mut cursor)
         .map(|child| child.byte_range())
         .collect();
@@ -293,9 +392,16 @@ fn dirty_range(old_tree: &Tree, new_tree: &Tree, text: &str, edit: &InputEdit) -
 /// Widens a byte range to the start of its first line and the end of its last line (newline included).
 fn line_bounds(text: &str, range: Range<usize>) -> Range<usize> {
     let start = text[..range.start].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[range.end..]
-        .find('\n')
-        .map_or(text.len(), |i| range.end + i + 1);
+    // A non-empty range that already ends just after a newline ends at a line boundary: widening it again
+    // would take in the next line, then the item there, and so on to the end of the file.
+    let ends_a_line = range.end > range.start && text.as_bytes()[range.end - 1] == b'\n';
+    let end = if ends_a_line {
+        range.end
+    } else {
+        text[range.end..]
+            .find('\n')
+            .map_or(text.len(), |i| range.end + i + 1)
+    };
     start..end
 }
 
