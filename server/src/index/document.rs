@@ -100,15 +100,22 @@ impl Document {
                     Ok(_) => {
                         // tree-sitter's error recovery depends on parse history: an incrementally
                         // reparsed tree with errors can differ from a fresh parse of the same text (the
-                        // randomized tests found such cases). The index must equal a full re-index, so a
-                        // text with syntax errors is parsed and tagged from scratch.
-                        let (symbols, fresh, error) =
-                            super::file_index::analyze(Some(spec), &self.text);
-                        if let Some(error) = error {
-                            tracing::warn!("{}: indexed as text only: {error}", current.path);
+                        // randomized tests found such cases), and the index must equal a full re-index. So
+                        // a text with syntax errors is parsed from scratch; tags are still re-extracted
+                        // only where the fresh tree differs structurally from the old one.
+                        match syntax::parse(spec, &self.text, None) {
+                            Ok(fresh) => {
+                                let symbols =
+                                    retag(spec, tree, &fresh, &self.text, &input, current);
+                                self.tree = Some(fresh);
+                                symbols
+                            }
+                            Err(e) => {
+                                tracing::warn!("{}: parse failed, text only: {e}", current.path);
+                                self.tree = None;
+                                text_symbols(&self.text)
+                            }
                         }
-                        self.tree = fresh;
-                        symbols
                     }
                     Err(e) => {
                         tracing::warn!("{}: reparse failed, text only: {e}", current.path);
