@@ -87,39 +87,18 @@ impl Document {
         }
         let input = input_edit(&self.text, start, end, &edit.new_text);
         self.text.replace_range(start..end, &edit.new_text);
-        let symbols = match (self.language, self.tree.as_mut()) {
-            (Some(spec), Some(tree)) => {
+        let symbols = match (self.language, self.tree.take()) {
+            (Some(spec), Some(mut tree)) => {
+                let was_broken = tree.root_node().has_error();
                 tree.edit(&input);
-                let reparsed = syntax::parse(spec, &self.text, Some(tree));
-                match reparsed {
-                    Ok(new_tree) if !new_tree.root_node().has_error() => {
-                        let symbols = retag(spec, tree, &new_tree, &self.text, &input, current);
+                match self.reparse(spec, &tree, was_broken) {
+                    Ok(new_tree) => {
+                        let symbols = retag(spec, &tree, &new_tree, &self.text, &input, current);
                         self.tree = Some(new_tree);
                         symbols
                     }
-                    Ok(_) => {
-                        // tree-sitter's error recovery depends on parse history: an incrementally
-                        // reparsed tree with errors can differ from a fresh parse of the same text (the
-                        // randomized tests found such cases), and the index must equal a full re-index. So
-                        // a text with syntax errors is parsed from scratch; tags are still re-extracted
-                        // only where the fresh tree differs structurally from the old one.
-                        match syntax::parse(spec, &self.text, None) {
-                            Ok(fresh) => {
-                                let symbols =
-                                    retag(spec, tree, &fresh, &self.text, &input, current);
-                                self.tree = Some(fresh);
-                                symbols
-                            }
-                            Err(e) => {
-                                tracing::warn!("{}: parse failed, text only: {e}", current.path);
-                                self.tree = None;
-                                text_symbols(&self.text)
-                            }
-                        }
-                    }
                     Err(e) => {
                         tracing::warn!("{}: reparse failed, text only: {e}", current.path);
-                        self.tree = None;
                         text_symbols(&self.text)
                     }
                 }
@@ -133,6 +112,29 @@ impl Document {
             false,
             symbols,
         ))
+    }
+}
+
+impl Document {
+    /// The new tree, exactly as a fresh parse would build it. tree-sitter's error recovery depends on parse
+    /// history: an incrementally reparsed tree with errors can differ from a fresh parse of the same text
+    /// (the randomized tests found such cases), and the index must equal a full re-index. So a text with
+    /// syntax errors is parsed from scratch — directly when the previous text was already broken (the
+    /// incremental attempt would almost surely be thrown away), else after an incremental parse shows errors.
+    /// Tags are still re-extracted only where the new tree differs structurally from the old one.
+    fn reparse(
+        &self,
+        spec: &'static LanguageSpec,
+        edited: &Tree,
+        was_broken: bool,
+    ) -> Result<Tree, syntax::ParseError> {
+        if !was_broken {
+            let incremental = syntax::parse(spec, &self.text, Some(edited))?;
+            if !incremental.root_node().has_error() {
+                return Ok(incremental);
+            }
+        }
+        syntax::parse(spec, &self.text, None)
     }
 }
 
