@@ -5,5 +5,9 @@
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
+pub mod context;
+pub mod index;
 pub mod store;
+pub mod syntax;
 pub mod tasks;
+pub mod token_count;

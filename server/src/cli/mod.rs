@@ -2,6 +2,12 @@
 //! into `tasks`; the only module (with `lsp`) allowed to know about clap or terminals.
 #![allow(clippy::print_stdout)]
 
+mod bench;
+mod context_cmd;
+mod index_cmd;
+pub mod memory;
+pub mod workspace;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +36,12 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Find, download and verify models: `pull`, `list`, `path`, `verify`.
     Model(model::ModelArgs),
+    /// Index a workspace and print files, languages, symbols, time and peak memory.
+    Index(index_cmd::IndexArgs),
+    /// Show the context that would be packed for a cursor position.
+    Context(context_cmd::ContextArgs),
+    /// Benchmarks with ratios to a baseline.
+    Bench(bench::BenchArgs),
 }
 
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream).
@@ -50,5 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Model(args)) => model::run(args),
+        Some(Command::Index(args)) => index_cmd::run(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Context(args)) => context_cmd::run(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Bench(args)) => bench::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

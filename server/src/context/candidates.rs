@@ -1,0 +1,280 @@
+//! The ranking signals, each an ordered list (best first): definitions of identifiers near the cursor,
+//! lexically similar windows, the file graph's personalised PageRank, recent edits and directory distance.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::lexical::{query_terms, rank_windows};
+use super::pagerank::personalized_pagerank;
+use super::{ContextRequest, PackConfig};
+use crate::index::{FileIndex, IndexSnapshot};
+
+/// Definitions of a name with more definers than this are ambiguous and go to the end of the list.
+const AMBIGUOUS_DEFINERS: usize = 5;
+/// At most this many definitions are taken per name.
+const DEFINITIONS_PER_NAME: usize = 5;
+/// Doc comments and attributes directly above a definition are included, up to this many lines.
+const MAX_DOC_LINES: u32 = 12;
+
+/// A run of whole lines of one file (0-based, inclusive).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    /// Workspace-relative path.
+    pub path: Arc<str>,
+    /// First line.
+    pub start_line: u32,
+    /// Last line (inclusive).
+    pub end_line: u32,
+}
+
+/// Every signal's ranked list for one request.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Definition snippets of identifiers near the cursor, closest identifier first.
+    pub definitions: Vec<Span>,
+    /// Windows similar to the text before the cursor (or the instruction), most similar first.
+    pub similar: Vec<Span>,
+    /// Files by personalised PageRank, highest first (files the walk cannot reach are absent).
+    pub graph: Vec<Arc<str>>,
+    /// Recently edited files, most recent first.
+    pub recent: Vec<Arc<str>>,
+    /// All files by directory distance from the current file, nearest first.
+    pub nearby: Vec<Arc<str>>,
+}
+
+/// Collects every signal. `current` is the current file's entry when it is indexed.
+pub fn collect_signals(
+    snapshot: &IndexSnapshot,
+    request: &ContextRequest,
+    config: &PackConfig,
+    current: Option<&FileIndex>,
+) -> Signals {
+    let (window_start, window_end) = config.cursor_window(request);
+    let in_cursor_window = |file: &FileIndex, start: u32, end: u32| {
+        *file.path == *request.path && start <= window_end && window_start <= end
+    };
+    let definitions = definition_spans(snapshot, request, config, current);
+    let query_text = lexical_query(request, config, current);
+    let terms = query_terms(&query_text);
+    let similar = rank_windows(snapshot, &terms, config.max_similar_windows, |f, w| {
+        in_cursor_window(f, w.start_line, w.end_line)
+    })
+    .into_iter()
+    .map(|hit| Span {
+        path: hit.file.path.clone(),
+        start_line: hit.window.start_line,
+        end_line: hit.window.end_line,
+    })
+    .collect();
+    let recent: Vec<Arc<str>> = snapshot
+        .recent_files()
+        .iter()
+        .filter(|p| ***p != *request.path)
+        .cloned()
+        .collect();
+    Signals {
+        definitions,
+        similar,
+        graph: graph_ranking(snapshot, request),
+        nearby: nearby_files(snapshot, &request.path),
+        recent,
+    }
+}
+
+/// Names near the cursor (or in the selection, or the instruction), closest first, resolved to definitions.
+fn definition_spans(
+    snapshot: &IndexSnapshot,
+    request: &ContextRequest,
+    config: &PackConfig,
+    current: Option<&FileIndex>,
+) -> Vec<Span> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut instruction_names: Vec<String> = Vec::new();
+    if let Some(instruction) = &request.instruction {
+        instruction_names = identifiers_in(instruction);
+    }
+    names.extend(instruction_names.iter().map(String::as_str));
+    if let Some(file) = current {
+        let (from, to) = match request.selection {
+            Some((start, end)) => (start, end),
+            None => (
+                request
+                    .cursor_line
+                    .saturating_sub(config.identifier_lines_before),
+                request
+                    .cursor_line
+                    .saturating_add(config.identifier_lines_after),
+            ),
+        };
+        let mut nearby: Vec<(u32, &str)> = file
+            .references
+            .iter()
+            .filter(|r| from <= r.line && r.line <= to)
+            .map(|r| (r.line.abs_diff(request.cursor_line), &*r.name))
+            .collect();
+        nearby.sort_by_key(|&(distance, _)| distance);
+        names.extend(nearby.into_iter().map(|(_, name)| name));
+    }
+    let mut seen = HashSet::new();
+    let mut precise = Vec::new();
+    let mut ambiguous = Vec::new();
+    for name in names {
+        if !seen.insert(name) {
+            continue;
+        }
+        let definers = snapshot.definers(name).len();
+        if definers == 0 {
+            continue;
+        }
+        let target = if definers > AMBIGUOUS_DEFINERS {
+            &mut ambiguous
+        } else {
+            &mut precise
+        };
+        // A Python call of `area` means a Python `area`: prefer definitions in the current language family
+        // whenever there are any.
+        let family = current.and_then(|f| f.language).map(language_family);
+        let same_family = |f: &FileIndex| f.language.map(language_family) == family;
+        let any_same = snapshot.definitions_of(name).any(|(f, _)| same_family(f));
+        // Nearest first: with several candidates, the definition in the current crate or package is the
+        // likely one (and alphabetical order would favour whatever directory sorts first).
+        let mut definitions: Vec<_> = snapshot
+            .definitions_of(name)
+            .filter(|(f, _)| !any_same || same_family(f))
+            .map(|(f, d)| (directory_distance(&request.path, &f.path), f, d))
+            .collect();
+        definitions.sort_by(|a, b| {
+            (a.0, &a.1.path, a.2.start_byte).cmp(&(b.0, &b.1.path, b.2.start_byte))
+        });
+        for (_, file, definition) in definitions.into_iter().take(DEFINITIONS_PER_NAME) {
+            let start = doc_start(file, definition.start_line);
+            let end = definition
+                .end_line
+                .min(definition.start_line + config.max_snippet_lines.saturating_sub(1));
+            target.push(Span {
+                path: file.path.clone(),
+                start_line: start,
+                end_line: end,
+            });
+        }
+    }
+    precise.extend(ambiguous);
+    let mut unique = HashSet::new();
+    precise.retain(|span| unique.insert(span.clone()));
+    precise
+}
+
+/// Languages whose names resolve across each other (TypeScript imports JavaScript and vice versa).
+fn language_family(spec: &crate::syntax::LanguageSpec) -> &'static str {
+    match spec.name {
+        "typescript" | "tsx" | "javascript" => "javascript",
+        other => other,
+    }
+}
+
+/// Identifiers (at least 3 bytes) in free text, in order.
+fn identifiers_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.len() >= 3 && w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The first line of the doc comments and attributes directly above `line`.
+fn doc_start(file: &FileIndex, line: u32) -> u32 {
+    let lines: Vec<&str> = file
+        .text
+        .lines()
+        .skip(line.saturating_sub(MAX_DOC_LINES) as usize)
+        .take(line.min(MAX_DOC_LINES) as usize)
+        .collect();
+    let is_doc = |l: &str| {
+        let t = l.trim_start();
+        [
+            "///", "//!", "//", "#[", "#", "@", "/**", "/*", "*", "\"\"\"",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
+    };
+    let above = lines.iter().rev().take_while(|l| is_doc(l)).count() as u32;
+    line - above
+}
+
+/// The lexical query: the instruction and selection when given, else the lines just before the cursor.
+fn lexical_query(
+    request: &ContextRequest,
+    config: &PackConfig,
+    current: Option<&FileIndex>,
+) -> String {
+    let mut query = request.instruction.clone().unwrap_or_default();
+    let Some(file) = current else { return query };
+    let (start, end) = match request.selection {
+        Some(selection) => selection,
+        None if request.instruction.is_some() => return query,
+        None => (
+            request.cursor_line.saturating_sub(config.query_lines),
+            request.cursor_line,
+        ),
+    };
+    query.push('\n');
+    query.push_str(&file.lines(start, end));
+    query
+}
+
+/// Files by PageRank seeded with the current file and the recently edited ones (decaying weights).
+fn graph_ranking(snapshot: &IndexSnapshot, request: &ContextRequest) -> Vec<Arc<str>> {
+    let graph = snapshot.graph();
+    let mut seeds = Vec::new();
+    if let Some(node) = graph.node(&request.path) {
+        seeds.push((node, 1.0));
+    }
+    for (i, path) in snapshot.recent_files().iter().enumerate() {
+        if let Some(node) = graph.node(path) {
+            seeds.push((node, 0.5 / (i + 1) as f64));
+        }
+    }
+    if seeds.is_empty() {
+        return Vec::new();
+    }
+    let key = seeds
+        .iter()
+        .flat_map(|&(node, weight)| [node as u64, f64::to_bits(weight)])
+        .collect();
+    let rank = snapshot.graph_scores(key, |graph| personalized_pagerank(graph, &seeds));
+    let mut ranked: Vec<(usize, f64)> = rank
+        .iter()
+        .enumerate()
+        .filter(|&(node, &score)| score > 1e-12 && *graph.paths[node] != *request.path)
+        .map(|(node, &score)| (node, score))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+        .into_iter()
+        .map(|(node, _)| graph.paths[node].clone())
+        .collect()
+}
+
+/// Directory steps between the directories of two workspace-relative paths.
+fn directory_distance(a: &str, b: &str) -> usize {
+    let here = directories(a);
+    let there = directories(b);
+    let shared = here.iter().zip(&there).take_while(|(x, y)| x == y).count();
+    here.len() - shared + there.len() - shared
+}
+
+/// Every other file by the number of directory steps from the current file's directory (ties by path).
+fn nearby_files(snapshot: &IndexSnapshot, current: &str) -> Vec<Arc<str>> {
+    let mut files: Vec<(usize, &Arc<str>)> = snapshot
+        .files()
+        .filter(|f| *f.path != *current)
+        .map(|f| (directory_distance(current, &f.path), &f.path))
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, p)| p.clone()).collect()
+}
+
+fn directories(path: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    parts.pop();
+    parts
+}

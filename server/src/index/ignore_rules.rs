@@ -1,0 +1,55 @@
+//! Ignore rules for single paths (a file created or changed after the walk), consistent with the walk:
+//! hidden components, `.gitignore` / `.ignore` / the configured ignore file in every ancestor directory
+//! (deeper files take precedence), and `.git/info/exclude`.
+
+use std::path::Path;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
+
+use super::IndexConfig;
+
+/// Whether the walk would have skipped this workspace-relative file.
+pub fn is_ignored(root: &Path, relative: &str, config: &IndexConfig) -> bool {
+    let components: Vec<&str> = relative.split('/').collect();
+    if !config.include_hidden && components.iter().any(|c| c.starts_with('.')) {
+        return true;
+    }
+    let absolute = root.join(relative);
+    let mut directories = vec![root.to_path_buf()];
+    for component in &components[..components.len().saturating_sub(1)] {
+        let next = directories[directories.len() - 1].join(component);
+        directories.push(next);
+    }
+    // Deepest directory first: the first one with an opinion decides (a deeper `!pattern` re-includes).
+    for directory in directories.iter().rev() {
+        let matcher = matcher_for(directory, root, config);
+        match matcher.matched_path_or_any_parents(&absolute, false) {
+            Match::Ignore(_) => return true,
+            Match::Whitelist(_) => return false,
+            Match::None => {}
+        }
+    }
+    false
+}
+
+fn matcher_for(directory: &Path, root: &Path, config: &IndexConfig) -> Gitignore {
+    let mut builder = GitignoreBuilder::new(directory);
+    let mut names = vec![".gitignore", ".ignore", config.ignore_file_name.as_str()];
+    names.dedup();
+    for name in names {
+        let file = directory.join(name);
+        if file.is_file() {
+            if let Some(e) = builder.add(&file) {
+                tracing::debug!("{}: {e}", file.display());
+            }
+        }
+    }
+    if directory == root {
+        let exclude = root.join(".git/info/exclude");
+        if exclude.is_file() {
+            let _ = builder.add(exclude);
+        }
+    }
+    builder.build().unwrap_or_else(|_| Gitignore::empty())
+}

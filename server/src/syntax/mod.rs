@@ -1,0 +1,16 @@
+//! Syntax layer: tree-sitter grammars and their tag queries (`server/queries/<lang>/tags.scm`, embedded).
+//!
+//! Pure functions only: text → tree → tags. No files, no index state, no logging of user data. Adding a language
+//! is one row in [`language::LANGUAGES`] plus one query folder.
+
+pub mod language;
+pub mod parse;
+pub mod tags;
+
+pub use language::{
+    language_for_name, language_for_path, LanguageSpec, QueryCompileError, LANGUAGES,
+};
+pub use parse::{parse, ParseError};
+pub use tags::{
+    assign_scopes, extract_tags, Definition, DefinitionKind, Import, Reference, ReferenceKind, Tags,
+};
