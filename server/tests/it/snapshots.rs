@@ -1,7 +1,7 @@
 //! Readers use snapshots on other threads while the single writer applies changes; a snapshot never sees a
 //! later change.
 
-mod common;
+use crate::common;
 
 use qwen_ls::context::{pack, ContextRequest, PackConfig, TokenCountCache};
 use qwen_ls::index::{Change, IndexHost, IndexSnapshot, TextEdit};

@@ -1,7 +1,7 @@
 //! The persistent cache: a restart on an unchanged repository parses nothing; corrupt, truncated, foreign or
 //! old-format caches are discarded and rebuilt.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! Bad inputs give a log line and a skipped (or lossily read) file, never a failed index.
 
-mod common;
+use crate::common;
 
 use qwen_ls::index::filter::SecretMatcher;
 use qwen_ls::index::walk::read_file;

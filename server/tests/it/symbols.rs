@@ -1,7 +1,7 @@
 //! Snapshot tests of the symbols extracted from the fixture repository, and of what the walk skips.
 //! Refresh the golden file with `UPDATE_EXPECT=1 cargo test -p qwen-ls --test symbols`.
 
-mod common;
+use crate::common;
 
 use qwen_ls::index::SkipReason;
 

@@ -3,15 +3,15 @@
 //! `cargo test -p qwen-ls --features hub --test store_hub`. One test: it sets `HF_ENDPOINT` for the process.
 #![cfg(feature = "hub")]
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::time::Duration;
 
+use crate::support::{model_bytes, sha256, Behavior, FakeModel, FakePypi};
 use qwen_ls::store::{
     ModelSpec, NoProgress, PinnedTable, PullSource, RetryPolicy, Store, VerifyCache,
 };
-use support::{model_bytes, sha256, Behavior, FakeModel, FakePypi};
 
 fn git_sha1(content: &[u8]) -> String {
     use sha1::{Digest, Sha1};

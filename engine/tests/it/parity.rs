@@ -1,9 +1,7 @@
 //! Numerical parity with transformers 4.57 (float32, eager attention) on every fixture architecture.
 
-mod common;
-
+use crate::common::*;
 use candle_core::Tensor;
-use common::*;
 use qwen_engine::Logits;
 
 #[test]

@@ -1,10 +1,8 @@
 //! The tokenizer against independent reference encodings, special tokens by name, and streaming decode.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use qwen_engine::{SpecialToken, Tokenizer};
 
 #[test]

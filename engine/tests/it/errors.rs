@@ -1,11 +1,9 @@
 //! Broken model directories give errors that name the tensor, file, shape or config field — never a panic.
 //! Each case copies a good fixture into a temp dir and breaks one thing.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use qwen_engine::{LoadOptions, LoadedModel};
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;

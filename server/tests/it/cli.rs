@@ -1,6 +1,6 @@
 //! The `index` and `context` subcommands through the real binary: the JSON interfaces are stable.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! real Qwen tokenizer), output is deterministic, ordered least-relevant-first with the current file last,
 //! never cuts a line and never repeats the cursor window.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

