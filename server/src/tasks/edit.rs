@@ -15,7 +15,7 @@ use qwen_engine::CancelToken;
 
 use super::checker::TreeSitterChecker;
 use super::completion::TaskStats;
-use super::edit_prompt::{self, EditPromptInput, Shown};
+use super::edit_prompt::{self, Anchor, EditPromptInput, Shown};
 use super::functions::function_at;
 use super::generator::{
     FinishReason, Flow, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
@@ -244,7 +244,11 @@ pub fn refactor(
             }],
             focus,
             instruction: request.instruction.clone(),
-            anchor: Some((relative.clone(), lines.0, Some(lines))),
+            anchor: Some(Anchor {
+                path: relative.clone(),
+                line: lines.0,
+                selection: Some(lines),
+            }),
             budget,
         },
     )?;
@@ -298,7 +302,10 @@ pub fn patch(
             lines: None,
         });
     }
-    let anchor = files.first().map(|f| (f.path.clone(), 0, None));
+    let anchor = files.first().map(|f| Anchor {
+        path: f.path.clone(),
+        ..Anchor::default()
+    });
     let snapshot = workspace.snapshot();
     let budget = budget_for(
         generator,

@@ -57,6 +57,14 @@ pub(crate) struct Shown {
     pub lines: Option<(u32, u32)>,
 }
 
+/// Where retrieval starts: the current file, the cursor line and the selected lines.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Anchor {
+    pub path: String,
+    pub line: u32,
+    pub selection: Option<(u32, u32)>,
+}
+
 /// What to ask.
 pub(crate) struct EditPromptInput<'a> {
     pub snapshot: &'a IndexSnapshot,
@@ -65,8 +73,8 @@ pub(crate) struct EditPromptInput<'a> {
     /// Text after the files and before the instruction (e.g. "Change only lines 3-9 of `a.rs`: …").
     pub focus: String,
     pub instruction: String,
-    /// Where retrieval starts: the current file and line, if any.
-    pub anchor: Option<(String, u32, Option<(u32, u32)>)>,
+    /// Where retrieval starts, if anywhere.
+    pub anchor: Option<Anchor>,
     pub budget: usize,
 }
 
@@ -163,12 +171,12 @@ pub(crate) fn build(
 
     // Related code: packed with the instruction as the query, rendered as excerpts, least relevant first.
     let edited: BTreeSet<&str> = input.files.iter().map(|f| f.path.as_str()).collect();
-    let (path, line, selection) = input.anchor.clone().unwrap_or_default();
+    let anchor = input.anchor.clone().unwrap_or_default();
     let request = ContextRequest {
-        path: Arc::from(path.as_str()),
-        cursor_line: line,
+        path: Arc::from(anchor.path.as_str()),
+        cursor_line: anchor.line,
         cursor_column: 0,
-        selection,
+        selection: anchor.selection,
         instruction: Some(input.instruction.clone()),
         budget: remaining,
     };

@@ -55,5 +55,7 @@ pub use settings::{
 };
 pub use workspace::{Workspace, WorkspaceOptions};
 
+/// Re-exported: the changes a front end feeds [`Workspace::apply_change`].
+pub use crate::index::{Change, ChangeError, IndexSnapshot, LoadReport, TextEdit};
 /// Re-exported so front ends need not depend on the engine for cancellation.
 pub use qwen_engine::CancelToken;

@@ -48,8 +48,8 @@ pub enum LoaderError {
     Load {
         /// What was loaded.
         path: PathBuf,
-        /// Why it failed.
-        source: LoadError,
+        /// Why it failed (boxed: engine errors are large).
+        source: Box<LoadError>,
     },
     /// The configured backend is not available in this build.
     #[error("backend {0:?} is not available yet; use backend = \"local\"")]
@@ -86,7 +86,7 @@ pub fn load_generator(
         let _span = tracing::info_span!("model_load", path = %path.display()).entered();
         LoadedModel::load(&path, &options).map_err(|source| LoaderError::Load {
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })?
     };
     Ok(LoadedGenerator {

@@ -92,7 +92,7 @@ mod tests {
         let cancelled = CancelToken::new();
         let mut threads = Vec::new();
         for i in 0..4 {
-            let queue = queue.clone();
+            let shared = queue.clone();
             let order = order.clone();
             let cancel = if i == 1 {
                 cancelled.clone()
@@ -100,7 +100,7 @@ mod tests {
                 CancelToken::new()
             };
             threads.push(std::thread::spawn(move || {
-                if let Some(_slot) = queue.acquire(&cancel) {
+                if let Some(_slot) = shared.acquire(&cancel) {
                     order.lock().expect("lock").push(i);
                 }
             }));
