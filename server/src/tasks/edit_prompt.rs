@@ -31,16 +31,22 @@ pub(crate) fn fenced(path: &str, text: &str) -> String {
         .max()
         .unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
-    let language = Path::new(path)
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("");
+    let language = fence_language(Path::new(path));
     let newline = if text.ends_with('\n') || text.is_empty() {
         ""
     } else {
         "\n"
     };
     format!("{fence}{language}\n{text}{newline}{fence}\n")
+}
+
+/// The info string of a fence for `path`: the grammar's name when qwen-ls knows the language (`rust`, not
+/// `rs`: what models saw most in training), else the extension.
+pub(crate) fn fence_language(path: &Path) -> &str {
+    match crate::syntax::language_for_path(path) {
+        Some(spec) => spec.name,
+        None => path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+    }
 }
 
 /// The system message: the edit format, precisely.
@@ -130,7 +136,7 @@ pub(crate) fn build(
 ) -> Result<EditPrompt, TaskError> {
     let _span = tracing::debug_span!("edit_prompt", budget = input.budget).entered();
     let system = system_message();
-    let tail = format!("{}Instruction: {}\n", input.focus, input.instruction.trim());
+    let tail = format!("{}Instruction: {}", input.focus, input.instruction.trim());
     let fixed = workspace.count_tokens(&system) + workspace.count_tokens(&tail) + CHAT_OVERHEAD;
     let mut remaining = input.budget.checked_sub(fixed).ok_or(TaskError::Budget {
         needed: fixed,

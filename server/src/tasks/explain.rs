@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::complete::strip_think;
 use super::completion::TaskStats;
+use super::edit_prompt::fence_language;
 use super::functions::{function_at, related_code, FunctionAt, Related};
 use super::generator::{
     FinishReason, Flow, GenPrompt, GenRequest, Generator, Sampling, SessionKey,
@@ -83,10 +84,6 @@ fn resolve(
     Ok((relative, display, text))
 }
 
-fn fence_language(path: &Path) -> &str {
-    path.extension().and_then(|e| e.to_str()).unwrap_or("")
-}
-
 /// Builds the chat messages: instructions, related code (as much as fits), then the function itself.
 fn messages(
     workspace: &Workspace,
@@ -144,7 +141,7 @@ fn messages(
         user.push_str("Related code from the repository:\n\n");
         user.push_str(&context);
     }
-    user.push_str(&target);
+    user.push_str(target.trim_end());
     Ok((
         vec![
             Message::new(Role::System, EXPLAIN_SYSTEM),

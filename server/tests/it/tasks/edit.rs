@@ -72,7 +72,7 @@ fn a_well_formed_answer_becomes_a_diff_git_accepts_and_applies_atomically() {
     let prompt = generator.last_prompt();
     assert!(prompt.contains("<<<<<<< SEARCH"));
     assert!(
-        prompt.contains("The file `src/lib.rs`:\n```rs\n//! Shapes and their areas."),
+        prompt.contains("The file `src/lib.rs`:\n```rust\n//! Shapes and their areas."),
         "{prompt}"
     );
     assert!(
