@@ -27,7 +27,7 @@ mod fim;
 mod functions;
 pub mod generator;
 pub mod patch;
-mod settings;
+pub mod settings;
 mod workspace;
 
 pub use caches::Caches;
