@@ -120,10 +120,10 @@ impl Generator for ShowProgress {
     ) -> Result<GenOutput, GenError> {
         let spinner = Spinner::start("generating");
         let started = Instant::now();
-        let mut chunks = 0usize;
+        let mut chars = 0usize;
         let result = self.0.generate(request, cancel, &mut |delta| {
-            chunks += 1;
-            spinner.set_message(format!("generating ({chunks} pieces)"));
+            chars += delta.chars().count();
+            spinner.set_message(format!("generating ({chars} characters)"));
             on_text(delta)
         });
         spinner.finish();

@@ -163,6 +163,8 @@ impl Generator for LocalGenerator {
             });
         };
         let queue_secs = queued.elapsed().as_secs_f64();
+        let session = request.session.as_ref().map_or("", |s| s.0.as_str());
+        let _span = tracing::debug_span!("generate", session, queue_secs).entered();
         let prompt = request.prompt.to_prompt();
         let tokenizer = &self.model.tokenizer;
         let ids = prompt
