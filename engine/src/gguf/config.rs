@@ -18,18 +18,19 @@ pub fn model_config(file: &GgufFile) -> Result<ModelConfig, GgufError> {
     let arch = file
         .opt_str(arch_key)?
         .ok_or_else(|| file.metadata_error(arch_key, "missing"))?;
-    let architecture =
-        match arch {
-            "qwen2" => Architecture::Qwen2,
-            "qwen3" => Architecture::Qwen3,
-            "qwen3moe" => Architecture::Qwen3Moe,
-            other => return Err(file.metadata_error(
+    let architecture = match arch {
+        "qwen2" => Architecture::Qwen2,
+        "qwen3" => Architecture::Qwen3,
+        "qwen3moe" => Architecture::Qwen3Moe,
+        other => {
+            return Err(file.metadata_error(
                 arch_key,
                 format!(
                     "architecture {other:?} is not supported (expected qwen2, qwen3 or qwen3moe)"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let key = |k: &str| format!("{arch}.{k}");
     let uint = |k: &str| file.uint(&key(k)).map(|v| v as usize);
     let opt_uint = |k: &str| file.opt_uint(&key(k)).map(|v| v.map(|v| v as usize));
