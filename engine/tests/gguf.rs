@@ -586,3 +586,53 @@ fn default_model_gguf_tokenizer_equals_the_qwen_tokenizer() {
         );
     }
 }
+
+fn default_gguf() -> PathBuf {
+    std::env::var_os("QWEN_DEFAULT_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from("/work/scratch/default-model/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+        })
+}
+
+/// Why the default model's token embedding stays quantized: the numbers behind the decision.
+#[test]
+#[ignore = "needs the default model's GGUF (set QWEN_DEFAULT_GGUF or use /work/scratch/default-model)"]
+fn default_model_embedding_lookup_cost() {
+    use qwen_engine::model::embedding::Embedding;
+    use std::time::Instant;
+    let file = GgufFile::open(&default_gguf()).unwrap();
+    let table = file
+        .matrix(
+            "model.embed_tokens.weight",
+            151_936,
+            1536,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
+    let MatrixWeight::Quantized(q) = &table else {
+        panic!("expected a quantized embedding")
+    };
+    let ids: Vec<u32> = (0..512u32).map(|i| i * 293 % 151_936).collect();
+    let ids = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap();
+    let quantized = Embedding::new(table.clone(), DType::F32);
+    let t = Instant::now();
+    let a = quantized.forward(&ids).unwrap();
+    let lookup_q = t.elapsed();
+    let t = Instant::now();
+    let dense_table = q.dequantize(&Device::Cpu).unwrap();
+    let expand = t.elapsed();
+    let dense = Embedding::new(MatrixWeight::Dense(dense_table), DType::F32);
+    let t = Instant::now();
+    let b = dense.forward(&ids).unwrap();
+    let lookup_d = t.elapsed();
+    assert_eq!(max_diff(&a, &b), 0.0);
+    eprintln!(
+        "token_embd {:?}: {:.0} MB quantized, {:.0} MB as f32 (expanding it took {expand:.2?}); 512-row lookup: \
+         {lookup_q:.2?} quantized, {lookup_d:.2?} dense",
+        q.dtype(),
+        q.storage_size_in_bytes() as f64 / 1e6,
+        151_936.0 * 1536.0 * 4.0 / 1e6
+    );
+}

@@ -1,6 +1,7 @@
 //! The token embedding table, dense or quantized. A quantized table (GGUF's `token_embd`, Q4_K in the default
-//! model) stays quantized: a lookup dequantizes only the rows it reads. Expanding the default model's
-//! 151,936 × 1,536 table to f32 would cost 0.93 GB of memory for ~1 ms less per prompt.
+//! model) stays quantized: a lookup dequantizes only the rows it reads. Measured on the default model
+//! (`default_model_embedding_lookup_cost`): 131 MB as Q4_K vs 933 MB as f32 (0.44 s to expand), and a 512-row
+//! lookup takes 1.75 ms quantized vs 1.60 ms dense — 0.3 µs per token saved for 0.8 GB. Kept quantized.
 
 use candle_core::{DType, Result, Tensor};
 
