@@ -636,3 +636,21 @@ fn default_model_embedding_lookup_cost() {
         151_936.0 * 1536.0 * 4.0 / 1e6
     );
 }
+
+/// `--dtype f16` with a GGUF file: dense tensors and activations in f16, quantized matmuls fed f32 rows.
+#[test]
+fn gguf_runs_with_f16_activations() {
+    let options = LoadOptions {
+        dtype: qwen_engine::WeightDType::F16,
+        ..LoadOptions::default()
+    };
+    let m = LoadedModel::load(&gguf_path("qwen3-q8_0-tiny"), &options).unwrap();
+    let r = gguf_reference("qwen3-q8_0-tiny");
+    let logits = m
+        .model
+        .forward(&r.prompt_ids, &mut m.model.new_cache())
+        .unwrap();
+    let v: Vec<f32> = logits.to_vec1().unwrap();
+    assert!(v.iter().all(|x| x.is_finite()));
+    assert_eq!(m.model.dtype(), DType::F16);
+}
