@@ -4,5 +4,7 @@ mod common;
 
 mod errors;
 mod generation;
+mod gguf;
 mod parity;
+mod quantized;
 mod tokenizer;
