@@ -1,0 +1,129 @@
+//! Quantized CPU kernels: GGUF block formats ([`quant`]), and matrix-vector / matrix-matrix products
+//! and a grouped mixture-of-experts FFN over weights held as plain byte slices (memory-mapped GGUF
+//! tensor data works in place), with f32 activations in and out.
+//!
+//! Use: build one [`Kernels`] per thread setting (say one for prefill, one for decode); wrap each weight
+//! tensor's bytes in a [`QuantMatrix`] (or [`QuantExperts`] for `ffn_*_exps`); call
+//! [`Kernels::matmul`]. When several matrices share an input (q/k/v, gate/up) quantize it once with
+//! [`Kernels::quantize`] and call [`Kernels::matmul_prepared`] for each.
+//!
+//! The instruction set is chosen at runtime ([`Isa::best`]): AVX-512 VNNI, AVX2, or — with a loud
+//! warning — the scalar reference. Every SIMD kernel is tested against the scalar one.
+
+pub mod quant;
+
+mod acts;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod isa;
+mod matmul;
+mod moe;
+mod pool;
+mod scalar;
+mod tensor;
+
+pub use acts::Activations;
+pub use isa::{Isa, KernelInfo};
+pub use matmul::QuantMatrix;
+pub use moe::{ExpertRouting, MoeScratch, QuantExperts};
+pub use pool::{ThreadPool, DEFAULT_SPIN};
+pub use quant::{QuantError, QuantType};
+
+use matmul::{check_matmul, chunk_rows, compute_rows, OutPtr};
+use std::sync::Mutex;
+
+/// Below this many tokens activations are quantized on the calling thread (the pool's hand-off
+/// costs more than the work).
+const PARALLEL_QUANTIZE_MIN_TOKENS: usize = 8;
+
+/// An instruction-set level and a thread pool: the handle every kernel call goes through.
+#[derive(Debug)]
+pub struct Kernels {
+    isa: Isa,
+    pool: ThreadPool,
+}
+
+impl Kernels {
+    /// The best instruction set of this CPU and `threads` threads (the caller included; at least 1).
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let isa = Isa::best();
+        isa::warn_if_scalar(isa);
+        Ok(Kernels { isa, pool: ThreadPool::new(threads)? })
+    }
+
+    /// A specific instruction set (tests, benchmarks); an error if this CPU lacks it.
+    pub fn with_isa(isa: Isa, threads: usize) -> Result<Self, QuantError> {
+        if !isa.is_supported() {
+            return Err(QuantError::Invalid(format!("this CPU does not support the {isa} kernels")));
+        }
+        let pool = ThreadPool::new(threads)
+            .map_err(|e| QuantError::Invalid(format!("cannot start kernel threads: {e}")))?;
+        Ok(Kernels { isa, pool })
+    }
+
+    /// Which kernels run, for logs and benchmark output.
+    pub fn info(&self) -> KernelInfo {
+        KernelInfo { isa: self.isa, threads: self.pool.n_threads() }
+    }
+
+    /// The thread pool (for callers that want to run their own parallel loops on the same threads).
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
+    }
+
+    /// Quantizes `x` (`tokens × cols`) for weights of type `ty`, on the pool when it is large.
+    pub fn quantize(&self, ty: QuantType, x: &[f32], tokens: usize, cols: usize) -> Result<Activations, QuantError> {
+        let mut a = Activations::new(ty);
+        self.requantize(&mut a, x, tokens, cols)?;
+        Ok(a)
+    }
+
+    /// [`Kernels::quantize`] into an existing buffer, reusing its allocation.
+    pub fn requantize(&self, acts: &mut Activations, x: &[f32], tokens: usize, cols: usize) -> Result<(), QuantError> {
+        acts.resize(tokens, cols, x.len())?;
+        let threads = self.pool.n_threads();
+        if tokens < PARALLEL_QUANTIZE_MIN_TOKENS || threads == 1 {
+            acts.fill_tokens(x, 0, tokens);
+            return Ok(());
+        }
+        let per = tokens.div_ceil(threads * 4);
+        let chunks: Vec<Mutex<acts::ActsChunkMut<'_>>> =
+            acts.token_chunks_mut(per).into_iter().map(Mutex::new).collect();
+        self.pool.run(chunks.len(), |i| {
+            let mut c = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
+            c.fill(x, cols);
+        });
+        Ok(())
+    }
+
+    /// `out[t, r] = Σ_c w[r, c] · x[t, c]` for `tokens` rows of `x` (`tokens × w.cols()`, row-major);
+    /// `out` is `tokens × w.rows()`.
+    pub fn matmul(&self, w: &QuantMatrix<'_>, x: &[f32], tokens: usize, out: &mut [f32]) -> Result<(), QuantError> {
+        let acts = self.quantize(w.quant_type(), x, tokens, w.cols())?;
+        self.matmul_prepared(w, &acts, out)
+    }
+
+    /// One token: `out[r] = Σ_c w[r, c] · x[c]`.
+    pub fn matvec(&self, w: &QuantMatrix<'_>, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
+        self.matmul(w, x, 1, out)
+    }
+
+    /// [`Kernels::matmul`] with activations already quantized for `w`'s type.
+    pub fn matmul_prepared(&self, w: &QuantMatrix<'_>, acts: &Activations, out: &mut [f32]) -> Result<(), QuantError> {
+        check_matmul(w, acts, out.len())?;
+        let set = self.isa.kernels();
+        let rows = w.rows();
+        let chunk = chunk_rows(rows, self.pool.n_threads());
+        let tokens: Vec<usize> = (0..acts.tokens()).collect();
+        let outp = OutPtr(out.as_mut_ptr());
+        self.pool.run(rows.div_ceil(chunk), |c| {
+            let (r0, r1) = (c * chunk, ((c + 1) * chunk).min(rows));
+            // SAFETY: task `c` writes only columns `r0..r1` of `out` (`tokens × rows`), disjoint from
+            // every other task's; shapes were checked above; `self.isa` is supported (constructor).
+            unsafe { compute_rows(set, w, acts, &tokens, |t| t, r0, r1, outp, rows) };
+        });
+        Ok(())
+    }
+}
