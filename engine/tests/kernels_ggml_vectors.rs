@@ -107,3 +107,85 @@ fn dot_products_match_ggml_on_every_isa() {
         }
     }
 }
+
+/// A tensor of a committed GGUF fixture: (format, dims in candle's order, bytes).
+fn gguf_tensor(file: &str, name: &str) -> (QuantType, Vec<usize>, Vec<u8>) {
+    use candle_core::quantized::gguf_file;
+    let path = format!("{}/../fixtures/models/gguf/{file}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap();
+    let content = gguf_file::Content::read(&mut std::io::Cursor::new(&bytes)).unwrap();
+    let info = &content.tensor_infos[name];
+    let id = match info.ggml_dtype {
+        candle_core::quantized::GgmlDType::Q8_0 => 8,
+        candle_core::quantized::GgmlDType::Q4K => 12,
+        candle_core::quantized::GgmlDType::Q6K => 14,
+        other => panic!("{name}: {other:?}"),
+    };
+    let ty = QuantType::from_ggml_type_id(id).unwrap();
+    let dims = info.shape.dims().to_vec();
+    let n: usize = dims.iter().product();
+    let len = n / ty.block_values() * ty.block_bytes();
+    let at = content.tensor_data_offset as usize + info.offset as usize;
+    (ty, dims, bytes[at..at + len].to_vec())
+}
+
+#[test]
+fn real_gguf_tensors_dequantize_and_multiply_like_gguf() {
+    let st = SafeTensors::deserialize(VECTORS).unwrap();
+    for name in ["output.weight", "blk.0.attn_q.weight", "blk.0.attn_v.weight", "blk.0.ffn_down.weight"] {
+        let (ty, dims, data) = gguf_tensor("qwen2-q4km-tiny.gguf", name);
+        let (rows, cols) = (dims[0], dims[1]);
+        let deq = quant::dequantize_to_vec(ty, &data, rows * cols).unwrap();
+        let row0 = f32s(&st, &format!("real_{name}_row0"));
+        assert_eq!(&deq[..cols], &row0[..], "{name}: row 0");
+        let sums = f32s(&st, &format!("real_{name}_rowsums"));
+        for r in 0..rows {
+            let s: f64 = deq[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum();
+            assert!((s - sums[r] as f64).abs() <= 1e-5 * (1.0 + s.abs()), "{name}: row {r} sum {s} vs {}", sums[r]);
+        }
+        // Our quantized matvec against the dequantized f64 product: the only difference is 8-bit
+        // activations, so the error is bounded by a small fraction of Σ|w·v|.
+        let v = f32s(&st, &format!("real_v{cols}"));
+        let want = f32s(&st, &format!("real_{name}_matvec"));
+        let m = QuantMatrix::new(ty, rows, cols, &data).unwrap();
+        for isa in Isa::supported() {
+            let k = Kernels::with_isa(isa, 2).unwrap();
+            let mut out = vec![0f32; rows];
+            k.matvec(&m, &v, &mut out).unwrap();
+            for r in 0..rows {
+                let mag: f32 = (0..cols).map(|c| (deq[r * cols + c] * v[c]).abs()).sum();
+                assert!((out[r] - want[r]).abs() <= 0.01 * mag, "{name} {isa}: row {r}: {} vs {}", out[r], want[r]);
+            }
+        }
+    }
+}
+
+#[test]
+fn real_gguf_moe_experts_match_f64_reference() {
+    use qwen_engine::kernels::{ExpertRouting, MoeScratch, QuantExperts};
+    let st = SafeTensors::deserialize(VECTORS).unwrap();
+    let file = "qwen3moe-q8_0-tiny.gguf";
+    let (ty, gd, gate) = gguf_tensor(file, "blk.0.ffn_gate_exps.weight");
+    let (_, _, up) = gguf_tensor(file, "blk.0.ffn_up_exps.weight");
+    let (_, dd, down) = gguf_tensor(file, "blk.0.ffn_down_exps.weight");
+    let (n_exp, ffn, hidden) = (gd[0], gd[1], gd[2]);
+    assert_eq!(dd, vec![n_exp, hidden, ffn]);
+    let g = QuantExperts::new(ty, n_exp, ffn, hidden, &gate).unwrap();
+    let u = QuantExperts::new(ty, n_exp, ffn, hidden, &up).unwrap();
+    let d = QuantExperts::new(ty, n_exp, hidden, ffn, &down).unwrap();
+    let x = f32s(&st, "moe_x");
+    let ids: Vec<u32> = tensor(&st, "moe_ids").iter().map(|&b| b as u32).collect();
+    let w = f32s(&st, "moe_w");
+    let want = f32s(&st, "moe_out");
+    let routing = ExpertRouting::new(3, 2, &ids, &w).unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for isa in Isa::supported() {
+        for threads in [1, 2] {
+            let k = Kernels::with_isa(isa, threads).unwrap();
+            let mut out = vec![0f32; 3 * hidden];
+            k.moe_ffn(&g, &u, &d, &x, &routing, &mut out, &mut MoeScratch::new()).unwrap();
+            let err = out.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 0.02 * scale, "{isa} x{threads}: max error {err} vs output scale {scale}");
+        }
+    }
+}
