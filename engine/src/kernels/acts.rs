@@ -3,7 +3,11 @@
 //! K-quant weights (Q4_K, Q6_K) take Q8_K activations — bit-identical quants, scale and `bsums` to
 //! ggml's `quantize_row_q8_K_ref` — stored one 64-byte-aligned [`ActBlockK`] per 256 values with two
 //! precomputed extras: `msum` (the scale times the sums of each 32 quants, which turns a Q4_K block's
-//! minimum correction into one 8-wide FMA) and room to keep loads aligned. Q8_0 weights take Q8_0
+//! minimum correction into one 8-wide FMA) and room to keep loads aligned. For Q4_K weights the quants
+//! are stored in Q4_K's nibble order ([`q4k_act_pos`]): a Q4_K block's bytes `0..32` hold sub-block 0
+//! in their low and 1 in their high nibbles, bytes `32..64` sub-blocks 2 and 3; storing the
+//! activations as sub-blocks 0, 2, 1, 3 (per 128 values) lets a 64-byte load of nibbles meet a 64-byte
+//! load of activations without shuffling either, once per call instead of once per weight block. Q8_0 weights take Q8_0
 //! activations (ggml's quants and f16-rounded scale) stored column-wise: quants, the scale repeated 8
 //! times and `-16 · Σq` repeated 8 times per block, so a SIMD kernel loads them as vectors and can
 //! offset signed weights by 128 for `vpdpbusd` and subtract the excess with the loaded vector.
@@ -24,16 +28,33 @@ pub(crate) struct ActBlockK {
     pub d: f32,
 }
 
+/// Where the Q4_K activation layout stores 32-value sub-block `s % 4` of each 128 values.
+const Q4K_SLOT: [usize; 4] = [0, 2, 1, 3];
+
+/// Stored position of value `i` (0..256) in a Q4_K activation block (sub-blocks 0, 2, 1, 3, 4, 6, 5, 7).
+#[inline(always)]
+pub(crate) const fn q4k_act_pos(i: usize) -> usize {
+    (i / 128) * 128 + Q4K_SLOT[(i % 128) / 32] * 32 + i % 32
+}
+
 impl ActBlockK {
     const ZERO: ActBlockK = ActBlockK { qs: [0; QK_K], bsums: [0; 16], msum: [0.0; 8], d: 0.0 };
 
-    /// Quantizes 256 values.
+    /// Quantizes 256 values, in Q4_K order when `q4k_order`.
     #[inline(always)]
-    fn quantize(x: &[f32; QK_K], out: &mut ActBlockK) {
+    fn quantize(x: &[f32; QK_K], out: &mut ActBlockK, q4k_order: bool) {
         let d = q8_k::quantize_into(x, &mut out.qs, &mut out.bsums);
         out.d = d;
         for j in 0..8 {
             out.msum[j] = d * (out.bsums[2 * j] as i32 + out.bsums[2 * j + 1] as i32) as f32;
+        }
+        if q4k_order {
+            for half in out.qs.chunks_exact_mut(128) {
+                let mut tmp = [0i8; 32];
+                tmp.copy_from_slice(&half[32..64]);
+                half.copy_within(64..96, 32);
+                half[64..96].copy_from_slice(&tmp);
+            }
         }
     }
 }
@@ -140,7 +161,9 @@ impl Activations {
     pub(crate) fn fill_tokens(&mut self, x: &[f32], t0: usize, t1: usize) {
         let cols = self.cols;
         match &mut self.data {
-            Data::K(v) => fill_k(&x[t0 * cols..t1 * cols], &mut v[t0 * cols / QK_K..t1 * cols / QK_K]),
+            Data::K(v) => {
+                fill_k(&x[t0 * cols..t1 * cols], &mut v[t0 * cols / QK_K..t1 * cols / QK_K], self.ty == QuantType::Q4K)
+            }
             Data::Q8_0(a) => {
                 let (b0, b1) = (t0 * cols / QK8_0, t1 * cols / QK8_0);
                 fill_q8_0(
@@ -157,11 +180,12 @@ impl Activations {
     pub(crate) fn token_chunks_mut(&mut self, chunk: usize) -> Vec<ActsChunkMut<'_>> {
         let cols = self.cols;
         let chunk = chunk.max(1);
+        let q4k_order = self.ty == QuantType::Q4K;
         match &mut self.data {
             Data::K(v) => v
                 .chunks_mut(chunk * cols / QK_K)
                 .enumerate()
-                .map(|(i, b)| ActsChunkMut::K { t0: i * chunk, blocks: b })
+                .map(|(i, b)| ActsChunkMut::K { t0: i * chunk, blocks: b, q4k_order })
                 .collect(),
             Data::Q8_0(a) => {
                 let per_tok_blocks = cols / QK8_0;
@@ -210,6 +234,8 @@ pub(crate) enum ActsChunkMut<'a> {
         t0: usize,
         /// Blocks of this chunk's tokens.
         blocks: &'a mut [ActBlockK],
+        /// Store quants in Q4_K order.
+        q4k_order: bool,
     },
     /// Q8_0 columns starting at token `t0`.
     Q8_0 {
@@ -228,9 +254,9 @@ impl ActsChunkMut<'_> {
     /// Quantizes this chunk's tokens from the full input `x` with `cols` values per token.
     pub(crate) fn fill(&mut self, x: &[f32], cols: usize) {
         match self {
-            ActsChunkMut::K { t0, blocks } => {
+            ActsChunkMut::K { t0, blocks, q4k_order } => {
                 let n = blocks.len() * QK_K;
-                fill_k(&x[*t0 * cols..*t0 * cols + n], blocks)
+                fill_k(&x[*t0 * cols..*t0 * cols + n], blocks, *q4k_order)
             }
             ActsChunkMut::Q8_0 { t0, qs, d8, corr8 } => {
                 fill_q8_0(&x[*t0 * cols..*t0 * cols + qs.len()], qs, d8, corr8)
@@ -241,38 +267,38 @@ impl ActsChunkMut<'_> {
 
 /// Quantizes `x` into K blocks, with the widest SIMD the CPU has (the code is the same; the target
 /// features let the compiler vectorize it).
-fn fill_k(x: &[f32], out: &mut [ActBlockK]) {
+fn fill_k(x: &[f32], out: &mut [ActBlockK], q4k_order: bool) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
             // SAFETY: the features the function is compiled for were just detected.
-            return unsafe { fill_k_avx512(x, out) };
+            return unsafe { fill_k_avx512(x, out, q4k_order) };
         }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: as above.
-            return unsafe { fill_k_avx2(x, out) };
+            return unsafe { fill_k_avx2(x, out, q4k_order) };
         }
     }
-    fill_k_generic(x, out)
+    fill_k_generic(x, out, q4k_order)
 }
 
 #[inline(always)]
-fn fill_k_generic(x: &[f32], out: &mut [ActBlockK]) {
+fn fill_k_generic(x: &[f32], out: &mut [ActBlockK], q4k_order: bool) {
     for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        ActBlockK::quantize(xb.try_into().expect("whole blocks"), b);
+        ActBlockK::quantize(xb.try_into().expect("whole blocks"), b, q4k_order);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-fn fill_k_avx512(x: &[f32], out: &mut [ActBlockK]) {
-    fill_k_generic(x, out)
+fn fill_k_avx512(x: &[f32], out: &mut [ActBlockK], q4k_order: bool) {
+    fill_k_generic(x, out, q4k_order)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn fill_k_avx2(x: &[f32], out: &mut [ActBlockK]) {
-    fill_k_generic(x, out)
+fn fill_k_avx2(x: &[f32], out: &mut [ActBlockK], q4k_order: bool) {
+    fill_k_generic(x, out, q4k_order)
 }
 
 /// Quantizes `x` into Q8_0 columns (see [`ActsQ8_0`]).
@@ -332,16 +358,24 @@ mod tests {
     #[test]
     fn k_activations_equal_ggml_q8_k() {
         let x = input(3 * 512);
-        let a = Activations::quantize(QuantType::Q4K, &x, 3, 512).unwrap();
-        for t in 0..3 {
-            let row = a.k_row(t).unwrap();
-            for (b, blk) in row.iter().enumerate() {
-                let at = t * 512 + b * 256;
-                let r = BlockQ8K::quantize(x[at..at + 256].try_into().unwrap());
-                assert_eq!((blk.d, blk.qs, blk.bsums), (r.d, r.qs, r.bsums));
-                assert_eq!(blk.msum[3], r.d * (r.bsums[6] as i32 + r.bsums[7] as i32) as f32);
+        for ty in [QuantType::Q4K, QuantType::Q6K] {
+            let a = Activations::quantize(ty, &x, 3, 512).unwrap();
+            for t in 0..3 {
+                let row = a.k_row(t).unwrap();
+                for (b, blk) in row.iter().enumerate() {
+                    let at = t * 512 + b * 256;
+                    let r = BlockQ8K::quantize(x[at..at + 256].try_into().unwrap());
+                    let pos = |i: usize| if ty == QuantType::Q4K { q4k_act_pos(i) } else { i };
+                    let qs: Vec<i8> = (0..256).map(|i| blk.qs[pos(i)]).collect();
+                    assert_eq!((blk.d, qs, blk.bsums), (r.d, r.qs.to_vec(), r.bsums));
+                    assert_eq!(blk.msum[3], r.d * (r.bsums[6] as i32 + r.bsums[7] as i32) as f32);
+                }
             }
         }
+        assert_eq!((0..256).map(q4k_act_pos).collect::<std::collections::BTreeSet<_>>().len(), 256);
+        assert_eq!(q4k_act_pos(32), 64);
+        assert_eq!(q4k_act_pos(64 + 5), 32 + 5);
+        assert_eq!(q4k_act_pos(128 + 96), 128 + 96);
     }
 
     #[test]

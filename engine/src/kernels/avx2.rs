@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::acts::{ActBlockK, RowQ8_0};
+use super::acts::{q4k_act_pos, ActBlockK, RowQ8_0};
 use super::isa::{KernelSet, MAX_TILE};
 use super::quant::{q4_k, q6_k, QK8_0};
 
@@ -84,10 +84,12 @@ unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
                 let s_lo = _mm256_shuffle_epi8(scb, pick_i16(2 * j as i16));
                 let s_hi = _mm256_shuffle_epi8(scb, pick_i16(2 * j as i16 + 1));
+                // Activations are in Q4_K order: sub-block 2j at q4k_act_pos(64 j), 2j+1 at q4k_act_pos(64 j + 32).
+                let (off_lo, off_hi) = (q4k_act_pos(64 * j), q4k_act_pos(64 * j + 32));
                 for t in 0..N {
-                    let a = (*a_ptr[t].add(b)).qs.as_ptr().add(64 * j);
-                    let pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(a as *const __m256i));
-                    let ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(a.add(32) as *const __m256i));
+                    let a = (*a_ptr[t].add(b)).qs.as_ptr();
+                    let pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(a.add(off_lo) as *const __m256i));
+                    let ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(a.add(off_hi) as *const __m256i));
                     let s = _mm256_add_epi32(_mm256_madd_epi16(pl, s_lo), _mm256_madd_epi16(ph, s_hi));
                     isum[t] = _mm256_add_epi32(isum[t], s);
                 }

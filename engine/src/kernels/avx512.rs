@@ -72,6 +72,24 @@ unsafe fn hsum256(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// How far ahead of the current block the weight stream is prefetched, in bytes. The hardware
+/// prefetchers stop at 4 KiB page boundaries; a software prefetch this far ahead keeps the stream
+/// going across them (measured: see docs/BENCHMARKS.md).
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Prefetches the cache lines of the block `len` bytes long that starts `PREFETCH_AHEAD` past `p`.
+#[inline(always)]
+unsafe fn prefetch_block(p: *const u8, len: usize) {
+    // Prefetches never fault; `wrapping_add` keeps the address computation defined past the row end.
+    let a = p.wrapping_add(PREFETCH_AHEAD);
+    let mut off = 0;
+    while off < len {
+        _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(off) as *const i8);
+        off += 64;
+    }
+    _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(len - 1) as *const i8);
+}
+
 /// i16 lane index vector: lanes 0..16 = `a`, 16..32 = `b` (for `vpermw`).
 #[inline(always)]
 unsafe fn idx_halves(a: i16, b: i16) -> __m512i {
@@ -88,7 +106,8 @@ unsafe fn q4k_tile(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]) {
     let m4 = _mm512_set1_epi8(0x0F);
-    let (i01, i23, i45, i67) = (idx_halves(0, 1), idx_halves(2, 3), idx_halves(4, 5), idx_halves(6, 7));
+    // Activations are in Q4_K order (sub-blocks 0 2 1 3 4 6 5 7), matching the nibble vectors below.
+    let (i02, i13, i46, i57) = (idx_halves(0, 2), idx_halves(1, 3), idx_halves(4, 6), idx_halves(5, 7));
     let mut a_ptr = [std::ptr::null::<ActBlockK>(); N];
     a_ptr.copy_from_slice(&acts[..N]);
     let mut acc = [_mm512_setzero_ps(); N];
@@ -99,6 +118,7 @@ unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
         // loads are aligned.
         unsafe {
             let blk = w.add(b * q4_k::BLOCK_BYTES);
+            prefetch_block(blk, q4_k::BLOCK_BYTES);
             let dv = _mm512_set1_ps(f16_at(blk));
             let dmin = f16_at(blk.add(2));
             let (sc, mn) = q4k_scales_mins(blk.add(q4_k::SCALES_AT));
@@ -108,20 +128,18 @@ unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
             );
             let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
             let (s0, s1, s2, s3) = (
-                _mm512_permutexvar_epi16(i01, sc16),
-                _mm512_permutexvar_epi16(i23, sc16),
-                _mm512_permutexvar_epi16(i45, sc16),
-                _mm512_permutexvar_epi16(i67, sc16),
+                _mm512_permutexvar_epi16(i02, sc16),
+                _mm512_permutexvar_epi16(i13, sc16),
+                _mm512_permutexvar_epi16(i46, sc16),
+                _mm512_permutexvar_epi16(i57, sc16),
             );
-            // Nibbles of bytes 0..64: low = sub-blocks 0 | 2, high = 1 | 3; reorder to value order.
+            // Nibbles of bytes 0..64: low = sub-blocks 0 | 2, high = 1 | 3 (and 4 | 6, 5 | 7 for 64..128).
             let z0 = _mm512_loadu_si512(blk.add(q4_k::QS_AT) as *const _);
             let z1 = _mm512_loadu_si512(blk.add(q4_k::QS_AT + 64) as *const _);
-            let (lo0, hi0) = (_mm512_and_si512(z0, m4), _mm512_and_si512(_mm512_srli_epi16::<4>(z0), m4));
-            let (lo1, hi1) = (_mm512_and_si512(z1, m4), _mm512_and_si512(_mm512_srli_epi16::<4>(z1), m4));
-            let w0 = _mm512_shuffle_i64x2::<0x44>(lo0, hi0);
-            let w1 = _mm512_shuffle_i64x2::<0xEE>(lo0, hi0);
-            let w2 = _mm512_shuffle_i64x2::<0x44>(lo1, hi1);
-            let w3 = _mm512_shuffle_i64x2::<0xEE>(lo1, hi1);
+            let w0 = _mm512_and_si512(z0, m4);
+            let w1 = _mm512_and_si512(_mm512_srli_epi16::<4>(z0), m4);
+            let w2 = _mm512_and_si512(z1, m4);
+            let w3 = _mm512_and_si512(_mm512_srli_epi16::<4>(z1), m4);
             for t in 0..N {
                 let a = &*a_ptr[t].add(b);
                 let q = a.qs.as_ptr() as *const __m512i;
@@ -174,6 +192,7 @@ unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
         // SAFETY (whole loop body): as in `q4k_n`; `bsums` is at offset 256 of the aligned block.
         unsafe {
             let blk = w.add(b * q6_k::BLOCK_BYTES);
+            prefetch_block(blk, q6_k::BLOCK_BYTES);
             let dv = _mm512_set1_ps(f16_at(blk.add(q6_k::D_AT)));
             let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(q6_k::SCALES_AT) as *const __m128i));
             let scz = _mm512_castsi256_si512(sc16);
@@ -238,6 +257,7 @@ unsafe fn q8_0_n<const N: usize>(w: *const u8, nb: usize, acts: &[RowQ8_0], out:
         unsafe {
             let p0 = w.add(b * BB);
             let p1 = p0.add(BB);
+            prefetch_block(p0, 2 * BB);
             let dpair = std::ptr::read_unaligned(p0 as *const u16) as i32
                 | (std::ptr::read_unaligned(p1 as *const u16) as i32) << 16;
             let d4 = _mm_cvtph_ps(_mm_cvtsi32_si128(dpair));

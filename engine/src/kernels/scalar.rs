@@ -2,7 +2,7 @@
 //! for targets without one (chosen at runtime only with a loud warning). Integer sums per sub-block
 //! exactly as ggml's generic code; one float multiply-add per block.
 
-use super::acts::{ActBlockK, RowQ8_0};
+use super::acts::{q4k_act_pos, ActBlockK, RowQ8_0};
 use super::quant::{q4_k, q6_k, read_f16, QK8_0, QK_K};
 
 /// Q4_K row · Q8_K activations for each token of the tile.
@@ -19,7 +19,7 @@ pub(crate) unsafe fn q4k_tile(w: *const u8, nb: usize, acts: &[*const ActBlockK]
     }
 }
 
-/// One Q4_K row (whole blocks) · one token's Q8_K blocks.
+/// One Q4_K row (whole blocks) · one token's Q8_K blocks (in Q4_K order, see [`q4k_act_pos`]).
 pub(crate) fn q4k_dot(w: &[u8], a: &[ActBlockK]) -> f32 {
     let mut sum = 0f32;
     for (blk, a) in w.chunks_exact(q4_k::BLOCK_BYTES).zip(a) {
@@ -33,7 +33,7 @@ pub(crate) fn q4k_dot(w: &[u8], a: &[ActBlockK]) -> f32 {
             let mut s = 0i32;
             for l in 0..32 {
                 let q = ((qs[32 * half + l] >> shift) & 0xF) as i32;
-                s += q * a.qs[32 * j + l] as i32;
+                s += q * a.qs[q4k_act_pos(32 * j + l)] as i32;
             }
             sumi += sc[j] as i32 * s;
         }
