@@ -20,7 +20,9 @@ use std::time::Instant;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
-use qwen_engine::kernels::{ExpertRouting, Kernels, MoeScratch, QuantExperts, QuantMatrix, QuantType};
+use qwen_engine::kernels::{
+    ExpertRouting, Kernels, MoeScratch, QuantExperts, QuantMatrix, QuantType,
+};
 
 const GIB: usize = 1 << 30;
 
@@ -41,18 +43,36 @@ impl Opts {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let only: Vec<String> = value("--only").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only: Vec<String> = value("--only")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
     let threads: Vec<usize> = value("--thread-counts")
-        .map(|v| v.split(',').map(|s| s.parse().expect("--thread-counts 1,2")).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.parse().expect("--thread-counts 1,2"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![1, 2]);
-    let opts = Opts { quick, only, threads };
+    let opts = Opts {
+        quick,
+        only,
+        threads,
+    };
     if let Some(n) = value("--threads") {
         child(n.parse().expect("--threads N"), &opts);
         return;
     }
     let exe = std::env::current_exe().expect("current exe");
-    println!("# bench_kernels: {}", std::env::args().collect::<Vec<_>>().join(" "));
+    println!(
+        "# bench_kernels: {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     println!("load average at start: {}", loadavg());
     for &n in &opts.threads {
         let mut cmd = Command::new(&exe);
@@ -63,7 +83,8 @@ fn main() {
         if !opts.only.is_empty() {
             cmd.arg("--only").arg(opts.only.join(","));
         }
-        cmd.env("CANDLE_NUM_THREADS", n.to_string()).env("RAYON_NUM_THREADS", n.to_string());
+        cmd.env("CANDLE_NUM_THREADS", n.to_string())
+            .env("RAYON_NUM_THREADS", n.to_string());
         let status = cmd.status().expect("run child");
         assert!(status.success(), "child with {n} threads failed");
     }
@@ -71,7 +92,12 @@ fn main() {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Median seconds per call of `f` over `reps` samples of at least `min_s` each.
@@ -138,7 +164,9 @@ fn candle_matrix(ty: QuantType, rows: usize, cols: usize, bytes: &[u8]) -> QMatM
 }
 
 fn input(tokens: usize, cols: usize) -> Vec<f32> {
-    (0..tokens * cols).map(|i| ((i * 7919 % 2003) as f32 / 1001.0 - 1.0) * 0.7).collect()
+    (0..tokens * cols)
+        .map(|i| ((i * 7919 % 2003) as f32 / 1001.0 - 1.0) * 0.7)
+        .collect()
 }
 
 /// Read bandwidth (GB/s) of a 1 GiB buffer with the pool's threads.
@@ -166,7 +194,10 @@ fn child(threads: usize, o: &Opts) {
     let (min_s, reps) = if o.quick { (0.1, 3) } else { (0.25, 5) };
     let bw = memory_bandwidth(&k);
     println!();
-    println!("## {threads} thread(s): kernels {}, memory read bandwidth {bw:.1} GB/s (1 GiB, same run)", k.info());
+    println!(
+        "## {threads} thread(s): kernels {}, memory read bandwidth {bw:.1} GB/s (1 GiB, same run)",
+        k.info()
+    );
     println!();
     if o.wants("decode") {
         decode_table(&k, bw, o, min_s, reps);
@@ -209,8 +240,10 @@ fn decode_table(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
         let x = input(1, cols);
         let mut out = vec![0f32; rows];
         let ours = {
-            let mats: Vec<QuantMatrix<'_>> =
-                data.chunks_exact(mbytes).map(|c| QuantMatrix::new(ty, rows, cols, c).unwrap()).collect();
+            let mats: Vec<QuantMatrix<'_>> = data
+                .chunks_exact(mbytes)
+                .map(|c| QuantMatrix::new(ty, rows, cols, c).unwrap())
+                .collect();
             let mut i = 0;
             measure(
                 || {
@@ -222,7 +255,10 @@ fn decode_table(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
             )
         };
         let theirs = {
-            let mats: Vec<QMatMul> = data.chunks_exact(mbytes).map(|c| candle_matrix(ty, rows, cols, c)).collect();
+            let mats: Vec<QMatMul> = data
+                .chunks_exact(mbytes)
+                .map(|c| candle_matrix(ty, rows, cols, c))
+                .collect();
             drop(data);
             let xt = Tensor::from_slice(&x, (1, cols), &Device::Cpu).unwrap();
             // First pass repacks every copy (candle caches a repacked layout on first use).
@@ -256,7 +292,11 @@ fn hot_table(k: &Kernels, min_s: f64, reps: usize) {
     println!();
     println!("| shape | type | ours µs | candle µs | ours/candle |");
     println!("|---|---|---:|---:|---:|");
-    for (rows, cols, ty) in [(1536, 1536, QuantType::Q4K), (256, 1536, QuantType::Q4K), (1536, 1536, QuantType::Q8_0)] {
+    for (rows, cols, ty) in [
+        (1536, 1536, QuantType::Q4K),
+        (256, 1536, QuantType::Q4K),
+        (1536, 1536, QuantType::Q8_0),
+    ] {
         let data = random_weights(ty, rows, cols, 1, 7);
         let m = QuantMatrix::new(ty, rows, cols, &data).unwrap();
         let x = input(1, cols);
@@ -264,8 +304,17 @@ fn hot_table(k: &Kernels, min_s: f64, reps: usize) {
         let ours = measure(|| k.matvec(&m, &x, &mut out).unwrap(), min_s, reps);
         let c = candle_matrix(ty, rows, cols, &data);
         let xt = Tensor::from_slice(&x, (1, cols), &Device::Cpu).unwrap();
-        let theirs = measure(|| drop(std::hint::black_box(c.forward(&xt).unwrap())), min_s, reps);
-        println!("| {rows}×{cols} | {ty} | {:.1} | {:.1} | {:.2} |", ours * 1e6, theirs * 1e6, theirs / ours);
+        let theirs = measure(
+            || drop(std::hint::black_box(c.forward(&xt).unwrap())),
+            min_s,
+            reps,
+        );
+        println!(
+            "| {rows}×{cols} | {ty} | {:.1} | {:.1} | {:.2} |",
+            ours * 1e6,
+            theirs * 1e6,
+            theirs / ours
+        );
     }
     println!();
 }
@@ -274,9 +323,14 @@ fn prefill_table(k: &Kernels, o: &Opts, min_s: f64, reps: usize) {
     let t = 512;
     println!("### prefill matmul, T = {t} tokens");
     println!();
-    println!("| shape | type | ours ms | ours GFLOP/s | candle ms | candle GFLOP/s | ours/candle |");
+    println!(
+        "| shape | type | ours ms | ours GFLOP/s | candle ms | candle GFLOP/s | ours/candle |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|");
-    let mut cases = vec![(1536usize, 1536usize, QuantType::Q4K), (8960, 1536, QuantType::Q4K)];
+    let mut cases = vec![
+        (1536usize, 1536usize, QuantType::Q4K),
+        (8960, 1536, QuantType::Q4K),
+    ];
     if !o.quick {
         cases.extend([
             (1536, 8960, QuantType::Q4K),
@@ -291,10 +345,18 @@ fn prefill_table(k: &Kernels, o: &Opts, min_s: f64, reps: usize) {
         let m = QuantMatrix::new(ty, rows, cols, &data).unwrap();
         let x = input(t, cols);
         let mut out = vec![0f32; t * rows];
-        let ours = measure(|| k.matmul(&m, &x, t, &mut out).unwrap(), min_s, reps.min(3));
+        let ours = measure(
+            || k.matmul(&m, &x, t, &mut out).unwrap(),
+            min_s,
+            reps.min(3),
+        );
         let c = candle_matrix(ty, rows, cols, &data);
         let xt = Tensor::from_slice(&x, (t, cols), &Device::Cpu).unwrap();
-        let theirs = measure(|| drop(std::hint::black_box(c.forward(&xt).unwrap())), min_s, reps.min(3));
+        let theirs = measure(
+            || drop(std::hint::black_box(c.forward(&xt).unwrap())),
+            min_s,
+            reps.min(3),
+        );
         let flop = 2.0 * (rows * cols * t) as f64;
         println!(
             "| {rows}×{cols} | {ty} | {:.1} | {:.0} | {:.1} | {:.0} | {:.2} |",
@@ -313,7 +375,9 @@ fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
     let (n_exp, hidden, ffn, top) = (128usize, 2048usize, 768usize, 8usize);
     println!("### MoE FFN, Qwen3-30B-A3B layer shape ({n_exp} experts, {hidden}→{ffn}→{hidden}, top-{top}), ≥ 1 GiB of layers cycled");
     println!();
-    println!("| tokens | type | layers | ours ms | ours GB/s | % of bw | candle ms | ours/candle |");
+    println!(
+        "| tokens | type | layers | ours ms | ours GB/s | % of bw | candle ms | ours/candle |"
+    );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for ty in [QuantType::Q4K, QuantType::Q8_0] {
         let eb = ty.matrix_bytes(ffn, hidden).unwrap();
@@ -371,8 +435,10 @@ fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
             let ours = measure(
                 || {
                     let e = &exps[i % layers];
-                    let r = ExpertRouting::new(tokens, top, &routes[i % routes.len()], &wts).unwrap();
-                    k.moe_ffn(&e[0], &e[1], &e[2], &x, &r, &mut out, &mut scratch).unwrap();
+                    let r =
+                        ExpertRouting::new(tokens, top, &routes[i % routes.len()], &wts).unwrap();
+                    k.moe_ffn(&e[0], &e[1], &e[2], &x, &r, &mut out, &mut scratch)
+                        .unwrap();
                     i += 1;
                 },
                 min_s,
@@ -414,8 +480,11 @@ fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
                     || {
                         let ids = &routes[i % routes.len()];
                         let layer = &cm[i % layers];
-                        let mut acc = Tensor::zeros((tokens, hidden), candle_core::DType::F32, &Device::Cpu).unwrap();
-                        let mut by_expert: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+                        let mut acc =
+                            Tensor::zeros((tokens, hidden), candle_core::DType::F32, &Device::Cpu)
+                                .unwrap();
+                        let mut by_expert: std::collections::BTreeMap<u32, Vec<u32>> =
+                            Default::default();
                         for (a, &e) in ids.iter().enumerate() {
                             by_expert.entry(e).or_default().push((a / top) as u32);
                         }

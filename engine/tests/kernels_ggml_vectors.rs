@@ -10,11 +10,16 @@ use safetensors::SafeTensors;
 const VECTORS: &[u8] = include_bytes!("../../fixtures/kernels/quant_vectors.safetensors");
 
 fn tensor<'a>(st: &'a SafeTensors<'a>, name: &str) -> &'a [u8] {
-    st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}")).data()
+    st.tensor(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .data()
 }
 
 fn f32s(st: &SafeTensors<'_>, name: &str) -> Vec<f32> {
-    tensor(st, name).chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    tensor(st, name)
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 fn name(ty: QuantType) -> &'static str {
@@ -29,8 +34,9 @@ fn quantizers_are_bit_exact_with_ggml() {
         let ours = quant::quantize_to_vec(ty, &x).unwrap();
         let ggml = tensor(&st, &format!("{}_quant", name(ty)));
         let bb = ty.block_bytes();
-        let bad: Vec<usize> =
-            (0..ggml.len() / bb).filter(|&b| ours[b * bb..(b + 1) * bb] != ggml[b * bb..(b + 1) * bb]).collect();
+        let bad: Vec<usize> = (0..ggml.len() / bb)
+            .filter(|&b| ours[b * bb..(b + 1) * bb] != ggml[b * bb..(b + 1) * bb])
+            .collect();
         assert!(bad.is_empty(), "{ty}: blocks {bad:?} differ from ggml");
     }
     let ggml = tensor(&st, "q8_K_quant");
@@ -38,8 +44,14 @@ fn quantizers_are_bit_exact_with_ggml() {
         let ours = BlockQ8K::quantize(xb.try_into().unwrap());
         let g = &ggml[b * 292..(b + 1) * 292];
         assert_eq!(ours.d.to_le_bytes(), g[0..4], "q8_K block {b} d");
-        assert!(ours.qs.iter().zip(&g[4..260]).all(|(&a, &b)| a as u8 == b), "q8_K block {b} qs");
-        let bs: Vec<i16> = g[260..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+        assert!(
+            ours.qs.iter().zip(&g[4..260]).all(|(&a, &b)| a as u8 == b),
+            "q8_K block {b} qs"
+        );
+        let bs: Vec<i16> = g[260..]
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
         assert_eq!(ours.bsums.to_vec(), bs, "q8_K block {b} bsums");
     }
 }
@@ -95,7 +107,9 @@ fn dot_products_match_ggml_on_every_isa() {
                 k.matmul(&m, &y, 3, &mut out).unwrap();
                 for i in 0..4 {
                     for j in 0..3 {
-                        let mag: f32 = (0..512).map(|c| (wd[i * 512 + c] * y[j * 512 + c]).abs()).sum();
+                        let mag: f32 = (0..512)
+                            .map(|c| (wd[i * 512 + c] * y[j * 512 + c]).abs())
+                            .sum();
                         let (got, exp) = (out[j * 4 + i], want[i * 3 + j]);
                         assert!(
                             (got - exp).abs() <= 1e-5 * mag + 1e-30,
@@ -111,7 +125,10 @@ fn dot_products_match_ggml_on_every_isa() {
 /// A tensor of a committed GGUF fixture: (format, dims in candle's order, bytes).
 fn gguf_tensor(file: &str, name: &str) -> (QuantType, Vec<usize>, Vec<u8>) {
     use candle_core::quantized::gguf_file;
-    let path = format!("{}/../fixtures/models/gguf/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../fixtures/models/gguf/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let bytes = std::fs::read(&path).unwrap();
     let content = gguf_file::Content::read(&mut std::io::Cursor::new(&bytes)).unwrap();
     let info = &content.tensor_infos[name];
@@ -132,7 +149,12 @@ fn gguf_tensor(file: &str, name: &str) -> (QuantType, Vec<usize>, Vec<u8>) {
 #[test]
 fn real_gguf_tensors_dequantize_and_multiply_like_gguf() {
     let st = SafeTensors::deserialize(VECTORS).unwrap();
-    for name in ["output.weight", "blk.0.attn_q.weight", "blk.0.attn_v.weight", "blk.0.ffn_down.weight"] {
+    for name in [
+        "output.weight",
+        "blk.0.attn_q.weight",
+        "blk.0.attn_v.weight",
+        "blk.0.ffn_down.weight",
+    ] {
         let (ty, dims, data) = gguf_tensor("qwen2-q4km-tiny.gguf", name);
         let (rows, cols) = (dims[0], dims[1]);
         let deq = quant::dequantize_to_vec(ty, &data, rows * cols).unwrap();
@@ -140,8 +162,15 @@ fn real_gguf_tensors_dequantize_and_multiply_like_gguf() {
         assert_eq!(&deq[..cols], &row0[..], "{name}: row 0");
         let sums = f32s(&st, &format!("real_{name}_rowsums"));
         for r in 0..rows {
-            let s: f64 = deq[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum();
-            assert!((s - sums[r] as f64).abs() <= 1e-5 * (1.0 + s.abs()), "{name}: row {r} sum {s} vs {}", sums[r]);
+            let s: f64 = deq[r * cols..(r + 1) * cols]
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            assert!(
+                (s - sums[r] as f64).abs() <= 1e-5 * (1.0 + s.abs()),
+                "{name}: row {r} sum {s} vs {}",
+                sums[r]
+            );
         }
         // Our quantized matvec against the dequantized f64 product: the only difference is 8-bit
         // activations, so the error is bounded by a small fraction of Σ|w·v|.
@@ -154,7 +183,12 @@ fn real_gguf_tensors_dequantize_and_multiply_like_gguf() {
             k.matvec(&m, &v, &mut out).unwrap();
             for r in 0..rows {
                 let mag: f32 = (0..cols).map(|c| (deq[r * cols + c] * v[c]).abs()).sum();
-                assert!((out[r] - want[r]).abs() <= 0.01 * mag, "{name} {isa}: row {r}: {} vs {}", out[r], want[r]);
+                assert!(
+                    (out[r] - want[r]).abs() <= 0.01 * mag,
+                    "{name} {isa}: row {r}: {} vs {}",
+                    out[r],
+                    want[r]
+                );
             }
         }
     }
@@ -183,9 +217,16 @@ fn real_gguf_moe_experts_match_f64_reference() {
         for threads in [1, 2] {
             let k = Kernels::with_isa(isa, threads).unwrap();
             let mut out = vec![0f32; 3 * hidden];
-            k.moe_ffn(&g, &u, &d, &x, &routing, &mut out, &mut MoeScratch::new()).unwrap();
-            let err = out.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err <= 0.02 * scale, "{isa} x{threads}: max error {err} vs output scale {scale}");
+            k.moe_ffn(&g, &u, &d, &x, &routing, &mut out, &mut MoeScratch::new())
+                .unwrap();
+            let err = out
+                .iter()
+                .zip(&want)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= 0.02 * scale,
+                "{isa} x{threads}: max error {err} vs output scale {scale}"
+            );
         }
     }
 }

@@ -50,13 +50,23 @@ fn inputs(rng: &mut StdRng, tokens: usize, cols: usize) -> Vec<f32> {
 }
 
 /// The f64 product, `mag[t, r] = Σ_c |w[r, c] x[t, c]|`, and the activation-quantization error bound.
-fn reference(w: &[f32], x: &[f32], rows: usize, cols: usize, tokens: usize, block: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+fn reference(
+    w: &[f32],
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    tokens: usize,
+    block: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut mag = vec![0f64; tokens * rows];
     let mut y = vec![0f64; tokens * rows];
     let mut bound = vec![0f64; tokens * rows];
     for t in 0..tokens {
         let xt = &x[t * cols..(t + 1) * cols];
-        let amax: Vec<f64> = xt.chunks(block).map(|b| b.iter().fold(0f64, |m, v| m.max(v.abs() as f64))).collect();
+        let amax: Vec<f64> = xt
+            .chunks(block)
+            .map(|b| b.iter().fold(0f64, |m, v| m.max(v.abs() as f64)))
+            .collect();
         for r in 0..rows {
             let (mut s, mut m, mut e) = (0f64, 0f64, 0f64);
             for c in 0..cols {
@@ -94,11 +104,20 @@ fn every_isa_matches_scalar_and_f32_on_odd_shapes() {
                 let (mut se, mut sy) = (0f64, 0f64);
                 for i in 0..base.len() {
                     let e = base[i] as f64 - want[i];
-                    assert!(e.abs() <= bound[i], "{ty} [{rows},{cols}] T={tokens} #{i}: {} vs {} (bound {})", base[i], want[i], bound[i]);
+                    assert!(
+                        e.abs() <= bound[i],
+                        "{ty} [{rows},{cols}] T={tokens} #{i}: {} vs {} (bound {})",
+                        base[i],
+                        want[i],
+                        bound[i]
+                    );
                     se += e * e;
                     sy += mag[i] * mag[i];
                 }
-                assert!(base.len() < 100 || se.sqrt() <= 0.006 * sy.sqrt() + 1e-6, "{ty} [{rows},{cols}] T={tokens}: rms error² {se} vs rms mag² {sy}");
+                assert!(
+                    base.len() < 100 || se.sqrt() <= 0.006 * sy.sqrt() + 1e-6,
+                    "{ty} [{rows},{cols}] T={tokens}: rms error² {se} vs rms mag² {sy}"
+                );
                 for isa in Isa::supported() {
                     for threads in [1, 2] {
                         let k = Kernels::with_isa(isa, threads).unwrap();
@@ -125,7 +144,10 @@ fn prepared_activations_are_reusable_and_checked() {
     let k = Kernels::new(2).unwrap();
     let (q1, _) = weights(&mut rng, QuantType::Q4K, 40, 512);
     let (q2, _) = weights(&mut rng, QuantType::Q4K, 24, 512);
-    let (m1, m2) = (QuantMatrix::new(QuantType::Q4K, 40, 512, &q1).unwrap(), QuantMatrix::new(QuantType::Q4K, 24, 512, &q2).unwrap());
+    let (m1, m2) = (
+        QuantMatrix::new(QuantType::Q4K, 40, 512, &q1).unwrap(),
+        QuantMatrix::new(QuantType::Q4K, 24, 512, &q2).unwrap(),
+    );
     let x = inputs(&mut rng, 3, 512);
     let acts = k.quantize(QuantType::Q4K, &x, 3, 512).unwrap();
     let (mut a, mut b) = (vec![0f32; 120], vec![0f32; 120]);
@@ -148,7 +170,15 @@ fn many_tokens_use_parallel_quantization_identically() {
     let (q, _) = weights(&mut rng, QuantType::Q6K, 33, 256);
     let m = QuantMatrix::new(QuantType::Q6K, 33, 256, &q).unwrap();
     let x = inputs(&mut rng, 45, 256);
-    let (one, two) = (Kernels::new(1).unwrap(), Kernels::new(2).unwrap());
+    // The integer path (the AMX level would take 45 tokens to bf16 tiles instead).
+    let isa = [Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar]
+        .into_iter()
+        .find(|i| i.is_supported())
+        .unwrap();
+    let (one, two) = (
+        Kernels::with_isa(isa, 1).unwrap(),
+        Kernels::with_isa(isa, 2).unwrap(),
+    );
     let (mut a, mut b) = (vec![0f32; 45 * 33], vec![0f32; 45 * 33]);
     one.matmul(&m, &x, 45, &mut a).unwrap();
     two.matmul(&m, &x, 45, &mut b).unwrap();
@@ -163,7 +193,10 @@ fn silu(x: f32) -> f32 {
 fn moe_equals_per_expert_matmuls() {
     let mut rng = StdRng::seed_from_u64(13);
     let (n_exp, hidden, ffn) = (6usize, 256usize, 512usize);
-    for (gty, dty) in [(QuantType::Q4K, QuantType::Q6K), (QuantType::Q8_0, QuantType::Q8_0)] {
+    for (gty, dty) in [
+        (QuantType::Q4K, QuantType::Q6K),
+        (QuantType::Q8_0, QuantType::Q8_0),
+    ] {
         let (gate, _) = weights(&mut rng, gty, n_exp * ffn, hidden);
         let (up, _) = weights(&mut rng, gty, n_exp * ffn, hidden);
         let (down, _) = weights(&mut rng, dty, n_exp * hidden, ffn);
@@ -181,7 +214,11 @@ fn moe_equals_per_expert_matmuls() {
                     e.swap(i, j);
                 }
                 // Skew routing so some experts get many tokens and one none.
-                ids.extend(e[..k].iter().map(|&v| if t % 3 == 0 { v } else { v.min(3) }));
+                ids.extend(
+                    e[..k]
+                        .iter()
+                        .map(|&v| if t % 3 == 0 { v } else { v.min(3) }),
+                );
                 wts.extend((0..k).map(|_| rng.random::<f32>()));
             }
             // Per-token duplicates are allowed by the kernel; keep them out of the reference simple.
@@ -209,13 +246,21 @@ fn moe_equals_per_expert_matmuls() {
                     let kern = Kernels::with_isa(isa, threads).unwrap();
                     let mut out = vec![f32::NAN; tokens * hidden];
                     let mut scratch = MoeScratch::new();
-                    kern.moe_ffn(&g, &u, &d, &x, &routing, &mut out, &mut scratch).unwrap();
+                    kern.moe_ffn(&g, &u, &d, &x, &routing, &mut out, &mut scratch)
+                        .unwrap();
                     // Again with the same scratch (buffers reused) must give the same answer.
                     let mut again = vec![0f32; tokens * hidden];
-                    kern.moe_ffn(&g, &u, &d, &x, &routing, &mut again, &mut scratch).unwrap();
+                    kern.moe_ffn(&g, &u, &d, &x, &routing, &mut again, &mut scratch)
+                        .unwrap();
                     assert_eq!(out, again);
-                    let err = out.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                    assert!(err <= 1e-4 * scale, "{gty}/{dty} {isa} x{threads} T={tokens} k={k}: {err} vs {scale}");
+                    let err = out
+                        .iter()
+                        .zip(&want)
+                        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(
+                        err <= 1e-4 * scale,
+                        "{gty}/{dty} {isa} x{threads} T={tokens} k={k}: {err} vs {scale}"
+                    );
                 }
             }
         }
@@ -225,6 +270,51 @@ fn moe_equals_per_expert_matmuls() {
         let r = ExpertRouting::new(1, 2, &bad, &[0.5, 0.5]).unwrap();
         let kern = Kernels::new(1).unwrap();
         let mut out = vec![0f32; hidden];
-        assert!(kern.moe_ffn(&g, &u, &d, &x, &r, &mut out, &mut MoeScratch::new()).is_err());
+        assert!(kern
+            .moe_ffn(&g, &u, &d, &x, &r, &mut out, &mut MoeScratch::new())
+            .is_err());
+    }
+}
+
+#[test]
+fn amx_tile_path_matches_f64_product() {
+    // bf16 rounding of weights and activations: each product is off by at most ~2 · 2⁻⁹ relative, so
+    // |Δ| ≤ 2⁻⁸ · mag (plus f32 accumulation).
+    if !Isa::Avx512Amx.is_supported() {
+        eprintln!("no AMX on this CPU: skipped");
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(17);
+    for ty in QuantType::ALL {
+        let shapes: &[(usize, usize)] = match ty {
+            QuantType::Q8_0 => &[(37, 544), (64, 96)],
+            _ => &[(37, 512), (130, 256)],
+        };
+        for &(rows, cols) in shapes {
+            let (q, wd) = weights(&mut rng, ty, rows, cols);
+            let m = QuantMatrix::new(ty, rows, cols, &q).unwrap();
+            for tokens in [32usize, 45, 64, 100] {
+                let x = inputs(&mut rng, tokens, cols);
+                let (want, mag, _) = reference(&wd, &x, rows, cols, tokens, ty.block_values());
+                for threads in [1, 2] {
+                    let k = Kernels::with_isa(Isa::Avx512Amx, threads).unwrap();
+                    let mut out = vec![f32::NAN; tokens * rows];
+                    k.matmul(&m, &x, tokens, &mut out).unwrap();
+                    for i in 0..out.len() {
+                        let e = (out[i] as f64 - want[i]).abs();
+                        assert!(
+                            e <= mag[i] / 256.0 + 1e-6,
+                            "{ty} amx x{threads} [{rows},{cols}] T={tokens} #{i}: {} vs {}",
+                            out[i],
+                            want[i]
+                        );
+                    }
+                    // Prepared bf16 activations must not be accepted by non-AMX kernels.
+                    let acts = k.quantize(ty, &x, tokens, cols).unwrap();
+                    let plain = Kernels::with_isa(Isa::Avx512Vnni, 1).unwrap();
+                    assert!(plain.matmul_prepared(&m, &acts, &mut out).is_err());
+                }
+            }
+        }
     }
 }

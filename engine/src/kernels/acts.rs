@@ -38,7 +38,12 @@ pub(crate) const fn q4k_act_pos(i: usize) -> usize {
 }
 
 impl ActBlockK {
-    const ZERO: ActBlockK = ActBlockK { qs: [0; QK_K], bsums: [0; 16], msum: [0.0; 8], d: 0.0 };
+    const ZERO: ActBlockK = ActBlockK {
+        qs: [0; QK_K],
+        bsums: [0; 16],
+        msum: [0.0; 8],
+        d: 0.0,
+    };
 
     /// Quantizes 256 values, in Q4_K order when `q4k_order`.
     #[inline(always)]
@@ -85,6 +90,18 @@ pub(crate) struct RowQ8_0 {
 enum Data {
     K(Vec<ActBlockK>),
     Q8_0(ActsQ8_0),
+    /// bf16 for the AMX tile path (any weight type).
+    #[cfg(target_arch = "x86_64")]
+    Bf16(super::amx::ActsBf16),
+}
+
+impl Data {
+    fn int8_for(ty: QuantType) -> Data {
+        match ty {
+            QuantType::Q8_0 => Data::Q8_0(ActsQ8_0::default()),
+            QuantType::Q4K | QuantType::Q6K => Data::K(Vec::new()),
+        }
+    }
 }
 
 /// `tokens × cols` activations quantized for weights of one [`QuantType`]: quantize once, multiply
@@ -101,16 +118,22 @@ pub struct Activations {
 impl Activations {
     /// An empty buffer for weights of type `ty`, to be filled by [`Activations::requantize`].
     pub fn new(ty: QuantType) -> Self {
-        let data = match ty {
-            QuantType::Q8_0 => Data::Q8_0(ActsQ8_0::default()),
-            QuantType::Q4K | QuantType::Q6K => Data::K(Vec::new()),
-        };
-        Activations { ty, tokens: 0, cols: 0, data }
+        Activations {
+            ty,
+            tokens: 0,
+            cols: 0,
+            data: Data::int8_for(ty),
+        }
     }
 
     /// Quantizes `x` (`tokens × cols`, row-major) single-threaded. [`super::Kernels::quantize`] does
     /// the same on its thread pool.
-    pub fn quantize(ty: QuantType, x: &[f32], tokens: usize, cols: usize) -> Result<Self, QuantError> {
+    pub fn quantize(
+        ty: QuantType,
+        x: &[f32],
+        tokens: usize,
+        cols: usize,
+    ) -> Result<Self, QuantError> {
         let mut a = Activations::new(ty);
         a.resize(tokens, cols, x.len())?;
         a.fill_tokens(x, 0, tokens);
@@ -139,13 +162,54 @@ impl Activations {
         self.cols
     }
 
-    /// Checks shapes and sizes the buffers for `tokens × cols` values.
-    pub(crate) fn resize(&mut self, tokens: usize, cols: usize, x_len: usize) -> Result<(), QuantError> {
+    /// Checks shapes and records them.
+    fn set_shape(&mut self, tokens: usize, cols: usize, x_len: usize) -> Result<usize, QuantError> {
         self.ty.row_bytes(cols)?;
-        let n = tokens.checked_mul(cols).ok_or(QuantError::TooLarge { rows: tokens, cols })?;
+        let n = tokens
+            .checked_mul(cols)
+            .ok_or(QuantError::TooLarge { rows: tokens, cols })?;
         super::quant::check_len("activations (tokens × cols)", n, x_len)?;
         self.tokens = tokens;
         self.cols = cols;
+        Ok(n)
+    }
+
+    /// Switches to bf16 storage for the AMX path (buffers are sized by `fill_tokens`).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn resize_bf16(
+        &mut self,
+        tokens: usize,
+        cols: usize,
+        x_len: usize,
+    ) -> Result<(), QuantError> {
+        self.set_shape(tokens, cols, x_len)?;
+        if !matches!(self.data, Data::Bf16(_)) {
+            self.data = Data::Bf16(Default::default());
+        }
+        Ok(())
+    }
+
+    /// The bf16 activations, if these are for the AMX path.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn bf16(&self) -> Option<&super::amx::ActsBf16> {
+        match &self.data {
+            Data::Bf16(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Checks shapes and sizes the 8-bit buffers for `tokens × cols` values.
+    pub(crate) fn resize(
+        &mut self,
+        tokens: usize,
+        cols: usize,
+        x_len: usize,
+    ) -> Result<(), QuantError> {
+        let n = self.set_shape(tokens, cols, x_len)?;
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.data, Data::Bf16(_)) {
+            self.data = Data::int8_for(self.ty);
+        }
         match &mut self.data {
             Data::K(v) => v.resize(n / QK_K, ActBlockK::ZERO),
             Data::Q8_0(a) => {
@@ -153,6 +217,8 @@ impl Activations {
                 a.d8.resize(n / QK8_0 * 8, 0.0);
                 a.corr8.resize(n / QK8_0 * 8, 0);
             }
+            #[cfg(target_arch = "x86_64")]
+            Data::Bf16(_) => {}
         }
         Ok(())
     }
@@ -161,9 +227,11 @@ impl Activations {
     pub(crate) fn fill_tokens(&mut self, x: &[f32], t0: usize, t1: usize) {
         let cols = self.cols;
         match &mut self.data {
-            Data::K(v) => {
-                fill_k(&x[t0 * cols..t1 * cols], &mut v[t0 * cols / QK_K..t1 * cols / QK_K], self.ty == QuantType::Q4K)
-            }
+            Data::K(v) => fill_k(
+                &x[t0 * cols..t1 * cols],
+                &mut v[t0 * cols / QK_K..t1 * cols / QK_K],
+                self.ty == QuantType::Q4K,
+            ),
             Data::Q8_0(a) => {
                 let (b0, b1) = (t0 * cols / QK8_0, t1 * cols / QK8_0);
                 fill_q8_0(
@@ -173,6 +241,8 @@ impl Activations {
                     &mut a.corr8[b0 * 8..b1 * 8],
                 );
             }
+            #[cfg(target_arch = "x86_64")]
+            Data::Bf16(b) => b.fill(&x[..t1 * cols], t1, cols),
         }
     }
 
@@ -185,7 +255,11 @@ impl Activations {
             Data::K(v) => v
                 .chunks_mut(chunk * cols / QK_K)
                 .enumerate()
-                .map(|(i, b)| ActsChunkMut::K { t0: i * chunk, blocks: b, q4k_order })
+                .map(|(i, b)| ActsChunkMut::K {
+                    t0: i * chunk,
+                    blocks: b,
+                    q4k_order,
+                })
                 .collect(),
             Data::Q8_0(a) => {
                 let per_tok_blocks = cols / QK8_0;
@@ -193,9 +267,16 @@ impl Activations {
                     .zip(a.d8.chunks_mut(chunk * per_tok_blocks * 8))
                     .zip(a.corr8.chunks_mut(chunk * per_tok_blocks * 8))
                     .enumerate()
-                    .map(|(i, ((qs, d8), corr8))| ActsChunkMut::Q8_0 { t0: i * chunk, qs, d8, corr8 })
+                    .map(|(i, ((qs, d8), corr8))| ActsChunkMut::Q8_0 {
+                        t0: i * chunk,
+                        qs,
+                        d8,
+                        corr8,
+                    })
                     .collect()
             }
+            #[cfg(target_arch = "x86_64")]
+            Data::Bf16(_) => Vec::new(),
         }
     }
 
@@ -206,7 +287,7 @@ impl Activations {
                 let nb = self.cols / QK_K;
                 v.get(t * nb..(t + 1) * nb)
             }
-            Data::Q8_0(_) => None,
+            _ => None,
         }
     }
 
@@ -254,7 +335,11 @@ impl ActsChunkMut<'_> {
     /// Quantizes this chunk's tokens from the full input `x` with `cols` values per token.
     pub(crate) fn fill(&mut self, x: &[f32], cols: usize) {
         match self {
-            ActsChunkMut::K { t0, blocks, q4k_order } => {
+            ActsChunkMut::K {
+                t0,
+                blocks,
+                q4k_order,
+            } => {
                 let n = blocks.len() * QK_K;
                 fill_k(&x[*t0 * cols..*t0 * cols + n], blocks, *q4k_order)
             }
@@ -352,7 +437,9 @@ mod tests {
     use crate::kernels::quant::{BlockQ8K, BlockQ8_0};
 
     fn input(n: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 13) as f32)).collect()
+        (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 13) as f32))
+            .collect()
     }
 
     #[test]
@@ -365,14 +452,29 @@ mod tests {
                 for (b, blk) in row.iter().enumerate() {
                     let at = t * 512 + b * 256;
                     let r = BlockQ8K::quantize(x[at..at + 256].try_into().unwrap());
-                    let pos = |i: usize| if ty == QuantType::Q4K { q4k_act_pos(i) } else { i };
+                    let pos = |i: usize| {
+                        if ty == QuantType::Q4K {
+                            q4k_act_pos(i)
+                        } else {
+                            i
+                        }
+                    };
                     let qs: Vec<i8> = (0..256).map(|i| blk.qs[pos(i)]).collect();
                     assert_eq!((blk.d, qs, blk.bsums), (r.d, r.qs.to_vec(), r.bsums));
-                    assert_eq!(blk.msum[3], r.d * (r.bsums[6] as i32 + r.bsums[7] as i32) as f32);
+                    assert_eq!(
+                        blk.msum[3],
+                        r.d * (r.bsums[6] as i32 + r.bsums[7] as i32) as f32
+                    );
                 }
             }
         }
-        assert_eq!((0..256).map(q4k_act_pos).collect::<std::collections::BTreeSet<_>>().len(), 256);
+        assert_eq!(
+            (0..256)
+                .map(q4k_act_pos)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            256
+        );
         assert_eq!(q4k_act_pos(32), 64);
         assert_eq!(q4k_act_pos(64 + 5), 32 + 5);
         assert_eq!(q4k_act_pos(128 + 96), 128 + 96);
@@ -387,7 +489,10 @@ mod tests {
             let r = BlockQ8_0::quantize(x[b * 32..b * 32 + 32].try_into().unwrap());
             assert_eq!(&c.qs[b * 32..b * 32 + 32], &r.qs);
             assert_eq!(c.d8[b * 8 + 7], r.scale());
-            assert_eq!(c.corr8[b * 8], -16 * r.qs.iter().map(|&q| q as i32).sum::<i32>());
+            assert_eq!(
+                c.corr8[b * 8],
+                -16 * r.qs.iter().map(|&q| q as i32).sum::<i32>()
+            );
         }
     }
 

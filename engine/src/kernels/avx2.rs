@@ -10,7 +10,11 @@ use super::isa::{KernelSet, MAX_TILE};
 use super::quant::{q4_k, q6_k, QK8_0};
 
 /// The AVX2 kernel set.
-pub(crate) static KERNELS: KernelSet = KernelSet { q4k: q4k_tile, q6k: q6k_tile, q8_0: q8_0_tile };
+pub(crate) static KERNELS: KernelSet = KernelSet {
+    q4k: q4k_tile,
+    q6k: q6k_tile,
+    q8_0: q8_0_tile,
+};
 
 /// AVX2 has 16 vector registers: tiles wider than this are split.
 const WIDTH: usize = 4;
@@ -32,7 +36,11 @@ const _: () = assert!(MAX_TILE.is_multiple_of(WIDTH));
 #[inline(always)]
 unsafe fn f16_at(p: *const u8) -> f32 {
     // SAFETY: the caller guarantees 2 readable bytes at `p`; F16C is enabled in every caller.
-    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const u16) as i32))) }
+    unsafe {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+            std::ptr::read_unaligned(p as *const u16) as i32,
+        )))
+    }
 }
 
 #[inline(always)]
@@ -59,7 +67,12 @@ unsafe fn q4k_tile(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]) {
+unsafe fn q4k_n<const N: usize>(
+    w: *const u8,
+    nb: usize,
+    acts: &[*const ActBlockK],
+    out: &mut [f32],
+) {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut a_ptr = [std::ptr::null::<ActBlockK>(); N];
     a_ptr.copy_from_slice(&acts[..N]);
@@ -71,12 +84,17 @@ unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
             let blk = w.add(b * q4_k::BLOCK_BYTES);
             let d = f16_at(blk);
             let dmin = f16_at(blk.add(2));
-            let (sc, mn) = super::quant::q4_k::unpack_scales(std::slice::from_raw_parts(blk.add(4), 12));
+            let (sc, mn) =
+                super::quant::q4_k::unpack_scales(std::slice::from_raw_parts(blk.add(4), 12));
             let minsf = _mm256_mul_ps(
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mn)))),
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(
+                    mn,
+                )))),
                 _mm256_set1_ps(dmin),
             );
-            let scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))));
+            let scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(
+                i64::from_le_bytes(sc),
+            )));
             let mut isum = [_mm256_setzero_si256(); N];
             for j in 0..4 {
                 let q = _mm256_loadu_si256(blk.add(q4_k::QS_AT + 32 * j) as *const __m256i);
@@ -88,15 +106,23 @@ unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
                 let (off_lo, off_hi) = (q4k_act_pos(64 * j), q4k_act_pos(64 * j + 32));
                 for t in 0..N {
                     let a = (*a_ptr[t].add(b)).qs.as_ptr();
-                    let pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(a.add(off_lo) as *const __m256i));
-                    let ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(a.add(off_hi) as *const __m256i));
-                    let s = _mm256_add_epi32(_mm256_madd_epi16(pl, s_lo), _mm256_madd_epi16(ph, s_hi));
+                    let pl = _mm256_maddubs_epi16(
+                        lo,
+                        _mm256_loadu_si256(a.add(off_lo) as *const __m256i),
+                    );
+                    let ph = _mm256_maddubs_epi16(
+                        hi,
+                        _mm256_loadu_si256(a.add(off_hi) as *const __m256i),
+                    );
+                    let s =
+                        _mm256_add_epi32(_mm256_madd_epi16(pl, s_lo), _mm256_madd_epi16(ph, s_hi));
                     isum[t] = _mm256_add_epi32(isum[t], s);
                 }
             }
             for t in 0..N {
                 let a = &*a_ptr[t].add(b);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * a.d), acc[t]);
+                acc[t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * a.d), acc[t]);
                 accm[t] = _mm256_fmadd_ps(minsf, _mm256_load_ps(a.msum.as_ptr()), accm[t]);
             }
         }
@@ -117,7 +143,12 @@ unsafe fn q6k_tile(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]) {
+unsafe fn q6k_n<const N: usize>(
+    w: *const u8,
+    nb: usize,
+    acts: &[*const ActBlockK],
+    out: &mut [f32],
+) {
     let m4 = _mm256_set1_epi8(0x0F);
     let m30 = _mm256_set1_epi8(0x30);
     // Shuffle controls: 128-bit lane 0 takes i16 #2k, lane 1 takes #2k+1 (of a lane-broadcast source).
@@ -134,8 +165,12 @@ unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
         unsafe {
             let blk = w.add(b * q6_k::BLOCK_BYTES);
             let d = f16_at(blk.add(q6_k::D_AT));
-            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(q6_k::SCALES_AT) as *const __m128i));
-            let sc_b = [_mm256_permute2x128_si256::<0x00>(sc16, sc16), _mm256_permute2x128_si256::<0x11>(sc16, sc16)];
+            let sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(q6_k::SCALES_AT) as *const __m128i));
+            let sc_b = [
+                _mm256_permute2x128_si256::<0x00>(sc16, sc16),
+                _mm256_permute2x128_si256::<0x11>(sc16, sc16),
+            ];
             let corr = _mm256_slli_epi16::<5>(sc16);
             let mut isum = [_mm256_setzero_si256(); N];
             for t in 0..N {
@@ -145,21 +180,30 @@ unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
                     _mm256_madd_epi16(_mm256_load_si256(a.bsums.as_ptr() as *const __m256i), corr),
                 );
             }
-            for h in 0..2 {
+            for (h, scb) in sc_b.iter().enumerate() {
                 let ql_a = _mm256_loadu_si256(blk.add(64 * h) as *const __m256i);
                 let ql_b = _mm256_loadu_si256(blk.add(64 * h + 32) as *const __m256i);
                 let qh = _mm256_loadu_si256(blk.add(q6_k::QH_AT + 32 * h) as *const __m256i);
                 let v = [
-                    _mm256_or_si256(_mm256_and_si256(ql_a, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
-                    _mm256_or_si256(_mm256_and_si256(ql_b, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql_a), m4), _mm256_and_si256(qh, m30)),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql_a, m4),
+                        _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql_b, m4),
+                        _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql_a), m4),
+                        _mm256_and_si256(qh, m30),
+                    ),
                     _mm256_or_si256(
                         _mm256_and_si256(_mm256_srli_epi16::<4>(ql_b), m4),
                         _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
                     ),
                 ];
                 for (m, vm) in v.iter().enumerate() {
-                    let s = _mm256_shuffle_epi8(sc_b[h], ctrls[m]);
+                    let s = _mm256_shuffle_epi8(*scb, ctrls[m]);
                     for t in 0..N {
                         let a = (*a_ptr[t].add(b)).qs.as_ptr().add(128 * h + 32 * m);
                         let p = _mm256_maddubs_epi16(*vm, _mm256_loadu_si256(a as *const __m256i));
@@ -169,7 +213,8 @@ unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
             }
             for t in 0..N {
                 let a = &*a_ptr[t].add(b);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * a.d), acc[t]);
+                acc[t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * a.d), acc[t]);
             }
         }
     }

@@ -15,7 +15,11 @@ use super::isa::{KernelSet, MAX_TILE};
 use super::quant::{q4_k, q6_k, QK8_0};
 
 /// The AVX-512 VNNI kernel set.
-pub(crate) static KERNELS: KernelSet = KernelSet { q4k: q4k_tile, q6k: q6k_tile, q8_0: q8_0_tile };
+pub(crate) static KERNELS: KernelSet = KernelSet {
+    q4k: q4k_tile,
+    q6k: q6k_tile,
+    q8_0: q8_0_tile,
+};
 
 /// Calls `$f::<N>` with `N = $n` for `N` in `1..=MAX_TILE`.
 macro_rules! by_width {
@@ -39,7 +43,11 @@ const _: () = assert!(MAX_TILE == 8);
 #[inline(always)]
 unsafe fn f16_at(p: *const u8) -> f32 {
     // SAFETY: the caller guarantees 2 readable bytes at `p`; F16C is enabled in every caller.
-    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const u16) as i32))) }
+    unsafe {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+            std::ptr::read_unaligned(p as *const u16) as i32,
+        )))
+    }
 }
 
 /// Q4_K's 12 scale bytes → (8 scales, 8 mins) as bytes in two u64 (ggml's `utmp` shuffle).
@@ -60,7 +68,10 @@ unsafe fn q4k_scales_mins(p: *const u8) -> (u64, u64) {
     let sc_hi = (u2 & KM2) | (((u0 >> 6) & KM3) << 4);
     let mn_lo = u1 & KM1;
     let mn_hi = ((u2 >> 4) & KM2) | (((u1 >> 6) & KM3) << 4);
-    (sc_lo as u64 | (sc_hi as u64) << 32, mn_lo as u64 | (mn_hi as u64) << 32)
+    (
+        sc_lo as u64 | (sc_hi as u64) << 32,
+        mn_lo as u64 | (mn_hi as u64) << 32,
+    )
 }
 
 /// Sum of the 8 lanes.
@@ -104,10 +115,20 @@ unsafe fn q4k_tile(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]) {
+unsafe fn q4k_n<const N: usize>(
+    w: *const u8,
+    nb: usize,
+    acts: &[*const ActBlockK],
+    out: &mut [f32],
+) {
     let m4 = _mm512_set1_epi8(0x0F);
     // Activations are in Q4_K order (sub-blocks 0 2 1 3 4 6 5 7), matching the nibble vectors below.
-    let (i02, i13, i46, i57) = (idx_halves(0, 2), idx_halves(1, 3), idx_halves(4, 6), idx_halves(5, 7));
+    let (i02, i13, i46, i57) = (
+        idx_halves(0, 2),
+        idx_halves(1, 3),
+        idx_halves(4, 6),
+        idx_halves(5, 7),
+    );
     let mut a_ptr = [std::ptr::null::<ActBlockK>(); N];
     a_ptr.copy_from_slice(&acts[..N]);
     let mut acc = [_mm512_setzero_ps(); N];
@@ -171,7 +192,12 @@ unsafe fn q6k_tile(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]) {
+unsafe fn q6k_n<const N: usize>(
+    w: *const u8,
+    nb: usize,
+    acts: &[*const ActBlockK],
+    out: &mut [f32],
+) {
     let m4 = _mm512_set1_epi8(0x0F);
     let m30 = _mm512_set1_epi8(0x30);
     // Index vectors for [s_{4k} ×8, s_{4k+1} ×8, s_{4k+2} ×8, s_{4k+3} ×8].
@@ -194,7 +220,8 @@ unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
             let blk = w.add(b * q6_k::BLOCK_BYTES);
             prefetch_block(blk, q6_k::BLOCK_BYTES);
             let dv = _mm512_set1_ps(f16_at(blk.add(q6_k::D_AT)));
-            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(q6_k::SCALES_AT) as *const __m128i));
+            let sc16 =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(q6_k::SCALES_AT) as *const __m128i));
             let scz = _mm512_castsi256_si512(sc16);
             let sv = [
                 _mm512_permutexvar_epi16(i0, scz),
@@ -223,7 +250,8 @@ unsafe fn q6k_n<const N: usize>(w: *const u8, nb: usize, acts: &[*const ActBlock
                     let p = _mm512_maddubs_epi16(wv[k], _mm512_load_si512(q.add(k)));
                     isum = _mm512_dpwssd_epi32(isum, p, sv[k]);
                 }
-                let c = _mm256_madd_epi16(_mm256_load_si256(a.bsums.as_ptr() as *const __m256i), corr);
+                let c =
+                    _mm256_madd_epi16(_mm256_load_si256(a.bsums.as_ptr() as *const __m256i), corr);
                 isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(c));
                 let scale = _mm512_mul_ps(dv, _mm512_set1_ps(a.d));
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[t]);
@@ -284,13 +312,19 @@ unsafe fn q8_0_n<const N: usize>(w: *const u8, nb: usize, acts: &[RowQ8_0], out:
         unsafe {
             let p0 = w.add(b * BB);
             let dw = _mm256_set1_ps(f16_at(p0));
-            let wu = _mm256_xor_si256(_mm256_loadu_si256(p0.add(2) as *const __m256i), _mm256_set1_epi8(0x80u8 as i8));
+            let wu = _mm256_xor_si256(
+                _mm256_loadu_si256(p0.add(2) as *const __m256i),
+                _mm256_set1_epi8(0x80u8 as i8),
+            );
             for t in 0..N {
                 let r = rows[t];
                 let c = _mm256_loadu_si256(r.corr8.add(8 * b) as *const __m256i);
                 let x = _mm256_loadu_si256(r.qs.add(QK8_0 * b) as *const __m256i);
                 let isum = _mm256_dpbusd_epi32(c, wu, x);
-                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_loadu_ps(r.d8.add(8 * b))));
+                let v = _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(isum),
+                    _mm256_mul_ps(dw, _mm256_loadu_ps(r.d8.add(8 * b))),
+                );
                 tail[t] = hsum256(v);
             }
         }

@@ -18,11 +18,14 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 F/BW/VL with VNNI (`vpdpbusd`, `vpdpwssd`): Ice Lake, Sapphire Rapids, Zen 4.
     Avx512Vnni,
+    /// [`Isa::Avx512Vnni`] for decode, plus AMX-BF16 tile products for prefill (32 tokens or more):
+    /// Sapphire Rapids and later, on Linux (needs the kernel's AMX permission).
+    Avx512Amx,
 }
 
 impl Isa {
     /// Every level, best first.
-    pub const ALL: [Isa; 3] = [Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar];
+    pub const ALL: [Isa; 4] = [Isa::Avx512Amx, Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar];
 
     /// Whether this CPU can run the level's kernels.
     pub fn is_supported(self) -> bool {
@@ -42,6 +45,8 @@ impl Isa {
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Amx => Isa::Avx512Vnni.is_supported() && super::amx::available(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -49,7 +54,10 @@ impl Isa {
 
     /// The best supported level.
     pub fn best() -> Isa {
-        Isa::ALL.into_iter().find(|i| i.is_supported()).unwrap_or(Isa::Scalar)
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.is_supported())
+            .unwrap_or(Isa::Scalar)
     }
 
     /// All supported levels, best first (benchmarks and tests run each).
@@ -63,6 +71,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512Vnni => "avx512-vnni",
+            Isa::Avx512Amx => "avx512-vnni+amx-bf16",
         }
     }
 
@@ -73,7 +82,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &super::avx2::KERNELS,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => &super::avx512::KERNELS,
+            Isa::Avx512Vnni | Isa::Avx512Amx => &super::avx512::KERNELS,
             #[cfg(not(target_arch = "x86_64"))]
             _ => &SCALAR,
         }
@@ -97,7 +106,13 @@ pub struct KernelInfo {
 
 impl std::fmt::Display for KernelInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} × {} thread{}", self.isa, self.threads, if self.threads == 1 { "" } else { "s" })
+        write!(
+            f,
+            "{} × {} thread{}",
+            self.isa,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -106,7 +121,8 @@ impl std::fmt::Display for KernelInfo {
 /// # Safety
 /// `w` points to `nb` blocks of the weight format, every `acts[i]` to `nb` activation blocks,
 /// `out.len() == acts.len()`, and `1 <= acts.len() <= MAX_TILE`; the CPU supports the kernel's level.
-pub(crate) type TileK = unsafe fn(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]);
+pub(crate) type TileK =
+    unsafe fn(w: *const u8, nb: usize, acts: &[*const ActBlockK], out: &mut [f32]);
 
 /// One Q8_0 weight row against a tile of tokens' Q8_0 activations (same contract as [`TileK`]).
 pub(crate) type TileQ8 = unsafe fn(w: *const u8, nb: usize, acts: &[RowQ8_0], out: &mut [f32]);
@@ -132,8 +148,11 @@ impl KernelSet {
     }
 }
 
-static SCALAR: KernelSet =
-    KernelSet { q4k: scalar::q4k_tile, q6k: scalar::q6k_tile, q8_0: scalar::q8_0_tile };
+static SCALAR: KernelSet = KernelSet {
+    q4k: scalar::q4k_tile,
+    q6k: scalar::q6k_tile,
+    q8_0: scalar::q8_0_tile,
+};
 
 /// Logs once per process that the scalar kernels were chosen at runtime.
 pub(crate) fn warn_if_scalar(isa: Isa) {

@@ -24,10 +24,25 @@ pub struct QuantMatrix<'a> {
 
 impl<'a> QuantMatrix<'a> {
     /// Wraps `data`, which must be exactly `rows` rows of `cols` values of format `ty`.
-    pub fn new(ty: QuantType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, QuantError> {
+    pub fn new(
+        ty: QuantType,
+        rows: usize,
+        cols: usize,
+        data: &'a [u8],
+    ) -> Result<Self, QuantError> {
         let row_bytes = ty.row_bytes(cols)?;
-        check_len("quantized matrix (bytes)", ty.matrix_bytes(rows, cols)?, data.len())?;
-        Ok(QuantMatrix { ty, rows, cols, row_bytes, data })
+        check_len(
+            "quantized matrix (bytes)",
+            ty.matrix_bytes(rows, cols)?,
+            data.len(),
+        )?;
+        Ok(QuantMatrix {
+            ty,
+            rows,
+            cols,
+            row_bytes,
+            data,
+        })
     }
 
     /// Weight format.
@@ -58,9 +73,16 @@ impl<'a> QuantMatrix<'a> {
     /// Rows `r0..r1` as a matrix of their own.
     pub fn rows_range(&self, r0: usize, r1: usize) -> Result<QuantMatrix<'a>, QuantError> {
         if r0 > r1 || r1 > self.rows {
-            return Err(QuantError::Invalid(format!("rows {r0}..{r1} of a matrix with {} rows", self.rows)));
+            return Err(QuantError::Invalid(format!(
+                "rows {r0}..{r1} of a matrix with {} rows",
+                self.rows
+            )));
         }
-        Ok(QuantMatrix { rows: r1 - r0, data: &self.data[r0 * self.row_bytes..r1 * self.row_bytes], ..*self })
+        Ok(QuantMatrix {
+            rows: r1 - r0,
+            data: &self.data[r0 * self.row_bytes..r1 * self.row_bytes],
+            ..*self
+        })
     }
 }
 
@@ -81,7 +103,11 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// Checks that `acts` fit `w` and `out` holds `tokens × rows`.
-pub(crate) fn check_matmul(w: &QuantMatrix<'_>, acts: &Activations, out_len: usize) -> Result<(), QuantError> {
+pub(crate) fn check_matmul(
+    w: &QuantMatrix<'_>,
+    acts: &Activations,
+    out_len: usize,
+) -> Result<(), QuantError> {
     if acts.weight_type() != w.ty {
         return Err(QuantError::Invalid(format!(
             "activations were quantized for {} weights, the matrix is {}",
@@ -144,7 +170,11 @@ pub(crate) unsafe fn compute_rows(
                 }
             }
             None => {
-                let empty = RowQ8_0 { qs: std::ptr::null(), d8: std::ptr::null(), corr8: std::ptr::null() };
+                let empty = RowQ8_0 {
+                    qs: std::ptr::null(),
+                    d8: std::ptr::null(),
+                    corr8: std::ptr::null(),
+                };
                 let mut rows_q = [empty; MAX_TILE];
                 for (p, &t) in rows_q.iter_mut().zip(tile) {
                     *p = acts.q8_0_row(t).unwrap_or(empty);

@@ -14,6 +14,8 @@ pub mod quant;
 
 mod acts;
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -50,13 +52,18 @@ impl Kernels {
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let isa = Isa::best();
         isa::warn_if_scalar(isa);
-        Ok(Kernels { isa, pool: ThreadPool::new(threads)? })
+        Ok(Kernels {
+            isa,
+            pool: ThreadPool::new(threads)?,
+        })
     }
 
     /// A specific instruction set (tests, benchmarks); an error if this CPU lacks it.
     pub fn with_isa(isa: Isa, threads: usize) -> Result<Self, QuantError> {
         if !isa.is_supported() {
-            return Err(QuantError::Invalid(format!("this CPU does not support the {isa} kernels")));
+            return Err(QuantError::Invalid(format!(
+                "this CPU does not support the {isa} kernels"
+            )));
         }
         let pool = ThreadPool::new(threads)
             .map_err(|e| QuantError::Invalid(format!("cannot start kernel threads: {e}")))?;
@@ -65,7 +72,10 @@ impl Kernels {
 
     /// Which kernels run, for logs and benchmark output.
     pub fn info(&self) -> KernelInfo {
-        KernelInfo { isa: self.isa, threads: self.pool.n_threads() }
+        KernelInfo {
+            isa: self.isa,
+            threads: self.pool.n_threads(),
+        }
     }
 
     /// The thread pool (for callers that want to run their own parallel loops on the same threads).
@@ -74,14 +84,44 @@ impl Kernels {
     }
 
     /// Quantizes `x` (`tokens × cols`) for weights of type `ty`, on the pool when it is large.
-    pub fn quantize(&self, ty: QuantType, x: &[f32], tokens: usize, cols: usize) -> Result<Activations, QuantError> {
+    pub fn quantize(
+        &self,
+        ty: QuantType,
+        x: &[f32],
+        tokens: usize,
+        cols: usize,
+    ) -> Result<Activations, QuantError> {
         let mut a = Activations::new(ty);
         self.requantize(&mut a, x, tokens, cols)?;
         Ok(a)
     }
 
-    /// [`Kernels::quantize`] into an existing buffer, reusing its allocation.
-    pub fn requantize(&self, acts: &mut Activations, x: &[f32], tokens: usize, cols: usize) -> Result<(), QuantError> {
+    /// [`Kernels::quantize`] into an existing buffer, reusing its allocation. With the AMX level and
+    /// at least 32 tokens the activations are kept as bf16 for the tile path instead.
+    pub fn requantize(
+        &self,
+        acts: &mut Activations,
+        x: &[f32],
+        tokens: usize,
+        cols: usize,
+    ) -> Result<(), QuantError> {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == Isa::Avx512Amx && tokens >= amx::MIN_TOKENS {
+            acts.resize_bf16(tokens, cols, x.len())?;
+            acts.fill_tokens(x, 0, tokens);
+            return Ok(());
+        }
+        self.requantize_int8(acts, x, tokens, cols)
+    }
+
+    /// [`Kernels::requantize`] always to the 8-bit formats of the integer dot products.
+    pub(crate) fn requantize_int8(
+        &self,
+        acts: &mut Activations,
+        x: &[f32],
+        tokens: usize,
+        cols: usize,
+    ) -> Result<(), QuantError> {
         acts.resize(tokens, cols, x.len())?;
         let threads = self.pool.n_threads();
         if tokens < PARALLEL_QUANTIZE_MIN_TOKENS || threads == 1 {
@@ -89,8 +129,11 @@ impl Kernels {
             return Ok(());
         }
         let per = tokens.div_ceil(threads * 4);
-        let chunks: Vec<Mutex<acts::ActsChunkMut<'_>>> =
-            acts.token_chunks_mut(per).into_iter().map(Mutex::new).collect();
+        let chunks: Vec<Mutex<acts::ActsChunkMut<'_>>> = acts
+            .token_chunks_mut(per)
+            .into_iter()
+            .map(Mutex::new)
+            .collect();
         self.pool.run(chunks.len(), |i| {
             let mut c = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
             c.fill(x, cols);
@@ -100,19 +143,48 @@ impl Kernels {
 
     /// `out[t, r] = Σ_c w[r, c] · x[t, c]` for `tokens` rows of `x` (`tokens × w.cols()`, row-major);
     /// `out` is `tokens × w.rows()`.
-    pub fn matmul(&self, w: &QuantMatrix<'_>, x: &[f32], tokens: usize, out: &mut [f32]) -> Result<(), QuantError> {
+    pub fn matmul(
+        &self,
+        w: &QuantMatrix<'_>,
+        x: &[f32],
+        tokens: usize,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
         let acts = self.quantize(w.quant_type(), x, tokens, w.cols())?;
         self.matmul_prepared(w, &acts, out)
     }
 
     /// One token: `out[r] = Σ_c w[r, c] · x[c]`.
-    pub fn matvec(&self, w: &QuantMatrix<'_>, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
+    pub fn matvec(
+        &self,
+        w: &QuantMatrix<'_>,
+        x: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
         self.matmul(w, x, 1, out)
     }
 
     /// [`Kernels::matmul`] with activations already quantized for `w`'s type.
-    pub fn matmul_prepared(&self, w: &QuantMatrix<'_>, acts: &Activations, out: &mut [f32]) -> Result<(), QuantError> {
+    pub fn matmul_prepared(
+        &self,
+        w: &QuantMatrix<'_>,
+        acts: &Activations,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
         check_matmul(w, acts, out.len())?;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(xb) = acts.bf16() {
+            if self.isa != Isa::Avx512Amx {
+                return Err(QuantError::Invalid(format!(
+                    "activations were prepared for the AMX tile path; these kernels are {}",
+                    self.isa
+                )));
+            }
+            // SAFETY: the AMX level is only constructed when `amx::available()`; `xb` was filled
+            // for `tokens × cols` (checked above) and `out` holds `tokens × rows`.
+            unsafe { amx::matmul(&self.pool, w, xb, acts.tokens(), out) };
+            return Ok(());
+        }
         let set = self.isa.kernels();
         let rows = w.rows();
         let chunk = chunk_rows(rows, self.pool.n_threads());

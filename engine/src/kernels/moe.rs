@@ -29,11 +29,26 @@ pub struct QuantExperts<'a> {
 
 impl<'a> QuantExperts<'a> {
     /// Wraps `data`, which must be exactly `n_experts × rows × cols` values of format `ty`.
-    pub fn new(ty: QuantType, n_experts: usize, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, QuantError> {
+    pub fn new(
+        ty: QuantType,
+        n_experts: usize,
+        rows: usize,
+        cols: usize,
+        data: &'a [u8],
+    ) -> Result<Self, QuantError> {
         let expert_bytes = ty.matrix_bytes(rows, cols)?;
-        let total = expert_bytes.checked_mul(n_experts).ok_or(QuantError::TooLarge { rows, cols })?;
+        let total = expert_bytes
+            .checked_mul(n_experts)
+            .ok_or(QuantError::TooLarge { rows, cols })?;
         check_len("quantized experts (bytes)", total, data.len())?;
-        Ok(QuantExperts { ty, n_experts, rows, cols, expert_bytes, data })
+        Ok(QuantExperts {
+            ty,
+            n_experts,
+            rows,
+            cols,
+            expert_bytes,
+            data,
+        })
     }
 
     /// Expert `e`'s matrix (`None` when out of range).
@@ -78,11 +93,24 @@ pub struct ExpertRouting<'a> {
 
 impl<'a> ExpertRouting<'a> {
     /// Checks lengths (`tokens × k` each); expert ids are checked against the experts at use.
-    pub fn new(tokens: usize, k: usize, ids: &'a [u32], weights: &'a [f32]) -> Result<Self, QuantError> {
-        let n = tokens.checked_mul(k).ok_or(QuantError::TooLarge { rows: tokens, cols: k })?;
+    pub fn new(
+        tokens: usize,
+        k: usize,
+        ids: &'a [u32],
+        weights: &'a [f32],
+    ) -> Result<Self, QuantError> {
+        let n = tokens.checked_mul(k).ok_or(QuantError::TooLarge {
+            rows: tokens,
+            cols: k,
+        })?;
         check_len("expert ids (tokens × k)", n, ids.len())?;
         check_len("expert weights (tokens × k)", n, weights.len())?;
-        Ok(ExpertRouting { tokens, k, ids, weights })
+        Ok(ExpertRouting {
+            tokens,
+            k,
+            ids,
+            weights,
+        })
     }
 }
 
@@ -193,7 +221,14 @@ impl Kernels {
         {
             return Err(QuantError::Invalid(format!(
                 "expert shapes disagree: gate {}×[{}, {}], up {}×[{}, {}], down {}×[{}, {}]",
-                gate.n_experts, gate.rows, gate.cols, up.n_experts, up.rows, up.cols, down.n_experts, down.rows,
+                gate.n_experts,
+                gate.rows,
+                gate.cols,
+                up.n_experts,
+                up.rows,
+                up.cols,
+                down.n_experts,
+                down.rows,
                 down.cols
             )));
         }
@@ -201,7 +236,9 @@ impl Kernels {
         check_len("moe input (tokens × hidden)", tokens * hidden, x.len())?;
         check_len("moe output (tokens × hidden)", tokens * hidden, out.len())?;
         if let Some(&bad) = routing.ids.iter().find(|&&e| e as usize >= n_exp) {
-            return Err(QuantError::Invalid(format!("expert id {bad} out of range (experts: {n_exp})")));
+            return Err(QuantError::Invalid(format!(
+                "expert id {bad} out of range (experts: {n_exp})"
+            )));
         }
         let n_assign = tokens * k;
         let s = scratch;
@@ -232,11 +269,11 @@ impl Kernels {
 
         // (2) Quantize the input once per weight type.
         ensure_type(&mut s.x_gate, gate.ty);
-        self.requantize(&mut s.x_gate, x, tokens, hidden)?;
+        self.requantize_int8(&mut s.x_gate, x, tokens, hidden)?;
         let x_up_same = up.ty == gate.ty;
         if !x_up_same {
             ensure_type(&mut s.x_up, up.ty);
-            self.requantize(&mut s.x_up, x, tokens, hidden)?;
+            self.requantize_int8(&mut s.x_up, x, tokens, hidden)?;
         }
 
         // (3) Gate and up for each expert's tokens, SwiGLU in place.
@@ -254,7 +291,9 @@ impl Kernels {
                 let Task { e, r0, r1 } = t_up[i];
                 let (a0, a1) = (offsets[e], offsets[e + 1]);
                 let toks = &token_of[a0..a1];
-                let (Some(g), Some(u)) = (gate.expert(e), up.expert(e)) else { return };
+                let (Some(g), Some(u)) = (gate.expert(e), up.expert(e)) else {
+                    return;
+                };
                 // SAFETY: this task writes rows a0..a1 (expert e's assignments) × columns r0..r1 of
                 // `h` and `u` (`n_assign × ffn`): disjoint from every other task, as tasks of one
                 // expert split the columns and experts own disjoint assignment ranges. Token indices
@@ -274,7 +313,7 @@ impl Kernels {
 
         // (4) Quantize SwiGLU outputs, one activation row per assignment.
         ensure_type(&mut s.h_down, down.ty);
-        self.requantize(&mut s.h_down, &s.h, n_assign, ffn)?;
+        self.requantize_int8(&mut s.h_down, &s.h, n_assign, ffn)?;
 
         // (5) Down for each expert's assignments.
         s.y.resize(n_assign * hidden, 0.0);
@@ -288,7 +327,19 @@ impl Kernels {
                 let Some(d) = down.expert(e) else { return };
                 // SAFETY: writes rows a0..a1 × columns r0..r1 of `y` (`n_assign × hidden`), disjoint
                 // across tasks as in step 3; assignment indices are < n_assign = h_down's tokens.
-                unsafe { compute_rows(set, &d, h_down, &ident[a0..a1], |i| a0 + i, r0, r1, yp, hidden) };
+                unsafe {
+                    compute_rows(
+                        set,
+                        &d,
+                        h_down,
+                        &ident[a0..a1],
+                        |i| a0 + i,
+                        r0,
+                        r1,
+                        yp,
+                        hidden,
+                    )
+                };
             });
         }
 
@@ -315,7 +366,9 @@ impl Kernels {
             self.pool.run(tokens.div_ceil(per), |c| {
                 for t in c * per..((c + 1) * per).min(tokens) {
                     // SAFETY: token rows are disjoint across tasks and inside `out` (length checked).
-                    let o = unsafe { std::slice::from_raw_parts_mut(outp.ptr().add(t * hidden), hidden) };
+                    let o = unsafe {
+                        std::slice::from_raw_parts_mut(outp.ptr().add(t * hidden), hidden)
+                    };
                     combine(t, o);
                 }
             });

@@ -71,7 +71,9 @@ pub struct ThreadPool {
 
 impl std::fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThreadPool").field("threads", &self.n_threads()).finish()
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.n_threads())
+            .finish()
     }
 }
 
@@ -99,7 +101,9 @@ impl ThreadPool {
         let mut workers = Vec::new();
         for i in 1..n_threads.max(1) {
             let s = Arc::clone(&shared);
-            let h = std::thread::Builder::new().name(format!("qwen-kernels-{i}")).spawn(move || worker(&s));
+            let h = std::thread::Builder::new()
+                .name(format!("qwen-kernels-{i}"))
+                .spawn(move || worker(&s));
             match h {
                 Ok(h) => workers.push(h),
                 Err(e) => {
@@ -114,7 +118,12 @@ impl ThreadPool {
                 }
             }
         }
-        Ok(ThreadPool { shared, workers, dispatch: Mutex::new(()), epoch: AtomicU64::new(0) })
+        Ok(ThreadPool {
+            shared,
+            workers,
+            dispatch: Mutex::new(()),
+            epoch: AtomicU64::new(0),
+        })
     }
 
     /// Threads taking part in each call, the caller included.
@@ -140,7 +149,8 @@ impl ThreadPool {
         // returning from it), so no worker reads `job` now. The erased lifetime is sound because this
         // function does not return before every worker that joined this call has left it.
         unsafe {
-            *sh.job.get() = std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task as *const _);
+            *sh.job.get() =
+                std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task as *const _);
         }
         sh.next.store(0, Ordering::Relaxed);
         sh.n_tasks.store(n_tasks, Ordering::Relaxed);
@@ -199,10 +209,12 @@ fn worker(sh: &Shared) {
             }
             spins = spins.wrapping_add(1);
             std::hint::spin_loop();
-            if spins % 64 == 0 && start.elapsed() >= sh.spin {
+            if spins.is_multiple_of(64) && start.elapsed() >= sh.spin {
                 let mut g = sh.lock.lock().unwrap_or_else(|e| e.into_inner());
                 sh.sleepers.fetch_add(1, Ordering::SeqCst);
-                while sh.state.load(Ordering::SeqCst) >> 32 == seen && !sh.shutdown.load(Ordering::SeqCst) {
+                while sh.state.load(Ordering::SeqCst) >> 32 == seen
+                    && !sh.shutdown.load(Ordering::SeqCst)
+                {
                     g = sh.wake.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
                 sh.sleepers.fetch_sub(1, Ordering::SeqCst);
@@ -215,7 +227,10 @@ fn worker(sh: &Shared) {
             if s >> 32 != seen || s & CLOSED != 0 {
                 break false;
             }
-            match sh.state.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire) {
+            match sh
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => break true,
                 Err(now) => s = now,
             }

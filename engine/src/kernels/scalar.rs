@@ -28,17 +28,18 @@ pub(crate) fn q4k_dot(w: &[u8], a: &[ActBlockK]) -> f32 {
         let (sc, mn) = q4_k::unpack_scales(&blk[q4_k::SCALES_AT..q4_k::QS_AT]);
         let qs = &blk[q4_k::QS_AT..];
         let mut sumi = 0i32;
-        for j in 0..8 {
+        for (j, &scj) in sc.iter().enumerate() {
             let (half, shift) = (j / 2, 4 * (j % 2));
             let mut s = 0i32;
             for l in 0..32 {
                 let q = ((qs[32 * half + l] >> shift) & 0xF) as i32;
                 s += q * a.qs[q4k_act_pos(32 * j + l)] as i32;
             }
-            sumi += sc[j] as i32 * s;
+            sumi += scj as i32 * s;
         }
-        let summ: i32 =
-            (0..8).map(|j| mn[j] as i32 * (a.bsums[2 * j] as i32 + a.bsums[2 * j + 1] as i32)).sum();
+        let summ: i32 = (0..8)
+            .map(|j| mn[j] as i32 * (a.bsums[2 * j] as i32 + a.bsums[2 * j + 1] as i32))
+            .sum();
         sum += d * sumi as f32 - dmin * summ as f32;
     }
     sum
@@ -87,7 +88,10 @@ pub(crate) unsafe fn q8_0_tile(w: *const u8, nb: usize, acts: &[RowQ8_0], out: &
     for (o, a) in out.iter_mut().zip(acts) {
         // SAFETY: the caller guarantees `nb` blocks behind each activation pointer.
         let (qs, d8) = unsafe {
-            (std::slice::from_raw_parts(a.qs, nb * QK8_0), std::slice::from_raw_parts(a.d8, nb * 8))
+            (
+                std::slice::from_raw_parts(a.qs, nb * QK8_0),
+                std::slice::from_raw_parts(a.d8, nb * 8),
+            )
         };
         *o = q8_0_dot(w, qs, d8);
     }
@@ -98,8 +102,11 @@ pub(crate) fn q8_0_dot(w: &[u8], qs: &[i8], d8: &[f32]) -> f32 {
     let mut sum = 0f32;
     for (b, blk) in w.chunks_exact(2 + QK8_0).enumerate() {
         let d = read_f16(blk, 0) * d8[8 * b];
-        let s: i32 =
-            blk[2..].iter().zip(&qs[QK8_0 * b..QK8_0 * b + QK8_0]).map(|(&w, &a)| (w as i8) as i32 * a as i32).sum();
+        let s: i32 = blk[2..]
+            .iter()
+            .zip(&qs[QK8_0 * b..QK8_0 * b + QK8_0])
+            .map(|(&w, &a)| (w as i8) as i32 * a as i32)
+            .sum();
         sum += d * s as f32;
     }
     sum

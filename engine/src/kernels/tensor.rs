@@ -12,12 +12,16 @@ impl Kernels {
             candle_core::bail!("quantized matmul: a scalar input has no feature dimension")
         };
         if cols != w.cols() {
-            candle_core::bail!("quantized matmul: input has {cols} features, the matrix {}", w.cols())
+            candle_core::bail!(
+                "quantized matmul: input has {cols} features, the matrix {}",
+                w.cols()
+            )
         }
         let tokens: usize = lead.iter().product();
         let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; tokens * w.rows()];
-        self.matmul(w, &xs, tokens, &mut out).map_err(candle_core::Error::wrap)?;
+        self.matmul(w, &xs, tokens, &mut out)
+            .map_err(candle_core::Error::wrap)?;
         let mut shape = lead.to_vec();
         shape.push(w.rows());
         Tensor::from_vec(out, shape, &candle_core::Device::Cpu)

@@ -95,8 +95,12 @@ impl QuantType {
     /// Bytes of one row of `cols` values, or an error when `cols` is not a whole number of blocks.
     pub fn row_bytes(self, cols: usize) -> Result<usize, QuantError> {
         let bv = self.block_values();
-        if cols == 0 || cols % bv != 0 {
-            return Err(QuantError::RowLength { ty: self, cols, block: bv });
+        if cols == 0 || !cols.is_multiple_of(bv) {
+            return Err(QuantError::RowLength {
+                ty: self,
+                cols,
+                block: bv,
+            });
         }
         Ok(cols / bv * self.block_bytes())
     }
@@ -104,7 +108,8 @@ impl QuantType {
     /// Bytes of a `[rows, cols]` matrix.
     pub fn matrix_bytes(self, rows: usize, cols: usize) -> Result<usize, QuantError> {
         let rb = self.row_bytes(cols)?;
-        rb.checked_mul(rows).ok_or(QuantError::TooLarge { rows, cols })
+        rb.checked_mul(rows)
+            .ok_or(QuantError::TooLarge { rows, cols })
     }
 }
 
@@ -154,7 +159,11 @@ pub enum QuantError {
 /// Checks `got == expected` for argument `what`.
 pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), QuantError> {
     if expected != got {
-        return Err(QuantError::Length { what, expected, got });
+        return Err(QuantError::Length {
+            what,
+            expected,
+            got,
+        });
     }
     Ok(())
 }
@@ -163,10 +172,18 @@ pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Resu
 /// values `data` encodes. Bit-exact with ggml's `dequantize_row_*`.
 pub fn dequantize(ty: QuantType, data: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
     let blocks = out.len() / ty.block_values();
-    if out.len() % ty.block_values() != 0 {
-        return Err(QuantError::RowLength { ty, cols: out.len(), block: ty.block_values() });
+    if !out.len().is_multiple_of(ty.block_values()) {
+        return Err(QuantError::RowLength {
+            ty,
+            cols: out.len(),
+            block: ty.block_values(),
+        });
     }
-    check_len("quantized data (bytes)", blocks * ty.block_bytes(), data.len())?;
+    check_len(
+        "quantized data (bytes)",
+        blocks * ty.block_bytes(),
+        data.len(),
+    )?;
     match ty {
         QuantType::Q8_0 => q8_0::dequantize(data, out),
         QuantType::Q4K => q4_k::dequantize(data, out),
@@ -179,10 +196,18 @@ pub fn dequantize(ty: QuantType, data: &[u8], out: &mut [f32]) -> Result<(), Qua
 /// ggml's reference quantizer for `ty` (the one `llama-quantize` uses without an importance matrix).
 pub fn quantize(ty: QuantType, src: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
     let bv = ty.block_values();
-    if src.len() % bv != 0 {
-        return Err(QuantError::RowLength { ty, cols: src.len(), block: bv });
+    if !src.len().is_multiple_of(bv) {
+        return Err(QuantError::RowLength {
+            ty,
+            cols: src.len(),
+            block: bv,
+        });
     }
-    check_len("quantized output (bytes)", src.len() / bv * ty.block_bytes(), out.len())?;
+    check_len(
+        "quantized output (bytes)",
+        src.len() / bv * ty.block_bytes(),
+        out.len(),
+    )?;
     match ty {
         QuantType::Q8_0 => q8_0::quantize(src, out),
         QuantType::Q4K => q4_k::quantize(src, out),
@@ -194,8 +219,12 @@ pub fn quantize(ty: QuantType, src: &[f32], out: &mut [u8]) -> Result<(), QuantE
 /// [`quantize`] into a new buffer.
 pub fn quantize_to_vec(ty: QuantType, src: &[f32]) -> Result<Vec<u8>, QuantError> {
     let bv = ty.block_values();
-    if src.len() % bv != 0 {
-        return Err(QuantError::RowLength { ty, cols: src.len(), block: bv });
+    if !src.len().is_multiple_of(bv) {
+        return Err(QuantError::RowLength {
+            ty,
+            cols: src.len(),
+            block: bv,
+        });
     }
     let mut out = vec![0u8; src.len() / bv * ty.block_bytes()];
     quantize(ty, src, &mut out)?;
@@ -203,7 +232,11 @@ pub fn quantize_to_vec(ty: QuantType, src: &[f32]) -> Result<Vec<u8>, QuantError
 }
 
 /// [`dequantize`] into a new buffer of `values` floats.
-pub fn dequantize_to_vec(ty: QuantType, data: &[u8], values: usize) -> Result<Vec<f32>, QuantError> {
+pub fn dequantize_to_vec(
+    ty: QuantType,
+    data: &[u8],
+    values: usize,
+) -> Result<Vec<f32>, QuantError> {
     let mut out = vec![0f32; values];
     dequantize(ty, data, &mut out)?;
     Ok(out)
@@ -247,7 +280,10 @@ mod tests {
 
     #[test]
     fn nearest_int_rounds_half_to_even() {
-        for x in [0.5f32, 1.5, 2.5, -0.5, -1.5, 3.49999, -7.5, 127.5, 0.0, -0.0, 63.5, 4194303.0, -4194303.0] {
+        for x in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, 3.49999, -7.5, 127.5, 0.0, -0.0, 63.5, 4194303.0,
+            -4194303.0,
+        ] {
             assert_eq!(nearest_int(x), x.round_ties_even() as i32, "{x}");
         }
     }

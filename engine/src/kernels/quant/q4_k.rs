@@ -54,7 +54,10 @@ fn pack_scales(sc: &[u8; 8], mn: &[u8; 8]) -> [u8; 12] {
 
 /// Dequantizes whole blocks (lengths checked by the caller), bit-exact with ggml.
 pub(crate) fn dequantize(data: &[u8], out: &mut [f32]) {
-    for (blk, y) in data.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK_K)) {
+    for (blk, y) in data
+        .chunks_exact(BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(QK_K))
+    {
         let d = read_f16(blk, 0);
         let min = read_f16(blk, 2);
         let (sc, mn) = unpack_scales(&blk[SCALES_AT..QS_AT]);
@@ -168,8 +171,16 @@ fn quantize_block(x: &[f32], out: &mut [u8]) {
         for (w, v) in weights.iter_mut().zip(xs) {
             *w = av_x + v.abs();
         }
-        let (s, m) =
-            make_qkx2_quants(15, xs, &weights, &mut l[32 * j..32 * j + 32], &mut laux, -1.0, 0.1, 20);
+        let (s, m) = make_qkx2_quants(
+            15,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            -1.0,
+            0.1,
+            20,
+        );
         scales[j] = s;
         mins[j] = m;
         if s > max_scale {
@@ -179,7 +190,11 @@ fn quantize_block(x: &[f32], out: &mut [u8]) {
             max_min = m;
         }
     }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut ls = [0u8; 8];
     let mut lm = [0u8; 8];
@@ -214,7 +229,10 @@ fn quantize_block(x: &[f32], out: &mut [u8]) {
 
 /// Quantizes whole blocks (lengths checked by the caller).
 pub(crate) fn quantize(src: &[f32], out: &mut [u8]) {
-    for (x, blk) in src.chunks_exact(QK_K).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
+    for (x, blk) in src
+        .chunks_exact(QK_K)
+        .zip(out.chunks_exact_mut(BLOCK_BYTES))
+    {
         quantize_block(x, blk);
     }
 }
@@ -232,7 +250,9 @@ mod tests {
 
     #[test]
     fn quantization_error_is_small() {
-        let x: Vec<f32> = (0..512).map(|i| ((i as f32) * 0.731).sin() * (1.0 + (i % 7) as f32)).collect();
+        let x: Vec<f32> = (0..512)
+            .map(|i| ((i as f32) * 0.731).sin() * (1.0 + (i % 7) as f32))
+            .collect();
         let mut q = vec![0u8; 2 * BLOCK_BYTES];
         quantize(&x, &mut q);
         let mut y = vec![0f32; 512];

@@ -34,7 +34,10 @@ pub(crate) fn level(blk: &[u8], i: usize) -> u8 {
 
 /// Dequantizes whole blocks (lengths checked by the caller), bit-exact with ggml.
 pub(crate) fn dequantize(data: &[u8], out: &mut [f32]) {
-    for (blk, y) in data.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK_K)) {
+    for (blk, y) in data
+        .chunks_exact(BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(QK_K))
+    {
         let d = read_f16(blk, D_AT);
         for (i, v) in y.iter_mut().enumerate() {
             let sc = blk[SCALES_AT + i / 16] as i8;
@@ -141,14 +144,18 @@ fn quantize_block(x: &[f32], out: &mut [u8]) {
             let (q1, q2, q3, q4) = (lh[k], lh[k + 32], lh[k + 64], lh[k + 96]);
             out[64 * h + k] = (q1 & 0xF) | ((q3 & 0xF) << 4);
             out[64 * h + k + 32] = (q2 & 0xF) | ((q4 & 0xF) << 4);
-            out[QH_AT + 32 * h + k] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+            out[QH_AT + 32 * h + k] =
+                (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
         }
     }
 }
 
 /// Quantizes whole blocks (lengths checked by the caller).
 pub(crate) fn quantize(src: &[f32], out: &mut [u8]) {
-    for (x, blk) in src.chunks_exact(QK_K).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
+    for (x, blk) in src
+        .chunks_exact(QK_K)
+        .zip(out.chunks_exact_mut(BLOCK_BYTES))
+    {
         quantize_block(x, blk);
     }
 }
@@ -159,7 +166,9 @@ mod tests {
 
     #[test]
     fn quantization_error_is_small_and_zero_block_is_zero() {
-        let x: Vec<f32> = (0..256).map(|i| ((i as f32) * 1.37).cos() * (0.5 + (i % 5) as f32)).collect();
+        let x: Vec<f32> = (0..256)
+            .map(|i| ((i as f32) * 1.37).cos() * (0.5 + (i % 5) as f32))
+            .collect();
         let mut q = vec![0u8; BLOCK_BYTES];
         quantize(&x, &mut q);
         let mut y = vec![0f32; 256];

@@ -64,7 +64,10 @@ pub(crate) fn round_half_away(x: f32) -> i32 {
 
 /// Dequantizes whole blocks (lengths checked by the caller).
 pub(crate) fn dequantize(data: &[u8], out: &mut [f32]) {
-    for (blk, y) in data.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK8_0)) {
+    for (blk, y) in data
+        .chunks_exact(BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(QK8_0))
+    {
         let d = read_f16(blk, 0);
         for (v, &q) in y.iter_mut().zip(&blk[2..]) {
             *v = (q as i8) as f32 * d;
@@ -74,7 +77,10 @@ pub(crate) fn dequantize(data: &[u8], out: &mut [f32]) {
 
 /// Quantizes whole blocks (lengths checked by the caller).
 pub(crate) fn quantize(src: &[f32], out: &mut [u8]) {
-    for (x, blk) in src.chunks_exact(QK8_0).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
+    for (x, blk) in src
+        .chunks_exact(QK8_0)
+        .zip(out.chunks_exact_mut(BLOCK_BYTES))
+    {
         let x: &[f32; QK8_0] = x.try_into().expect("chunks_exact yields whole blocks");
         blk.copy_from_slice(&BlockQ8_0::quantize(x).to_bytes());
     }
@@ -86,13 +92,17 @@ mod tests {
 
     #[test]
     fn round_trip_error_is_half_a_step() {
-        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.1).collect();
+        let x: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.1)
+            .collect();
         let mut q = vec![0u8; 2 * BLOCK_BYTES];
         quantize(&x, &mut q);
         let mut y = vec![0f32; 64];
         dequantize(&q, &mut y);
         for b in 0..2 {
-            let amax = x[b * 32..b * 32 + 32].iter().fold(0f32, |m, v| m.max(v.abs()));
+            let amax = x[b * 32..b * 32 + 32]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
             for i in b * 32..b * 32 + 32 {
                 assert!((x[i] - y[i]).abs() <= amax / 127.0 * 0.5 + 1e-3, "{i}");
             }
@@ -101,7 +111,20 @@ mod tests {
 
     #[test]
     fn round_half_away_matches_roundf() {
-        for x in [0.5f32, -0.5, 1.5, 2.5, -2.5, 0.49999997, -0.49999997, 126.5, 127.0, 0.0, 3.7, -3.2] {
+        for x in [
+            0.5f32,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            126.5,
+            127.0,
+            0.0,
+            3.7,
+            -3.2,
+        ] {
             assert_eq!(round_half_away(x), x.round() as i32, "{x}");
         }
         let mut x = 0.0f32;

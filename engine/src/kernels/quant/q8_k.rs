@@ -25,7 +25,11 @@ impl BlockQ8K {
     /// Quantizes 256 values as ggml's `quantize_row_q8_K_ref`: the value of largest magnitude maps to
     /// -127 (so `d` takes its sign), quants rounded half to even and clamped to 127.
     pub fn quantize(x: &[f32; QK_K]) -> Self {
-        let mut b = BlockQ8K { d: 0.0, qs: [0; QK_K], bsums: [0; QK_K / 16] };
+        let mut b = BlockQ8K {
+            d: 0.0,
+            qs: [0; QK_K],
+            bsums: [0; QK_K / 16],
+        };
         b.d = quantize_into(x, &mut b.qs, &mut b.bsums);
         b
     }
@@ -43,7 +47,11 @@ impl BlockQ8K {
 /// The body of [`BlockQ8K::quantize`], writing quants and sums in place and returning `d`. Written
 /// so that it vectorizes (the kernels' activation quantizer instantiates it under SIMD target features).
 #[inline(always)]
-pub(crate) fn quantize_into(x: &[f32; QK_K], qs: &mut [i8; QK_K], bsums: &mut [i16; QK_K / 16]) -> f32 {
+pub(crate) fn quantize_into(
+    x: &[f32; QK_K],
+    qs: &mut [i8; QK_K],
+    bsums: &mut [i16; QK_K / 16],
+) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     if amax == 0.0 {
         qs.fill(0);
@@ -64,7 +72,7 @@ pub(crate) fn quantize_into(x: &[f32; QK_K], qs: &mut [i8; QK_K], bsums: &mut [i
 
 /// Quantizes a row (a multiple of 256 values; checked) into Q8_K blocks.
 pub fn quantize_row(x: &[f32]) -> Result<Vec<BlockQ8K>, super::QuantError> {
-    if x.is_empty() || x.len() % QK_K != 0 {
+    if x.is_empty() || !x.len().is_multiple_of(QK_K) {
         return Err(super::QuantError::Invalid(format!(
             "Q8_K: a row of {} values is not a positive multiple of {QK_K}",
             x.len()
