@@ -70,6 +70,16 @@ impl Kernels {
         Ok(Kernels { isa, pool })
     }
 
+    /// A specific instruction set on a pool built by the caller (e.g. with another spin time).
+    pub fn with_pool(isa: Isa, pool: ThreadPool) -> Result<Self, QuantError> {
+        if !isa.is_supported() {
+            return Err(QuantError::Invalid(format!(
+                "this CPU does not support the {isa} kernels"
+            )));
+        }
+        Ok(Kernels { isa, pool })
+    }
+
     /// Which kernels run, for logs and benchmark output.
     pub fn info(&self) -> KernelInfo {
         KernelInfo {

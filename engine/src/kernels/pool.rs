@@ -2,10 +2,13 @@
 //! ~50 µs, so waking sleeping threads (futex, ~5–20 µs each) would eat a large share of it: workers
 //! spin on an atomic for a short while after each call and only then park on a condition variable.
 //!
-//! `run(n, f)` calls `f(0..n)` across the caller and the workers, handing out task indices from an
-//! atomic counter (dynamic scheduling copes with a machine shared with other work). The caller
-//! waits only for workers that actually joined the call: a worker that is descheduled when the call
-//! starts does not delay it, it finds the call closed when it wakes up.
+//! `run(n, f)` calls `f(0..n)` across the caller and the workers. Tasks are split into one contiguous
+//! range per thread, each with its own atomic cursor: a thread first works through its own range (so
+//! a thread streams one contiguous stretch of a weight matrix, and sees the same rows call after
+//! call, which keeps them in its own L2 when they fit), then takes what is left of the others'
+//! (dynamic balancing on a machine shared with other work). The caller waits only for workers that
+//! actually joined the call: a worker that is descheduled when the call starts does not delay it, it
+//! finds the call closed when it wakes up and its range done by the others.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -15,7 +18,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long an idle worker spins before it parks, by default.
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(300);
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// How long the caller spins waiting for workers still inside a call before it starts yielding.
+const WAIT_SPIN: Duration = Duration::from_micros(20);
 
 /// The current call's state word: epoch in the high 32 bits, a "closed" flag, and the number of
 /// workers working on the call in the low 31 bits.
@@ -30,7 +36,8 @@ struct Shared {
     /// joined (the previous call is closed and its active count is zero); read by a worker only after
     /// it joined the current call, which keeps the closure alive until the worker leaves.
     job: UnsafeCell<*const Task<'static>>,
-    next: AtomicUsize,
+    /// Cursor into each thread's range of tasks.
+    cursors: Vec<Cursor>,
     n_tasks: AtomicUsize,
     panicked: AtomicBool,
     shutdown: AtomicBool,
@@ -46,16 +53,25 @@ unsafe impl Sync for Shared {}
 // SAFETY: as above; the raw pointer is only dereferenced under that protocol.
 unsafe impl Send for Shared {}
 
+/// An atomic cursor on its own cache line (the threads hammer their own and, at the end, each other's).
+#[repr(align(128))]
+struct Cursor(AtomicUsize);
+
 impl Shared {
-    /// Claims and runs tasks until none are left.
-    fn work(&self, f: &Task<'_>) {
+    /// Runs tasks of thread `me`'s range, then whatever is left of the others', until none are left.
+    fn work(&self, me: usize, f: &Task<'_>) {
         let n = self.n_tasks.load(Ordering::Relaxed);
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= n {
-                break;
+        let parts = self.cursors.len();
+        for k in 0..parts {
+            let q = (me + k) % parts;
+            let (start, end) = (q * n / parts, (q + 1) * n / parts);
+            loop {
+                let i = start + self.cursors[q].0.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                f(i);
             }
-            f(i);
         }
     }
 }
@@ -89,7 +105,9 @@ impl ThreadPool {
         let shared = Arc::new(Shared {
             state: AtomicU64::new(CLOSED),
             job: UnsafeCell::new(std::ptr::null::<fn(usize)>() as *const Task<'static>),
-            next: AtomicUsize::new(0),
+            cursors: (0..n_threads.max(1))
+                .map(|_| Cursor(AtomicUsize::new(0)))
+                .collect(),
             n_tasks: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -103,7 +121,7 @@ impl ThreadPool {
             let s = Arc::clone(&shared);
             let h = std::thread::Builder::new()
                 .name(format!("qwen-kernels-{i}"))
-                .spawn(move || worker(&s));
+                .spawn(move || worker(&s, i));
             match h {
                 Ok(h) => workers.push(h),
                 Err(e) => {
@@ -152,7 +170,9 @@ impl ThreadPool {
             *sh.job.get() =
                 std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task as *const _);
         }
-        sh.next.store(0, Ordering::Relaxed);
+        for c in &sh.cursors {
+            c.0.store(0, Ordering::Relaxed);
+        }
         sh.n_tasks.store(n_tasks, Ordering::Relaxed);
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
         sh.state.store(epoch << 32, Ordering::SeqCst);
@@ -160,17 +180,22 @@ impl ThreadPool {
             drop(sh.lock.lock().unwrap_or_else(|e| e.into_inner()));
             sh.wake.notify_all();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| sh.work(task)));
-        // Close the call to latecomers and wait for the workers inside it.
+        let mine = catch_unwind(AssertUnwindSafe(|| sh.work(0, task)));
+        // Close the call to latecomers and wait for the workers inside it: spin briefly (the usual
+        // case is a worker finishing its last task), then yield so that a worker preempted on this
+        // core by other processes gets to run. (`spin_loop` is ~140 cycles on recent Intel cores, so
+        // the spin is bounded by time, not by count.)
         sh.state.fetch_or(CLOSED, Ordering::AcqRel);
-        let mut spins = 0u32;
+        let start = Instant::now();
+        let (mut spins, mut yielding) = (0u32, false);
         while sh.state.load(Ordering::Acquire) & ACTIVE != 0 {
-            spins += 1;
-            if spins < 1 << 16 {
-                std::hint::spin_loop();
-            } else {
+            if yielding {
                 std::thread::yield_now();
+                continue;
             }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            yielding = spins.is_multiple_of(16) && start.elapsed() >= WAIT_SPIN;
         }
         if let Err(p) = mine {
             sh.panicked.store(false, Ordering::Relaxed);
@@ -193,7 +218,7 @@ impl Drop for ThreadPool {
     }
 }
 
-fn worker(sh: &Shared) {
+fn worker(sh: &Shared, me: usize) {
     let mut seen = 0u64;
     loop {
         // Wait for a new epoch: spin, then park.
@@ -240,7 +265,7 @@ fn worker(sh: &Shared) {
         }
         // SAFETY: we joined an open call, so the dispatcher keeps the closure alive until we leave.
         let task = unsafe { &**sh.job.get() };
-        if catch_unwind(AssertUnwindSafe(|| sh.work(task))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| sh.work(me, task))).is_err() {
             sh.panicked.store(true, Ordering::Relaxed);
         }
         sh.state.fetch_sub(1, Ordering::Release);
