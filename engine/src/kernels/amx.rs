@@ -27,6 +27,8 @@ pub(crate) const MIN_TOKENS: usize = 32;
 /// Tokens per macro tile (two 16-row A tiles) and weight rows per panel (two 16-column B tiles).
 const TB: usize = 32;
 const PANEL_ROWS: usize = 32;
+/// 32-deep steps per K chunk (see `panel_task`).
+const KC: usize = 8;
 
 /// Whether the AMX path can run in this process (checked once).
 pub(crate) fn available() -> bool {
@@ -180,54 +182,49 @@ fn self_test() -> bool {
     })
 }
 
-/// Activations for the tile path: bf16, `tokens` rounded up to a multiple of [`TB`] with zero rows.
+/// Activations for the tile path: bf16 in tile order. For each block of 32 tokens (zero rows past the
+/// last token) and each 32-deep step `s`, the two 16 × 32 A tiles lie next to each other (2 KiB), so
+/// every tile load reads 1 KiB of consecutive memory.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ActsBf16 {
-    /// `padded_tokens × cols` bf16 bits.
+    /// `blocks × steps × 32 × 32` bf16 bits.
     pub x: Vec<u16>,
 }
 
 impl ActsBf16 {
-    /// Converts `x` (`tokens × cols`) to bf16 (round to nearest even).
+    /// Converts `x` (`tokens × cols`) to bf16 (round to nearest even) in tile order.
     pub(crate) fn fill(&mut self, x: &[f32], tokens: usize, cols: usize) {
-        let padded = tokens.div_ceil(TB) * TB;
-        self.x.resize(padded * cols, 0);
-        self.x[tokens * cols..].fill(0);
+        let blocks = tokens.div_ceil(TB);
+        self.x.clear();
+        self.x.resize(blocks * TB * cols, 0);
         // SAFETY: `available()` was true for the Kernels that calls this (AVX-512 F/BW/BF16).
-        unsafe { to_bf16(x, &mut self.x[..tokens * cols]) };
+        unsafe { to_bf16_tiles(&x[..tokens * cols], cols, &mut self.x) };
     }
 }
 
+/// Token `t`'s values `32 s .. 32 s + 32` go to `((t / 32 · steps + s) · 32 + t % 32) · 32`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-fn to_bf16(x: &[f32], out: &mut [u16]) {
-    let mut xc = x.chunks_exact(32);
-    let mut oc = out.chunks_exact_mut(32);
-    for (xs, os) in (&mut xc).zip(&mut oc) {
-        // SAFETY: 32 floats in, 32 u16 out (chunks_exact).
-        unsafe {
-            let lo = _mm512_loadu_ps(xs.as_ptr());
-            let hi = _mm512_loadu_ps(xs.as_ptr().add(16));
-            let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-            _mm512_storeu_si512(os.as_mut_ptr() as *mut _, v);
+fn to_bf16_tiles(x: &[f32], cols: usize, out: &mut [u16]) {
+    let steps = cols / 32;
+    for (t, row) in x.chunks_exact(cols).enumerate() {
+        for (s, xs) in row.chunks_exact(32).enumerate() {
+            let at = ((t / TB * steps + s) * TB + t % TB) * 32;
+            let o = &mut out[at..at + 32];
+            // SAFETY: 32 floats in, 32 u16 out.
+            unsafe {
+                let lo = _mm512_loadu_ps(xs.as_ptr());
+                let hi = _mm512_loadu_ps(xs.as_ptr().add(16));
+                let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+                _mm512_storeu_si512(o.as_mut_ptr() as *mut _, v);
+            }
         }
     }
-    for (v, o) in xc.remainder().iter().zip(oc.into_remainder()) {
-        *o = bf16_rne(*v);
-    }
-}
-
-/// f32 → bf16 bits, round to nearest even (NaN stays NaN).
-fn bf16_rne(x: f32) -> u16 {
-    let b = x.to_bits();
-    if x.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
 thread_local! {
-    /// Per-thread panel (pairs of bf16 as u32) and dequantization scratch, reused across calls.
-    static SCRATCH: RefCell<(Vec<u32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-thread panel (pairs of bf16 as u32), dequantization scratch and accumulators, reused
+    /// across calls.
+    static SCRATCH: RefCell<(Vec<u32>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// `out[t, r] = Σ_c w[r, c] · x[t, c]` on the pool with tile products.
@@ -246,10 +243,10 @@ pub(crate) unsafe fn matmul(
     let outp = OutPtr(out.as_mut_ptr());
     pool.run(rows.div_ceil(PANEL_ROWS), |p| {
         SCRATCH.with(|s| {
-            let (panel, deq) = &mut *s.borrow_mut();
+            let (panel, deq, acc) = &mut *s.borrow_mut();
             // SAFETY: forwarded contract; panel `p` writes only rows p*32..p*32+32 of `out`, disjoint
             // across tasks.
-            unsafe { panel_task(w, x, tokens, p * PANEL_ROWS, panel, deq, outp) };
+            unsafe { panel_task(w, x, tokens, p * PANEL_ROWS, panel, deq, acc, outp) };
         })
     });
 }
@@ -263,60 +260,86 @@ unsafe fn panel_task(
     r0: usize,
     panel: &mut Vec<u32>,
     deq: &mut Vec<f32>,
+    acc: &mut Vec<f32>,
     out: OutPtr,
 ) {
     let (rows, cols) = (w.rows(), w.cols());
     let steps = cols / 32;
     panel.resize(steps * 2 * 256, 0);
     build_panel(w, r0, panel, deq);
-    let a_stride = cols * 2;
-    let mut c = [0f32; 4 * 256];
-    // SAFETY: AMX is available (contract). Tile loads read 16 rows × 64 bytes: A rows `tb..tb + 32` of
-    // the padded activations (padded to a multiple of 32 tokens) at k-offset `64 s` bytes, B tiles of
-    // the panel (`steps × 2` KiB-sized tiles). Stores write the local `c`.
+    let blocks = tokens.div_ceil(TB);
+    acc.resize(blocks * 1024, 0.0);
+    // SAFETY: AMX is available (contract). Tile loads read 16 rows × 64 bytes: A tiles of token block
+    // `blk` at step `s` (`(blk · steps + s) · 2` KiB into the padded activations), B tiles of
+    // the panel (`steps × 2` KiB-sized tiles), C tiles of `acc` (`blocks` × 4 KiB); stores write `acc`.
     unsafe {
         let saved = configure_tiles();
-        let mut tb = 0;
-        while tb < tokens {
-            let a0 = x.x.as_ptr().add(tb * cols) as *const u8;
-            let a1 = a0.add(16 * a_stride);
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
-            for s in 0..steps {
-                let b0 = panel.as_ptr().add(s * 512) as *const u8;
+        // K in chunks of KC steps so the panel's chunk (32 rows × 32 KC bf16) stays in L1 while every
+        // token block passes over it; the accumulators go through `acc` between chunks.
+        let mut k0 = 0;
+        while k0 < steps {
+            let k1 = (k0 + KC).min(steps);
+            for blk in 0..blocks {
+                let tb = blk * TB;
+                let c = acc.as_mut_ptr().add(blk * 1024);
+                if k0 == 0 {
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    );
+                } else {
+                    asm!(
+                        "tileloadd tmm0, [{c} + {s}*1]",
+                        "tileloadd tmm1, [{c} + {s}*1 + 1024]",
+                        "tileloadd tmm2, [{c} + {s}*1 + 2048]",
+                        "tileloadd tmm3, [{c} + {s}*1 + 3072]",
+                        c = in(reg) c,
+                        s = in(reg) 64usize,
+                        options(nostack, readonly)
+                    );
+                }
+                let a_blk = x.x.as_ptr().add(tb * cols) as *const u8;
+                for s in k0..k1 {
+                    let a0 = a_blk.add(s * 2048);
+                    let b0 = panel.as_ptr().add(s * 512) as *const u8;
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {sa}*1]",
+                        "tileloadd tmm6, [{b0} + {sb}*1]",
+                        "tileloadd tmm7, [{b0} + {sb}*1 + 1024]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tileloadd tmm5, [{a0} + {sa}*1 + 1024]",
+                        "tdpbf16ps tmm1, tmm4, tmm7",
+                        "tdpbf16ps tmm2, tmm5, tmm6",
+                        "tdpbf16ps tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0,
+                        b0 = in(reg) b0,
+                        sa = in(reg) 64usize,
+                        sb = in(reg) 64usize,
+                        options(nostack, readonly)
+                    );
+                }
                 asm!(
-                    "tileloadd tmm4, [{a0} + {sa}*1]",
-                    "tileloadd tmm6, [{b0} + {sb}*1]",
-                    "tileloadd tmm7, [{b0} + {sb}*1 + 1024]",
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tileloadd tmm5, [{a1} + {sa}*1]",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    a0 = in(reg) a0.add(64 * s),
-                    a1 = in(reg) a1.add(64 * s),
-                    b0 = in(reg) b0,
-                    sa = in(reg) a_stride,
-                    sb = in(reg) 64usize,
-                    options(nostack, readonly)
+                    "tilestored [{c} + {s}*1], tmm0",
+                    "tilestored [{c} + {s}*1 + 1024], tmm1",
+                    "tilestored [{c} + {s}*1 + 2048], tmm2",
+                    "tilestored [{c} + {s}*1 + 3072], tmm3",
+                    c = in(reg) c,
+                    s = in(reg) 64usize,
+                    options(nostack)
                 );
             }
-            asm!(
-                "tilestored [{c} + {s}*1], tmm0",
-                "tilestored [{c} + {s}*1 + 1024], tmm1",
-                "tilestored [{c} + {s}*1 + 2048], tmm2",
-                "tilestored [{c} + {s}*1 + 3072], tmm3",
-                c = in(reg) c.as_mut_ptr(),
-                s = in(reg) 64usize,
-                options(nostack)
-            );
-            // Tile (ti, tj): tokens tb + 16 ti .., rows r0 + 16 tj ..
-            for (tile, ct) in c.chunks_exact(256).enumerate() {
+            k0 = k1;
+        }
+        restore_tiles(saved);
+        // Tile (ti, tj) of block `blk`: tokens 32 blk + 16 ti .., rows r0 + 16 tj ..
+        for blk in 0..blocks {
+            for (tile, ct) in acc[blk * 1024..(blk + 1) * 1024]
+                .chunks_exact(256)
+                .enumerate()
+            {
                 let (ti, tj) = (tile / 2, tile % 2);
                 let rbase = r0 + 16 * tj;
                 if rbase >= rows {
@@ -324,7 +347,7 @@ unsafe fn panel_task(
                 }
                 let nr = (rows - rbase).min(16);
                 for m in 0..16 {
-                    let t = tb + 16 * ti + m;
+                    let t = blk * TB + 16 * ti + m;
                     if t >= tokens {
                         break;
                     }
@@ -335,9 +358,7 @@ unsafe fn panel_task(
                     );
                 }
             }
-            tb += TB;
         }
-        restore_tiles(saved);
     }
 }
 
