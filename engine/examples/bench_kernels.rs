@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run --release -p qwen-engine --example bench_kernels            # everything, ~5 min on 2 cores
 //! cargo run --release -p qwen-engine --example bench_kernels -- --quick # fewer shapes, shorter runs
-//! # options: --only decode,hot,prefill,moe   --thread-counts 1,2
+//! # options: --only decode,hot,prefill,moe   --thread-counts 1,2   --isa avx512-vnni|avx2|scalar
 //! ```
 //!
 //! Decode numbers stream each weight matrix from memory ("cold": the call cycles through copies
@@ -21,7 +21,7 @@ use std::time::Instant;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
 use qwen_engine::kernels::{
-    ExpertRouting, Kernels, MoeScratch, QuantExperts, QuantMatrix, QuantType,
+    ExpertRouting, Isa, Kernels, MoeScratch, QuantExperts, QuantMatrix, QuantType,
 };
 
 const GIB: usize = 1 << 30;
@@ -32,6 +32,8 @@ struct Opts {
     only: Vec<String>,
     /// Thread counts to run (default 1 and 2).
     threads: Vec<usize>,
+    /// Force an instruction-set level by name (`avx512-vnni`, `avx2`, …); the best one by default.
+    isa: Option<String>,
 }
 
 impl Opts {
@@ -63,6 +65,7 @@ fn main() {
         quick,
         only,
         threads,
+        isa: value("--isa"),
     };
     if let Some(n) = value("--threads") {
         child(n.parse().expect("--threads N"), &opts);
@@ -82,6 +85,9 @@ fn main() {
         }
         if !opts.only.is_empty() {
             cmd.arg("--only").arg(opts.only.join(","));
+        }
+        if let Some(isa) = &opts.isa {
+            cmd.arg("--isa").arg(isa);
         }
         cmd.env("CANDLE_NUM_THREADS", n.to_string())
             .env("RAYON_NUM_THREADS", n.to_string());
@@ -169,6 +175,29 @@ fn input(tokens: usize, cols: usize) -> Vec<f32> {
         .collect()
 }
 
+/// XOR of all words, compiled for AVX2 (256-bit loads) so one core can saturate its share of DRAM
+/// bandwidth like the kernels do.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn xor_all_avx2(v: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    for c in v.chunks_exact(8) {
+        for i in 0..8 {
+            acc[i] ^= c[i];
+        }
+    }
+    acc.iter().fold(0, |a, &b| a ^ b)
+}
+
+fn xor_all(v: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return unsafe { xor_all_avx2(v) };
+    }
+    v.iter().fold(0, |a, &b| a ^ b)
+}
+
 /// Read bandwidth (GB/s) of a 1 GiB buffer with the pool's threads.
 fn memory_bandwidth(k: &Kernels) -> f64 {
     let buf: Vec<u64> = (0..GIB / 8).map(|i| i as u64).collect();
@@ -178,7 +207,7 @@ fn memory_bandwidth(k: &Kernels) -> f64 {
     let t = measure(
         || {
             k.pool().run(chunks, |c| {
-                let s = buf[c * per..(c + 1) * per].iter().fold(0u64, |a, &b| a ^ b);
+                let s = xor_all(&buf[c * per..(c + 1) * per]);
                 sink.fetch_xor(s, std::sync::atomic::Ordering::Relaxed);
             })
         },
@@ -190,7 +219,16 @@ fn memory_bandwidth(k: &Kernels) -> f64 {
 }
 
 fn child(threads: usize, o: &Opts) {
-    let k = Kernels::new(threads).unwrap();
+    let k = match &o.isa {
+        None => Kernels::new(threads).unwrap(),
+        Some(name) => {
+            let isa = Isa::ALL
+                .into_iter()
+                .find(|i| i.name() == name)
+                .expect("--isa: unknown level");
+            Kernels::with_isa(isa, threads).unwrap()
+        }
+    };
     let (min_s, reps) = if o.quick { (0.1, 3) } else { (0.25, 5) };
     let bw = memory_bandwidth(&k);
     println!();
@@ -373,15 +411,15 @@ fn prefill_table(k: &Kernels, o: &Opts, min_s: f64, reps: usize) {
 /// Qwen3-30B-A3B's MoE layer: 128 experts, hidden 2048, expert FFN 768, top-8.
 fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
     let (n_exp, hidden, ffn, top) = (128usize, 2048usize, 768usize, 8usize);
-    println!("### MoE FFN, Qwen3-30B-A3B layer shape ({n_exp} experts, {hidden}→{ffn}→{hidden}, top-{top}), ≥ 1 GiB of layers cycled");
+    println!("### MoE FFN, Qwen3-30B-A3B layer shape ({n_exp} experts, {hidden}→{ffn}→{hidden}, top-{top}), ≥ 1 GB of layers cycled");
     println!();
     println!(
-        "| tokens | type | layers | ours ms | ours GB/s | % of bw | candle ms | ours/candle |"
+        "| tokens | type | layers | ours ms | ours GB/s | % of bw | ours GFLOP/s | candle ms | ours/candle |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for ty in [QuantType::Q4K, QuantType::Q8_0] {
         let eb = ty.matrix_bytes(ffn, hidden).unwrap();
-        let layers = GIB.div_ceil(3 * n_exp * eb).clamp(2, 4);
+        let layers = (1_000_000_000usize).div_ceil(3 * n_exp * eb).clamp(2, 4);
         let data: Vec<[Vec<u8>; 3]> = (0..layers)
             .map(|l| {
                 [
@@ -391,7 +429,7 @@ fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
                 ]
             })
             .collect();
-        let token_counts: &[usize] = if o.quick { &[1] } else { &[1, 64] };
+        let token_counts: &[usize] = if o.quick { &[1] } else { &[1, 64, 512] };
         for &tokens in token_counts {
             let x = input(tokens, hidden);
             let mut rng = 12345u64;
@@ -475,6 +513,18 @@ fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
                     })
                     .collect();
                 let xt = Tensor::from_slice(&x, (tokens, hidden), &Device::Cpu).unwrap();
+                // candle repacks each matrix on first use (one cache for one token, one for 32 or
+                // more): do that for every expert before timing.
+                for m in cm.iter().flatten() {
+                    for n in [1usize, 32] {
+                        let xs = xt.narrow(0, 0, n.min(tokens)).unwrap();
+                        let h = m[0].forward(&xs).unwrap();
+                        std::hint::black_box((
+                            m[1].forward(&xs).unwrap(),
+                            m[2].forward(&h).unwrap(),
+                        ));
+                    }
+                }
                 let mut i = 0;
                 measure(
                     || {
@@ -506,10 +556,12 @@ fn moe_tables(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
                 )
             };
             let g_o = bytes / ours / 1e9;
+            let flop = 2.0 * 3.0 * (tokens * top * ffn * hidden) as f64;
             println!(
-                "| {tokens} | {ty} | {layers} | {:.2} | {g_o:.1} | {:.0}% | {:.2} | {:.2} |",
+                "| {tokens} | {ty} | {layers} | {:.2} | {g_o:.1} | {:.0}% | {:.0} | {:.2} | {:.2} |",
                 ours * 1e3,
                 100.0 * g_o / bw,
+                flop / ours / 1e9,
                 theirs * 1e3,
                 theirs / ours
             );

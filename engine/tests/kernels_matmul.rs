@@ -286,14 +286,19 @@ fn amx_tile_path_matches_f64_product() {
     }
     let mut rng = StdRng::seed_from_u64(17);
     for ty in QuantType::ALL {
+        // (70, 8192) with 100 tokens: activations larger than 1 MiB, so tasks take several panels.
         let shapes: &[(usize, usize)] = match ty {
             QuantType::Q8_0 => &[(37, 544), (64, 96)],
-            _ => &[(37, 512), (130, 256)],
+            QuantType::Q4K => &[(37, 512), (130, 256), (70, 8192)],
+            QuantType::Q6K => &[(37, 512), (130, 256)],
         };
         for &(rows, cols) in shapes {
             let (q, wd) = weights(&mut rng, ty, rows, cols);
             let m = QuantMatrix::new(ty, rows, cols, &q).unwrap();
             for tokens in [32usize, 45, 64, 100] {
+                if cols > 1024 && tokens != 100 {
+                    continue;
+                }
                 let x = inputs(&mut rng, tokens, cols);
                 let (want, mag, _) = reference(&wd, &x, rows, cols, tokens, ty.block_values());
                 for threads in [1, 2] {
@@ -316,5 +321,86 @@ fn amx_tile_path_matches_f64_product() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn moe_prefill_on_amx_tiles_matches_integer_path() {
+    if !Isa::Avx512Amx.is_supported() {
+        eprintln!("no AMX on this CPU: skipped");
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(19);
+    let (n_exp, hidden, ffn, tokens, k) = (5usize, 256usize, 512usize, 70usize, 2usize);
+    let (gate, gd) = weights(&mut rng, QuantType::Q4K, n_exp * ffn, hidden);
+    let (up, ud) = weights(&mut rng, QuantType::Q4K, n_exp * ffn, hidden);
+    let (down, dd) = weights(&mut rng, QuantType::Q6K, n_exp * hidden, ffn);
+    let g = QuantExperts::new(QuantType::Q4K, n_exp, ffn, hidden, &gate).unwrap();
+    let u = QuantExperts::new(QuantType::Q4K, n_exp, ffn, hidden, &up).unwrap();
+    let d = QuantExperts::new(QuantType::Q6K, n_exp, hidden, ffn, &down).unwrap();
+    let x = inputs(&mut rng, tokens, hidden);
+    // Expert 0 gets every token (AMX), 1 about half (AMX), 2..5 the rest (integer path), 4 none.
+    let mut ids = Vec::new();
+    for t in 0..tokens {
+        ids.push(0u32);
+        ids.push(if t % 2 == 0 {
+            1
+        } else {
+            2 + (t % 3 == 0) as u32
+        });
+    }
+    let wts: Vec<f32> = (0..tokens * k)
+        .map(|i| 0.3 + 0.4 * ((i * 7 % 5) as f32 / 5.0))
+        .collect();
+    let routing = ExpertRouting::new(tokens, k, &ids, &wts).unwrap();
+    let int8 = Kernels::with_isa(Isa::Avx512Vnni, 2).unwrap();
+    let mut want = vec![0f32; tokens * hidden];
+    int8.moe_ffn(&g, &u, &d, &x, &routing, &mut want, &mut MoeScratch::new())
+        .unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // f64 truth from the dequantized experts (the integer path's answer is only a reference point).
+    let mut truth = vec![0f64; tokens * hidden];
+    for t in 0..tokens {
+        for j in 0..k {
+            let e = ids[t * k + j] as usize;
+            let xt = &x[t * hidden..(t + 1) * hidden];
+            let h: Vec<f64> = (0..ffn)
+                .map(|r| {
+                    let row = |w: &[f32]| {
+                        (0..hidden)
+                            .map(|c| w[(e * ffn + r) * hidden + c] as f64 * xt[c] as f64)
+                            .sum::<f64>()
+                    };
+                    let (a, b) = (row(&gd), row(&ud));
+                    a / (1.0 + (-a).exp()) * b
+                })
+                .collect();
+            for r in 0..hidden {
+                let y: f64 = (0..ffn)
+                    .map(|c| dd[(e * hidden + r) * ffn + c] as f64 * h[c])
+                    .sum();
+                truth[t * hidden + r] += wts[t * k + j] as f64 * y;
+            }
+        }
+    }
+    let err_int8 = want
+        .iter()
+        .zip(&truth)
+        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+    for threads in [1, 2] {
+        let amx = Kernels::with_isa(Isa::Avx512Amx, threads).unwrap();
+        let mut out = vec![f32::NAN; tokens * hidden];
+        amx.moe_ffn(&g, &u, &d, &x, &routing, &mut out, &mut MoeScratch::new())
+            .unwrap();
+        // Both paths carry rounding noise (8-bit activations vs bf16; the outlier token dominates):
+        // the tile path must be as close to the f64 truth as the integer path, and close overall.
+        let err_amx = out
+            .iter()
+            .zip(&truth)
+            .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+        assert!(
+            err_amx <= 1.25 * err_int8 && err_amx <= 0.05 * scale as f64,
+            "amx x{threads}: max error {err_amx} vs f64 (integer path: {err_int8}, scale {scale})"
+        );
     }
 }

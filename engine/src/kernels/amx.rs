@@ -23,10 +23,13 @@ use super::ThreadPool;
 
 /// Fewest tokens for which the tile path beats the integer dot products.
 pub(crate) const MIN_TOKENS: usize = 32;
+/// The same for one expert of an MoE layer (its panels are small, and the whole layer's experts run
+/// in one parallel call, so the tile path wins earlier).
+pub(crate) const MOE_MIN_TOKENS: usize = 16;
 
 /// Tokens per macro tile (two 16-row A tiles) and weight rows per panel (two 16-column B tiles).
-const TB: usize = 32;
-const PANEL_ROWS: usize = 32;
+pub(crate) const TB: usize = 32;
+pub(crate) const PANEL_ROWS: usize = 32;
 /// 32-deep steps per K chunk (see `panel_task`).
 const KC: usize = 8;
 
@@ -182,49 +185,65 @@ fn self_test() -> bool {
     })
 }
 
-/// Activations for the tile path: bf16 in tile order. For each block of 32 tokens (zero rows past the
-/// last token) and each 32-deep step `s`, the two 16 × 32 A tiles lie next to each other (2 KiB), so
-/// every tile load reads 1 KiB of consecutive memory.
+/// Activations for the tile path (the B operand of `tdpbf16ps`): bf16 pairs in tile order. For each
+/// block of 32 tokens (zeros past the last token) and each 32-deep step `s`, two 16 × 16 tiles of u32
+/// (tokens 0..16 and 16..32 of the block), row `i` = the pair `(k = 32 s + 2 i, 2 i + 1)`, column =
+/// token. Built once per call (a 16 × 16 transpose per 16 tokens × 32 values), so the weights, which
+/// are the A operand, need no transposing.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ActsBf16 {
-    /// `blocks × steps × 32 × 32` bf16 bits.
-    pub x: Vec<u16>,
+    /// `blocks × steps × 2 × 256` bf16 pairs.
+    pub x: Vec<u32>,
 }
 
 impl ActsBf16 {
     /// Converts `x` (`tokens × cols`) to bf16 (round to nearest even) in tile order.
     pub(crate) fn fill(&mut self, x: &[f32], tokens: usize, cols: usize) {
-        let blocks = tokens.div_ceil(TB);
-        self.x.clear();
-        self.x.resize(blocks * TB * cols, 0);
-        // SAFETY: `available()` was true for the Kernels that calls this (AVX-512 F/BW/BF16).
-        unsafe { to_bf16_tiles(&x[..tokens * cols], cols, &mut self.x) };
+        let idx: Vec<usize> = (0..tokens).collect();
+        self.x.resize(tokens.div_ceil(TB) * TB * cols / 2, 0);
+        gather_bf16_tiles(x, cols, &idx, &mut self.x);
     }
 }
 
-/// Token `t`'s values `32 s .. 32 s + 32` go to `((t / 32 · steps + s) · 32 + t % 32) · 32`.
+/// Converts rows `rows[i]` of `x` (`cols` wide) to tile-order bf16 pairs in `out` as tokens `i`;
+/// `out` must hold `rows.len()` rounded up to 32 tokens (the padding is written as zeros).
+pub(crate) fn gather_bf16_tiles(x: &[f32], cols: usize, rows: &[usize], out: &mut [u32]) {
+    // SAFETY: callers only use this when `available()` (AVX-512 F/BW/BF16).
+    unsafe { gather_tiles(x, cols, rows, out) };
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-fn to_bf16_tiles(x: &[f32], cols: usize, out: &mut [u16]) {
+fn gather_tiles(x: &[f32], cols: usize, rows: &[usize], out: &mut [u32]) {
     let steps = cols / 32;
-    for (t, row) in x.chunks_exact(cols).enumerate() {
-        for (s, xs) in row.chunks_exact(32).enumerate() {
-            let at = ((t / TB * steps + s) * TB + t % TB) * 32;
-            let o = &mut out[at..at + 32];
-            // SAFETY: 32 floats in, 32 u16 out.
-            unsafe {
-                let lo = _mm512_loadu_ps(xs.as_ptr());
-                let hi = _mm512_loadu_ps(xs.as_ptr().add(16));
-                let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-                _mm512_storeu_si512(o.as_mut_ptr() as *mut _, v);
+    let groups = rows.len().div_ceil(TB) * 2;
+    for g in 0..groups {
+        for s in 0..steps {
+            let mut v = [_mm512_setzero_si512(); 16];
+            for (t, vt) in v.iter_mut().enumerate() {
+                if let Some(&r) = rows.get(16 * g + t) {
+                    let xs = &x[r * cols + 32 * s..r * cols + 32 * s + 32];
+                    // SAFETY: 32 floats.
+                    unsafe {
+                        let lo = _mm512_loadu_ps(xs.as_ptr());
+                        let hi = _mm512_loadu_ps(xs.as_ptr().add(16));
+                        *vt = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+                    }
+                }
+            }
+            transpose16(&mut v);
+            let at = ((g / 2 * steps + s) * 2 + g % 2) * 256;
+            let tile = &mut out[at..at + 256];
+            for (i, vi) in v.iter().enumerate() {
+                // SAFETY: 16 u32 at `16 i` inside the tile.
+                unsafe { _mm512_storeu_si512(tile.as_mut_ptr().add(16 * i) as *mut _, *vi) };
             }
         }
     }
 }
 
 thread_local! {
-    /// Per-thread panel (pairs of bf16 as u32), dequantization scratch and accumulators, reused
-    /// across calls.
-    static SCRATCH: RefCell<(Vec<u32>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// Per-thread weight panel (bf16 pairs) and accumulators, reused across calls.
+    static SCRATCH: RefCell<(Vec<u32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// `out[t, r] = Σ_c w[r, c] · x[t, c]` on the pool with tile products.
@@ -241,37 +260,79 @@ pub(crate) unsafe fn matmul(
 ) {
     let rows = w.rows();
     let outp = OutPtr(out.as_mut_ptr());
-    pool.run(rows.div_ceil(PANEL_ROWS), |p| {
-        SCRATCH.with(|s| {
-            let (panel, deq, acc) = &mut *s.borrow_mut();
-            // SAFETY: forwarded contract; panel `p` writes only rows p*32..p*32+32 of `out`, disjoint
-            // across tasks.
-            unsafe { panel_task(w, x, tokens, p * PANEL_ROWS, panel, deq, acc, outp) };
-        })
+    // When the activations outgrow L2, each task takes several panels and streams the activations
+    // once for all of them (the panels' current K chunks stay in L1/L2 together).
+    let act_bytes = tokens.div_ceil(TB) * TB * w.cols() * 2;
+    let per_task = if act_bytes > (1 << 20) { 4 } else { 1 };
+    let rows_per_task = per_task * PANEL_ROWS;
+    pool.run(rows.div_ceil(rows_per_task), |p| {
+        // SAFETY: forwarded contract; task `p` writes only its rows of `out`, disjoint across tasks.
+        unsafe { panels(w, &x.x, tokens, p * rows_per_task, per_task, outp, 0, rows) };
     });
+}
+
+/// Output rows `r0..r0 + 32 · n_panels` of `w` (clipped to `w.rows()`) for `tokens` tokens of
+/// tile-order bf16 activations `x`, written to `out[(out_row0 + t) · out_stride + r]`. One parallel
+/// task's work.
+///
+/// # Safety
+/// [`available`] must be true; `x` must hold `tokens` (rounded up to 32) × `w.cols()` tile-order values;
+/// every written index must be inside `out`'s buffer and not accessed by another thread meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn panels(
+    w: &QuantMatrix<'_>,
+    x: &[u32],
+    tokens: usize,
+    r0: usize,
+    n_panels: usize,
+    out: OutPtr,
+    out_row0: usize,
+    out_stride: usize,
+) {
+    SCRATCH.with(|s| {
+        let (panel, acc) = &mut *s.borrow_mut();
+        // SAFETY: forwarded contract.
+        unsafe {
+            panel_task(
+                w, x, tokens, r0, n_panels, panel, acc, out, out_row0, out_stride,
+            )
+        };
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel_task(
     w: &QuantMatrix<'_>,
-    x: &ActsBf16,
+    x: &[u32],
     tokens: usize,
     r0: usize,
+    n_panels: usize,
     panel: &mut Vec<u32>,
-    deq: &mut Vec<f32>,
     acc: &mut Vec<f32>,
     out: OutPtr,
+    out_row0: usize,
+    out_stride: usize,
 ) {
     let (rows, cols) = (w.rows(), w.cols());
     let steps = cols / 32;
-    panel.resize(steps * 2 * 256, 0);
-    build_panel(w, r0, panel, deq);
+    let n_panels = n_panels
+        .min((rows - r0.min(rows)).div_ceil(PANEL_ROWS))
+        .max(1);
+    let psize = steps * 512;
+    panel.resize(n_panels * psize, 0);
+    for p in 0..n_panels {
+        build_panel(
+            w,
+            r0 + p * PANEL_ROWS,
+            &mut panel[p * psize..(p + 1) * psize],
+        );
+    }
     let blocks = tokens.div_ceil(TB);
-    acc.resize(blocks * 1024, 0.0);
-    // SAFETY: AMX is available (contract). Tile loads read 16 rows × 64 bytes: A tiles of token block
-    // `blk` at step `s` (`(blk · steps + s) · 2` KiB into the padded activations), B tiles of
-    // the panel (`steps × 2` KiB-sized tiles), C tiles of `acc` (`blocks` × 4 KiB); stores write `acc`.
+    acc.resize(n_panels * blocks * 1024, 0.0);
+    // SAFETY: AMX is available (contract). Tile loads read 16 rows × 64 bytes: A tiles of the panel
+    // (`steps × 2` KiB), B tiles of token block `blk` at step `s` (`(blk · steps + s) · 2` KiB into the
+    // padded activations), C tiles of `acc` (`blocks` × 4 KiB); stores write `acc`.
     unsafe {
         let saved = configure_tiles();
         // K in chunks of KC steps so the panel's chunk (32 rows × 32 KC bf16) stays in L1 while every
@@ -280,127 +341,124 @@ unsafe fn panel_task(
         while k0 < steps {
             let k1 = (k0 + KC).min(steps);
             for blk in 0..blocks {
-                let tb = blk * TB;
-                let c = acc.as_mut_ptr().add(blk * 1024);
-                if k0 == 0 {
+                for p in 0..n_panels {
+                    let c = acc.as_mut_ptr().add((p * blocks + blk) * 1024);
+                    if k0 == 0 {
+                        asm!(
+                            "tilezero tmm0",
+                            "tilezero tmm1",
+                            "tilezero tmm2",
+                            "tilezero tmm3",
+                            options(nostack, nomem)
+                        );
+                    } else {
+                        asm!(
+                            "tileloadd tmm0, [{c} + {s}*1]",
+                            "tileloadd tmm1, [{c} + {s}*1 + 1024]",
+                            "tileloadd tmm2, [{c} + {s}*1 + 2048]",
+                            "tileloadd tmm3, [{c} + {s}*1 + 3072]",
+                            c = in(reg) c,
+                            s = in(reg) 64usize,
+                            options(nostack, readonly)
+                        );
+                    }
+                    let b_blk = x.as_ptr().add(blk * steps * 512) as *const u8;
+                    for s in k0..k1 {
+                        let a = panel.as_ptr().add(p * psize + s * 512) as *const u8;
+                        let b = b_blk.add(s * 2048);
+                        asm!(
+                            "tileloadd tmm4, [{a} + {st}*1]",
+                            "tileloadd tmm6, [{b} + {st}*1]",
+                            "tileloadd tmm7, [{b} + {st}*1 + 1024]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tileloadd tmm5, [{a} + {st}*1 + 1024]",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a = in(reg) a,
+                            b = in(reg) b,
+                            st = in(reg) 64usize,
+                            options(nostack, readonly)
+                        );
+                    }
                     asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm1",
-                        "tilezero tmm2",
-                        "tilezero tmm3",
-                        options(nostack, nomem)
-                    );
-                } else {
-                    asm!(
-                        "tileloadd tmm0, [{c} + {s}*1]",
-                        "tileloadd tmm1, [{c} + {s}*1 + 1024]",
-                        "tileloadd tmm2, [{c} + {s}*1 + 2048]",
-                        "tileloadd tmm3, [{c} + {s}*1 + 3072]",
+                        "tilestored [{c} + {s}*1], tmm0",
+                        "tilestored [{c} + {s}*1 + 1024], tmm1",
+                        "tilestored [{c} + {s}*1 + 2048], tmm2",
+                        "tilestored [{c} + {s}*1 + 3072], tmm3",
                         c = in(reg) c,
                         s = in(reg) 64usize,
-                        options(nostack, readonly)
+                        options(nostack)
                     );
                 }
-                let a_blk = x.x.as_ptr().add(tb * cols) as *const u8;
-                for s in k0..k1 {
-                    let a0 = a_blk.add(s * 2048);
-                    let b0 = panel.as_ptr().add(s * 512) as *const u8;
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {sa}*1]",
-                        "tileloadd tmm6, [{b0} + {sb}*1]",
-                        "tileloadd tmm7, [{b0} + {sb}*1 + 1024]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tileloadd tmm5, [{a0} + {sa}*1 + 1024]",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0,
-                        b0 = in(reg) b0,
-                        sa = in(reg) 64usize,
-                        sb = in(reg) 64usize,
-                        options(nostack, readonly)
-                    );
-                }
-                asm!(
-                    "tilestored [{c} + {s}*1], tmm0",
-                    "tilestored [{c} + {s}*1 + 1024], tmm1",
-                    "tilestored [{c} + {s}*1 + 2048], tmm2",
-                    "tilestored [{c} + {s}*1 + 3072], tmm3",
-                    c = in(reg) c,
-                    s = in(reg) 64usize,
-                    options(nostack)
-                );
             }
             k0 = k1;
         }
         restore_tiles(saved);
-        // Tile (ti, tj) of block `blk`: tokens 32 blk + 16 ti .., rows r0 + 16 tj ..
-        for blk in 0..blocks {
-            for (tile, ct) in acc[blk * 1024..(blk + 1) * 1024]
-                .chunks_exact(256)
-                .enumerate()
-            {
-                let (ti, tj) = (tile / 2, tile % 2);
-                let rbase = r0 + 16 * tj;
-                if rbase >= rows {
-                    continue;
-                }
-                let nr = (rows - rbase).min(16);
-                for m in 0..16 {
-                    let t = blk * TB + 16 * ti + m;
-                    if t >= tokens {
-                        break;
-                    }
-                    std::ptr::copy_nonoverlapping(
-                        ct.as_ptr().add(16 * m),
-                        out.ptr().add(t * rows + rbase),
-                        nr,
-                    );
+    }
+    // C tile `2 j + h` of panel `p`, block `blk` holds rows r0 + 32 p + 16 j + m (tile row) × tokens
+    // 32 blk + 16 h + n (tile column); transpose it to write token rows of `out`.
+    for (pb, accs) in acc.chunks_exact(1024).enumerate() {
+        let (p, blk) = (pb / blocks, pb % blocks);
+        for tile in 0..4 {
+            let (j, h) = (tile / 2, tile % 2);
+            let rbase = r0 + p * PANEL_ROWS + 16 * j;
+            let t0 = blk * TB + 16 * h;
+            if rbase >= rows || t0 >= tokens {
+                continue;
+            }
+            let nr = (rows - rbase).min(16);
+            let mask: __mmask16 = if nr == 16 { 0xFFFF } else { (1u16 << nr) - 1 };
+            let ct = &accs[tile * 256..tile * 256 + 256];
+            let mut v = [_mm512_setzero_si512(); 16];
+            for (m, vm) in v.iter_mut().enumerate() {
+                // SAFETY: 16 floats at `16 m` inside the tile.
+                *vm = unsafe { _mm512_loadu_si512(ct.as_ptr().add(16 * m) as *const _) };
+            }
+            transpose16(&mut v);
+            for (n, vn) in v.iter().enumerate().take((tokens - t0).min(16)) {
+                // SAFETY: row `out_row0 + t0 + n`, columns `rbase .. rbase + nr` are this task's to
+                // write (contract); the mask keeps the store inside them.
+                unsafe {
+                    let o = out.ptr().add((out_row0 + t0 + n) * out_stride + rbase);
+                    _mm512_mask_storeu_epi32(o as *mut i32, mask, *vn);
                 }
             }
         }
     }
 }
 
-/// Dequantizes weight rows `r0..r0 + 32` (zeros past the end) into the tile layout: for each 32-deep
-/// step `s` and 16-row half `j`, a 16 × 16 tile of u32 bf16 pairs, row `i` = k pair `(32 s + 2 i, + 1)`,
-/// column = weight row. Rows are dequantized a block at a time and transposed 16 × 16 in registers.
+/// Dequantizes weight rows `r0..r0 + 32` (zeros past the end) into the A-operand layout: for each
+/// 32-deep step `s` and 16-row half `j`, a 16 × 32 bf16 tile (row = weight row, 64 bytes) at
+/// `(2 s + j) · 256` u32.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,fma")]
-fn build_panel(w: &QuantMatrix<'_>, r0: usize, panel: &mut [u32], deq: &mut Vec<f32>) {
+fn build_panel(w: &QuantMatrix<'_>, r0: usize, panel: &mut [u32]) {
     let (rows, cols, ty) = (w.rows(), w.cols(), w.quant_type());
-    let bv = ty.block_values();
+    let (bv, bb) = (ty.block_values(), ty.block_bytes());
     let nb = cols / bv;
-    deq.resize(16 * bv, 0.0);
-    for j in 0..2 {
+    let mut buf = [0f32; 256];
+    for n in 0..PANEL_ROWS {
+        let r = r0 + n;
+        let (j, m) = (n / 16, n % 16);
         for b in 0..nb {
-            for n in 0..16 {
-                let r = r0 + 16 * j + n;
-                let dst = &mut deq[n * bv..(n + 1) * bv];
-                if r >= rows {
-                    dst.fill(0.0);
-                    continue;
-                }
-                let blk = &w.data()[r * w.row_bytes() + b * ty.block_bytes()..][..ty.block_bytes()];
-                // SAFETY: `blk` is one whole block of `ty`; `dst` holds `bv` floats.
-                unsafe { dequantize_block(ty, blk.as_ptr(), dst.as_mut_ptr()) };
+            if r < rows {
+                let blk = &w.data()[r * w.row_bytes() + b * bb..][..bb];
+                // SAFETY: `blk` is one whole block of `ty`; `buf` holds 256 ≥ `bv` floats.
+                unsafe { dequantize_block(ty, blk.as_ptr(), buf.as_mut_ptr()) };
+            } else {
+                buf[..bv].fill(0.0);
             }
             for s8 in 0..bv / 32 {
-                let mut v = [_mm512_setzero_si512(); 16];
-                for (n, vn) in v.iter_mut().enumerate() {
-                    // SAFETY: 32 floats at `n * bv + 32 * s8` lie inside `deq`.
-                    unsafe {
-                        let p = deq.as_ptr().add(n * bv + 32 * s8);
-                        let pair =
-                            _mm512_cvtne2ps_pbh(_mm512_loadu_ps(p.add(16)), _mm512_loadu_ps(p));
-                        *vn = std::mem::transmute::<__m512bh, __m512i>(pair);
-                    }
-                }
-                transpose16(&mut v);
                 let s = b * (bv / 32) + s8;
-                let tile = &mut panel[(s * 2 + j) * 256..(s * 2 + j + 1) * 256];
-                for (i, vi) in v.iter().enumerate() {
-                    // SAFETY: 16 u32 at `16 i` inside the 256-element tile.
-                    unsafe { _mm512_storeu_si512(tile.as_mut_ptr().add(16 * i) as *mut _, *vi) };
+                let at = (2 * s + j) * 256 + 16 * m;
+                // SAFETY: 32 floats of `buf`; 16 u32 at `at` inside the panel (`steps × 512` u32).
+                unsafe {
+                    let p = buf.as_ptr().add(32 * s8);
+                    let pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(p.add(16)), _mm512_loadu_ps(p));
+                    _mm512_storeu_si512(
+                        panel.as_mut_ptr().add(at) as *mut _,
+                        std::mem::transmute::<__m512bh, __m512i>(pair),
+                    );
                 }
             }
         }

@@ -134,6 +134,10 @@ pub struct MoeScratch {
     x_gate: Activations,
     x_up: Activations,
     h_down: Activations,
+    /// bf16 tile segments of the inputs of experts on the AMX path.
+    xb: Vec<u32>,
+    /// bf16 tile segments of their SwiGLU outputs.
+    hb: Vec<u32>,
 }
 
 impl Default for MoeScratch {
@@ -149,6 +153,8 @@ impl Default for MoeScratch {
             x_gate: Activations::new(QuantType::Q8_0),
             x_up: Activations::new(QuantType::Q8_0),
             h_down: Activations::new(QuantType::Q8_0),
+            xb: Vec::new(),
+            hb: Vec::new(),
         }
     }
 }
@@ -173,16 +179,19 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// One unit of parallel work: rows `r0..r1` of expert `e`.
+/// One unit of parallel work: rows `r0..r1` of expert `e`, on the AMX tiles (one 32-row panel) or
+/// with the integer dot products.
 #[derive(Clone, Copy)]
 struct Task {
     e: usize,
     r0: usize,
     r1: usize,
+    amx: bool,
 }
 
-/// Tasks covering all rows of every expert that has tokens, sized for `threads`.
-fn tasks(offsets: &[usize], rows: usize, threads: usize) -> Vec<Task> {
+/// Tasks covering all rows of every expert that has tokens, sized for `threads`; experts with
+/// `amx_seg[e]` set get one task per AMX panel.
+fn tasks(offsets: &[usize], amx_seg: &[Option<usize>], rows: usize, threads: usize) -> Vec<Task> {
     let active = offsets.windows(2).filter(|w| w[1] > w[0]).count();
     let chunk = chunk_rows(rows * active.max(1), threads).min(rows.max(1));
     let mut v = Vec::new();
@@ -190,14 +199,56 @@ fn tasks(offsets: &[usize], rows: usize, threads: usize) -> Vec<Task> {
         if offsets[e + 1] == offsets[e] {
             continue;
         }
+        let amx = amx_seg[e].is_some();
+        #[cfg(target_arch = "x86_64")]
+        let step = if amx { super::amx::PANEL_ROWS } else { chunk };
+        #[cfg(not(target_arch = "x86_64"))]
+        let step = chunk;
         let mut r0 = 0;
         while r0 < rows {
-            let r1 = (r0 + chunk).min(rows);
-            v.push(Task { e, r0, r1 });
+            let r1 = (r0 + step).min(rows);
+            v.push(Task { e, r0, r1, amx });
             r0 = r1;
         }
     }
     v
+}
+
+/// Copies rows `index[offsets[e]..offsets[e + 1]]` of `x` (`cols` wide) into `out` as bf16 tiles for
+/// each AMX expert's segment, one parallel task per expert.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn gather_segments(
+    k: &Kernels,
+    x: &[f32],
+    cols: usize,
+    offsets: &[usize],
+    index: &[usize],
+    amx_seg: &[Option<usize>],
+    out: &mut Vec<u32>,
+    padded_total: usize,
+) {
+    // Tile-order bf16 pairs: `cols / 2` u32 per token.
+    let half = cols / 2;
+    out.resize(padded_total * half, 0);
+    let mut chunks: Vec<(usize, std::sync::Mutex<&mut [u32]>)> = Vec::new();
+    let mut rest: &mut [u32] = out;
+    let mut at = 0;
+    for (e, seg) in amx_seg.iter().enumerate() {
+        if let Some(seg) = *seg {
+            let n = (offsets[e + 1] - offsets[e]).div_ceil(super::amx::TB) * super::amx::TB;
+            let (_, tail) = rest.split_at_mut((seg - at) * half);
+            let (mine, tail) = tail.split_at_mut(n * half);
+            chunks.push((e, std::sync::Mutex::new(mine)));
+            rest = tail;
+            at = seg + n;
+        }
+    }
+    k.pool.run(chunks.len(), |i| {
+        let (e, ref m) = chunks[i];
+        let mut dst = m.lock().unwrap_or_else(|p| p.into_inner());
+        super::amx::gather_bf16_tiles(x, cols, &index[offsets[e]..offsets[e + 1]], &mut dst);
+    });
 }
 
 impl Kernels {
@@ -267,13 +318,44 @@ impl Kernels {
             }
         }
 
-        // (2) Quantize the input once per weight type.
-        ensure_type(&mut s.x_gate, gate.ty);
-        self.requantize_int8(&mut s.x_gate, x, tokens, hidden)?;
+        // Experts with enough tokens run on the AMX tiles: their tokens' rows are gathered into
+        // bf16 tile segments (`amx_seg[e]` = first padded token of the expert's segment).
+        let mut amx_seg: Vec<Option<usize>> = vec![None; n_exp];
+        let mut padded_total = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == super::Isa::Avx512Amx {
+            for (e, seg) in amx_seg.iter_mut().enumerate() {
+                let n = s.offsets[e + 1] - s.offsets[e];
+                if n >= super::amx::MOE_MIN_TOKENS {
+                    *seg = Some(padded_total);
+                    padded_total += n.div_ceil(super::amx::TB) * super::amx::TB;
+                }
+            }
+        }
+        let any_int8 = (0..n_exp).any(|e| amx_seg[e].is_none() && s.offsets[e + 1] > s.offsets[e]);
+        // (2) Quantize the input once per weight type (for the experts on the integer path).
         let x_up_same = up.ty == gate.ty;
-        if !x_up_same {
-            ensure_type(&mut s.x_up, up.ty);
-            self.requantize_int8(&mut s.x_up, x, tokens, hidden)?;
+        if any_int8 {
+            ensure_type(&mut s.x_gate, gate.ty);
+            self.requantize_int8(&mut s.x_gate, x, tokens, hidden)?;
+            if !x_up_same {
+                ensure_type(&mut s.x_up, up.ty);
+                self.requantize_int8(&mut s.x_up, x, tokens, hidden)?;
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        if padded_total > 0 {
+            gather_segments(
+                self,
+                x,
+                hidden,
+                &s.offsets,
+                &s.token_of,
+                &amx_seg,
+                &mut s.xb,
+                padded_total,
+            );
         }
 
         // (3) Gate and up for each expert's tokens, SwiGLU in place.
@@ -281,14 +363,14 @@ impl Kernels {
         s.u.resize(n_assign * ffn, 0.0);
         let set = self.isa.kernels();
         let threads = self.pool.n_threads();
-        let t_up = tasks(&s.offsets, ffn, threads);
+        let t_up = tasks(&s.offsets, &amx_seg, ffn, threads);
         {
             let (hp, up_p) = (OutPtr(s.h.as_mut_ptr()), OutPtr(s.u.as_mut_ptr()));
-            let (offsets, token_of) = (&s.offsets, &s.token_of);
+            let (offsets, token_of, amx_seg, xb) = (&s.offsets, &s.token_of, &amx_seg, &s.xb);
             let x_gate = &s.x_gate;
             let x_up = if x_up_same { &s.x_gate } else { &s.x_up };
             self.pool.run(t_up.len(), |i| {
-                let Task { e, r0, r1 } = t_up[i];
+                let Task { e, r0, r1, amx } = t_up[i];
                 let (a0, a1) = (offsets[e], offsets[e + 1]);
                 let toks = &token_of[a0..a1];
                 let (Some(g), Some(u)) = (gate.expert(e), up.expert(e)) else {
@@ -297,10 +379,20 @@ impl Kernels {
                 // SAFETY: this task writes rows a0..a1 (expert e's assignments) × columns r0..r1 of
                 // `h` and `u` (`n_assign × ffn`): disjoint from every other task, as tasks of one
                 // expert split the columns and experts own disjoint assignment ranges. Token indices
-                // are < tokens; shapes were checked; the ISA is supported.
+                // are < tokens; shapes were checked; the ISA is supported. AMX tasks read the expert's
+                // gathered segment (its tokens, padded to 32) and write rows r0..r0 + 32 clipped to
+                // ffn, which is r0..r1.
                 unsafe {
-                    compute_rows(set, &g, x_gate, toks, |i| a0 + i, r0, r1, hp, ffn);
-                    compute_rows(set, &u, x_up, toks, |i| a0 + i, r0, r1, up_p, ffn);
+                    #[cfg(target_arch = "x86_64")]
+                    if amx {
+                        let seg = &xb[amx_seg[e].unwrap_or(0) * hidden / 2..];
+                        super::amx::panels(&g, seg, a1 - a0, r0, 1, hp, a0, ffn);
+                        super::amx::panels(&u, seg, a1 - a0, r0, 1, up_p, a0, ffn);
+                    }
+                    if !amx {
+                        compute_rows(set, &g, x_gate, toks, |i| a0 + i, r0, r1, hp, ffn);
+                        compute_rows(set, &u, x_up, toks, |i| a0 + i, r0, r1, up_p, ffn);
+                    }
                     for a in a0..a1 {
                         for r in r0..r1 {
                             let hv = hp.ptr().add(a * ffn + r);
@@ -311,20 +403,54 @@ impl Kernels {
             });
         }
 
-        // (4) Quantize SwiGLU outputs, one activation row per assignment.
-        ensure_type(&mut s.h_down, down.ty);
-        self.requantize_int8(&mut s.h_down, &s.h, n_assign, ffn)?;
+        // (4) Quantize SwiGLU outputs, one activation row per assignment (bf16 tiles for AMX experts).
+        if any_int8 {
+            ensure_type(&mut s.h_down, down.ty);
+            self.requantize_int8(&mut s.h_down, &s.h, n_assign, ffn)?;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if padded_total > 0 {
+            gather_segments(
+                self,
+                &s.h,
+                ffn,
+                &s.offsets,
+                &s.ident,
+                &amx_seg,
+                &mut s.hb,
+                padded_total,
+            );
+        }
 
         // (5) Down for each expert's assignments.
         s.y.resize(n_assign * hidden, 0.0);
-        let t_down = tasks(&s.offsets, hidden, threads);
+        let t_down = tasks(&s.offsets, &amx_seg, hidden, threads);
         {
             let yp = OutPtr(s.y.as_mut_ptr());
-            let (offsets, h_down, ident) = (&s.offsets, &s.h_down, &s.ident);
+            let (offsets, h_down, ident, amx_seg, hb) =
+                (&s.offsets, &s.h_down, &s.ident, &amx_seg, &s.hb);
             self.pool.run(t_down.len(), |i| {
-                let Task { e, r0, r1 } = t_down[i];
+                let Task { e, r0, r1, amx } = t_down[i];
                 let (a0, a1) = (offsets[e], offsets[e + 1]);
                 let Some(d) = down.expert(e) else { return };
+                #[cfg(target_arch = "x86_64")]
+                if amx {
+                    // SAFETY: as below; the expert's segment of `hb` holds its a1 - a0 rows.
+                    unsafe {
+                        super::amx::panels(
+                            &d,
+                            &hb[amx_seg[e].unwrap_or(0) * ffn / 2..],
+                            a1 - a0,
+                            r0,
+                            1,
+                            yp,
+                            a0,
+                            hidden,
+                        )
+                    };
+                    return;
+                }
+                let _ = (amx, amx_seg, hb);
                 // SAFETY: writes rows a0..a1 × columns r0..r1 of `y` (`n_assign × hidden`), disjoint
                 // across tasks as in step 3; assignment indices are < n_assign = h_down's tokens.
                 unsafe {
