@@ -404,3 +404,23 @@ fn moe_prefill_on_amx_tiles_matches_integer_path() {
         );
     }
 }
+
+#[test]
+fn parallel_weight_quantization_equals_serial() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let w = normal(&mut rng, 37 * 512, 0.3);
+    let k = Kernels::new(2).unwrap();
+    for ty in QuantType::ALL {
+        assert_eq!(
+            k.quantize_weights(ty, 37, 512, &w).unwrap(),
+            quant::quantize_to_vec(ty, &w).unwrap(),
+            "{ty}"
+        );
+    }
+    assert!(k
+        .quantize_weights(QuantType::Q4K, 37, 512, &w[..100])
+        .is_err());
+    assert!(k
+        .quantize_weights(QuantType::Q4K, 37, 100, &w[..3700])
+        .is_err());
+}
