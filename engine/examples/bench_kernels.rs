@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run --release -p qwen-engine --example bench_kernels            # everything, ~5 min on 2 cores
 //! cargo run --release -p qwen-engine --example bench_kernels -- --quick # fewer shapes, shorter runs
-//! # options: --only decode,hot,prefill,moe   --thread-counts 1,2   --isa avx512-vnni|avx2|scalar
+//! # options: --only decode,model,hot,prefill,moe   --thread-counts 1,2   --isa avx512-vnni|avx2|scalar
 //! ```
 //!
 //! Decode numbers stream each weight matrix from memory ("cold": the call cycles through copies
@@ -240,6 +240,9 @@ fn child(threads: usize, o: &Opts) {
     if o.wants("decode") {
         decode_table(&k, bw, o, min_s, reps);
     }
+    if o.wants("model") {
+        model_pass(&k, bw, min_s, reps);
+    }
     if o.wants("hot") {
         hot_table(&k, min_s, reps);
     }
@@ -322,6 +325,99 @@ fn decode_table(k: &Kernels, bw: f64, o: &Opts, min_s: f64, reps: usize) {
             theirs / ours
         );
     }
+    println!();
+}
+
+/// One decode step's matrix-vector products of Qwen2.5-Coder-1.5B (28 layers: q, k, v, o, gate, up,
+/// down, then the 151,936-row output head), Q4_K_M-like types (Q6_K for v, down and the head), each
+/// layer's weights distinct (0.93 GB in all, streamed from memory like a real decode step).
+fn model_pass(k: &Kernels, bw: f64, min_s: f64, reps: usize) {
+    let (hidden, ffn, kv, layers, vocab) = (1536usize, 8960usize, 256usize, 28usize, 151936usize);
+    let shapes: Vec<(usize, usize, QuantType)> = vec![
+        (hidden, hidden, QuantType::Q4K),
+        (kv, hidden, QuantType::Q4K),
+        (kv, hidden, QuantType::Q6K),
+        (hidden, hidden, QuantType::Q4K),
+        (ffn, hidden, QuantType::Q4K),
+        (ffn, hidden, QuantType::Q4K),
+        (hidden, ffn, QuantType::Q6K),
+    ];
+    let mut data: Vec<(usize, usize, QuantType, Vec<u8>)> = Vec::new();
+    for l in 0..layers {
+        for (i, &(r, c, ty)) in shapes.iter().enumerate() {
+            data.push((
+                r,
+                c,
+                ty,
+                random_weights(ty, r, c, 1, (l * 10 + i) as u64 + 1),
+            ));
+        }
+    }
+    data.push((
+        vocab,
+        hidden,
+        QuantType::Q6K,
+        random_weights(QuantType::Q6K, vocab, hidden, 1, 999),
+    ));
+    let bytes: usize = data.iter().map(|d| d.3.len()).sum();
+    let x1 = input(1, hidden);
+    let x2 = input(1, ffn);
+    let mut out = vec![0f32; vocab];
+    let ours = {
+        let mats: Vec<QuantMatrix<'_>> = data
+            .iter()
+            .map(|(r, c, ty, b)| QuantMatrix::new(*ty, *r, *c, b).unwrap())
+            .collect();
+        measure(
+            || {
+                for m in &mats {
+                    let x = if m.cols() == hidden { &x1 } else { &x2 };
+                    k.matvec(m, x, &mut out[..m.rows()]).unwrap();
+                }
+            },
+            min_s,
+            reps,
+        )
+    };
+    let theirs = {
+        let mats: Vec<QMatMul> = data
+            .iter()
+            .map(|(r, c, ty, b)| candle_matrix(*ty, *r, *c, b))
+            .collect();
+        let (t1, t2) = (
+            Tensor::from_slice(&x1, (1, hidden), &Device::Cpu).unwrap(),
+            Tensor::from_slice(&x2, (1, ffn), &Device::Cpu).unwrap(),
+        );
+        let f = || {
+            for (m, d) in mats.iter().zip(&data) {
+                std::hint::black_box(m.forward(if d.1 == hidden { &t1 } else { &t2 }).unwrap());
+            }
+        };
+        f();
+        measure(f, min_s, reps)
+    };
+    println!(
+        "### one decode step's matvecs, Qwen2.5-Coder-1.5B Q4_K_M shapes ({:.2} GB of weights)",
+        bytes as f64 / 1e9
+    );
+    println!();
+    println!("| engine | ms/token | tok/s | GB/s | % of bw |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, t) in [("ours", ours), ("candle", theirs)] {
+        let g = bytes as f64 / t / 1e9;
+        println!(
+            "| {name} | {:.1} | {:.1} | {g:.1} | {:.0}% |",
+            t * 1e3,
+            1.0 / t,
+            100.0 * g / bw
+        );
+    }
+    println!();
+    println!(
+        "bandwidth bound: {:.1} tok/s; ours/candle: {:.2}",
+        bw * 1e9 / bytes as f64,
+        theirs / ours
+    );
     println!();
 }
 

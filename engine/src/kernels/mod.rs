@@ -1,14 +1,42 @@
 //! Quantized CPU kernels: GGUF block formats ([`quant`]), and matrix-vector / matrix-matrix products
 //! and a grouped mixture-of-experts FFN over weights held as plain byte slices (memory-mapped GGUF
-//! tensor data works in place), with f32 activations in and out.
+//! tensor data works in place), with f32 activations in and out. No candle types are needed; a thin
+//! adapter ([`Kernels::matmul_tensor`]) takes and returns f32 `candle_core::Tensor`s.
 //!
-//! Use: build one [`Kernels`] per thread setting (say one for prefill, one for decode); wrap each weight
-//! tensor's bytes in a [`QuantMatrix`] (or [`QuantExperts`] for `ffn_*_exps`); call
-//! [`Kernels::matmul`]. When several matrices share an input (q/k/v, gate/up) quantize it once with
-//! [`Kernels::quantize`] and call [`Kernels::matmul_prepared`] for each.
+//! # How a `Linear` layer uses this
 //!
-//! The instruction set is chosen at runtime ([`Isa::best`]): AVX-512 VNNI, AVX2, or — with a loud
-//! warning — the scalar reference. Every SIMD kernel is tested against the scalar one.
+//! ```
+//! use qwen_engine::kernels::{Kernels, QuantMatrix, QuantType};
+//!
+//! // Once per model: one handle per thread setting (they can differ for prefill and decode).
+//! let kernels = Kernels::new(2).unwrap();
+//! // A layer holds its weight bytes (a slice of the memory-mapped GGUF, or a Vec from
+//! // `Kernels::quantize_weights` for `--quantize`) and its shape: [out_features, in_features].
+//! let (rows, cols) = (64, 256);
+//! let f32_weights = vec![0.01f32; rows * cols];
+//! let bytes: Vec<u8> = kernels.quantize_weights(QuantType::Q4K, rows, cols, &f32_weights).unwrap();
+//! // Per call: a checked view (cheap) and one call; x is [tokens, cols], out is [tokens, rows].
+//! let w = QuantMatrix::new(QuantType::Q4K, rows, cols, &bytes).unwrap();
+//! let x = vec![0.5f32; 3 * cols];
+//! let mut out = vec![0f32; 3 * rows];
+//! kernels.matmul(&w, &x, 3, &mut out).unwrap();
+//! // Several matrices sharing an input (q/k/v, gate/up): quantize it once.
+//! let acts = kernels.quantize(QuantType::Q4K, &x, 3, cols).unwrap();
+//! kernels.matmul_prepared(&w, &acts, &mut out).unwrap();
+//! ```
+//!
+//! GGUF tensors: `ne = [cols, rows]` (ggml lists the row length first), data at the file's data offset
+//! plus the tensor's offset, `QuantType::from_ggml_type_id(ggml_type)`. A wrong length or shape is a
+//! [`QuantError`], never a panic or undefined behaviour. MoE layers: [`QuantExperts`] over the 3-D
+//! `ffn_{gate,up,down}_exps` tensors and [`Kernels::moe_ffn`] with the router's top-k ids and weights.
+//!
+//! # What runs
+//!
+//! The instruction set is chosen at runtime ([`Isa::best`], reported by [`Kernels::info`]):
+//! AVX-512 VNNI (with AMX-BF16 tiles for 32 tokens or more where the CPU and OS allow), AVX2, or —
+//! with a loud warning — the scalar reference. Every SIMD kernel is tested against the scalar one.
+//! Decode (one token) streams each weight byte once with integer dot products against 8-bit
+//! activations (ggml's Q8_K / Q8_0 semantics); prefill multiplies bf16 tiles on AMX.
 
 pub mod quant;
 
