@@ -10,6 +10,7 @@ pub mod cancel;
 pub mod config;
 pub mod generate;
 pub mod gguf;
+pub mod kernels;
 pub mod loaded;
 pub mod model;
 pub mod prompt;

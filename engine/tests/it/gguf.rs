@@ -14,13 +14,11 @@
 //! the MoE fixture, flips one routing decision at one prompt position (11.9 there; ≤ 2.1 elsewhere): measured
 //! against the float reference and bounded by `activation_rounding_bound`, not hidden.
 
-
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
 use crate::common::*;
+use candle_core::{DType, Device, Tensor};
 use qwen_engine::gguf::config::model_config;
 use qwen_engine::gguf::tokenizer::tokenizer as gguf_tokenizer;
 use qwen_engine::{

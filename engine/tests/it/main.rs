@@ -5,6 +5,8 @@ mod common;
 mod errors;
 mod generation;
 mod gguf;
+mod kernels_ggml_vectors;
+mod kernels_matmul;
 mod parity;
 mod quantized;
 mod tokenizer;

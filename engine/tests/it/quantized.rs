@@ -12,12 +12,10 @@
 //! decidable-step check is weak there and the measured agreement counts carry the signal. Real models are far
 //! better conditioned: see the default-model run in docs/BENCHMARKS.md.
 
-
-
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
 use crate::common::*;
+use candle_core::{DType, Device, Tensor};
 use qwen_engine::gguf::config::model_config;
 use qwen_engine::source::quantize::Quantizing;
 use qwen_engine::{
