@@ -3,4 +3,5 @@
 //! one implementation.
 
 pub mod complete;
+pub mod measure;
 pub mod patch;
