@@ -1,8 +1,6 @@
 //! `qwen-ls stats`: summarises the local suggestion log the language server writes (counts, acceptance
 //! rate, latency and server-overhead percentiles). The log never leaves the machine.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -28,23 +26,21 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
         Some(path) => path.clone(),
         None => default_log_path().context("no cache directory: set QWEN_LS_CACHE_DIR or HOME, or pass --log")?,
     };
-    let mut readers: Vec<Box<dyn BufRead>> = Vec::new();
     let rotated = path.with_extension("jsonl.1");
+    let mut text = String::new();
     if args.log.is_none() && rotated.exists() {
-        readers.push(Box::new(BufReader::new(File::open(&rotated)?)));
+        text = std::fs::read_to_string(&rotated)
+            .with_context(|| format!("cannot read {}", rotated.display()))?;
     }
-    match File::open(&path) {
-        Ok(file) => readers.push(Box::new(BufReader::new(file))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && readers.is_empty() => {
+    match std::fs::read_to_string(&path) {
+        Ok(current) => text.push_str(&current),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && text.is_empty() => {
             println!("no suggestions recorded yet ({} does not exist)", path.display());
             return Ok(());
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    let reader = readers
-        .into_iter()
-        .reduce(|a, b| Box::new(a.chain(b)))
-        .context("nothing to read")?;
+    let reader = std::io::Cursor::new(text);
     let summary = summarize(reader);
     if args.json {
         let outcomes: serde_json::Map<String, serde_json::Value> = [

@@ -1,7 +1,9 @@
 //! Edits computed by `tasks::refactor` / `tasks::patch` → a `WorkspaceEdit` with versioned `documentChanges`.
 //!
 //! Every file is checked against what the edit was computed from, right before the edit leaves: an open
-//! document must still be at the version the model saw, a closed file must still hold the same bytes on disk.
+//! document must still hold the text the model saw (the edit then names its current version, so the client
+//! refuses it if the document moves on before applying it), a closed file must still hold the same bytes on
+//! disk.
 //! If any file moved on, the whole edit is dropped with a message — a multi-file change applied in part, or
 //! applied to a different text, is worse than none.
 
@@ -48,11 +50,9 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
         };
         let (uri, version) = match (&doc, &file.before) {
             (Some(doc), Some(before)) => {
-                let same = match file.version {
-                    Some(v) => v == doc.version,
-                    None => doc.text == before.as_str(),
-                };
-                if !same {
+                // The text, not the version the task remembers, is the ground truth: the index may already
+                // hold a newer version than the text the model was shown.
+                if doc.text != before.as_str() {
                     return Err(changed("was edited"));
                 }
                 (doc.uri.clone(), Some(doc.version))

@@ -117,7 +117,7 @@ struct InflightGuard<'a> {
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         self.cancel.cancel();
-        self.state.end_completion(self.uri, self.seq);
+        self.state.inflight.end(self.uri, self.seq);
     }
 }
 
@@ -163,7 +163,7 @@ async fn suggest(
         return None;
     };
     let at = offset(&doc.text, position.position, encoding);
-    let (seq, cancel, mut superseded) = state.begin_completion(uri);
+    let (seq, cancel, mut superseded) = state.inflight.begin(uri);
     let _inflight = InflightGuard {
         state,
         uri,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use crate::tasks::settings::{Backend, DTypeSetting, Settings};
+use crate::tasks::{Backend, DTypeSetting, Settings};
 
 /// The configuration section name.
 pub const SECTION: &str = "qwen-ls";

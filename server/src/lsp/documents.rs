@@ -301,7 +301,7 @@ mod tests {
         )
         .expect("applies");
         let doc = docs.get(&uri(&file)).expect("open");
-        assert_eq!(doc.text.to_string(), "let s = \"😀\"!;\nyz\n");
+        assert_eq!(doc.text.to_string(), "let s = \"😀!\";\nyz\n");
         assert_eq!(
             got,
             Some(Change::Edit {
@@ -309,7 +309,7 @@ mod tests {
                 version: 2,
                 edits: vec![
                     TextEdit { range: 13..13, new_text: "!".into() },
-                    TextEdit { range: 16..17, new_text: "yz".into() },
+                    TextEdit { range: 17..18, new_text: "yz".into() },
                 ],
             })
         );

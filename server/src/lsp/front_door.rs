@@ -29,6 +29,7 @@ use tower_lsp_server::ls_types::Uri;
 use tower_lsp_server::ExitedError;
 
 use super::documents::{Documents, SyncError};
+use super::state::InflightCompletions;
 use crate::index::Change;
 
 /// Internal method names (never sent by a client; tower-lsp routes them like any custom method).
@@ -73,14 +74,21 @@ pub trait ChangeSink: Send + Sync {
 pub struct SharedDocuments {
     documents: Mutex<Documents>,
     sink: Box<dyn ChangeSink>,
+    inflight: Arc<InflightCompletions>,
 }
 
 impl SharedDocuments {
-    /// A store that queues index changes into `sink`.
-    pub fn new(documents: Documents, sink: Box<dyn ChangeSink>) -> SharedDocuments {
+    /// A store that queues index changes into `sink` and cancels a document's completion in `inflight` when
+    /// the document changes.
+    pub fn new(
+        documents: Documents,
+        sink: Box<dyn ChangeSink>,
+        inflight: Arc<InflightCompletions>,
+    ) -> SharedDocuments {
         SharedDocuments {
             documents: Mutex::new(documents),
             sink,
+            inflight,
         }
     }
 
@@ -97,6 +105,10 @@ impl SharedDocuments {
     /// Applies one text-sync notification; returns whether it was one.
     fn sync(&self, method: &str, params: Option<Value>) -> bool {
         let params = params.unwrap_or(Value::Null);
+        let uri = params
+            .pointer("/textDocument/uri")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uri>().ok());
         let mut docs = self.lock();
         let result: Result<Option<Change>, String> = match method {
             "textDocument/didOpen" => serde_json::from_value(params)
@@ -114,6 +126,11 @@ impl SharedDocuments {
             Ok(Some(change)) => self.sink.send(change),
             Ok(None) => {}
             Err(e) => tracing::warn!("{method}: {e}"),
+        }
+        drop(docs);
+        // A generation for the old text can only produce a stale answer: stop it now.
+        if let Some(uri) = uri.filter(|_| method != "textDocument/didOpen") {
+            self.inflight.cancel(&uri);
         }
         true
     }

@@ -44,7 +44,7 @@ pub use commands::ALL as COMMANDS;
 use self::documents::Documents;
 use self::front_door::{internal, FrontDoor, SharedDocuments};
 use self::server::Server;
-use self::state::State;
+use self::state::{InflightCompletions, State};
 use self::writer::IndexFeed;
 use crate::store::Progress;
 use crate::tasks::generator::Generator;
@@ -77,14 +77,23 @@ where
     O: AsyncWrite,
 {
     let feed = Arc::new(IndexFeed::default());
+    let inflight = Arc::new(InflightCompletions::default());
     let documents = Arc::new(SharedDocuments::new(
         Documents::default(),
         Box::new(feed.clone()),
+        inflight.clone(),
     ));
     let log = SuggestionLog::new(options.suggestion_log);
     let shared = documents.clone();
     let (service, socket) = LspService::build(|client| {
-        Server::new(Arc::new(State::new(client, shared, feed, options.loader, log)))
+        Server::new(Arc::new(State::new(
+            client,
+            shared,
+            feed,
+            inflight,
+            options.loader,
+            log,
+        )))
     })
     .custom_method(internal::INLINE_COMPLETION, Server::inline_completion)
     .custom_method(internal::COMPLETION, Server::completion)

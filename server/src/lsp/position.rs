@@ -174,6 +174,9 @@ mod tests {
         let rope = Rope::from_str(text);
         for encoding in [Encoding::Utf8, Encoding::Utf16] {
             for (byte, _) in text.char_indices().chain([(text.len(), ' ')]) {
+                if text[..byte].ends_with('\r') && text[byte..].starts_with('\n') {
+                    continue; // Inside a CRLF: no LSP position names it.
+                }
                 let p = position(&rope, byte, encoding);
                 assert_eq!(offset(&rope, p, encoding), byte, "{encoding:?} {byte}");
             }

@@ -55,8 +55,7 @@ impl Server {
         self.state
             .report_config_keys(&parsed.unknown, &parsed.invalid);
         logging_hook(parsed.settings.log_file.as_deref());
-        let previous = self.state.set_settings(parsed.settings);
-        previous
+        self.state.set_settings(parsed.settings)
     }
 
     /// `textDocument/inlineCompletion` (stamped).

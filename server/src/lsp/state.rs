@@ -65,6 +65,51 @@ struct Inflight {
     _wake: oneshot::Sender<()>,
 }
 
+/// The completion in flight for each document. Shared with the front door, which cancels a document's
+/// generation as soon as an edit to it arrives (its result could only be stale).
+#[derive(Default)]
+pub struct InflightCompletions {
+    map: Mutex<HashMap<Uri, Inflight>>,
+    next_seq: AtomicU64,
+}
+
+impl InflightCompletions {
+    /// Registers a completion for `uri`, cancelling (and waking) the document's previous one. Returns the
+    /// request's sequence number, its cancel token and a receiver that resolves when it is superseded.
+    pub fn begin(&self, uri: &Uri) -> (u64, CancelToken, oneshot::Receiver<()>) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let cancel = CancelToken::new();
+        let (wake, superseded) = oneshot::channel();
+        let previous = lock(&self.map).insert(
+            uri.clone(),
+            Inflight {
+                seq,
+                cancel: cancel.clone(),
+                _wake: wake,
+            },
+        );
+        if let Some(previous) = previous {
+            previous.cancel.cancel();
+        }
+        (seq, cancel, superseded)
+    }
+
+    /// Forgets the completion `seq` of `uri` if it is still the current one.
+    pub fn end(&self, uri: &Uri, seq: u64) {
+        let mut map = lock(&self.map);
+        if map.get(uri).is_some_and(|i| i.seq == seq) {
+            map.remove(uri);
+        }
+    }
+
+    /// Cancels (and wakes) the document's completion, if any.
+    pub fn cancel(&self, uri: &Uri) {
+        if let Some(previous) = lock(&self.map).remove(uri) {
+            previous.cancel.cancel();
+        }
+    }
+}
+
 /// Per-document typing rhythm, for the debounce policy.
 #[derive(Default)]
 struct Rhythm {
@@ -90,12 +135,12 @@ pub struct State {
     status: Mutex<Status>,
     support: Mutex<ClientSupport>,
     root: Mutex<Option<PathBuf>>,
-    inflight: Mutex<HashMap<Uri, Inflight>>,
+    /// Completions in flight, per document.
+    pub inflight: Arc<InflightCompletions>,
     rhythm: Mutex<HashMap<Uri, Rhythm>>,
     latencies: Mutex<History>,
     reported_keys: Mutex<HashSet<String>>,
     shown_problems: Mutex<HashSet<String>>,
-    next_seq: AtomicU64,
     /// Incremented by every model (re)load; a load that finishes after a newer one started is discarded.
     pub model_epoch: AtomicU64,
     /// `shutdown` was received (the exit code after `exit` is 0 only then).
@@ -108,6 +153,7 @@ impl State {
         client: Client,
         documents: Arc<SharedDocuments>,
         feed: Arc<IndexFeed>,
+        inflight: Arc<InflightCompletions>,
         loader: Loader,
         log: SuggestionLog,
     ) -> State {
@@ -123,12 +169,11 @@ impl State {
             status: Mutex::new(Status::default()),
             support: Mutex::new(ClientSupport::default()),
             root: Mutex::new(None),
-            inflight: Mutex::new(HashMap::new()),
+            inflight,
             rhythm: Mutex::new(HashMap::new()),
             latencies: Mutex::new(History::new(HISTORY)),
             reported_keys: Mutex::new(HashSet::new()),
             shown_problems: Mutex::new(HashSet::new()),
-            next_seq: AtomicU64::new(1),
             model_epoch: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
         }
@@ -241,34 +286,6 @@ impl State {
         }
     }
 
-    /// Registers a completion for `uri`, cancelling (and waking) the document's previous one. Returns the
-    /// request's sequence number, its cancel token and a receiver that resolves when it is superseded.
-    pub fn begin_completion(&self, uri: &Uri) -> (u64, CancelToken, oneshot::Receiver<()>) {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let cancel = CancelToken::new();
-        let (wake, superseded) = oneshot::channel();
-        let previous = lock(&self.inflight).insert(
-            uri.clone(),
-            Inflight {
-                seq,
-                cancel: cancel.clone(),
-                _wake: wake,
-            },
-        );
-        if let Some(previous) = previous {
-            previous.cancel.cancel();
-        }
-        (seq, cancel, superseded)
-    }
-
-    /// Forgets the completion `seq` of `uri` if it is still the current one.
-    pub fn end_completion(&self, uri: &Uri, seq: u64) {
-        let mut inflight = lock(&self.inflight);
-        if inflight.get(uri).is_some_and(|i| i.seq == seq) {
-            inflight.remove(uri);
-        }
-    }
-
     /// Records a completion request's arrival and returns the recent keystroke gaps of its document.
     pub fn keystroke(&self, uri: &Uri, now: Instant) -> Vec<Duration> {
         let mut rhythm = lock(&self.rhythm);
@@ -294,9 +311,7 @@ impl State {
     /// Forgets per-document state of a closed document.
     pub fn forget_document(&self, uri: &Uri) {
         lock(&self.rhythm).remove(uri);
-        if let Some(previous) = lock(&self.inflight).remove(uri) {
-            previous.cancel.cancel();
-        }
+        self.inflight.cancel(uri);
     }
 }
 

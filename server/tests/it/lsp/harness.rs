@@ -326,6 +326,12 @@ impl Client {
         self.shared.lock().closed
     }
 
+    /// Applies a `WorkspaceEdit` as an editor applying a resolved code action would (version-checked); the
+    /// `{ "applied", "failureReason"? }` answer.
+    pub fn apply_workspace_edit(&self, edit: &Value) -> Value {
+        apply_edit(&self.shared, edit)
+    }
+
     /// `shutdown` then `exit`.
     pub fn shutdown_and_exit(&self) {
         let result = self.call("shutdown", Value::Null);
