@@ -1,38 +1,42 @@
-//! Token counting with the Qwen tokenizer built into the binary (Qwen2.5, Qwen3 and Qwen3-Coder share one
-//! vocabulary), so counting needs no model files.
-//!
-//! This is the one file to change when the engine provides `qwen_engine::Tokenizer::builtin()`.
+//! Token counting with the Qwen tokenizer built into the engine (`qwen_engine::Tokenizer::builtin()`: one
+//! embedded copy, parsed once per process and shared with everything else that needs the vocabulary).
+//! Qwen2.5, Qwen3 and Qwen3-Coder share this vocabulary, so counting needs no model files.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::context::TokenCounter;
 
-static TOKENIZER_JSON: &[u8] = include_bytes!("../../fixtures/tokenizer/tokenizer.json");
-
 /// Counts tokens with the real Qwen tokenizer.
 pub struct QwenTokenCounter {
-    tokenizer: tokenizers::Tokenizer,
+    tokenizer: Arc<qwen_engine::Tokenizer>,
 }
 
 impl QwenTokenCounter {
-    /// The process-wide instance (parsed from the embedded JSON on first use, ~100 ms).
+    /// The process-wide instance (the built-in tokenizer is parsed on first use, ~100 ms).
     pub fn builtin() -> Result<&'static Self, String> {
         static INSTANCE: OnceLock<Result<QwenTokenCounter, String>> = OnceLock::new();
         INSTANCE
             .get_or_init(|| {
-                tokenizers::Tokenizer::from_bytes(TOKENIZER_JSON)
+                qwen_engine::Tokenizer::builtin()
                     .map(|tokenizer| QwenTokenCounter { tokenizer })
                     .map_err(|e| format!("built-in Qwen tokenizer failed to load: {e}"))
             })
             .as_ref()
             .map_err(Clone::clone)
     }
+
+    /// The shared tokenizer.
+    pub fn tokenizer(&self) -> &Arc<qwen_engine::Tokenizer> {
+        &self.tokenizer
+    }
 }
 
 impl TokenCounter for QwenTokenCounter {
+    /// Special-token markup (`<|file_sep|>`) counts as the one special token it stands for, as in the packed
+    /// context, whose renderer writes those tokens as text.
     fn count(&self, text: &str) -> usize {
-        match self.tokenizer.encode_fast(text, false) {
-            Ok(encoding) => encoding.len(),
+        match self.tokenizer.encode_with_specials(text) {
+            Ok(ids) => ids.len(),
             Err(e) => {
                 // Byte-level BPE never yields more tokens than bytes: an over-count keeps budgets safe.
                 tracing::warn!("tokenizer failed ({e}); counting bytes instead");

@@ -2,8 +2,11 @@
 //! into `tasks`; the only module (with `lsp`) allowed to know about clap or terminals.
 #![allow(clippy::print_stdout)]
 
+mod agent;
 mod bench;
+mod complete_cmd;
 mod context_cmd;
+mod explain_cmd;
 mod index_cmd;
 pub mod serve;
 mod stats;
@@ -16,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 pub mod generate;
 pub mod model;
+mod patch;
 pub mod patch_json;
 
 /// Exit code for a usage or environment error (bad arguments, missing model, unreadable files).
@@ -51,6 +55,13 @@ enum Command {
     Context(context_cmd::ContextArgs),
     /// Benchmarks with ratios to a baseline.
     Bench(bench::BenchArgs),
+    /// Ask the model for edits and print them as a unified diff (or apply them). Exit 0 patch, 1 no change,
+    /// 2 invalid answer (saved), 3 usage or environment error.
+    Patch(patch::PatchArgs),
+    /// Print the inline completion the language server would show at FILE:LINE:COL.
+    Complete(complete_cmd::CompleteArgs),
+    /// Print the explanation the hover would show for the function at FILE:LINE or FILE:SYMBOL.
+    Explain(explain_cmd::ExplainArgs),
 }
 
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream), and to the
@@ -76,5 +87,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Index(args)) => index_cmd::run(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Context(args)) => context_cmd::run(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Bench(args)) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Patch(args)) => patch::run(&args),
+        Some(Command::Complete(args)) => complete_cmd::run(&args),
+        Some(Command::Explain(args)) => explain_cmd::run(&args),
     }
 }

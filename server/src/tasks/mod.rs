@@ -1,7 +1,63 @@
 //! The façade both front ends (LSP and CLI) call: plain types in and out (paths, byte offsets, strings), no
-//! LSP or clap vocabulary. Each task lives in its own module so the LSP handler and the CLI subcommand share
-//! one implementation.
+//! LSP or clap vocabulary. This is the only layer that builds prompts and calls a model.
+//!
+//! ```text
+//! Settings            settings.rs     every configuration key, with the documented defaults
+//! Workspace           workspace.rs    root + index (one writer) + token counter and memo + open documents
+//! Generator           generator/      the model boundary: LocalGenerator (engine) today, a remote server later;
+//!                                     load_generator(settings, store, progress) builds one
+//! Caches              caches.rs       forward cache, explanations, completion ids (per model/configuration)
+//! complete(…)         completion.rs   inline completion (FIM prompt in fim.rs, rules in complete/)
+//! explain(…)          explain.rs      hover explanation of the function at a position (functions.rs)
+//! refactor(…), patch(…)  edit.rs      instruction → checked patch (prompt in edit_prompt.rs, patch/)
+//! SuggestionLog       measure.rs      local log of completion outcomes (LSP writes, `qwen-ls stats` reads)
+//! ```
+//!
+//! Every task is synchronous (the LSP runs it with `spawn_blocking`), takes a `CancelToken`, and returns
+//! `Result<_, TaskError>` with [`TaskError::Cancelled`] for a cancelled request.
 
+mod caches;
+mod checker;
 pub mod complete;
+mod completion;
+mod edit;
+mod edit_prompt;
+mod error;
+mod explain;
+mod fim;
+mod functions;
+pub mod generator;
 pub mod measure;
 pub mod patch;
+pub mod settings;
+mod workspace;
+
+pub use caches::Caches;
+pub use checker::TreeSitterChecker;
+pub use completion::{
+    complete, completion_prompt, Completion, CompletionRequest, CompletionSource, TaskStats,
+};
+pub use edit::{
+    add_documentation_instruction, fix_diagnostics_instruction, patch, refactor, DiagnosticInfo,
+    EditAnswer, EditFailure, EditProposal, FileEdit, PatchRequest, RefactorRequest,
+};
+pub use edit_prompt::EDIT_SYSTEM;
+pub use error::TaskError;
+pub use explain::{explain, explain_target, ExplainRequest, Explanation, EXPLAIN_SYSTEM};
+pub use fim::{CompletionPrompt, PREFIX_SHARE, SUFFIX_SHARE};
+pub use functions::{function_at, function_named, functions_in, FunctionAt};
+pub use generator::{
+    load_generator, FinishReason, Flow, GenError, GenOutput, GenPrompt, GenRequest, GenStats,
+    Generator, GeneratorInfo, LoadedGenerator, LoaderError, LocalGenerator, LocalOptions, Sampling,
+    SessionKey,
+};
+pub use settings::{
+    Backend, CodeActionSettings, CompletionSettings, DTypeSetting, DebugSettings, HoverSettings,
+    OpenAiSettings, Settings, ThreadSettings,
+};
+pub use workspace::{Workspace, WorkspaceOptions};
+
+/// Re-exported: the changes a front end feeds [`Workspace::apply_change`].
+pub use crate::index::{Change, ChangeError, IndexSnapshot, LoadReport, TextEdit};
+/// Re-exported so front ends need not depend on the engine for cancellation.
+pub use qwen_engine::CancelToken;

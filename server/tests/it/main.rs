@@ -17,3 +17,4 @@ mod store_hub;
 mod store_local;
 mod store_pypi;
 mod symbols;
+mod tasks;

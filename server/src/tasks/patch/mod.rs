@@ -48,6 +48,16 @@ impl SeenFiles {
     pub fn record(&mut self, rel: impl Into<String>, bytes: impl Into<Vec<u8>>) {
         self.0.insert(rel.into(), bytes.into());
     }
+
+    /// The recorded content of `rel`.
+    pub fn get(&self, rel: &str) -> Option<&[u8]> {
+        self.0.get(rel).map(Vec::as_slice)
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Knobs for [`prepare`].
@@ -57,6 +67,10 @@ pub struct PatchOptions<'a> {
     pub checker: &'a dyn SyntaxChecker,
     /// What the model saw, if the caller captured it.
     pub seen: Option<&'a SeenFiles>,
+    /// The current content of files open in an editor (unsaved changes): read instead of the disk. A patch
+    /// computed against an overlay is for the editor to apply; [`PreparedPatch::apply`] refuses it unless the
+    /// disk holds the same bytes.
+    pub overlay: Option<&'a SeenFiles>,
 }
 
 impl<'a> PatchOptions<'a> {
@@ -65,6 +79,7 @@ impl<'a> PatchOptions<'a> {
         PatchOptions {
             checker,
             seen: None,
+            overlay: None,
         }
     }
 }
@@ -87,11 +102,42 @@ impl PreparedPatch {
         self.outcome
     }
 
+    /// Every changed file with its content before and after (sorted by path), for front ends that apply
+    /// edits themselves (the LSP turns them into minimal text edits).
+    pub fn files(&self) -> Vec<PatchedFile> {
+        self.writes
+            .iter()
+            .map(|w| PatchedFile {
+                path: w.rel.clone(),
+                abs: w.abs.clone(),
+                // Both sides were decoded or produced as UTF-8: the lossy conversion never replaces anything.
+                before: w
+                    .before
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+                after: String::from_utf8_lossy(&w.after).into_owned(),
+            })
+            .collect()
+    }
+
     /// Writes every changed file atomically, and only if each still holds the content the patch was computed
     /// against; otherwise nothing is written. See [`atomic`] for the guarantees on failure.
     pub fn apply(&self) -> Result<(), PatchError> {
         atomic::write_all(&self.writes).map_err(PatchError::from)
     }
+}
+
+/// One changed file of a [`PreparedPatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchedFile {
+    /// `/`-separated path relative to the root (the real path).
+    pub path: String,
+    /// Absolute path.
+    pub abs: std::path::PathBuf,
+    /// The content the patch was computed against; `None` for a new file.
+    pub before: Option<String>,
+    /// The new content.
+    pub after: String,
 }
 
 /// One file the answer edits, with the blocks (indices into the parsed blocks) that target it.
@@ -144,7 +190,12 @@ pub fn prepare(
                 path: target.rel.clone(),
             });
         }
-        let original = match source::read_original(&target.abs, &target.rel) {
+        let from_overlay = options
+            .overlay
+            .and_then(|overlay| overlay.get(&target.rel))
+            .map(|bytes| source::decode(bytes.to_vec(), &target.rel).map(Some));
+        let read = from_overlay.unwrap_or_else(|| source::read_original(&target.abs, &target.rel));
+        let original = match read {
             Ok(original) => original,
             Err(err) => {
                 errors.push(block_error(
@@ -155,8 +206,8 @@ pub fn prepare(
                 continue;
             }
         };
-        if let Some(seen) = options.seen.and_then(|seen| seen.0.get(&target.rel)) {
-            if original.as_ref().is_none_or(|o| o.bytes != *seen) {
+        if let Some(seen) = options.seen.and_then(|seen| seen.get(&target.rel)) {
+            if original.as_ref().is_none_or(|o| o.bytes != seen) {
                 stale.push(target.rel.clone());
             }
         }

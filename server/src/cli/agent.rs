@@ -1,0 +1,186 @@
+//! What `patch`, `complete` and `explain` share: the model flags, loading the workspace and the model with
+//! progress on stderr (a spinner on a terminal, nothing otherwise), and a generator wrapper that shows
+//! generation progress. The tasks themselves are `crate::tasks` calls.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::model::{TerminalProgress, CHOOSING_A_MODEL};
+use crate::store::{ModelSpec, Store};
+use crate::tasks::{
+    load_generator, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator, GeneratorInfo,
+    Settings, Workspace, WorkspaceOptions,
+};
+
+/// `--model` and `--max-tokens`, common to the model-running subcommands.
+#[derive(Debug, Clone, Args)]
+pub struct ModelFlags {
+    /// Model: a directory, a `.gguf` file, a Hugging Face id or `default` (pulled on first use).
+    #[arg(long, env = "QWEN_LS_MODEL")]
+    pub model: Option<String>,
+    /// Most tokens to generate (default: the feature's setting).
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+}
+
+impl ModelFlags {
+    /// Settings with the model flag applied (`max_tokens` is per feature: callers apply it).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            model: self.model.clone().unwrap_or_default(),
+            ..Settings::default()
+        }
+    }
+}
+
+/// A spinner on stderr when it is a terminal; silent otherwise (output stays machine-readable).
+pub struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    /// Starts a spinner with `message`.
+    pub fn start(message: &str) -> Spinner {
+        Spinner(std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+                bar.set_style(style);
+            }
+            bar.set_message(message.to_string());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        }))
+    }
+
+    /// Replaces the message.
+    pub fn set_message(&self, message: String) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message);
+        }
+    }
+
+    /// Removes the spinner.
+    pub fn finish(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Indexes `root` (persistent cache on) with a spinner.
+pub fn load_workspace(root: &Path) -> anyhow::Result<Workspace> {
+    let spinner = Spinner::start(&format!("indexing {}", root.display()));
+    let options = WorkspaceOptions {
+        persistent_cache: true,
+        ..WorkspaceOptions::default()
+    };
+    let loaded = Workspace::load(root, &options);
+    spinner.finish();
+    let (workspace, report) = loaded.with_context(|| format!("cannot index {}", root.display()))?;
+    tracing::info!(files = report.files, "indexed {}", root.display());
+    Ok(workspace)
+}
+
+/// Finds (downloading on first use, with a progress bar) and loads the model of `settings`.
+pub fn load_model(settings: &Settings) -> anyhow::Result<Arc<dyn Generator>> {
+    let store = Store::from_env();
+    let spec = ModelSpec::parse(&settings.model)?;
+    if matches!(spec, ModelSpec::Default) {
+        eprintln!(
+            "Using the default model ({}); choose another with --model. {CHOOSING_A_MODEL}",
+            store.describe(&spec)
+        );
+    }
+    let progress = TerminalProgress::new();
+    let spinner = Spinner::start("loading model");
+    let loaded = load_generator(settings, &store, &progress);
+    spinner.finish();
+    let loaded = loaded.context("cannot load the model")?;
+    tracing::info!(path = %loaded.path.display(), "model loaded");
+    Ok(loaded.generator)
+}
+
+/// A generator that shows a spinner with the number of tokens generated while it runs.
+pub struct ShowProgress(pub Arc<dyn Generator>);
+
+impl Generator for ShowProgress {
+    fn info(&self) -> GeneratorInfo {
+        self.0.info()
+    }
+
+    fn generate(
+        &self,
+        request: &GenRequest,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<GenOutput, GenError> {
+        let spinner = Spinner::start("generating");
+        let started = Instant::now();
+        let mut chars = 0usize;
+        let result = self.0.generate(request, cancel, &mut |delta| {
+            chars += delta.chars().count();
+            spinner.set_message(format!("generating ({chars} characters)"));
+            on_text(delta)
+        });
+        spinner.finish();
+        if let Ok(output) = &result {
+            tracing::info!(
+                "generated {} tokens in {:.1}s",
+                output.stats.generated_tokens,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        result
+    }
+
+    fn reset_sessions(&self) {
+        self.0.reset_sessions();
+    }
+}
+
+/// The workspace root for a directory: the nearest ancestor (or itself) containing `.git`, else itself.
+pub fn root_of_dir(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
+/// Byte offset of 1-based `line` and byte `column` in `text` (clamped to the line's end).
+pub fn offset_of(text: &str, line: u32, column: u32) -> anyhow::Result<usize> {
+    let mut start = 0;
+    for _ in 1..line {
+        match text[start..].find('\n') {
+            Some(i) => start += i + 1,
+            None => anyhow::bail!(
+                "line {line} is past the end of the file ({} lines)",
+                text.lines().count()
+            ),
+        }
+    }
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let mut offset = (start + column as usize - 1).min(end);
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    Ok(offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_from_lines_and_columns() {
+        let text = "ab\ncdé\n";
+        assert_eq!(offset_of(text, 1, 1).expect("ok"), 0);
+        assert_eq!(offset_of(text, 2, 3).expect("ok"), 5);
+        assert_eq!(offset_of(text, 2, 99).expect("ok"), 7);
+        assert_eq!(offset_of(text, 3, 1).expect("ok"), 8);
+        assert!(offset_of(text, 4, 1).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! `qwen-ls patch "INSTRUCTION" [--root DIR] [--files F…] [--budget N] [--apply | --check] [--json]`:
+//! the model's edits as a unified diff on stdout (or written, with `--apply`). Exit codes: 0 patch produced
+//! (or applied), 1 no change, 2 the answer could not be turned into a valid patch (the raw answer is saved
+//! and its path printed), 3 usage or environment error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::agent::{load_model, load_workspace, root_of_dir, ModelFlags, ShowProgress};
+use super::patch_json::outcome_to_json;
+use crate::tasks::patch::PatchExit;
+use crate::tasks::{patch, CancelToken, EditAnswer, PatchRequest};
+
+/// Arguments of `qwen-ls patch`.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// What to change, in plain words.
+    pub instruction: String,
+    /// The repository root (default: the nearest ancestor of the current directory containing `.git`).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Files to show the model whole, first (the rest of the context is retrieved).
+    #[arg(long, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Prompt budget in tokens (default 8192, the `codeActions.budget` setting).
+    #[arg(long)]
+    pub budget: Option<usize>,
+    /// Write the patch (atomically, and only if no file changed since the model saw it).
+    #[arg(long, conflicts_with = "check")]
+    pub apply: bool,
+    /// Only check that a valid patch comes out: print no diff (summary and warnings on stderr).
+    #[arg(long)]
+    pub check: bool,
+    /// Print `{"diff","files","warnings","stats"}` instead of the diff.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelFlags,
+}
+
+/// Runs the command.
+pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let root = match &args.root {
+        Some(root) => cwd.join(root),
+        None => root_of_dir(&cwd),
+    };
+    if !root.is_dir() {
+        anyhow::bail!("--root {} is not a directory", root.display());
+    }
+    let mut settings = args.model.settings();
+    if let Some(max_tokens) = args.model.max_tokens {
+        settings.code_actions.max_tokens = max_tokens;
+    }
+    let workspace = load_workspace(&root)?;
+    let generator = ShowProgress(load_model(&settings)?);
+    let request = PatchRequest {
+        instruction: args.instruction.clone(),
+        files: args.files.iter().map(|f| cwd.join(f)).collect(),
+        budget: args.budget,
+    };
+    let answer = patch(
+        &workspace,
+        &generator,
+        &settings.code_actions,
+        &request,
+        &CancelToken::new(),
+    )?;
+    workspace.save_caches();
+    report(args, workspace.root(), answer)
+}
+
+fn report(args: &PatchArgs, root: &Path, answer: EditAnswer) -> anyhow::Result<ExitCode> {
+    let proposal = match answer.result {
+        Ok(proposal) => proposal,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            let saved = save_answer(root, &answer.answer)?;
+            eprintln!("the model's answer was saved to {}", saved.display());
+            return Ok(ExitCode::from(failure.exit().code()));
+        }
+    };
+    let outcome = proposal.outcome();
+    for warning in &outcome.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let exit = outcome.exit();
+    if exit == PatchExit::NoChange {
+        eprintln!("the edits change nothing");
+    }
+    if args.apply && exit == PatchExit::Produced {
+        if let Err(e) = proposal.apply() {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(e.exit().code()));
+        }
+        eprintln!(
+            "applied: {} file(s), +{} -{}",
+            outcome.stats.files, outcome.stats.lines_added, outcome.stats.lines_removed
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&outcome_to_json(outcome))?);
+    } else if args.check {
+        for file in &outcome.files {
+            eprintln!("{} {}", file.status.as_str(), file.path);
+        }
+    } else {
+        print!("{}", outcome.diff);
+    }
+    Ok(ExitCode::from(exit.code()))
+}
+
+/// Saves a raw answer under the cache directory (`answers/patch-<time>-<pid>.md`), else the system's
+/// temporary directory.
+fn save_answer(root: &Path, answer: &str) -> anyhow::Result<PathBuf> {
+    let dir = crate::index::CacheStore::default_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("answers");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let path = dir.join(format!("patch-{stamp}-{}.md", std::process::id()));
+    tracing::debug!("saving the answer for {}", root.display());
+    std::fs::write(&path, answer)
+        .with_context(|| format!("cannot save the answer to {}", path.display()))?;
+    Ok(path)
+}

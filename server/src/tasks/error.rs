@@ -1,0 +1,53 @@
+//! `TaskError`: why a task produced no answer. An answer the model got wrong is not a `TaskError` (a completion
+//! that post-processing rejects is `None`; an edit that cannot be turned into a patch is a
+//! [`crate::tasks::EditFailure`] next to the raw answer), so front ends can tell "try again" from "fix your setup".
+
+use std::path::PathBuf;
+
+use super::generator::GenError;
+
+/// Why a task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The request was cancelled (a newer keystroke, `$/cancelRequest`) before it finished.
+    #[error("cancelled")]
+    Cancelled,
+    /// The model could not run the prompt.
+    #[error(transparent)]
+    Generate(#[from] GenError),
+    /// A document could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A path outside the workspace root (or not representable as a workspace path).
+    #[error("{0} is not inside the workspace")]
+    OutsideWorkspace(PathBuf),
+    /// The workspace could not be indexed.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    /// The built-in tokenizer failed to load (a broken build).
+    #[error("{0}")]
+    Tokenizer(String),
+    /// An empty or blank instruction.
+    #[error("the instruction is empty")]
+    EmptyInstruction,
+    /// The fixed parts of the prompt (instructions, the code being edited) do not fit the budget.
+    #[error("the prompt needs at least {needed} tokens but the budget is {budget}; raise the budget or select less code")]
+    Budget {
+        /// Tokens of the parts that cannot be left out.
+        needed: usize,
+        /// The budget.
+        budget: usize,
+    },
+}
+
+impl TaskError {
+    /// Whether this is a cancellation (the LSP answers `RequestCancelled`, the CLI exits quietly).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, TaskError::Cancelled)
+    }
+}

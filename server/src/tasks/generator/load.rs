@@ -1,0 +1,108 @@
+//! Settings → a ready [`Generator`]: the one function both front ends call to get a model.
+//!
+//! `model` spec → [`Store`] (resolve and verify; download on first use, reporting through a [`Progress`]) →
+//! `LoadedModel::load` with the configured dtype → [`LocalGenerator`]. The remote backend (`backend =
+//! "openai"`) will be another arm of the same function.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use qwen_engine::{LoadError, LoadOptions, LoadedModel, WeightDType};
+
+use super::{Generator, LocalGenerator, LocalOptions};
+use crate::store::{ModelSpec, Progress, PullSource, Store, StoreError};
+use crate::tasks::settings::{Backend, DTypeSetting, Settings};
+
+/// A generator and how it came to be, for status lines and messages.
+pub struct LoadedGenerator {
+    /// The generator.
+    pub generator: Arc<dyn Generator>,
+    /// The model spec as resolved (`default`, a path, a Hugging Face id…).
+    pub spec: ModelSpec,
+    /// What the engine loaded.
+    pub path: PathBuf,
+    /// The model, described for a person.
+    pub description: String,
+    /// Whether the model was downloaded now (first use).
+    pub downloaded: bool,
+}
+
+impl std::fmt::Debug for LoadedGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedGenerator")
+            .field("spec", &self.spec)
+            .field("path", &self.path)
+            .field("downloaded", &self.downloaded)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no generator could be made. Each message says what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    /// The model could not be found, downloaded or verified.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine could not load the model files.
+    #[error("cannot load model {path}: {source}")]
+    Load {
+        /// What was loaded.
+        path: PathBuf,
+        /// Why it failed (boxed: engine errors are large).
+        source: Box<LoadError>,
+    },
+    /// The configured backend is not available in this build.
+    #[error("backend {0:?} is not available yet; use backend = \"local\"")]
+    Backend(&'static str),
+}
+
+/// Builds the generator `settings` describe: finds (or downloads, on first use) the model through `store`,
+/// reporting downloads and verification to `progress`, then loads it. Blocking; takes seconds to minutes.
+pub fn load_generator(
+    settings: &Settings,
+    store: &Store,
+    progress: &dyn Progress,
+) -> Result<LoadedGenerator, LoaderError> {
+    if settings.backend != Backend::Local {
+        return Err(LoaderError::Backend(settings.backend.as_str()));
+    }
+    let spec = ModelSpec::parse(&settings.model)?;
+    let description = store.describe(&spec);
+    let pulled = {
+        let _span = tracing::info_span!("model_pull", model = %description).entered();
+        store.pull(&spec, progress)?
+    };
+    let path = pulled.model.path.clone();
+    let options = LoadOptions {
+        dtype: weight_dtype(settings.dtype),
+        ..LoadOptions::default()
+    };
+    if settings.threads.prefill != 0 || settings.threads.decode != 0 {
+        // The engine runs on candle's/rayon's global pool today; per-phase thread counts come with the
+        // quantized kernels.
+        tracing::info!("threads.prefill / threads.decode are not applied by this engine yet");
+    }
+    let model = {
+        let _span = tracing::info_span!("model_load", path = %path.display()).entered();
+        LoadedModel::load(&path, &options).map_err(|source| LoaderError::Load {
+            path: path.clone(),
+            source: Box::new(source),
+        })?
+    };
+    Ok(LoadedGenerator {
+        generator: Arc::new(LocalGenerator::new(model, LocalOptions::default())),
+        spec,
+        path,
+        description,
+        downloaded: pulled.source != PullSource::AlreadyPresent,
+    })
+}
+
+/// `auto` is f32 today: exact, and what the fixture and GGUF paths expect for non-quantized tensors.
+fn weight_dtype(setting: DTypeSetting) -> WeightDType {
+    match setting {
+        DTypeSetting::Auto | DTypeSetting::F32 => WeightDType::F32,
+        DTypeSetting::F16 => WeightDType::F16,
+        DTypeSetting::Bf16 => WeightDType::Bf16,
+    }
+}

@@ -1,0 +1,240 @@
+//! The `Generator` boundary: the only way the tasks reach a model. One implementation runs the in-process
+//! engine ([`LocalGenerator`]); a remote OpenAI-compatible backend (vLLM, SGLang, llama.cpp's server — issue 9)
+//! implements the same trait, so completions, explanations, refactors and patches do not change with it.
+//!
+//! The boundary is shaped by what both backends can do:
+//! - prompts are engine [`Prompt`]s (pieces: text or named special token) for raw/FIM completion, or chat
+//!   [`Message`]s. A local backend tokenizes the pieces (user text can never become a special token); a remote
+//!   one sends `Prompt::to_text` to `/v1/completions` and the messages to `/v1/chat/completions`;
+//! - a [`SessionKey`] names the KV cache a request should reuse (one per document for completions, one for
+//!   chat). Locally it picks a warm `Sequence`; remotely prefix caching is automatic and the key is a hint;
+//! - cancellation is a [`CancelToken`] checked between prefill chunks and every token; the streaming callback
+//!   can also end the generation ([`Flow::Stop`]) — completion stop rules decide mid-stream;
+//! - [`GenStats`] carries both the local counters (reused/prefilled tokens, tok/s) and the server-reported
+//!   cached-token count a remote backend will fill.
+//!
+//! Calls are synchronous and may block for seconds: the LSP calls them from `spawn_blocking`.
+
+mod load;
+mod local;
+mod queue;
+
+pub use load::{load_generator, LoadedGenerator, LoaderError};
+pub use local::{LocalGenerator, LocalOptions};
+
+use qwen_engine::{CancelToken, Message, Prompt};
+
+/// Which KV cache (conversation state) a request continues. Requests with the same key share a warm prefix;
+/// keys are cheap strings chosen by the tasks (e.g. `doc:src/lib.rs`, `chat`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub String);
+
+impl SessionKey {
+    /// The session of inline completions in one document (workspace-relative path).
+    pub fn document(path: &str) -> SessionKey {
+        SessionKey(format!("doc:{path}"))
+    }
+
+    /// The shared session of chat requests (explain, refactor, patch): their system prompts share a prefix.
+    pub fn chat() -> SessionKey {
+        SessionKey("chat".to_string())
+    }
+}
+
+/// What to send to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenPrompt {
+    /// A raw or fill-in-the-middle prompt, continued as is (remote: `/v1/completions` with `to_text`).
+    Raw(Prompt),
+    /// A chat conversation; the backend applies the chat template and opens the assistant turn.
+    Chat(Vec<Message>),
+}
+
+impl GenPrompt {
+    /// The exact text the model is given (chat: the ChatML template with the assistant turn opened), for
+    /// debugging (`qwen-ls.debug.dumpPrompt`) and for remote raw completions.
+    pub fn to_text(&self) -> String {
+        match self {
+            GenPrompt::Raw(prompt) => prompt.to_text(),
+            GenPrompt::Chat(messages) => Prompt::chat(messages, true).to_text(),
+        }
+    }
+
+    /// The engine prompt (chat: the ChatML template with the assistant turn opened).
+    pub fn to_prompt(&self) -> Prompt {
+        match self {
+            GenPrompt::Raw(prompt) => prompt.clone(),
+            GenPrompt::Chat(messages) => Prompt::chat(messages, true),
+        }
+    }
+}
+
+/// Token selection. `temperature == 0` is greedy (and then `top_p`/`seed` do not matter).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Softmax temperature; 0 = greedy.
+    pub temperature: f32,
+    /// Nucleus sampling threshold (1.0 = off).
+    pub top_p: f32,
+    /// RNG seed: the same seed, prompt and model give the same text.
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl Sampling {
+    /// Greedy decoding.
+    pub fn greedy() -> Sampling {
+        Sampling::default()
+    }
+
+    /// Sampling at `temperature` (greedy at 0) with the defaults qwen-ls uses for code: top-p 0.95, seed 0.
+    pub fn with_temperature(temperature: f32) -> Sampling {
+        if temperature > 0.0 {
+            Sampling {
+                temperature,
+                top_p: 0.95,
+                seed: 0,
+            }
+        } else {
+            Sampling::greedy()
+        }
+    }
+}
+
+/// One generation request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenRequest {
+    /// The prompt.
+    pub prompt: GenPrompt,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Token selection.
+    pub sampling: Sampling,
+    /// Strings that end generation (cut from the output, never streamed in part). The prompt kind's natural
+    /// stop tokens (end of turn, end of text, FIM/file separators) are added by the backend.
+    pub stop: Vec<String>,
+    /// The KV cache to continue; `None` for a one-off request that keeps no state.
+    pub session: Option<SessionKey>,
+}
+
+/// What the streaming callback wants after a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep generating.
+    Continue,
+    /// Stop now: the text so far is the answer ([`FinishReason::Stopped`]).
+    Stop,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its answer (end of text, end of turn, FIM/file separator).
+    EndOfText,
+    /// One of the request's stop strings appeared (it is not part of the text).
+    StopString(String),
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The model's context window is full.
+    ContextFull,
+    /// The streaming callback returned [`Flow::Stop`].
+    Stopped,
+    /// The cancel token fired (the text is what was generated until then).
+    Cancelled,
+}
+
+/// Counters and speeds of one generation. Local and remote backends fill what they know.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenStats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV entries were reused from the session's cache (local backend).
+    pub reused_tokens: usize,
+    /// Prompt tokens the server reported as served from its prefix cache (remote backend).
+    pub cached_tokens: Option<usize>,
+    /// Prompt tokens run through the model.
+    pub prefilled_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Seconds spent waiting for the model (queue behind other requests).
+    pub queue_secs: f64,
+    /// Seconds of prefill.
+    pub prefill_secs: f64,
+    /// Seconds of decoding.
+    pub decode_secs: f64,
+    /// Prefill speed, tokens per second.
+    pub prefill_tok_s: f64,
+    /// Decode speed, tokens per second.
+    pub decode_tok_s: f64,
+}
+
+/// The result of a generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOutput {
+    /// The generated text (stop strings and stop tokens excluded).
+    pub text: String,
+    /// Why it ended.
+    pub finish: FinishReason,
+    /// Counters and speeds.
+    pub stats: GenStats,
+}
+
+/// What a generator is, for status lines and prompt sizing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorInfo {
+    /// `"local"` or `"openai"`.
+    pub backend: &'static str,
+    /// The model, as a person would name it (a path or a model id).
+    pub model: String,
+    /// The model's context window in tokens, when known: prompts plus generated tokens must fit.
+    pub context_window: Option<usize>,
+}
+
+/// Why a generation failed. Cancellation is not a failure: it is [`FinishReason::Cancelled`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenError {
+    /// The prompt alone does not fit the model's context window (prompts are never clipped: the tasks size
+    /// them to the window; this is a bug or a too small model).
+    #[error("the prompt has {tokens} tokens but the model's context window is {window}")]
+    PromptTooLong {
+        /// Prompt tokens.
+        tokens: usize,
+        /// The context window.
+        window: usize,
+    },
+    /// The prompt could not be tokenized (the model's tokenizer lacks a special token the prompt uses).
+    #[error("cannot tokenize the prompt: {0}")]
+    Prompt(String),
+    /// The backend failed (model error, unreachable server, malformed stream…).
+    #[error("generation failed: {0}")]
+    Backend(String),
+}
+
+/// A model behind the tasks. Implementations are shared across threads (`Arc<dyn Generator>`).
+pub trait Generator: Send + Sync {
+    /// What this generator is.
+    fn info(&self) -> GeneratorInfo;
+
+    /// Runs one generation, streaming text deltas to `on_text` (never part of a stop string or of a UTF-8
+    /// character). Blocks until done; requests may be queued behind others. A request whose `cancel` fires
+    /// while it waits never starts.
+    fn generate(
+        &self,
+        request: &GenRequest,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<GenOutput, GenError>;
+
+    /// Forgets every session's cached state (e.g. after a configuration change).
+    fn reset_sessions(&self) {}
+}

@@ -1,0 +1,299 @@
+//! `Settings`: every configuration key of `docs/PROTOCOL.md`, as a plain struct with the documented defaults.
+//!
+//! Parsing (JSON from the editor, flags from the command line) happens at the edges — the LSP converts
+//! `initializationOptions` by hand, the CLI maps its flags onto a `Settings::default()` — so this type carries
+//! no serde and the defaults live here, once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Weight compute type for non-quantized weights (`dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DTypeSetting {
+    /// Let qwen-ls choose (today: f32, the exact one).
+    #[default]
+    Auto,
+    /// 32-bit floats.
+    F32,
+    /// 16-bit floats (half the memory; fast on CPU).
+    F16,
+    /// bfloat16 (slow on CPU: candle has no bf16 CPU GEMM).
+    Bf16,
+}
+
+impl DTypeSetting {
+    /// Parses `"auto" | "f32" | "f16" | "bf16"` (case-insensitive).
+    pub fn parse(text: &str) -> Option<DTypeSetting> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(DTypeSetting::Auto),
+            "f32" | "float32" => Some(DTypeSetting::F32),
+            "f16" | "float16" | "half" => Some(DTypeSetting::F16),
+            "bf16" | "bfloat16" => Some(DTypeSetting::Bf16),
+            _ => None,
+        }
+    }
+
+    /// The setting's value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DTypeSetting::Auto => "auto",
+            DTypeSetting::F32 => "f32",
+            DTypeSetting::F16 => "f16",
+            DTypeSetting::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Where generations run (`backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The in-process engine.
+    #[default]
+    Local,
+    /// An OpenAI-compatible server (vLLM, SGLang, llama.cpp's server).
+    OpenAi,
+}
+
+impl Backend {
+    /// Parses `"local" | "openai"`.
+    pub fn parse(text: &str) -> Option<Backend> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "local" | "" => Some(Backend::Local),
+            "openai" => Some(Backend::OpenAi),
+            _ => None,
+        }
+    }
+
+    /// The setting's value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::OpenAi => "openai",
+        }
+    }
+}
+
+/// `openai.*`: the remote backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiSettings {
+    /// `openai.endpoint`: base URL of the server.
+    pub endpoint: String,
+    /// `openai.model`: model name on the server (empty: the first from `/v1/models`).
+    pub model: String,
+    /// `openai.apiKeyEnv`: name of the environment variable holding the API key.
+    pub api_key_env: String,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        OpenAiSettings {
+            endpoint: "http://127.0.0.1:8000/v1".to_string(),
+            model: String::new(),
+            api_key_env: "QWEN_LS_API_KEY".to_string(),
+        }
+    }
+}
+
+/// `threads.*`: engine threads per phase (0 = automatic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThreadSettings {
+    /// `threads.prefill`.
+    pub prefill: usize,
+    /// `threads.decode`.
+    pub decode: usize,
+}
+
+/// `completion.*`: inline completions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompletionSettings {
+    /// `completion.enabled`.
+    pub enabled: bool,
+    /// `completion.budget`: prompt tokens (repository context + prefix + suffix).
+    pub budget: usize,
+    /// `completion.maxTokens`.
+    pub max_tokens: usize,
+    /// `completion.temperature` (0 = greedy).
+    pub temperature: f32,
+    /// `completion.debounceMs`: base debounce.
+    pub debounce_ms: u64,
+}
+
+impl Default for CompletionSettings {
+    fn default() -> Self {
+        CompletionSettings {
+            enabled: true,
+            budget: 2048,
+            max_tokens: 128,
+            temperature: 0.0,
+            debounce_ms: 75,
+        }
+    }
+}
+
+impl CompletionSettings {
+    /// `debounce_ms` as a duration.
+    pub fn debounce(&self) -> Duration {
+        Duration::from_millis(self.debounce_ms)
+    }
+}
+
+/// `hover.*`: explanations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoverSettings {
+    /// `hover.enabled`.
+    pub enabled: bool,
+    /// `hover.budget`: context tokens for an explanation.
+    pub budget: usize,
+    /// `hover.maxTokens`.
+    pub max_tokens: usize,
+}
+
+impl Default for HoverSettings {
+    fn default() -> Self {
+        HoverSettings {
+            enabled: true,
+            budget: 4096,
+            max_tokens: 256,
+        }
+    }
+}
+
+/// `codeActions.*`: refactors and patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeActionSettings {
+    /// `codeActions.enabled`.
+    pub enabled: bool,
+    /// `codeActions.budget`: context tokens for a refactor or patch.
+    pub budget: usize,
+    /// `codeActions.maxTokens`.
+    pub max_tokens: usize,
+}
+
+impl Default for CodeActionSettings {
+    fn default() -> Self {
+        CodeActionSettings {
+            enabled: true,
+            budget: 8192,
+            max_tokens: 1024,
+        }
+    }
+}
+
+/// `debug.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DebugSettings {
+    /// `debug.dumpPrompt`: write each request's exact prompt under the log directory.
+    pub dump_prompt: bool,
+}
+
+/// The whole configuration (see `docs/PROTOCOL.md`). `Default` is the documented defaults.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Settings {
+    /// `model`: a directory, a `.gguf` file or a Hugging Face id; empty = the default model.
+    pub model: String,
+    /// `dtype`.
+    pub dtype: DTypeSetting,
+    /// `backend`.
+    pub backend: Backend,
+    /// `openai.*`.
+    pub openai: OpenAiSettings,
+    /// `threads.*`.
+    pub threads: ThreadSettings,
+    /// `completion.*`.
+    pub completion: CompletionSettings,
+    /// `hover.*`.
+    pub hover: HoverSettings,
+    /// `codeActions.*`.
+    pub code_actions: CodeActionSettings,
+    /// `debug.*`.
+    pub debug: DebugSettings,
+    /// `logFile`: also write logs to this file (`None` for the empty string).
+    pub log_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Whether two configurations need different generators (model, dtype, backend or threads changed); the
+    /// other keys take effect on the next request.
+    pub fn needs_new_generator(&self, other: &Settings) -> bool {
+        self.model != other.model
+            || self.dtype != other.dtype
+            || self.backend != other.backend
+            || self.openai != other.openai
+            || self.threads != other.threads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults are the table of `docs/PROTOCOL.md`, key by key.
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::default();
+        assert_eq!(s.model, "");
+        assert_eq!(s.dtype.as_str(), "auto");
+        assert_eq!(s.backend.as_str(), "local");
+        assert_eq!(s.openai.endpoint, "http://127.0.0.1:8000/v1");
+        assert_eq!(s.openai.model, "");
+        assert_eq!(s.openai.api_key_env, "QWEN_LS_API_KEY");
+        assert_eq!((s.threads.prefill, s.threads.decode), (0, 0));
+        let c = s.completion;
+        assert!(c.enabled);
+        assert_eq!((c.budget, c.max_tokens, c.debounce_ms), (2048, 128, 75));
+        assert_eq!(c.temperature, 0.0);
+        assert_eq!(
+            s.hover,
+            HoverSettings {
+                enabled: true,
+                budget: 4096,
+                max_tokens: 256
+            }
+        );
+        assert_eq!(
+            s.code_actions,
+            CodeActionSettings {
+                enabled: true,
+                budget: 8192,
+                max_tokens: 1024
+            }
+        );
+        assert!(!s.debug.dump_prompt);
+        assert_eq!(s.log_file, None);
+    }
+
+    #[test]
+    fn protocol_doc_lists_every_key_with_its_default() {
+        let doc = include_str!("../../../docs/PROTOCOL.md");
+        for (key, default) in [
+            ("model", "`\"\"`"),
+            ("dtype", "`\"auto\"`"),
+            ("backend", "`\"local\"`"),
+            ("openai.endpoint", "`\"http://127.0.0.1:8000/v1\"`"),
+            ("openai.apiKeyEnv", "`\"QWEN_LS_API_KEY\"`"),
+            ("completion.budget", "`2048`"),
+            ("completion.maxTokens", "`128`"),
+            ("completion.debounceMs", "`75`"),
+            ("hover.budget", "`4096`"),
+            ("hover.maxTokens", "`256`"),
+            ("codeActions.budget", "`8192`"),
+            ("codeActions.maxTokens", "`1024`"),
+            ("debug.dumpPrompt", "`false`"),
+        ] {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("{key} missing from PROTOCOL.md"));
+            assert!(row.contains(default), "{key}: {row}");
+        }
+    }
+
+    #[test]
+    fn enums_parse_their_documented_values() {
+        for v in ["auto", "f32", "f16", "bf16"] {
+            assert_eq!(DTypeSetting::parse(v).map(DTypeSetting::as_str), Some(v));
+        }
+        assert_eq!(Backend::parse("openai"), Some(Backend::OpenAi));
+        assert_eq!(Backend::parse("cuda"), None);
+    }
+}
