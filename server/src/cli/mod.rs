@@ -8,9 +8,9 @@ mod complete_cmd;
 mod context_cmd;
 mod explain_cmd;
 mod index_cmd;
+pub mod memory;
 pub mod serve;
 mod stats;
-pub mod memory;
 pub mod workspace;
 
 use std::process::ExitCode;

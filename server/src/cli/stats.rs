@@ -24,7 +24,8 @@ pub struct StatsArgs {
 pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     let path = match &args.log {
         Some(path) => path.clone(),
-        None => default_log_path().context("no cache directory: set QWEN_LS_CACHE_DIR or HOME, or pass --log")?,
+        None => default_log_path()
+            .context("no cache directory: set QWEN_LS_CACHE_DIR or HOME, or pass --log")?,
     };
     let rotated = path.with_extension("jsonl.1");
     let mut text = String::new();
@@ -35,7 +36,10 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     match std::fs::read_to_string(&path) {
         Ok(current) => text.push_str(&current),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && text.is_empty() => {
-            println!("no suggestions recorded yet ({} does not exist)", path.display());
+            println!(
+                "no suggestions recorded yet ({} does not exist)",
+                path.display()
+            );
             return Ok(());
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::{
-    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse,
-    Command, Diagnostic, DiagnosticSeverity, MessageType, NumberOrString, Range, Uri,
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command,
+    Diagnostic, DiagnosticSeverity, MessageType, NumberOrString, Range, Uri,
 };
 
 use super::apply::{workspace_edit, Dropped};
@@ -47,8 +47,9 @@ struct ActionData {
 
 fn wanted(only: Option<&Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
     only.is_none_or(|only| {
-        only.iter()
-            .any(|o| kind.as_str() == o.as_str() || kind.as_str().starts_with(&format!("{}.", o.as_str())))
+        only.iter().any(|o| {
+            kind.as_str() == o.as_str() || kind.as_str().starts_with(&format!("{}.", o.as_str()))
+        })
     })
 }
 
@@ -171,7 +172,10 @@ pub async fn resolve(state: Arc<State>, mut action: CodeAction) -> Result<CodeAc
         Ok(edit) => action.edit = Some(edit),
         Err(Dropped(message)) => {
             tracing::warn!("{}: {message}", action.title);
-            state.client.show_message(MessageType::WARNING, message).await;
+            state
+                .client
+                .show_message(MessageType::WARNING, message)
+                .await;
         }
     }
     Ok(action)
@@ -188,7 +192,8 @@ async fn resolve_edit(
     let doc = doc.ok_or_else(|| Dropped("qwen-ls: the document is no longer open".to_owned()))?;
     if doc.version != data.version {
         return Err(Dropped(
-            "qwen-ls: the document changed since the action was listed; nothing was applied".to_owned(),
+            "qwen-ls: the document changed since the action was listed; nothing was applied"
+                .to_owned(),
         ));
     }
     let (engine, workspace) = state
@@ -232,7 +237,10 @@ async fn resolve_edit(
     guard.disarm();
     let answer = answer.map_err(|e| Dropped(format!("qwen-ls: {e}")))?;
     let proposal = answer.result.map_err(|failure| {
-        tracing::warn!("answer was not a valid edit ({failure}):\n{}", answer.answer);
+        tracing::warn!(
+            "answer was not a valid edit ({failure}):\n{}",
+            answer.answer
+        );
         Dropped(format!(
             "qwen-ls: the model's answer could not be turned into an edit: {failure}"
         ))

@@ -66,19 +66,22 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
                     (None, Some(_)) => return Err(changed("was created")),
                     _ => return Err(changed("changed on disk")),
                 }
-                let uri = file_uri(&file.abs)
-                    .ok_or_else(|| Dropped(format!("qwen-ls: cannot name `{}` as a URI", file.path)))?;
+                let uri = file_uri(&file.abs).ok_or_else(|| {
+                    Dropped(format!("qwen-ls: cannot name `{}` as a URI", file.path))
+                })?;
                 (uri, None)
             }
         };
         let before = file.before.as_deref().unwrap_or("");
         if support.document_changes {
             if file.before.is_none() {
-                operations.push(DocumentChangeOperation::Op(ResourceOp::Create(CreateFile {
-                    uri: uri.clone(),
-                    options: None,
-                    annotation_id: None,
-                })));
+                operations.push(DocumentChangeOperation::Op(ResourceOp::Create(
+                    CreateFile {
+                        uri: uri.clone(),
+                        options: None,
+                        annotation_id: None,
+                    },
+                )));
             }
             let edit = text_document_edit(uri, version, before, &file.after, encoding);
             operations.push(DocumentChangeOperation::Edit(edit));
@@ -150,7 +153,11 @@ pub async fn apply_files(state: &Arc<State>, label: &str, files: &[FileEdit]) ->
         label: Some(label.to_owned()),
         edit,
     };
-    match state.client.send_request::<ApplyWorkspaceEdit>(params).await {
+    match state
+        .client
+        .send_request::<ApplyWorkspaceEdit>(params)
+        .await
+    {
         Ok(response) => from_response(response),
         Err(e) => Applied::not(format!("the editor did not apply the edit: {e}")),
     }

@@ -94,8 +94,11 @@ pub async fn execute(
         }
         EXPLAIN => {
             let args: PositionArgs = first_arg(&command, &arguments)?;
-            let markdown = explain_at(&state, &args.uri, args.position, arrival, Where::Anywhere).await;
-            Ok(Some(markdown.map_or(Value::Null, |m| json!({ "markdown": m }))))
+            let markdown =
+                explain_at(&state, &args.uri, args.position, arrival, Where::Anywhere).await;
+            Ok(Some(
+                markdown.map_or(Value::Null, |m| json!({ "markdown": m })),
+            ))
         }
         DUMP_PROMPT => {
             let args: PositionArgs = first_arg(&command, &arguments)?;
@@ -103,7 +106,9 @@ pub async fn execute(
         }
         REFACTOR => {
             let args: RefactorArgs = first_arg(&command, &arguments)?;
-            Ok(Some(refactor_command(&state, args, arrival).await.to_json()))
+            Ok(Some(
+                refactor_command(&state, args, arrival).await.to_json(),
+            ))
         }
         APPLY_INSTRUCTION => {
             let args: ApplyArgs = first_arg(&command, &arguments)?;
@@ -137,10 +142,15 @@ fn request_path(doc: &Document) -> std::path::PathBuf {
 
 async fn dump_prompt(state: &Arc<State>, args: &PositionArgs) -> Result<Value> {
     let Some((engine, workspace)) = state.ready() else {
-        return Err(request_failed("qwen-ls is not ready yet (see qwen-ls.status)"));
+        return Err(request_failed(
+            "qwen-ls is not ready yet (see qwen-ls.status)",
+        ));
     };
     let Some(doc) = open_document(state, &args.uri) else {
-        return Err(Error::invalid_params(format!("{} is not open", args.uri.as_str())));
+        return Err(Error::invalid_params(format!(
+            "{} is not open",
+            args.uri.as_str()
+        )));
     };
     let encoding = state.documents.lock().encoding;
     let request = CompletionRequest {
@@ -201,10 +211,16 @@ async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arriv
     let (path, text, range) = match open_document(state, &args.uri) {
         Some(doc) => {
             if arrival.version.is_some_and(|v| v != doc.version) {
-                return Applied::not("the document changed before the refactor started; not applied");
+                return Applied::not(
+                    "the document changed before the refactor started; not applied",
+                );
             }
             let range = byte_range(&doc.text, args.range, encoding);
-            (request_path(&doc), Some(Arc::from(doc.text.to_string())), range)
+            (
+                request_path(&doc),
+                Some(Arc::from(doc.text.to_string())),
+                range,
+            )
         }
         None => {
             // A file that is not open: positions refer to the disk text.

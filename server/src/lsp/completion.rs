@@ -40,7 +40,13 @@ pub async fn inline(
 ) -> Result<Option<InlineCompletionResponse>> {
     let params = stamped.params;
     let explicit = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
-    let shown = suggest(&state, &params.text_document_position, stamped.arrival, explicit).await;
+    let shown = suggest(
+        &state,
+        &params.text_document_position,
+        stamped.arrival,
+        explicit,
+    )
+    .await;
     let items = shown
         .into_iter()
         .map(|s| InlineCompletionItem {
@@ -62,10 +68,9 @@ pub async fn completion(
     stamped: Stamped<CompletionParams>,
 ) -> Result<Option<CompletionResponse>> {
     let params = stamped.params;
-    let explicit = params
-        .context
-        .as_ref()
-        .is_some_and(|c| c.trigger_kind == tower_lsp_server::ls_types::CompletionTriggerKind::INVOKED);
+    let explicit = params.context.as_ref().is_some_and(|c| {
+        c.trigger_kind == tower_lsp_server::ls_types::CompletionTriggerKind::INVOKED
+    });
     let position = params.text_document_position;
     let shown = suggest(&state, &position, stamped.arrival, explicit).await;
     let items: Vec<CompletionItem> = shown
@@ -224,7 +229,10 @@ async fn suggest(
             (Outcome::Failed, None)
         }
         Ok(completion) => {
-            if let Some(generation) = completion.as_ref().and_then(|c| c.stats.generation.as_ref()) {
+            if let Some(generation) = completion
+                .as_ref()
+                .and_then(|c| c.stats.generation.as_ref())
+            {
                 record.engine = Duration::from_secs_f64(
                     generation.queue_secs + generation.prefill_secs + generation.decode_secs,
                 );

@@ -129,8 +129,9 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
             })?;
         }
         "backend" => {
-            s.backend = Backend::parse(&string(value)?)
-                .ok_or_else(|| Problem::Invalid(format!("expected local or openai, got {value}")))?;
+            s.backend = Backend::parse(&string(value)?).ok_or_else(|| {
+                Problem::Invalid(format!("expected local or openai, got {value}"))
+            })?;
         }
         "openai.endpoint" => s.openai.endpoint = string(value)?,
         "openai.model" => s.openai.model = string(value)?,
@@ -183,7 +184,10 @@ mod tests {
             "logFile": "/tmp/q.log",
             "threads": {},
         }));
-        assert!(parsed.unknown.is_empty() && parsed.invalid.is_empty(), "{parsed:?}");
+        assert!(
+            parsed.unknown.is_empty() && parsed.invalid.is_empty(),
+            "{parsed:?}"
+        );
         let s = parsed.settings;
         assert_eq!(s.model, "/models/x");
         assert_eq!(s.dtype, DTypeSetting::F16);
@@ -203,7 +207,10 @@ mod tests {
         // A key absent from the message is at its default, whatever an earlier message said.
         let parsed = from_did_change(&json!({ "qwen-ls": { "completion": { "budget": 7 } } }));
         assert_eq!(parsed.settings.completion.budget, 7);
-        assert_eq!(parsed.settings.completion.max_tokens, Settings::default().completion.max_tokens);
+        assert_eq!(
+            parsed.settings.completion.max_tokens,
+            Settings::default().completion.max_tokens
+        );
         assert_eq!(from_did_change(&json!({})).settings, Settings::default());
         assert_eq!(parse(&Value::Null).settings, Settings::default());
         let parsed = parse(&json!({
@@ -211,12 +218,26 @@ mod tests {
             "completion": { "maxTokens": "many", "budget": -1, "colour": 1 },
             "dtype": "f8",
         }));
-        assert_eq!(parsed.unknown, vec!["completion.colour".to_owned(), "modle".to_owned()]);
+        assert_eq!(
+            parsed.unknown,
+            vec!["completion.colour".to_owned(), "modle".to_owned()]
+        );
         assert_eq!(parsed.invalid.len(), 3, "{:?}", parsed.invalid);
         assert_eq!(parsed.settings, Settings::default());
         // A bare section without the wrapper, and one wrapped in the section name.
-        assert_eq!(from_did_change(&json!({ "hover": { "enabled": false } })).settings.hover.enabled, false);
-        assert_eq!(parse(&json!({ "qwen-ls": { "model": "m" } })).settings.model, "m");
+        assert_eq!(
+            from_did_change(&json!({ "hover": { "enabled": false } }))
+                .settings
+                .hover
+                .enabled,
+            false
+        );
+        assert_eq!(
+            parse(&json!({ "qwen-ls": { "model": "m" } }))
+                .settings
+                .model,
+            "m"
+        );
         assert!(!parse(&json!([1])).invalid.is_empty());
     }
 }

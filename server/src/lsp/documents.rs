@@ -195,7 +195,8 @@ impl Documents {
             match change.range {
                 Some(range) => {
                     let bytes = byte_range(&doc.text, range, encoding);
-                    let chars = doc.text.byte_to_char(bytes.start)..doc.text.byte_to_char(bytes.end);
+                    let chars =
+                        doc.text.byte_to_char(bytes.start)..doc.text.byte_to_char(bytes.end);
                     doc.text.remove(chars.clone());
                     doc.text.insert(chars.start, &change.text);
                     edits.push(TextEdit {
@@ -222,7 +223,10 @@ impl Documents {
     }
 
     /// `textDocument/didClose`: forgets the document; the index goes back to the file on disk.
-    pub fn close(&mut self, params: DidCloseTextDocumentParams) -> Result<Option<Change>, SyncError> {
+    pub fn close(
+        &mut self,
+        params: DidCloseTextDocumentParams,
+    ) -> Result<Option<Change>, SyncError> {
         let uri = params.text_document.uri;
         let doc = self
             .docs
@@ -234,10 +238,7 @@ impl Documents {
 
 /// The file path of a `file:` URI.
 pub fn file_path(uri: &Uri) -> Option<PathBuf> {
-    let is_file = uri
-        .scheme()
-        .as_str()
-        .eq_ignore_ascii_case("file");
+    let is_file = uri.scheme().as_str().eq_ignore_ascii_case("file");
     if !is_file {
         return None;
     }
@@ -249,8 +250,8 @@ mod tests {
     use std::str::FromStr;
 
     use tower_lsp_server::ls_types::{
-        Position, Range, TextDocumentContentChangeEvent, TextDocumentIdentifier,
-        TextDocumentItem, VersionedTextDocumentIdentifier,
+        Position, Range, TextDocumentContentChangeEvent, TextDocumentIdentifier, TextDocumentItem,
+        VersionedTextDocumentIdentifier,
     };
 
     use super::*;
@@ -276,7 +277,8 @@ mod tests {
             content_changes: edits
                 .iter()
                 .map(|(r, t)| TextDocumentContentChangeEvent {
-                    range: r.map(|(a, b, c, d)| Range::new(Position::new(a, b), Position::new(c, d))),
+                    range: r
+                        .map(|(a, b, c, d)| Range::new(Position::new(a, b), Position::new(c, d))),
                     range_length: None,
                     text: (*t).into(),
                 })
@@ -291,7 +293,9 @@ mod tests {
         let file = format!("file://{}/src/a.rs", root.display());
         let mut docs = Documents::new(Some(root), Encoding::Utf16, 1 << 20);
         let opened = open(&mut docs, &file, "let s = \"😀\";\nx\n");
-        assert!(matches!(opened, Some(Change::Open { ref path, version: 1, .. }) if path == "src/a.rs"));
+        assert!(
+            matches!(opened, Some(Change::Open { ref path, version: 1, .. }) if path == "src/a.rs")
+        );
         // Two changes in one notification, the second in the coordinates left by the first.
         let got = change(
             &mut docs,
@@ -308,24 +312,41 @@ mod tests {
                 path: "src/a.rs".into(),
                 version: 2,
                 edits: vec![
-                    TextEdit { range: 13..13, new_text: "!".into() },
-                    TextEdit { range: 17..18, new_text: "yz".into() },
+                    TextEdit {
+                        range: 13..13,
+                        new_text: "!".into()
+                    },
+                    TextEdit {
+                        range: 17..18,
+                        new_text: "yz".into()
+                    },
                 ],
             })
         );
         // Stale and unopened documents are refused without touching anything.
-        assert!(matches!(change(&mut docs, &file, 2, &[(None, "zzz")]), Err(SyncError::Stale { .. })));
+        assert!(matches!(
+            change(&mut docs, &file, 2, &[(None, "zzz")]),
+            Err(SyncError::Stale { .. })
+        ));
         assert!(matches!(
             change(&mut docs, "file:///elsewhere.rs", 9, &[(None, "zzz")]),
             Err(SyncError::NotOpen(_))
         ));
         // A whole-text replacement.
         change(&mut docs, &file, 3, &[(None, "fn main() {}\n")]).expect("applies");
-        assert_eq!(docs.get(&uri(&file)).expect("open").text.to_string(), "fn main() {}\n");
+        assert_eq!(
+            docs.get(&uri(&file)).expect("open").text.to_string(),
+            "fn main() {}\n"
+        );
         let closed = docs.close(DidCloseTextDocumentParams {
             text_document: TextDocumentIdentifier::new(uri(&file)),
         });
-        assert_eq!(closed, Ok(Some(Change::Close { path: "src/a.rs".into() })));
+        assert_eq!(
+            closed,
+            Ok(Some(Change::Close {
+                path: "src/a.rs".into()
+            }))
+        );
     }
 
     #[test]

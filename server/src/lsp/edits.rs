@@ -88,7 +88,10 @@ pub fn minimal_edits(old: &str, new: &str) -> Vec<ByteEdit> {
                 old_len,
                 new_index,
                 new_len,
-            } => (old_index..old_index + old_len, new_index..new_index + new_len),
+            } => (
+                old_index..old_index + old_len,
+                new_index..new_index + new_len,
+            ),
         };
         pending = Some(match pending.take() {
             Some((po, pn)) => (po.start..o.end, pn.start..n.end),
@@ -101,11 +104,7 @@ pub fn minimal_edits(old: &str, new: &str) -> Vec<ByteEdit> {
 
 /// Lengths of the common prefix and suffix of `a` and `b` (on character boundaries, not overlapping).
 fn common_affixes(a: &str, b: &str) -> (usize, usize) {
-    let mut prefix = a
-        .bytes()
-        .zip(b.bytes())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let mut prefix = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     while !a.is_char_boundary(prefix) || !b.is_char_boundary(prefix) {
         prefix -= 1;
     }
@@ -164,7 +163,13 @@ mod tests {
         let old = "fn a() {\n    let x = 1;\n    x\n}\n\nfn b() {}\n";
         let new = "fn a() {\n    let x = 2;\n    x\n}\n\nfn b() { todo!() }\nfn c() {}\n";
         let edits = minimal_edits(old, new);
-        assert_eq!(edits[0], ByteEdit { range: 21..22, text: "2".into() });
+        assert_eq!(
+            edits[0],
+            ByteEdit {
+                range: 21..22,
+                text: "2".into()
+            }
+        );
         assert_eq!(edits.len(), 2, "{edits:?}");
         assert_eq!(edits[1].range, 41..41);
         assert_eq!(apply(old, &edits), new);
@@ -188,7 +193,9 @@ mod tests {
                 let edits = minimal_edits(old, new);
                 assert_eq!(apply(old, &edits), new, "{old:?} -> {new:?}");
                 for e in &edits {
-                    assert!(old.is_char_boundary(e.range.start) && old.is_char_boundary(e.range.end));
+                    assert!(
+                        old.is_char_boundary(e.range.start) && old.is_char_boundary(e.range.end)
+                    );
                 }
             }
         }
@@ -197,9 +204,17 @@ mod tests {
     #[test]
     fn lsp_edits_use_the_negotiated_encoding() {
         let uri: Uri = "file:///w/a.rs".parse().expect("uri");
-        let edit = text_document_edit(uri, Some(7), "let s = \"😀\";\n", "let s = \"😀!\";\n", Encoding::Utf16);
+        let edit = text_document_edit(
+            uri,
+            Some(7),
+            "let s = \"😀\";\n",
+            "let s = \"😀!\";\n",
+            Encoding::Utf16,
+        );
         assert_eq!(edit.text_document.version, Some(7));
-        let OneOf::Left(first) = &edit.edits[0] else { panic!("plain edit") };
+        let OneOf::Left(first) = &edit.edits[0] else {
+            panic!("plain edit")
+        };
         assert_eq!(first.range.start.character, 11);
         assert_eq!(first.new_text, "!");
     }

@@ -198,6 +198,18 @@ where
             }))
             .boxed();
         }
+        if method.starts_with("$/")
+            && method != super::transport::MALFORMED
+            && request.id().is_some()
+        {
+            // A `$/` request the server does not know must be answered with MethodNotFound (tower-lsp would
+            // stay silent, leaving the client waiting).
+            let (_, id, _) = request.into_parts();
+            return future::ok(id.map(|id| {
+                Response::from_error(id, tower_lsp_server::jsonrpc::Error::method_not_found())
+            }))
+            .boxed();
+        }
         if method.starts_with("textDocument/did")
             && matches!(
                 method,

@@ -11,7 +11,10 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 /// Runs a request handler; a panic inside it (or inside a blocking task it awaited and re-raised) becomes an
 /// `InternalError` response naming the method. Nothing the panic touched is shared mutable state without a
 /// poison-tolerant lock, so the server can keep serving.
-pub async fn catch_panics<T>(method: &'static str, handler: impl Future<Output = Result<T>>) -> Result<T> {
+pub async fn catch_panics<T>(
+    method: &'static str,
+    handler: impl Future<Output = Result<T>>,
+) -> Result<T> {
     match AssertUnwindSafe(handler).catch_unwind().await {
         Ok(result) => result,
         Err(payload) => {

@@ -79,8 +79,7 @@ pub async fn explain_at(
     };
     // The cheap check first: not in a function → null at once, no model involved.
     match explain_target(&workspace, &request) {
-        Ok(Some(function))
-            if place == Where::Anywhere || function.lines.0 == position.line => {}
+        Ok(Some(function)) if place == Where::Anywhere || function.lines.0 == position.line => {}
         Ok(_) => return None,
         Err(e) => {
             tracing::warn!("hover: {e}");

@@ -11,6 +11,7 @@
 //!         edits out: edits.rs (minimal TextEdits), apply.rs (versioned WorkspaceEdit, checks)
 //! startup.rs: model + index in the background ($/progress, qwen-ls/status, showMessage once)
 //! guard.rs: panics → InternalError responses; dropped requests cancel their generation
+//! transport.rs: re-frames stdin so one malformed message is answered with an error instead of ending input
 //! ```
 //!
 //! The composition root (the CLI) passes a [`Loader`] that turns settings into a generator, so tests can
@@ -31,6 +32,7 @@ mod server;
 mod startup;
 mod state;
 pub mod status;
+pub mod transport;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -100,16 +102,15 @@ where
     .custom_method(internal::HOVER, Server::hover)
     .custom_method(internal::CODE_ACTION, Server::code_action)
     .custom_method(internal::EXECUTE_COMMAND, Server::execute_command)
+    .custom_method(transport::MALFORMED, Server::malformed)
     .finish();
     let state = service.inner().state.clone();
     let service = FrontDoor::new(service, documents);
-    tower_lsp_server::Server::new(input, output, socket)
+    tower_lsp_server::Server::new(transport::Sanitized::new(input), output, socket)
         .concurrency_level(CONCURRENCY)
         .serve(service)
         .await;
-    state
-        .shut_down
-        .load(std::sync::atomic::Ordering::SeqCst)
+    state.shut_down.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Applies the `logFile` setting.

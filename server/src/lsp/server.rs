@@ -64,7 +64,11 @@ impl Server {
         params: Stamped<InlineCompletionParams>,
     ) -> Result<Option<InlineCompletionResponse>> {
         let state = self.state.clone();
-        catch_panics("textDocument/inlineCompletion", completion::inline(state, params)).await
+        catch_panics(
+            "textDocument/inlineCompletion",
+            completion::inline(state, params),
+        )
+        .await
     }
 
     /// `textDocument/completion` (stamped).
@@ -73,7 +77,11 @@ impl Server {
         params: Stamped<CompletionParams>,
     ) -> Result<Option<CompletionResponse>> {
         let state = self.state.clone();
-        catch_panics("textDocument/completion", completion::completion(state, params)).await
+        catch_panics(
+            "textDocument/completion",
+            completion::completion(state, params),
+        )
+        .await
     }
 
     /// `textDocument/hover` (stamped).
@@ -88,7 +96,22 @@ impl Server {
         params: Stamped<CodeActionParams>,
     ) -> Result<Option<CodeActionResponse>> {
         let state = self.state.clone();
-        catch_panics("textDocument/codeAction", actions::code_action(state, params)).await
+        catch_panics(
+            "textDocument/codeAction",
+            actions::code_action(state, params),
+        )
+        .await
+    }
+
+    /// A malformed message, replaced by the transport (`transport.rs`): answered with its JSON-RPC error.
+    pub async fn malformed(&self, params: Value) -> Result<Value> {
+        let code = params["code"].as_i64().unwrap_or(-32700);
+        let message = params["message"].as_str().unwrap_or("malformed message");
+        Err(tower_lsp_server::jsonrpc::Error {
+            code: tower_lsp_server::jsonrpc::ErrorCode::from(code),
+            message: message.to_owned().into(),
+            data: None,
+        })
     }
 
     /// `workspace/executeCommand` (stamped).
@@ -134,13 +157,17 @@ impl LanguageServer for Server {
             encoding,
             params.client_info.as_ref().map(|c| &c.name)
         );
-        let max_indexed = usize::try_from(IndexConfig::default().max_file_bytes).unwrap_or(usize::MAX);
+        let max_indexed =
+            usize::try_from(IndexConfig::default().max_file_bytes).unwrap_or(usize::MAX);
         self.state
             .documents
             .reset(Documents::new(root.clone(), encoding, max_indexed));
         self.state.set_root(root);
         self.apply_settings(config::parse(
-            params.initialization_options.as_ref().unwrap_or(&Value::Null),
+            params
+                .initialization_options
+                .as_ref()
+                .unwrap_or(&Value::Null),
         ));
         let capabilities = ServerCapabilities {
             position_encoding: Some(encoding.kind()),
@@ -228,7 +255,9 @@ impl LanguageServer for Server {
 
     async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
         for event in params.changes {
-            let Some(path) = file_path(&event.uri) else { continue };
+            let Some(path) = file_path(&event.uri) else {
+                continue;
+            };
             let Some(relative) = self.state.documents.lock().relative_path(&path) else {
                 continue;
             };

@@ -55,8 +55,14 @@ pub async fn load_model(state: Arc<State>) {
     let loader = state.loader.clone();
     let started = Instant::now();
     let loaded = blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&settings, &reporter)))
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the model loader panicked (a bug; see the log)")))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loader(&settings, &reporter)
+        }))
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the model loader panicked (a bug; see the log)"
+            ))
+        })
     })
     .await;
     progress.end().await;
@@ -87,7 +93,9 @@ pub async fn load_model(state: Arc<State>) {
             state
                 .update_status(|s| s.model = ModelState::Failed(message.clone()))
                 .await;
-            state.show_problem(MODEL_PROBLEM, MessageType::ERROR, message).await;
+            state
+                .show_problem(MODEL_PROBLEM, MessageType::ERROR, message)
+                .await;
         }
     }
 }

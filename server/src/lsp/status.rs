@@ -80,10 +80,9 @@ impl Status {
         match (&self.model, &self.index) {
             (ModelState::Failed(message), _) => (Phase::Error, message.clone()),
             (ModelState::Pending, _) => (Phase::Starting, String::new()),
-            (ModelState::Loading, _) => (
-                Phase::LoadingModel,
-                format!("loading {}", self.model_name),
-            ),
+            (ModelState::Loading, _) => {
+                (Phase::LoadingModel, format!("loading {}", self.model_name))
+            }
             (ModelState::Loaded, IndexState::Pending | IndexState::Loading) => {
                 (Phase::Indexing, "indexing the workspace".to_owned())
             }

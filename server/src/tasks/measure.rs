@@ -142,7 +142,10 @@ impl SuggestionLog {
             _ => None,
         };
         if let Some(previous) = previous {
-            self.write(&mut state, json!({"event": "dismissed", "ts": now_ms(), "id": previous}));
+            self.write(
+                &mut state,
+                json!({"event": "dismissed", "ts": now_ms(), "id": previous}),
+            );
         }
         let line = json!({
             "event": "suggestion",
@@ -164,14 +167,20 @@ impl SuggestionLog {
     pub fn accepted(&self, id: &str) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.pending.retain(|_, pending| pending != id);
-        self.write(&mut state, json!({"event": "accepted", "ts": now_ms(), "id": id}));
+        self.write(
+            &mut state,
+            json!({"event": "accepted", "ts": now_ms(), "id": id}),
+        );
     }
 
     /// Marks the pending suggestion of `document` (if any) dismissed: the document was closed.
     pub fn dismiss_document(&self, document: &str) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = state.pending.remove(document) {
-            self.write(&mut state, json!({"event": "dismissed", "ts": now_ms(), "id": id}));
+            self.write(
+                &mut state,
+                json!({"event": "dismissed", "ts": now_ms(), "id": id}),
+            );
         }
     }
 
@@ -268,15 +277,26 @@ pub fn summarize(reader: impl BufRead) -> Summary {
                     continue;
                 };
                 *summary.outcomes.entry(outcome).or_default() += 1;
-                let latency = value.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0);
-                let engine = value.get("engine_ms").and_then(Value::as_f64).unwrap_or(0.0);
-                let debounce = value.get("debounce_ms").and_then(Value::as_f64).unwrap_or(0.0);
+                let latency = value
+                    .get("latency_ms")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                let engine = value
+                    .get("engine_ms")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                let debounce = value
+                    .get("debounce_ms")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
                 if outcome == Outcome::Shown {
                     shown.insert(id.to_owned());
                     summary.shown_latency_ms.push(latency);
                 }
                 if matches!(outcome, Outcome::Shown | Outcome::Empty) {
-                    summary.overhead_ms.push((latency - debounce - engine).max(0.0));
+                    summary
+                        .overhead_ms
+                        .push((latency - debounce - engine).max(0.0));
                 }
             }
             Some("accepted") if shown.contains(id) => {
@@ -314,7 +334,9 @@ impl fmt::Display for Summary {
             Some(rate) => writeln!(f, "acceptance rate       {:.1}%", rate * 100.0)?,
             None => writeln!(f, "acceptance rate       - (nothing shown yet)")?,
         }
-        let q = |values: &[f64], p| quantile(values, p).map_or("-".to_owned(), |v| format!("{v:.1} ms"));
+        let q = |values: &[f64], p| {
+            quantile(values, p).map_or("-".to_owned(), |v| format!("{v:.1} ms"))
+        };
         writeln!(
             f,
             "latency (shown)       p50 {}  p95 {}",

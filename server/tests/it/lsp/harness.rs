@@ -153,9 +153,15 @@ impl Client {
             if let Some(response) = inner.responses.remove(&id) {
                 return response;
             }
-            assert!(!inner.closed, "the server closed the connection before answering {id}");
+            assert!(
+                !inner.closed,
+                "the server closed the connection before answering {id}"
+            );
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no response to request {id} in {timeout:?}");
+            assert!(
+                !left.is_zero(),
+                "no response to request {id} in {timeout:?}"
+            );
             inner = self
                 .shared
                 .changed
@@ -174,7 +180,10 @@ impl Client {
     /// Sends a request and returns its result, failing the test on an error response.
     pub fn request(&self, method: &str, params: Value) -> Value {
         let response = self.call(method, params);
-        assert!(response.get("error").is_none(), "{method} failed: {response}");
+        assert!(
+            response.get("error").is_none(),
+            "{method} failed: {response}"
+        );
         response["result"].clone()
     }
 
@@ -255,7 +264,10 @@ impl Client {
     pub fn edit(&self, uri: &str, start: usize, end: usize, new_text: &str) -> i32 {
         let (version, range) = {
             let mut inner = self.shared.lock();
-            let doc = inner.docs.get_mut(uri).expect("document open in the client");
+            let doc = inner
+                .docs
+                .get_mut(uri)
+                .expect("document open in the client");
             let range = json!({ "start": position_of(&doc.text, start), "end": position_of(&doc.text, end) });
             doc.text.replace_range(start..end, new_text);
             doc.version += 1;
@@ -273,7 +285,12 @@ impl Client {
 
     /// The client's copy of a document.
     pub fn doc(&self, uri: &str) -> Doc {
-        self.shared.lock().docs.get(uri).cloned().expect("document open in the client")
+        self.shared
+            .lock()
+            .docs
+            .get(uri)
+            .cloned()
+            .expect("document open in the client")
     }
 
     /// Notifications received so far with this method.
@@ -362,7 +379,10 @@ fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
 
 fn read_loop(mut reader: impl BufRead, shared: &Shared) {
     while let Some(message) = read_frame(&mut reader) {
-        let method = message.get("method").and_then(Value::as_str).map(str::to_owned);
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match (method, message.get("id").cloned()) {
             (Some(method), Some(id)) => {
                 let params = message.get("params").cloned().unwrap_or(Value::Null);
@@ -405,13 +425,19 @@ fn apply_edit(shared: &Shared, edit: &Value) -> Value {
     if inner.refuse_edits {
         return json!({ "applied": false, "failureReason": "refused by the test" });
     }
-    let changes = edit["documentChanges"].as_array().cloned().unwrap_or_default();
+    let changes = edit["documentChanges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut updated = Vec::new();
     for change in &changes {
         if change.get("kind").is_some() {
             continue; // create/rename/delete: nothing to check in memory
         }
-        let uri = change["textDocument"]["uri"].as_str().unwrap_or_default().to_owned();
+        let uri = change["textDocument"]["uri"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let Some(doc) = inner.docs.get(&uri) else {
             return json!({ "applied": false, "failureReason": format!("{uri} is not open") });
         };

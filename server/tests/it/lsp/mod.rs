@@ -1,6 +1,7 @@
 //! Language server tests: an in-process server on a scripted model (deterministic edits, injected panics),
 //! and the real binary on the fixture model (shapes, robustness, a keystroke burst).
 
+mod binary;
 mod harness;
 mod scripted;
 
@@ -25,7 +26,8 @@ impl InProcess {
     /// Starts a server whose model is `generator`; suggestions are logged to `log`.
     pub fn start(generator: Arc<dyn Generator>, log: Option<PathBuf>) -> InProcess {
         let (ours, theirs) = UnixStream::pair().expect("socket pair");
-        let loader: Loader = Arc::new(move |_settings, _progress| Ok((generator.clone(), "scripted".to_owned())));
+        let loader: Loader =
+            Arc::new(move |_settings, _progress| Ok((generator.clone(), "scripted".to_owned())));
         let server = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -36,7 +38,15 @@ impl InProcess {
                 theirs.set_nonblocking(true).expect("nonblocking");
                 let stream = tokio::net::UnixStream::from_std(theirs).expect("tokio stream");
                 let (read, write) = stream.into_split();
-                serve(read, write, ServeOptions { loader, suggestion_log: log }).await
+                serve(
+                    read,
+                    write,
+                    ServeOptions {
+                        loader,
+                        suggestion_log: log,
+                    },
+                )
+                .await
             });
             runtime.shutdown_timeout(Duration::from_secs(1));
             clean

@@ -67,7 +67,9 @@ impl Generator for Scripted {
     ) -> Result<GenOutput, GenError> {
         let queue = match &request.prompt {
             GenPrompt::Raw(_) => &self.fim,
-            GenPrompt::Chat(messages) if messages.iter().any(|m| m.content.contains(EXPLAIN_SYSTEM)) => {
+            GenPrompt::Chat(messages)
+                if messages.iter().any(|m| m.content.contains(EXPLAIN_SYSTEM)) =>
+            {
                 &self.explain
             }
             GenPrompt::Chat(_) => &self.edit,
@@ -143,8 +145,13 @@ fn start() -> Session {
     let caps = &init["capabilities"];
     assert_eq!(caps["positionEncoding"], "utf-16");
     assert_eq!(caps["inlineCompletionProvider"], true);
-    assert!(caps.get("completionProvider").is_none(), "no fallback for a client with inline completion");
-    let commands = caps["executeCommandProvider"]["commands"].as_array().expect("commands");
+    assert!(
+        caps.get("completionProvider").is_none(),
+        "no fallback for a client with inline completion"
+    );
+    let commands = caps["executeCommandProvider"]["commands"]
+        .as_array()
+        .expect("commands");
     for c in [
         "qwen-ls.refactor",
         "qwen-ls.applyInstruction",
@@ -153,13 +160,19 @@ fn start() -> Session {
         "qwen-ls.status",
         "qwen-ls.debug.dumpPrompt",
     ] {
-        assert!(commands.contains(&json!(c)), "{c} in executeCommandProvider");
+        assert!(
+            commands.contains(&json!(c)),
+            "{c} in executeCommandProvider"
+        );
     }
     assert_eq!(caps["codeActionProvider"]["resolveProvider"], true);
     assert_eq!(caps["textDocumentSync"]["change"], 2);
     let status = client.wait_ready();
     assert_eq!(status["model"], "scripted");
-    assert!(status["indexedFiles"].as_u64().unwrap_or(0) >= 1, "{status}");
+    assert!(
+        status["indexedFiles"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
     let uri = uri(&root.join("src/lib.rs"));
     client.open(&uri, "rust", LIB);
     Session {
@@ -196,7 +209,10 @@ fn scripted_session_round_trip() {
     // Inline completion at the start of total's empty body line (immediate: start of a line).
     let text = client.doc(&s.uri).text;
     let cursor = text.find("    \n}").expect("body") + 4;
-    Scripted::push(&s.model.fim, say("values.iter().sum()\n}\n\npub fn other() {}\n"));
+    Scripted::push(
+        &s.model.fim,
+        say("values.iter().sum()\n}\n\npub fn other() {}\n"),
+    );
     let result = inline(client, &s.uri, position_of(&text, cursor), 2);
     let items = result["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{result}");
@@ -204,8 +220,14 @@ fn scripted_session_round_trip() {
     assert_eq!(item["insertText"], "values.iter().sum()");
     assert_eq!(item["range"]["start"], position_of(&text, cursor));
     assert_eq!(item["command"]["command"], "qwen-ls.completionAccepted");
-    let id = item["command"]["arguments"][0]["id"].as_str().expect("id").to_owned();
-    assert_eq!(command(client, "qwen-ls.completionAccepted", json!({ "id": id })), Value::Null);
+    let id = item["command"]["arguments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        command(client, "qwen-ls.completionAccepted", json!({ "id": id })),
+        Value::Null
+    );
 
     // The exact prompt of that position, on demand.
     let dumped = command(
@@ -214,7 +236,10 @@ fn scripted_session_round_trip() {
         json!({ "uri": s.uri, "position": position_of(&text, cursor) }),
     );
     let prompt = dumped["prompt"].as_str().expect("prompt");
-    assert!(prompt.contains("<|fim_prefix|>") && prompt.contains("Adds: 😀"), "{prompt}");
+    assert!(
+        prompt.contains("<|fim_prefix|>") && prompt.contains("Adds: 😀"),
+        "{prompt}"
+    );
 
     // Hover: on the declaration line of `add` an explanation; on the comment nothing (at once).
     Scripted::push(&s.model.explain, say("Adds **a** and **b**."));
@@ -224,7 +249,13 @@ fn scripted_session_round_trip() {
         json!({ "textDocument": { "uri": s.uri }, "position": position_of(&text, add_line + 8) }),
     );
     assert_eq!(hover["contents"]["kind"], "markdown");
-    assert!(hover["contents"]["value"].as_str().unwrap_or("").contains("Adds **a**"), "{hover}");
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Adds **a**"),
+        "{hover}"
+    );
     let none = client.request(
         "textDocument/hover",
         json!({ "textDocument": { "uri": s.uri }, "position": { "line": 0, "character": 3 } }),
@@ -234,7 +265,8 @@ fn scripted_session_round_trip() {
     // Code actions: listed at once, four with a diagnostic in the context.
     let body = text.find("    a - b").expect("body");
     let range = json!({ "start": position_of(&text, body), "end": position_of(&text, body + 9) });
-    let diagnostic = json!({ "range": range, "message": "wrong operator", "severity": 1, "source": "test" });
+    let diagnostic =
+        json!({ "range": range, "message": "wrong operator", "severity": 1, "source": "test" });
     let actions = client.request(
         "textDocument/codeAction",
         json!({ "textDocument": { "uri": s.uri }, "range": range, "context": { "diagnostics": [diagnostic] } }),
@@ -256,16 +288,30 @@ fn scripted_session_round_trip() {
     );
     let refactor_action = &actions[2];
     assert_eq!(refactor_action["command"]["command"], "qwen-ls.refactor");
-    assert_eq!(refactor_action["command"]["arguments"][0]["uri"], s.uri.as_str());
-    assert!(refactor_action["command"]["arguments"][0].get("instruction").is_none());
+    assert_eq!(
+        refactor_action["command"]["arguments"][0]["uri"],
+        s.uri.as_str()
+    );
+    assert!(refactor_action["command"]["arguments"][0]
+        .get("instruction")
+        .is_none());
     assert_eq!(actions[3]["command"]["arguments"], json!([{}]));
 
     // Resolve "Fix diagnostics": the edit is versioned and produces the expected text.
-    Scripted::push(&s.model.edit, say(&edit_block("    a - b\n", "    a + b\n")));
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a - b\n", "    a + b\n")),
+    );
     let resolved = client.request("codeAction/resolve", actions[1].clone());
     let change = &resolved["edit"]["documentChanges"][0];
-    assert_eq!(change["textDocument"]["version"], client.doc(&s.uri).version);
-    assert_eq!(client.apply_workspace_edit(&resolved["edit"])["applied"], true);
+    assert_eq!(
+        change["textDocument"]["version"],
+        client.doc(&s.uri).version
+    );
+    assert_eq!(
+        client.apply_workspace_edit(&resolved["edit"])["applied"],
+        true
+    );
     assert!(client.doc(&s.uri).text.contains("    a + b\n"));
     assert_eq!(
         change["edits"].as_array().map(Vec::len),
@@ -301,13 +347,19 @@ fn scripted_session_round_trip() {
 
     // Progress and status reached the client.
     let created = client.server_requests("window/workDoneProgress/create");
-    assert!(created.len() >= 2, "progress tokens for the model and the index");
+    assert!(
+        created.len() >= 2,
+        "progress tokens for the model and the index"
+    );
     let progress = client.notifications("$/progress");
     let titles: Vec<&str> = progress
         .iter()
         .filter_map(|p| p["value"]["title"].as_str())
         .collect();
-    assert!(titles.contains(&"qwen-ls: loading model") && titles.contains(&"qwen-ls: indexing"), "{titles:?}");
+    assert!(
+        titles.contains(&"qwen-ls: loading model") && titles.contains(&"qwen-ls: indexing"),
+        "{titles:?}"
+    );
     let states: Vec<Value> = client
         .notifications("qwen-ls/status")
         .iter()
@@ -317,7 +369,9 @@ fn scripted_session_round_trip() {
 
     client.shutdown_and_exit();
     assert!(s.server.join(), "clean exit after shutdown + exit");
-    let summary = summarize(std::io::BufReader::new(std::fs::File::open(&s.log).expect("log")));
+    let summary = summarize(std::io::BufReader::new(
+        std::fs::File::open(&s.log).expect("log"),
+    ));
     assert_eq!(summary.count(Outcome::Shown), 1);
     assert_eq!(summary.accepted, 1);
 }
@@ -343,13 +397,18 @@ fn edits_for_a_changed_document_are_dropped() {
         "workspace/executeCommand",
         json!({ "command": "qwen-ls.refactor", "arguments": [{ "uri": s.uri, "range": range, "instruction": "fix" }] }),
     );
-    client.wait_until("the generation to start", TIMEOUT, |_| s.model.started.load(Ordering::SeqCst) > 0);
+    client.wait_until("the generation to start", TIMEOUT, |_| {
+        s.model.started.load(Ordering::SeqCst) > 0
+    });
     let end = text.len();
     client.edit(&s.uri, end, end, "// typed meanwhile\n");
     let result = client.wait_response(id, TIMEOUT)["result"].clone();
     assert_eq!(result["applied"], false, "{result}");
     let message = result["message"].as_str().unwrap_or("");
-    assert!(message.contains("changed") || message.contains("edited"), "{result}");
+    assert!(
+        message.contains("changed") || message.contains("edited"),
+        "{result}"
+    );
     assert!(client.server_requests("workspace/applyEdit").is_empty());
     assert!(client.doc(&s.uri).text.contains("    a - b\n"));
 
@@ -365,23 +424,47 @@ fn edits_for_a_changed_document_are_dropped() {
 
     // The client refuses the edit: reported, nothing changes.
     client.refuse_edits(true);
-    Scripted::push(&s.model.edit, say(&edit_block("    a - b\n", "    a + b\n")));
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a - b\n", "    a + b\n")),
+    );
     let text = client.doc(&s.uri).text;
     let body = text.find("    a - b").expect("body");
     let range = json!({ "start": position_of(&text, body), "end": position_of(&text, body + 9) });
-    let result = command(client, "qwen-ls.refactor", json!({ "uri": s.uri, "range": range, "instruction": "fix" }));
+    let result = command(
+        client,
+        "qwen-ls.refactor",
+        json!({ "uri": s.uri, "range": range, "instruction": "fix" }),
+    );
     assert_eq!(result["applied"], false, "{result}");
     assert_eq!(result["message"], "refused by the test");
 
     // An answer that is not an edit: reported, nothing sent.
     client.refuse_edits(false);
     Scripted::push(&s.model.edit, say("I would rather not."));
-    let result = command(client, "qwen-ls.refactor", json!({ "uri": s.uri, "range": range, "instruction": "fix" }));
+    let result = command(
+        client,
+        "qwen-ls.refactor",
+        json!({ "uri": s.uri, "range": range, "instruction": "fix" }),
+    );
     assert_eq!(result["applied"], false);
-    assert!(result["message"].as_str().unwrap_or("").contains("could not be turned into an edit"), "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("could not be turned into an edit"),
+        "{result}"
+    );
     // No instruction: refused before any model work.
-    let result = command(client, "qwen-ls.refactor", json!({ "uri": s.uri, "range": range }));
-    assert_eq!(result, json!({ "applied": false, "message": "no instruction was given" }));
+    let result = command(
+        client,
+        "qwen-ls.refactor",
+        json!({ "uri": s.uri, "range": range }),
+    );
+    assert_eq!(
+        result,
+        json!({ "applied": false, "message": "no instruction was given" })
+    );
     client.shutdown_and_exit();
     assert!(s.server.join());
 }
@@ -406,7 +489,10 @@ fn panics_and_bad_requests_leave_the_server_serving() {
         json!({ "textDocument": { "uri": s.uri }, "position": position_of(&text, cursor), "context": { "triggerKind": 1 } }),
     );
     assert_eq!(response["error"]["code"], -32603, "{response}");
-    assert!(response["error"]["message"].as_str().unwrap_or("").contains("scripted panic"));
+    assert!(response["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("scripted panic"));
     assert_eq!(client.wait_ready()["state"], "ready");
     // The next completion works.
     Scripted::push(&s.model.fim, say("values.iter().sum()\n}\n"));
@@ -414,7 +500,10 @@ fn panics_and_bad_requests_leave_the_server_serving() {
     assert_eq!(result["items"][0]["insertText"], "values.iter().sum()");
 
     // Unknown method: MethodNotFound. Internal names are not reachable from outside.
-    assert_eq!(client.call("qwen/unknown", json!({}))["error"]["code"], -32601);
+    assert_eq!(
+        client.call("qwen/unknown", json!({}))["error"]["code"],
+        -32601
+    );
     assert_eq!(
         client.call("qwen-ls/internal/hover", json!({}))["error"]["code"],
         -32601
@@ -434,7 +523,10 @@ fn panics_and_bad_requests_leave_the_server_serving() {
         -32602
     );
     assert_eq!(
-        client.call("workspace/executeCommand", json!({ "command": "qwen-ls.nope" }))["error"]["code"],
+        client.call(
+            "workspace/executeCommand",
+            json!({ "command": "qwen-ls.nope" })
+        )["error"]["code"],
         -32602
     );
     // A request immediately followed by an edit of its document: never an answer for the old text.
