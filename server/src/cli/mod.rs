@@ -29,9 +29,10 @@ pub const EXIT_USAGE_OR_ENVIRONMENT: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "qwen-ls", version, about)]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `qwen_ls=debug`. Logs go to stderr.
-    #[arg(long, global = true, env = "QWEN_LS_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `qwen_ls=debug`. Logs go to stderr. Default:
+    /// `info` for the language server (its log is the editor's server log), `warn` for the other commands.
+    #[arg(long, global = true, env = "QWEN_LS_LOG")]
+    pub log: Option<String>,
     /// Accepted for language clients that pass it; stdio is the only transport.
     #[arg(long, hide = true)]
     pub stdio: bool,
@@ -67,8 +68,10 @@ enum Command {
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream), and to the
 /// language server's `logFile` once it is set.
 pub fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -12,9 +12,9 @@ use crate::tasks::measure::{default_log_path, quantile, summarize, Outcome};
 /// Arguments of `qwen-ls stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// The log to read (default: `suggestions.jsonl` in the cache directory, with its rotated `.1`).
+    /// The log file to read (default: `suggestions.jsonl` in the cache directory, with its rotated `.1`).
     #[arg(long)]
-    pub log: Option<PathBuf>,
+    pub file: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -22,14 +22,14 @@ pub struct StatsArgs {
 
 /// Prints the summary.
 pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
-    let path = match &args.log {
+    let path = match &args.file {
         Some(path) => path.clone(),
         None => default_log_path()
-            .context("no cache directory: set QWEN_LS_CACHE_DIR or HOME, or pass --log")?,
+            .context("no cache directory: set QWEN_LS_CACHE_DIR or HOME, or pass --file")?,
     };
     let rotated = path.with_extension("jsonl.1");
     let mut text = String::new();
-    if args.log.is_none() && rotated.exists() {
+    if args.file.is_none() && rotated.exists() {
         text = std::fs::read_to_string(&rotated)
             .with_context(|| format!("cannot read {}", rotated.display()))?;
     }
