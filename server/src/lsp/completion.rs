@@ -4,6 +4,7 @@
 //! token), adaptive debounce, and a version check before answering (a result computed for an older text is
 //! never shown).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,13 @@ use super::commands::COMPLETION_ACCEPTED;
 use super::front_door::{Arrival, Stamped};
 use super::guard::blocking;
 use super::position::{lsp_range, offset};
-use super::state::State;
+use super::state::{Engine, State};
+use crate::index::CacheStore;
 use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
 use crate::tasks::measure::{Outcome, Suggestion as Record};
-use crate::tasks::{complete, CompletionRequest, TaskError};
+use crate::tasks::{
+    complete, completion_prompt, CompletionRequest, Settings, TaskError, Workspace,
+};
 
 /// A suggestion in LSP coordinates.
 struct Shown {
@@ -210,14 +214,22 @@ async fn suggest(
         };
         let generation_cancel = cancel.clone();
         blocking(move || {
-            complete(
+            let result = complete(
                 &workspace,
                 engine.generator.as_ref(),
                 &engine.caches,
                 &settings.completion,
                 &request,
                 &generation_cancel,
-            )
+            );
+            if settings.debug.dump_prompt {
+                let name = match &result {
+                    Ok(Some(c)) => c.id.clone(),
+                    _ => format!("r{seq}"),
+                };
+                dump_prompt(&workspace, &engine, &settings, &request, &name);
+            }
+            result
         })
         .await
     };
@@ -262,6 +274,44 @@ async fn suggest(
     }
     state.log.suggestion(&record);
     shown
+}
+
+/// Where `debug.dumpPrompt` writes: next to `logFile`, else in the cache directory.
+pub fn prompt_dir(settings: &Settings) -> Option<PathBuf> {
+    match settings.log_file.as_deref().and_then(Path::parent) {
+        Some(dir) => Some(dir.join("qwen-ls-prompts")),
+        None => CacheStore::default_dir().map(|d| d.join("prompts")),
+    }
+}
+
+/// `debug.dumpPrompt`: writes the exact prompt of a completion request (rebuilt: packing is deterministic).
+fn dump_prompt(
+    workspace: &Workspace,
+    engine: &Engine,
+    settings: &Settings,
+    request: &CompletionRequest,
+    name: &str,
+) {
+    let Some(dir) = prompt_dir(settings) else {
+        return;
+    };
+    let written = completion_prompt(
+        workspace,
+        engine.generator.as_ref(),
+        &settings.completion,
+        request,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|prompt| {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("completion-{name}.txt"));
+        std::fs::write(&path, prompt.prompt.to_text()).map_err(|e| e.to_string())?;
+        Ok(path)
+    });
+    match written {
+        Ok(path) => tracing::info!("prompt written to {}", path.display()),
+        Err(e) => tracing::warn!("debug.dumpPrompt: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -54,8 +54,12 @@ impl Server {
     fn apply_settings(&self, parsed: config::Parsed) -> Arc<crate::tasks::Settings> {
         self.state
             .report_config_keys(&parsed.unknown, &parsed.invalid);
-        logging_hook(parsed.settings.log_file.as_deref());
-        self.state.set_settings(parsed.settings)
+        let log_file = parsed.settings.log_file.clone();
+        let previous = self.state.set_settings(parsed.settings);
+        if previous.log_file != log_file {
+            logging_hook(log_file.as_deref());
+        }
+        previous
     }
 
     /// `textDocument/inlineCompletion` (stamped).

@@ -142,7 +142,8 @@ fn items(result: &Value) -> Vec<Value> {
 #[test]
 fn real_binary_session_on_the_fixture_model() {
     let mut p = Process::start();
-    let init = p.initialize(json!({}));
+    let log_file = p.cache.path().join("logs").join("server.log");
+    let init = p.initialize(json!({ "logFile": log_file }));
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(init["serverInfo"]["name"], "qwen-ls");
     let client = &p.client;
@@ -245,6 +246,8 @@ fn real_binary_session_on_the_fixture_model() {
     client.shutdown_and_exit();
     assert_eq!(p.wait_exit(), Some(0), "{}", p.stderr());
     assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+    let logged = std::fs::read_to_string(&log_file).expect("logFile written");
+    assert!(logged.contains("shutdown"), "{logged}");
 }
 
 /// Malformed JSON, unknown methods, unopened, deleted and huge documents, exit without shutdown.

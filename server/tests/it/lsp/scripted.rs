@@ -547,3 +547,67 @@ fn panics_and_bad_requests_leave_the_server_serving() {
     client.shutdown_and_exit();
     assert!(s.server.join());
 }
+
+/// `workspace/didChangeConfiguration` carries the whole configuration: disabling completions, dumping
+/// prompts, and a model change that reloads the model (status goes back through loading to ready).
+#[test]
+fn configuration_changes_apply_whole() {
+    let s = start();
+    let client = &s.server.client;
+    let text = client.doc(&s.uri).text;
+    let cursor = text.find("    \n}").expect("body") + 4;
+    let configure = |settings: Value| {
+        client.notify(
+            "workspace/didChangeConfiguration",
+            json!({ "settings": { "qwen-ls": settings } }),
+        );
+    };
+    configure(json!({ "completion": { "enabled": false } }));
+    let before = s.model.started.load(Ordering::SeqCst);
+    let result = inline(client, &s.uri, position_of(&text, cursor), 1);
+    assert_eq!(result["items"], json!([]));
+    assert_eq!(
+        s.model.started.load(Ordering::SeqCst),
+        before,
+        "no generation while disabled"
+    );
+
+    // `completion.enabled` is absent from the next message: back to its default (on). Prompts are dumped
+    // next to the log file.
+    let dir = tempfile::tempdir().expect("tmp");
+    configure(json!({ "debug": { "dumpPrompt": true }, "logFile": dir.path().join("q.log") }));
+    Scripted::push(&s.model.fim, say("values.iter().sum()\n}\n"));
+    let result = inline(client, &s.uri, position_of(&text, cursor), 1);
+    let id = result["items"][0]["command"]["arguments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let dumped = dir
+        .path()
+        .join("qwen-ls-prompts")
+        .join(format!("completion-{id}.txt"));
+    let prompt = std::fs::read_to_string(&dumped).expect("prompt dumped");
+    assert!(prompt.contains("<|fim_prefix|>"), "{prompt}");
+
+    // A new model: reloaded in the background, ready again.
+    let ready_count = |c: &super::Client| {
+        c.notifications("qwen-ls/status")
+            .iter()
+            .filter(|n| n["state"] == "ready")
+            .count()
+    };
+    let readies = ready_count(client);
+    configure(json!({ "model": "another" }));
+    client.wait_until("the reload to finish", TIMEOUT, |c| {
+        ready_count(c) > readies
+    });
+    let states: Vec<Value> = client
+        .notifications("qwen-ls/status")
+        .iter()
+        .map(|n| n["state"].clone())
+        .collect();
+    assert!(states.contains(&json!("loading-model")), "{states:?}");
+    assert_eq!(client.wait_ready()["state"], "ready");
+    client.shutdown_and_exit();
+    assert!(s.server.join());
+}
