@@ -4,6 +4,7 @@
 
 mod agent;
 mod bench;
+mod bench_lsp;
 mod complete_cmd;
 mod context_cmd;
 mod explain_cmd;

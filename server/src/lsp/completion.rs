@@ -5,7 +5,7 @@
 //! never shown).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ropey::Rope;
@@ -27,7 +27,8 @@ use crate::index::CacheStore;
 use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
 use crate::tasks::measure::{Outcome, Suggestion as Record};
 use crate::tasks::{
-    complete, completion_prompt, CompletionRequest, Settings, TaskError, Workspace,
+    complete, completion_prompt, CancelToken, CompletionRequest, Flow, GenError, GenOutput,
+    GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
 };
 
 /// A suggestion in LSP coordinates.
@@ -114,13 +115,42 @@ fn at_line_start(text: &Rope, offset: usize) -> bool {
         .all(|c| c == ' ' || c == '\t')
 }
 
+/// Measures the time a request spends inside the generator (queue, prefill, decode), whatever the task
+/// returns — the server's own time is the rest.
+struct Timed<'a> {
+    inner: &'a dyn Generator,
+    spent: Mutex<Duration>,
+}
+
+impl Generator for Timed<'_> {
+    fn info(&self) -> GeneratorInfo {
+        self.inner.info()
+    }
+
+    fn generate(
+        &self,
+        request: &GenRequest,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> std::result::Result<GenOutput, GenError> {
+        let started = Instant::now();
+        let result = self.inner.generate(request, cancel, on_text);
+        *self.spent.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
+        result
+    }
+
+    fn reset_sessions(&self) {
+        self.inner.reset_sessions();
+    }
+}
+
 /// Removes the in-flight entry (and cancels the generation, if still running) however the request ends —
 /// including when tower-lsp drops the request future on `$/cancelRequest`.
 struct InflightGuard<'a> {
     state: &'a State,
     uri: &'a Uri,
     seq: u64,
-    cancel: crate::tasks::CancelToken,
+    cancel: CancelToken,
 }
 
 impl Drop for InflightGuard<'_> {
@@ -162,6 +192,7 @@ async fn suggest(
         latency: Duration::ZERO,
         debounce: Duration::ZERO,
         engine: Duration::ZERO,
+        prompt: Duration::ZERO,
         generated_tokens: 0,
         chars: 0,
     };
@@ -199,8 +230,8 @@ async fn suggest(
         }
         record.debounce = waiting.elapsed();
     }
-    let result = if cancel.is_cancelled() {
-        Err(TaskError::Cancelled)
+    let (result, engine_time) = if cancel.is_cancelled() {
+        (Err(TaskError::Cancelled), Duration::ZERO)
     } else {
         let request = CompletionRequest {
             path: doc
@@ -214,9 +245,13 @@ async fn suggest(
         };
         let generation_cancel = cancel.clone();
         blocking(move || {
+            let timed = Timed {
+                inner: engine.generator.as_ref(),
+                spent: Mutex::new(Duration::ZERO),
+            };
             let result = complete(
                 &workspace,
-                engine.generator.as_ref(),
+                &timed,
                 &engine.caches,
                 &settings.completion,
                 &request,
@@ -229,10 +264,12 @@ async fn suggest(
                 };
                 dump_prompt(&workspace, &engine, &settings, &request, &name);
             }
-            result
+            let spent = *timed.spent.lock().unwrap_or_else(|e| e.into_inner());
+            (result, spent)
         })
         .await
     };
+    record.engine = engine_time;
     let stale = state.documents.lock().version(uri) != Some(doc.version);
     let (outcome, shown) = match result {
         Err(TaskError::Cancelled) => (Outcome::Cancelled, None),
@@ -241,15 +278,17 @@ async fn suggest(
             (Outcome::Failed, None)
         }
         Ok(completion) => {
+            if let Some(c) = &completion {
+                record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
+            }
             if let Some(generation) = completion
                 .as_ref()
                 .and_then(|c| c.stats.generation.as_ref())
             {
-                record.engine = Duration::from_secs_f64(
-                    generation.queue_secs + generation.prefill_secs + generation.decode_secs,
-                );
                 record.generated_tokens = generation.generated_tokens;
-                state.record_latency(record.engine);
+            }
+            if !engine_time.is_zero() {
+                state.record_latency(engine_time);
             }
             match completion {
                 _ if stale => (Outcome::Stale, None),

@@ -266,11 +266,14 @@ mod tests {
         })
     }
 
+    /// (start line, start column, end line, end column); `None`: the whole text.
+    type Span = Option<(u32, u32, u32, u32)>;
+
     fn change(
         docs: &mut Documents,
         u: &str,
         version: i32,
-        edits: &[(Option<(u32, u32, u32, u32)>, &str)],
+        edits: &[(Span, &str)],
     ) -> Result<Option<Change>, SyncError> {
         docs.change(DidChangeTextDocumentParams {
             text_document: VersionedTextDocumentIdentifier::new(uri(u), version),

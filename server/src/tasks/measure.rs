@@ -89,6 +89,8 @@ pub struct Suggestion {
     pub debounce: Duration,
     /// Time inside the generator (queue, prefill, decode).
     pub engine: Duration,
+    /// Time building the prompt (context packing, windows), part of the server's own time.
+    pub prompt: Duration,
     /// Tokens generated.
     pub generated_tokens: usize,
     /// Characters of the suggestion shown (0 unless shown).
@@ -157,6 +159,7 @@ impl SuggestionLog {
             "latency_ms": ms(s.latency),
             "debounce_ms": ms(s.debounce),
             "engine_ms": ms(s.engine),
+            "prompt_ms": ms(s.prompt),
             "generated_tokens": s.generated_tokens,
             "chars": s.chars,
         });
@@ -368,6 +371,7 @@ mod tests {
             outcome,
             latency: Duration::from_millis(latency),
             debounce: Duration::ZERO,
+            prompt: Duration::ZERO,
             engine: Duration::from_millis(engine),
             generated_tokens: 3,
             chars: 10,
