@@ -182,9 +182,9 @@ mod tests {
             }
         }
         let r = Range::new(pos(1, 4), pos(0, 1));
-        assert_eq!(byte_range(&rope, r, Encoding::Utf8), 1..14);
+        assert_eq!(byte_range(&rope, r, Encoding::Utf8), 1..15);
         assert_eq!(
-            lsp_range(&rope, 1..14, Encoding::Utf8),
+            lsp_range(&rope, 1..15, Encoding::Utf8),
             Range::new(pos(0, 1), pos(1, 4))
         );
     }
