@@ -6,6 +6,7 @@ mod support;
 mod bad_inputs;
 mod cache;
 mod cli;
+mod default_model;
 mod generate_cli;
 mod incremental;
 mod lsp;
