@@ -93,7 +93,17 @@ vim.cmd("edit " .. vim.fn.fnameescape(workspace .. "/src/lib.rs"))
 vim.bo.filetype = "rust"
 local bufnr = vim.api.nvim_get_current_buf()
 local messages = {}
-local client_id = vim.lsp.start_client({
+-- Neovim 0.12+ announces textDocument/inlineCompletion itself; older ones get textDocument/completion.
+local inline = vim.lsp.inline_completion ~= nil
+-- 0.11 made client methods take `self`; the `.` form is deprecated there.
+local method_call = vim.fn.has("nvim-0.11") == 1
+local function call(client, name, ...)
+  if method_call then
+    return client[name](client, ...)
+  end
+  return client[name](...)
+end
+local config = {
   name = "qwen-ls",
   cmd = { bin, "serve" },
   cmd_env = { QWEN_LS_CACHE_DIR = tmp .. "/cache", HF_HUB_OFFLINE = "1" },
@@ -111,10 +121,12 @@ local client_id = vim.lsp.start_client({
     hover = { maxTokens = 16 },
     codeActions = { maxTokens = 48 },
   },
-})
+}
+-- `vim.lsp.start` (0.8+) starts and attaches; 0.7 has only `start_client` (deprecated since).
+local client_id = vim.lsp.start and vim.lsp.start(config) or vim.lsp.start_client(config)
 local client
 local function request(method, params, timeout)
-  local response, err = client.request_sync(method, params, timeout or GEN_MS, bufnr)
+  local response, err = call(client, "request_sync", method, params, timeout or GEN_MS, bufnr)
   check(response, ("%s: no response (%s)\n%s"):format(method, tostring(err), server_log()))
   check(not response.err, ("%s: error %s"):format(method, vim.inspect(response.err)))
   return response.result
@@ -135,13 +147,18 @@ test("the built-in client starts the server, attaches and sees it ready", functi
   )
   local caps = client.server_capabilities
   check(caps.hoverProvider, "hoverProvider")
-  check(caps.completionProvider, "completionProvider (offered to clients without inline completion)")
+  -- Clients without inline completion (before 0.12) get textDocument/completion instead.
+  if inline then
+    check(caps.inlineCompletionProvider, "inlineCompletionProvider")
+  else
+    check(caps.completionProvider, "completionProvider (offered to clients without inline completion)")
+  end
   check(caps.codeActionProvider, "codeActionProvider")
   check(vim.tbl_contains(caps.executeCommandProvider.commands, "qwen-ls.refactor"), "qwen-ls.refactor command")
   local state
   check(
     vim.wait(READY_MS, function()
-      local response = client.request_sync("workspace/executeCommand", { command = "qwen-ls.status", arguments = {} }, 2000, bufnr)
+      local response = call(client, "request_sync", "workspace/executeCommand", { command = "qwen-ls.status", arguments = {} }, 2000, bufnr)
       state = response and response.result and response.result.state
       check(state ~= "error", "server error: " .. vim.inspect(response and response.result))
       return state == "ready"
@@ -173,7 +190,7 @@ test("completion after typing (the edit reaches the server); an item, once appli
   for _, spot in ipairs(spots) do
     vim.api.nvim_buf_set_lines(bufnr, spot.row, spot.row + 1, false, { spot.text })
     line, col = spot.row, #spot.text
-    local result = request("textDocument/completion", {
+    local result = request(inline and "textDocument/inlineCompletion" or "textDocument/completion", {
       textDocument = { uri = vim.uri_from_bufnr(bufnr) },
       position = { line = line, character = col },
       context = { triggerKind = 1 },
@@ -181,7 +198,14 @@ test("completion after typing (the edit reaches the server); an item, once appli
     local items = result and (result.items or result) or {}
     check(type(items) == "table", "completion result: " .. vim.inspect(result))
     for _, candidate in ipairs(items) do
-      check(type(candidate.label) == "string", "item label: " .. vim.inspect(candidate))
+      if inline then
+        -- An inline item is an edit of its range: make it one for the code below.
+        check(type(candidate.range) == "table", "inline item range: " .. vim.inspect(candidate))
+        check(candidate.command and candidate.command.command == "qwen-ls.completionAccepted", "acceptance command")
+        candidate.textEdit = { range = candidate.range, newText = candidate.insertText }
+      else
+        check(type(candidate.label) == "string", "item label: " .. vim.inspect(candidate))
+      end
       local text = candidate.textEdit and candidate.textEdit.newText or candidate.insertText
       check(type(text) == "string", "item text: " .. vim.inspect(candidate))
       if not item and text:match("%S") then
@@ -258,9 +282,9 @@ test("code actions are listed, resolved, and a refactor command round-trips", fu
 end)
 
 test("shutdown: the server exits", function()
-  client.stop()
+  call(client, "stop")
   check(vim.wait(10000, function()
-    return client.is_stopped()
+    return call(client, "is_stopped")
   end, 50), "the client did not stop")
 end)
 
