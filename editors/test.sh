@@ -6,8 +6,11 @@
 #   VS Code: lint, type check, unit tests, integration tests (real server), .vsix packaging;
 #   Neovim:  unit tests and integration tests (real server) in a headless child Neovim; the version gate on an
 #            old system Neovim when one is installed (Debian bookworm's 0.7.2).
+#            Neovim's own LSP client (no plugin) against the real server on the system Neovim (Debian's
+#            0.7.2 in CI) and on the test Neovim: hover, completion, code actions, a refactor command.
 # Integration tests need the server binary: $QWEN_LS_BIN, default target/debug/qwen-ls. Without it they are
-# skipped with a loud message; QWEN_LS_REQUIRE_SERVER=1 makes that a failure.
+# skipped with a loud message; QWEN_LS_REQUIRE_SERVER=1 (CI) makes that a failure, and a missing system
+# Neovim too.
 #
 # `editors/test.sh e2e` (also part of `all` when QWEN_LS_E2E=1): the packaged extension in a real VS Code
 # (code-server + headless Chromium), see vscode/test/e2e/run.sh — heavier: Node 24, code-server, chromium.
@@ -69,11 +72,28 @@ run_nvim() {
   "$nvim" --version | head -1
   NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" unit
   NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" integration
+  builtin_lsp "$nvim"
+  if ! command -v nvim >/dev/null; then
+    if [ "${QWEN_LS_REQUIRE_SERVER:-}" = "1" ]; then
+      echo "!! no system nvim on PATH (Debian: apt-get install neovim); QWEN_LS_REQUIRE_SERVER=1 makes this a failure" >&2
+      exit 1
+    fi
+    echo "!! SKIPPING the system-Neovim tests: no nvim on PATH" >&2
+    return
+  fi
+  if [ "$(command -v nvim)" != "$nvim" ]; then
+    builtin_lsp nvim
+  fi
   # The version gate, on an old Neovim when the system has one (Debian's 0.7.2): setup() must refuse cleanly.
-  if command -v nvim >/dev/null && nvim --headless -u NONE -c 'if has("nvim-0.10") | cquit | else | qall! | endif' >/dev/null 2>&1; then
+  if nvim --headless -u NONE -c 'if has("nvim-0.10") | cquit | else | qall! | endif' >/dev/null 2>&1; then
     echo "== version gate on $(nvim --version | head -1)"
     "$EDITORS/nvim/tests/too_old.sh" nvim
   fi
+}
+
+# Neovim's built-in LSP client against the real server (runs on 0.7 too: plain startup commands, no `-l`).
+builtin_lsp() {
+  (cd "$EDITORS/nvim" && "$1" --headless -u NONE -i NONE -c 'luafile tests/builtin_lsp.lua')
 }
 
 run_e2e() {

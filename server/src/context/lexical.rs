@@ -43,8 +43,7 @@ pub fn rank_windows<'s>(
     if terms.is_empty() || limit == 0 {
         return Vec::new();
     }
-    let mut sorted: Vec<(TermId, usize)> = terms.iter().enumerate().map(|(i, &t)| (t, i)).collect();
-    sorted.sort_unstable();
+    let query = QueryFilter::new(terms);
     let mut total_windows = 0usize;
     let mut total_length = 0usize;
     let mut hits: Vec<(&FileIndex, &Window, u64)> = Vec::new();
@@ -52,7 +51,7 @@ pub fn rank_windows<'s>(
         for window in &file.windows {
             total_windows += 1;
             total_length += window.terms.len();
-            let mask = matched_mask(&window.terms, &sorted);
+            let mask = query.matched_mask(&window.terms);
             if mask != 0 && !skip(file, window) {
                 hits.push((file, window, mask));
             }
@@ -75,10 +74,12 @@ pub fn rank_windows<'s>(
         .map(|(file, window, mask)| {
             let norm = K1 * (1.0 - B + B * window.terms.len() as f64 / average);
             let per_term = (K1 + 1.0) / (1.0 + norm);
-            let score: f64 = (0..terms.len())
-                .filter(|i| (mask >> i) & 1 == 1)
-                .map(|i| idf[i] * per_term)
-                .sum();
+            let mut score = 0.0;
+            let mut bits = mask;
+            while bits != 0 {
+                score += idf[bits.trailing_zeros() as usize] * per_term;
+                bits &= bits - 1;
+            }
             ScoredWindow {
                 file,
                 window,
@@ -86,29 +87,102 @@ pub fn rank_windows<'s>(
             }
         })
         .collect();
-    scored.sort_by(|a, b| {
+    // A total order (no two windows share path and start line), so selecting the best `limit` first and
+    // sorting only those gives exactly the full sort's prefix, without sorting every hit.
+    let order = |a: &ScoredWindow<'_>, b: &ScoredWindow<'_>| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.file.path.cmp(&b.file.path))
             .then_with(|| a.window.start_line.cmp(&b.window.start_line))
-    });
-    scored.truncate(limit);
+    };
+    if scored.len() > limit {
+        scored.select_nth_unstable_by(limit - 1, order);
+        scored.truncate(limit);
+    }
+    scored.sort_by(order);
     scored
 }
 
-/// Bit i set when query term i (by original index) occurs in the sorted window bag.
-fn matched_mask(window: &[TermId], query: &[(TermId, usize)]) -> u64 {
-    let (mut i, mut j, mut mask) = (0, 0, 0u64);
-    while i < window.len() && j < query.len() {
-        match window[i].cmp(&query[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                mask |= 1 << query[j].1;
-                i += 1;
-                j += 1;
+/// The query's terms for the window scan: a 4096-bit filter on each term id's low bits (ids are hashes) in
+/// front of a sorted list. Almost every term of a window misses the filter with one load and no branch
+/// misprediction; the previous merge join of two sorted lists spent ~95% of the scan in mispredicted
+/// comparisons (the scan visits every window of the repository for every completion).
+struct QueryFilter {
+    bits: [u64; FILTER_WORDS],
+    /// (term, index in the query), sorted by term.
+    sorted: Vec<(TermId, usize)>,
+}
+
+const FILTER_WORDS: usize = 64;
+const FILTER_MASK: usize = FILTER_WORDS * 64 - 1;
+
+impl QueryFilter {
+    fn new(terms: &[TermId]) -> QueryFilter {
+        let mut sorted: Vec<(TermId, usize)> =
+            terms.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        sorted.sort_unstable();
+        let mut bits = [0u64; FILTER_WORDS];
+        for &(t, _) in &sorted {
+            let h = t as usize & FILTER_MASK;
+            bits[h >> 6] |= 1 << (h & 63);
+        }
+        QueryFilter { bits, sorted }
+    }
+
+    /// Bit i set when query term i (by original index) occurs in the window's bag.
+    fn matched_mask(&self, window: &[TermId]) -> u64 {
+        let mut mask = 0u64;
+        for &t in window {
+            let h = t as usize & FILTER_MASK;
+            if (self.bits[h >> 6] >> (h & 63)) & 1 == 1 {
+                if let Ok(k) = self.sorted.binary_search_by_key(&t, |e| e.0) {
+                    mask |= 1 << self.sorted[k].1;
+                }
             }
         }
+        mask
     }
-    mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filter finds exactly what a merge join of the two sorted lists finds.
+    #[test]
+    fn filter_matches_the_merge_join() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            // A small alphabet so that windows and queries share terms (and filter collisions happen).
+            let alphabet: Vec<TermId> = (0..200).map(|_| next() as TermId).collect();
+            let pick = |n: usize, next: &mut dyn FnMut() -> u64| -> Vec<TermId> {
+                (0..n)
+                    .map(|_| alphabet[next() as usize % alphabet.len()])
+                    .collect()
+            };
+            let mut query = pick(1 + next() as usize % MAX_QUERY_TERMS, &mut next);
+            query.dedup();
+            let mut unique = Vec::new();
+            for t in query {
+                if !unique.contains(&t) {
+                    unique.push(t);
+                }
+            }
+            let mut window = pick(next() as usize % 80, &mut next);
+            window.sort_unstable();
+            window.dedup();
+            let expected = unique
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| window.binary_search(t).is_ok())
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            assert_eq!(QueryFilter::new(&unique).matched_mask(&window), expected);
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use qwen_ls::tasks::measure::{summarize, Outcome, LOG_FILE_NAME};
 use serde_json::{json, Value};
 
-use super::harness::{position_of, Client, TIMEOUT};
+use super::harness::{Client, TIMEOUT};
 use super::uri;
 use crate::common::fixture_copy;
 
@@ -137,63 +137,137 @@ fn items(result: &Value) -> Vec<Value> {
     result["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// A copy of the fixture model (weights linked) whose config claims `window` positions: the fixture's 256 cannot
+/// hold an edit prompt, so code actions would stop at the budget check without ever running the model.
+pub fn stretched_fixture_model(dir: &Path, window: usize) -> PathBuf {
+    let out = dir.join("model");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    for entry in std::fs::read_dir(fixture_model()).expect("fixture model") {
+        let entry = entry.expect("entry");
+        let target = out.join(entry.file_name());
+        if entry.file_name() == "config.json" {
+            let mut config: Value =
+                serde_json::from_str(&std::fs::read_to_string(entry.path()).expect("config"))
+                    .expect("config json");
+            config["max_position_embeddings"] = json!(window);
+            std::fs::write(&target, config.to_string()).expect("write config");
+        } else {
+            std::os::unix::fs::symlink(entry.path().canonicalize().expect("path"), &target)
+                .expect("link");
+        }
+    }
+    out
+}
+
+/// The exact completion prompt the server builds at byte `offset` of `text` (its own copy of the document).
+fn server_prompt(client: &Client, uri: &str, text: &str, offset: usize) -> String {
+    let dumped = client.request(
+        "workspace/executeCommand",
+        json!({ "command": "qwen-ls.debug.dumpPrompt", "arguments": [{ "uri": uri, "position": client.position(text, offset) }] }),
+    );
+    let prompt = dumped["prompt"].as_str().unwrap_or("").to_owned();
+    assert!(prompt.contains("<|fim_middle|>"), "{dumped}");
+    prompt
+}
+
 /// initialize → didOpen → didChange → inlineCompletion → hover → codeAction → resolve → executeCommand →
 /// applyEdit round trip → shutdown, on the real binary and the fixture model.
+///
+/// The fixture model has random weights: what it writes is gibberish, and it never writes a valid edit. So this
+/// test checks shapes, and that whatever the server hands the client round-trips: an accepted completion,
+/// applied by the client as an edit of the item's range, gives exactly the expected text on both sides (the
+/// server's own prompt for the next position contains it); a refactor runs the model and answers
+/// `{ applied, message }` with the reason also shown to the user. The edit landing through
+/// `workspace/applyEdit` with an exact expected text is `scripted::scripted_session_round_trip` (same server
+/// code, a scripted model).
 #[test]
 fn real_binary_session_on_the_fixture_model() {
     let mut p = Process::start();
     let log_file = p.cache.path().join("logs").join("server.log");
-    let init = p.initialize(json!({ "logFile": log_file }));
+    let model = stretched_fixture_model(p.cache.path(), 4096);
+    let init = p.initialize(json!({ "logFile": log_file, "model": model }));
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(init["serverInfo"]["name"], "qwen-ls");
+    assert!(
+        init["capabilities"]["inlineCompletionProvider"].is_object()
+            || init["capabilities"]["inlineCompletionProvider"] == true,
+        "{init}"
+    );
     let client = &p.client;
     let path = p.repo.path().join("src/geometry.rs");
     let text = std::fs::read_to_string(&path).expect("fixture");
     let uri = uri(&path);
     client.open(&uri, "rust", &text);
-    let end = text.len();
-    client.edit(
-        &uri,
-        end,
-        end,
-        "\npub fn perimeter(w: f64, h: f64) -> f64 {\n    ",
-    );
-    let text = client.doc(&uri).text;
-    let cursor = text.len();
 
-    // Inline completion: the shape (the text is whatever the random model says).
-    let result = client.request(
-        "textDocument/inlineCompletion",
-        json!({ "textDocument": { "uri": uri }, "position": position_of(&text, cursor), "context": { "triggerKind": 1 } }),
-    );
-    for item in items(&result) {
-        assert!(item["insertText"].is_string(), "{item}");
-        assert!(item["range"]["start"]["line"].is_u64(), "{item}");
-        assert_eq!(item["command"]["command"], "qwen-ls.completionAccepted");
-        let args = item["command"]["arguments"].clone();
-        let accepted = client.request(
-            "workspace/executeCommand",
-            json!({ "command": "qwen-ls.completionAccepted", "arguments": args }),
+    // Type, ask for an inline completion, until the random model suggests something (it may answer nothing,
+    // or only whitespace, at one spot). Every answer has the protocol's shape.
+    let typed = [
+        "\npub fn perimeter(w: f64, h: f64) -> f64 {\n    ",
+        "let half = w + h;\n    ",
+        "// twice the half\n    2.0 * ",
+    ];
+    let mut accepted = None;
+    for piece in typed {
+        let end = client.doc(&uri).text.len();
+        client.edit(&uri, end, end, piece);
+        let text = client.doc(&uri).text;
+        let result = client.request(
+            "textDocument/inlineCompletion",
+            json!({ "textDocument": { "uri": uri }, "position": client.position(&text, text.len()), "context": { "triggerKind": 1 } }),
         );
-        assert_eq!(accepted, Value::Null);
+        assert!(result["items"].is_array(), "{result}");
+        for item in items(&result) {
+            assert!(item["insertText"].is_string(), "{item}");
+            assert!(item["range"]["start"]["line"].is_u64(), "{item}");
+            assert!(item["range"]["end"]["character"].is_u64(), "{item}");
+            assert_eq!(item["command"]["command"], "qwen-ls.completionAccepted");
+            assert!(item["command"]["arguments"][0]["id"].is_string(), "{item}");
+            if accepted.is_none()
+                && item["insertText"]
+                    .as_str()
+                    .is_some_and(|t| !t.trim().is_empty())
+            {
+                accepted = Some(item);
+            }
+        }
+        if accepted.is_some() {
+            break;
+        }
     }
-    let dumped = client.request(
+    let item = accepted.expect("the model suggested nothing at any spot");
+    // Accept it as an editor does: replace the item's range with its text (a didChange), run its command.
+    let before = client.doc(&uri).text;
+    let at = |p: &Value| client.offset(&before, p);
+    let (start, end) = (at(&item["range"]["start"]), at(&item["range"]["end"]));
+    let insert = item["insertText"].as_str().unwrap_or_default();
+    client.edit(&uri, start, end, insert);
+    let expected = format!("{}{insert}{}", &before[..start], &before[end..]);
+    let after = client.doc(&uri).text;
+    assert_eq!(after, expected);
+    let accepted = client.request(
         "workspace/executeCommand",
-        json!({ "command": "qwen-ls.debug.dumpPrompt", "arguments": [{ "uri": uri, "position": position_of(&text, cursor) }] }),
+        json!({ "command": "qwen-ls.completionAccepted", "arguments": item["command"]["arguments"] }),
     );
+    assert_eq!(accepted, Value::Null);
+    // The server holds the same text: its prompt for the position after the insertion ends with the
+    // inserted text and the start of its line.
+    let cursor = start + insert.len();
+    let line_start = after[..start].rfind('\n').map_or(0, |i| i + 1);
+    let prompt = server_prompt(client, &uri, &after, cursor);
+    let prefix = &prompt[..prompt.find("<|fim_suffix|>").unwrap_or(prompt.len())];
     assert!(
-        dumped["prompt"]
-            .as_str()
-            .unwrap_or("")
-            .contains("<|fim_middle|>"),
-        "{dumped}"
+        prefix.ends_with(&after[line_start..cursor]),
+        "the server's text differs from the client's after the accepted completion {item}:\n\
+         client: {:?}\nserver prompt: {prompt}",
+        &after[line_start..cursor],
     );
+    let text = after;
 
     // Hover on the new function's declaration line: markdown or null, never an error.
     let decl = text.find("pub fn perimeter").expect("decl");
     let hover = client.request(
         "textDocument/hover",
-        json!({ "textDocument": { "uri": uri }, "position": position_of(&text, decl + 8) }),
+        json!({ "textDocument": { "uri": uri }, "position": client.position(&text, decl + 8) }),
     );
     assert!(
         hover.is_null() || hover["contents"]["kind"] == "markdown",
@@ -201,21 +275,55 @@ fn real_binary_session_on_the_fixture_model() {
     );
 
     // Code actions and the resolve of "Add documentation".
-    let range = json!({ "start": position_of(&text, decl), "end": position_of(&text, decl) });
+    let range =
+        json!({ "start": client.position(&text, decl), "end": client.position(&text, decl) });
     let actions = client.request(
         "textDocument/codeAction",
         json!({ "textDocument": { "uri": uri }, "range": range, "context": { "diagnostics": [] } }),
     );
     let actions = actions.as_array().cloned().unwrap_or_default();
     assert_eq!(actions.len(), 3, "{actions:?}");
+    let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "qwen-ls: Add documentation",
+            "qwen-ls: Refactor with instruction…",
+            "qwen-ls: Apply instruction across workspace…"
+        ]
+    );
+    assert_eq!(actions[1]["command"]["command"], "qwen-ls.refactor");
+    assert!(actions[1]["command"]["arguments"][0]["instruction"].is_null());
+    // Resolve "Add documentation": the model runs; its edit is applied by the client, or the server shows why
+    // there is none.
+    let shown_before = client.notifications("window/showMessage").len();
     let resolved = client.request("codeAction/resolve", actions[0].clone());
     assert_eq!(resolved["title"], "qwen-ls: Add documentation");
     if let Some(edit) = resolved.get("edit") {
+        let before = client.doc(&uri).text;
         assert_eq!(client.apply_workspace_edit(edit)["applied"], true);
+        assert_ne!(client.doc(&uri).text, before);
+    } else {
+        // The notification travels apart from the response: it may arrive just after it.
+        client.wait_until(
+            "no edit, and the reason shown",
+            Duration::from_secs(20),
+            |c| c.notifications("window/showMessage").len() > shown_before,
+        );
+        let shown = client.notifications("window/showMessage");
+        let message = shown[shown.len() - 1]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            !message.contains("budget"),
+            "the model did not run: {message}"
+        );
     }
 
-    // The refactor command: random weights rarely write a valid edit; either way the answer has the
-    // protocol's shape, and an applied edit reached the client's document through workspace/applyEdit.
+    // The refactor command: the model runs (the window fits the prompt) and the answer has the protocol's
+    // shape; an applied edit reached the client's document through workspace/applyEdit, a refused one comes
+    // with the server's reason (for the client to show).
     let before = client.doc(&uri).text;
     let result = client.request(
         "workspace/executeCommand",
@@ -226,7 +334,13 @@ fn real_binary_session_on_the_fixture_model() {
         assert_ne!(client.doc(&uri).text, before);
         assert!(!client.server_requests("workspace/applyEdit").is_empty());
     } else {
-        assert!(result["message"].is_string(), "{result}");
+        let message = result["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{result}");
+        assert!(
+            !message.contains("budget"),
+            "the model did not run: {message}"
+        );
+        assert_eq!(client.doc(&uri).text, before);
     }
     let status = client.request(
         "workspace/executeCommand",
@@ -248,6 +362,12 @@ fn real_binary_session_on_the_fixture_model() {
     assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
     let logged = std::fs::read_to_string(&log_file).expect("logFile written");
     assert!(logged.contains("shutdown"), "{logged}");
+    let summary = p.summary();
+    assert!(
+        summary.count(Outcome::Shown) >= 1,
+        "the shown completion is in the suggestion log"
+    );
+    assert!(summary.accepted >= 1, "its acceptance too");
 }
 
 /// Malformed JSON, unknown methods, unopened, deleted and huge documents, exit without shutdown.
@@ -304,7 +424,7 @@ fn real_binary_survives_bad_input() {
     );
     let result = client.request(
         "textDocument/inlineCompletion",
-        json!({ "textDocument": { "uri": lib_uri }, "position": position_of(&text, text.len()), "context": { "triggerKind": 1 } }),
+        json!({ "textDocument": { "uri": lib_uri }, "position": client.position(&text, text.len()), "context": { "triggerKind": 1 } }),
     );
     assert!(result["items"].is_array(), "{result}");
     client.notify(
@@ -328,7 +448,7 @@ fn real_binary_survives_bad_input() {
     let started = Instant::now();
     let result = client.request(
         "textDocument/inlineCompletion",
-        json!({ "textDocument": { "uri": huge_uri }, "position": position_of(&huge, mid + 8), "context": { "triggerKind": 1 } }),
+        json!({ "textDocument": { "uri": huge_uri }, "position": client.position(&huge, mid + 8), "context": { "triggerKind": 1 } }),
     );
     assert!(result["items"].is_array(), "{result}");
     assert!(
@@ -360,7 +480,7 @@ fn keystroke_burst_cancels_all_but_the_last() {
         let doc = client.doc(&uri);
         client.send_request(
             "textDocument/inlineCompletion",
-            json!({ "textDocument": { "uri": uri }, "position": position_of(&doc.text, doc.text.len()), "context": { "triggerKind": 2 } }),
+            json!({ "textDocument": { "uri": uri }, "position": client.position(&doc.text, doc.text.len()), "context": { "triggerKind": 2 } }),
         )
     };
     // Warm up (first allocations, caches), then measure.

@@ -34,6 +34,8 @@ struct Inner {
     /// Refuse `workspace/applyEdit` (to test the server's handling of a refusal).
     refuse_edits: bool,
     closed: bool,
+    /// The negotiated `positionEncoding` is UTF-8 (columns are bytes), else UTF-16.
+    utf8: bool,
 }
 
 struct Shared {
@@ -63,6 +65,11 @@ pub struct Client {
 
 /// Byte offset of an LSP position (UTF-16 columns) in `text`.
 pub fn offset_of(text: &str, line: u64, character: u64) -> usize {
+    offset_in(text, line, character, false)
+}
+
+/// Byte offset of an LSP position in `text`, columns in UTF-8 bytes (`utf8`) or UTF-16 units.
+pub fn offset_in(text: &str, line: u64, character: u64, utf8: bool) -> usize {
     let mut start = 0;
     for _ in 0..line {
         match text[start..].find('\n') {
@@ -76,30 +83,40 @@ pub fn offset_of(text: &str, line: u64, character: u64) -> usize {
         if units >= character {
             return start + i;
         }
-        units += c.len_utf16() as u64;
+        units += if utf8 { c.len_utf8() } else { c.len_utf16() } as u64;
     }
     end
 }
 
 /// The LSP position (UTF-16 columns) of byte `offset`.
 pub fn position_of(text: &str, offset: usize) -> Value {
+    position_in(text, offset, false)
+}
+
+/// The LSP position of byte `offset`, columns in UTF-8 bytes (`utf8`) or UTF-16 units.
+pub fn position_in(text: &str, offset: usize, utf8: bool) -> Value {
     let before = &text[..offset];
     let line = before.matches('\n').count();
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let character: usize = text[line_start..offset].chars().map(char::len_utf16).sum();
+    let character: usize = if utf8 {
+        offset - line_start
+    } else {
+        text[line_start..offset].chars().map(char::len_utf16).sum()
+    };
     json!({ "line": line, "character": character })
 }
 
-fn apply_text_edits(text: &str, edits: &[Value]) -> String {
+fn apply_text_edits(text: &str, edits: &[Value], utf8: bool) -> String {
     let mut spans: Vec<(usize, usize, String)> = edits
         .iter()
         .map(|e| {
             let r = &e["range"];
             let at = |p: &Value| {
-                offset_of(
+                offset_in(
                     text,
                     p["line"].as_u64().unwrap_or(0),
                     p["character"].as_u64().unwrap_or(0),
+                    utf8,
                 )
             };
             (
@@ -222,8 +239,24 @@ impl Client {
                 },
             }),
         );
+        self.shared.lock().utf8 = result["capabilities"]["positionEncoding"] == "utf-8";
         self.notify("initialized", json!({}));
         result
+    }
+
+    /// The LSP position of byte `offset` of `text` in the negotiated encoding.
+    pub fn position(&self, text: &str, offset: usize) -> Value {
+        position_in(text, offset, self.shared.lock().utf8)
+    }
+
+    /// The byte offset of an LSP position (`{ "line", "character" }`) in the negotiated encoding.
+    pub fn offset(&self, text: &str, position: &Value) -> usize {
+        offset_in(
+            text,
+            position["line"].as_u64().unwrap_or(0),
+            position["character"].as_u64().unwrap_or(0),
+            self.shared.lock().utf8,
+        )
     }
 
     /// Polls `qwen-ls.status` until `ready` (panics on `error` or timeout).
@@ -264,11 +297,12 @@ impl Client {
     pub fn edit(&self, uri: &str, start: usize, end: usize, new_text: &str) -> i32 {
         let (version, range) = {
             let mut inner = self.shared.lock();
+            let utf8 = inner.utf8;
             let doc = inner
                 .docs
                 .get_mut(uri)
                 .expect("document open in the client");
-            let range = json!({ "start": position_of(&doc.text, start), "end": position_of(&doc.text, end) });
+            let range = json!({ "start": position_in(&doc.text, start, utf8), "end": position_in(&doc.text, end, utf8) });
             doc.text.replace_range(start..end, new_text);
             doc.version += 1;
             (doc.version, range)
@@ -447,7 +481,7 @@ fn apply_edit(shared: &Shared, edit: &Value) -> Value {
             }
         }
         let edits = change["edits"].as_array().cloned().unwrap_or_default();
-        updated.push((uri, apply_text_edits(&doc.text, &edits)));
+        updated.push((uri, apply_text_edits(&doc.text, &edits, inner.utf8)));
     }
     let mut notes = Vec::new();
     for (uri, text) in updated {
