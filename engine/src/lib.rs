@@ -9,11 +9,14 @@ pub mod cache;
 pub mod cancel;
 pub mod config;
 pub mod generate;
+pub mod gguf;
+pub mod kernels;
 pub mod loaded;
 pub mod model;
 pub mod prompt;
 pub mod sampling;
 pub mod sequence;
+pub mod source;
 pub mod stop;
 pub mod tokenizer;
 pub mod weights;
@@ -24,10 +27,13 @@ pub use config::{Architecture, ConfigError, ModelConfig, MoeConfig, RopeConfig, 
 pub use generate::{
     generate, GenerateError, GenerateParams, Generation, GenerationStats, StopReason,
 };
-pub use loaded::{LoadError, LoadOptions, LoadedModel, WeightDType};
+pub use gguf::{GgufError, GgufFile};
+pub use loaded::{LoadError, LoadOptions, LoadReport, LoadedModel, WeightDType};
 pub use model::{Logits, Model, ModelError};
 pub use prompt::{Message, Piece, Prompt, PromptKind, RepoFile, Role};
 pub use sampling::{Sampler, SamplingParams};
 pub use sequence::{Prefill, Sequence, SequenceError, DEFAULT_PREFILL_CHUNK};
+pub use source::quantize::{QuantizeReport, QuantizeTo};
+pub use source::{MatrixWeight, WeightSource};
 pub use tokenizer::{SpecialToken, SpecialTokens, StreamDecoder, Tokenizer, TokenizerError};
 pub use weights::{SafetensorsWeights, WeightsError};

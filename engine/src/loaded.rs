@@ -1,9 +1,12 @@
 //! The engine's front door: `LoadedModel::load(path, &LoadOptions)` → a shared model + tokenizer, and
 //! `generate` over a `Prompt`.
 //!
-//! `load` dispatches on what the path is. Today: a Hugging Face model directory (`config.json`, safetensors,
-//! `tokenizer.json`). A later issue adds `.gguf` files as another arm of the same match.
+//! `load` dispatches on what the path is: a Hugging Face model directory (`config.json`, safetensors — dense or
+//! Qwen's block-wise FP8 — and `tokenizer.json`), or a GGUF file (`*.gguf`, or any file starting with the GGUF
+//! magic, such as an Ollama blob), whose tokenizer comes from its own metadata unless a `tokenizer.json` sits
+//! next to it. `LoadOptions::quantize` quantizes dense matrices at load time.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,9 +16,13 @@ use candle_core::{DType, Device};
 use crate::cancel::CancelToken;
 use crate::config::{ConfigError, ModelConfig};
 use crate::generate::{generate, GenerateError, GenerateParams, Generation};
+use crate::gguf::{self, GgufError, GgufFile};
 use crate::model::{Model, ModelError};
 use crate::prompt::Prompt;
 use crate::sequence::Sequence;
+use crate::source::fp8;
+use crate::source::quantize::{QuantizeReport, QuantizeTo, Quantizing};
+use crate::source::WeightSource;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 use crate::weights::{SafetensorsWeights, WeightsError};
 
@@ -64,6 +71,9 @@ pub struct LoadOptions {
     pub dtype: WeightDType,
     /// Where the weights live (CPU unless built with the `cuda` feature and asked for).
     pub device: Device,
+    /// Quantize dense matrices at load time (safetensors, FP8, and F16/F32 matrices of a GGUF file). Already
+    /// quantized GGUF matrices are used as stored.
+    pub quantize: Option<QuantizeTo>,
 }
 
 impl Default for LoadOptions {
@@ -71,6 +81,7 @@ impl Default for LoadOptions {
         LoadOptions {
             dtype: WeightDType::F32,
             device: Device::Cpu,
+            quantize: None,
         }
     }
 }
@@ -80,7 +91,11 @@ impl LoadOptions {
     #[cfg(feature = "cuda")]
     pub fn cuda(dtype: WeightDType) -> Result<Self, LoadError> {
         let device = Device::new_cuda(0).map_err(|e| LoadError::Device(e.to_string()))?;
-        Ok(LoadOptions { dtype, device })
+        Ok(LoadOptions {
+            dtype,
+            device,
+            quantize: None,
+        })
     }
 }
 
@@ -107,6 +122,9 @@ pub enum LoadError {
     /// The model could not be built.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A GGUF file is corrupt, truncated or describes an unsupported model.
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
     /// `tokenizer.json` is missing or invalid.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
@@ -124,10 +142,25 @@ pub struct LoadedModel {
     pub tokenizer: Arc<Tokenizer>,
     /// Where it was loaded from.
     pub source: PathBuf,
+    /// How the weights were stored and what load-time quantization did.
+    pub report: LoadReport,
+}
+
+/// What loading found and did, for the CLI to show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The weight format: `"safetensors"`, `"safetensors (FP8 e4m3, 128x128 blocks)"` or `"GGUF"`.
+    pub format: String,
+    /// GGUF: how many tensors of each stored type (`"Q4_K"` → 113).
+    pub tensor_types: BTreeMap<String, usize>,
+    /// Where the tokenizer came from.
+    pub tokenizer: String,
+    /// `LoadOptions::quantize`: what was quantized, fell back to another type, or stayed dense.
+    pub quantize: Option<QuantizeReport>,
 }
 
 impl LoadedModel {
-    /// Loads the model at `path`: a Hugging Face model directory (or its `config.json`).
+    /// Loads the model at `path`: a Hugging Face model directory (or its `config.json`), or a GGUF file.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
         if !path.exists() {
             return Err(LoadError::NotFound(path.to_path_buf()));
@@ -136,32 +169,78 @@ impl LoadedModel {
             return Self::load_hf_dir(path, options);
         }
         match path.extension().and_then(|e| e.to_str()) {
-            Some("gguf") => Err(LoadError::Unsupported {
-                path: path.to_path_buf(),
-                reason: "GGUF models are not supported yet; pass a Hugging Face model directory".into(),
-            }),
+            Some(ext) if ext.eq_ignore_ascii_case("gguf") => Self::load_gguf(path, options),
             _ if path.file_name().is_some_and(|n| n == "config.json") => {
                 Self::load_hf_dir(path.parent().unwrap_or(Path::new(".")), options)
             }
+            _ if gguf::is_gguf(path) => Self::load_gguf(path, options),
             _ => Err(LoadError::Unsupported {
                 path: path.to_path_buf(),
-                reason: "expected a model directory with config.json, safetensors weights and tokenizer.json"
+                reason: "expected a GGUF file or a model directory with config.json, safetensors weights and \
+                         tokenizer.json"
                     .into(),
             }),
         }
     }
 
-    /// Loads `config.json`, the safetensors weights and `tokenizer.json` from `dir`.
+    /// Loads `config.json`, the safetensors weights (dense or FP8) and `tokenizer.json` from `dir`.
     pub fn load_hf_dir(dir: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
         let _span = tracing::info_span!("load", dir = %dir.display()).entered();
-        let config = ModelConfig::from_hf_file(&dir.join("config.json"))?;
+        let config_path = dir.join("config.json");
+        let config = ModelConfig::from_hf_file(&config_path)?;
+        let fp8_block = fp8::block_size_from_config_file(&config_path)?;
         let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let weights = SafetensorsWeights::open_dir(dir)?;
-        let model = Model::load(config, &weights, options.dtype.dtype(), &options.device)?;
+        let mut weights = SafetensorsWeights::open_dir(dir)?;
+        let format = match fp8_block {
+            Some(block) => {
+                weights.set_fp8_block_size(block);
+                format!("safetensors (FP8 e4m3, {}x{} blocks)", block.0, block.1)
+            }
+            None if weights.has_fp8() => "safetensors (FP8 e4m3, 128x128 blocks)".to_string(),
+            None => "safetensors".to_string(),
+        };
+        let (model, quantize) = build(config, &weights, options)?;
         Ok(LoadedModel {
             model: Arc::new(model),
             tokenizer: Arc::new(tokenizer),
             source: dir.to_path_buf(),
+            report: LoadReport {
+                format,
+                tensor_types: BTreeMap::new(),
+                tokenizer: "tokenizer.json".to_string(),
+                quantize,
+            },
+        })
+    }
+
+    /// Loads a GGUF file: config and (unless a `tokenizer.json` sits next to it) tokenizer from its metadata,
+    /// quantized matrices as stored.
+    pub fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
+        let _span = tracing::info_span!("load_gguf", path = %path.display()).entered();
+        let file = GgufFile::open(path)?;
+        let config = gguf::config::model_config(&file)?;
+        let (tokenizer, tokenizer_source) = gguf_tokenizer(&file)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(LoadError::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the tokenizer has {} tokens but the embedding only {} rows",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
+            });
+        }
+        let (model, quantize) = build(config, &file, options)?;
+        Ok(LoadedModel {
+            model: Arc::new(model),
+            tokenizer: Arc::new(tokenizer),
+            source: path.to_path_buf(),
+            report: LoadReport {
+                format: "GGUF".to_string(),
+                tensor_types: file.tensor_type_counts(),
+                tokenizer: tokenizer_source,
+                quantize,
+            },
         })
     }
 
@@ -199,4 +278,46 @@ impl LoadedModel {
             on_delta,
         )
     }
+}
+
+/// Builds the model from `source`, through a quantizing wrapper when `options.quantize` asks for one.
+fn build(
+    config: ModelConfig,
+    source: &dyn WeightSource,
+    options: &LoadOptions,
+) -> Result<(Model, Option<QuantizeReport>), LoadError> {
+    let (dtype, device) = (options.dtype.dtype(), &options.device);
+    match options.quantize {
+        None => Ok((Model::load(config, source, dtype, device)?, None)),
+        Some(to) => {
+            let quantizing = Quantizing::new(source, to);
+            let model = Model::load(config, &quantizing, dtype, device)?;
+            let report = quantizing.report();
+            for (name, why) in &report.fallbacks {
+                tracing::info!(tensor = %name, "quantized as {why}");
+            }
+            for (name, why) in &report.unquantized {
+                tracing::info!(tensor = %name, "left unquantized: {why}");
+            }
+            Ok((model, Some(report)))
+        }
+    }
+}
+
+/// The tokenizer of a GGUF model: a `tokenizer.json` next to the file when there is one and it agrees with
+/// the file's vocabulary, else the file's own metadata.
+fn gguf_tokenizer(file: &GgufFile) -> Result<(Tokenizer, String), LoadError> {
+    let sibling = file.path().with_file_name("tokenizer.json");
+    if sibling.is_file() {
+        let tokenizer = Tokenizer::from_file(&sibling)?;
+        match gguf::tokenizer::agrees_with(file, &tokenizer) {
+            Ok(()) => return Ok((tokenizer, sibling.display().to_string())),
+            Err(why) => tracing::warn!(
+                tokenizer = %sibling.display(),
+                "not using the tokenizer.json next to the GGUF file: {why}; using the file's own vocabulary"
+            ),
+        }
+    }
+    let tokenizer = gguf::tokenizer::tokenizer(file)?;
+    Ok((tokenizer, "GGUF metadata".to_string()))
 }

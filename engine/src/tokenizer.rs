@@ -151,6 +151,19 @@ impl Tokenizer {
             reason,
         };
         let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| load_err(e.to_string()))?;
+        Self::from_tokenizers(inner, source_name)
+    }
+
+    /// Wraps an already built `tokenizers` tokenizer (e.g. one built from GGUF metadata); `source_name` is
+    /// used in errors.
+    pub fn from_tokenizers(
+        inner: tokenizers::Tokenizer,
+        source_name: &str,
+    ) -> Result<Self, TokenizerError> {
+        let load_err = |reason: String| TokenizerError::Load {
+            source_name: source_name.to_string(),
+            reason,
+        };
         let added = inner.get_added_tokens_decoder();
         let mut plain = inner.clone();
         let mut all_special: Vec<(u32, AddedToken)> = added

@@ -3,6 +3,8 @@
 //! Every tensor is fetched with the shape the architecture expects, so a checkpoint that does not match its
 //! `config.json` fails at load with the tensor, the file and both shapes named — never later as a matmul panic.
 //! Headers are validated when a file is opened (a truncated or corrupt file is an error naming the file).
+//! FP8 (`F8_E4M3`) tensors with a `{name}_scale_inv` sibling are dequantized block-wise on load (see
+//! [`crate::source::fp8`]), so Qwen's official FP8 checkpoints load like any other.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,6 +14,8 @@ use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, TensorInfo};
 use safetensors::SafeTensors;
+
+use crate::source::{fp8, MatrixWeight, WeightSource};
 
 /// Name of a single-file checkpoint.
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -74,7 +78,10 @@ pub enum WeightsError {
         found: Vec<usize>,
     },
     /// A tensor is stored in a dtype the engine cannot convert.
-    #[error("tensor `{name}` in {file} has unsupported dtype {dtype}; expected F32, F16 or BF16")]
+    #[error(
+        "tensor `{name}` in {file} has unsupported dtype {dtype}; expected F32, F16, BF16 or F8_E4M3 (with \
+         `weight_scale_inv`)"
+    )]
     DType {
         /// The tensor name.
         name: String,
@@ -82,6 +89,17 @@ pub enum WeightsError {
         file: PathBuf,
         /// The stored dtype.
         dtype: String,
+    },
+    /// A tensor's data is unusable for a reason other than its shape (FP8 scales, quantized block layout,
+    /// a quantization that failed).
+    #[error("tensor `{name}` in {file}: {reason}")]
+    Invalid {
+        /// The tensor name.
+        name: String,
+        /// The file holding it.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// candle failed to build or convert the tensor.
     #[error("cannot load tensor `{name}` from {file}: {source}")]
@@ -95,6 +113,14 @@ pub enum WeightsError {
     },
 }
 
+/// One tensor's stored bytes and description.
+struct RawTensor<'a> {
+    path: &'a Path,
+    dtype: StDtype,
+    shape: &'a [usize],
+    bytes: &'a [u8],
+}
+
 struct MappedFile {
     path: PathBuf,
     mmap: Mmap,
@@ -106,7 +132,12 @@ struct MappedFile {
 pub struct SafetensorsWeights {
     files: Vec<MappedFile>,
     tensors: HashMap<String, (usize, TensorInfo)>,
+    /// Block shape of FP8 weights' inverse scales (`quantization_config.weight_block_size`).
+    fp8_block: (usize, usize),
 }
+
+/// Default FP8 block shape (Qwen's and DeepSeek's checkpoints).
+pub const DEFAULT_FP8_BLOCK: (usize, usize) = (128, 128);
 
 impl std::fmt::Debug for SafetensorsWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,7 +261,23 @@ impl SafetensorsWeights {
                 data_start: 8 + header_len,
             });
         }
-        Ok(SafetensorsWeights { files, tensors })
+        Ok(SafetensorsWeights {
+            files,
+            tensors,
+            fp8_block: DEFAULT_FP8_BLOCK,
+        })
+    }
+
+    /// Sets the block shape of FP8 weights' inverse scales (from `quantization_config.weight_block_size`).
+    pub fn set_fp8_block_size(&mut self, block: (usize, usize)) {
+        self.fp8_block = block;
+    }
+
+    /// Whether any tensor is stored as FP8 (`F8_E4M3`).
+    pub fn has_fp8(&self) -> bool {
+        self.tensors
+            .values()
+            .any(|(_, info)| info.dtype == StDtype::F8_E4M3)
     }
 
     /// Whether the checkpoint holds a tensor of this name.
@@ -243,7 +290,8 @@ impl SafetensorsWeights {
         self.tensors.keys().map(String::as_str)
     }
 
-    /// Loads tensor `name`, checking it has exactly `shape`, converted to `dtype` on `device`.
+    /// Loads tensor `name`, checking it has exactly `shape`, converted to `dtype` on `device`. FP8 tensors are
+    /// dequantized with their `{name}_scale_inv` block scales.
     pub fn load(
         &self,
         name: &str,
@@ -251,35 +299,63 @@ impl SafetensorsWeights {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor, WeightsError> {
-        let Some((index, info)) = self.tensors.get(name) else {
-            return Err(WeightsError::Missing {
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                files: self.file_list(),
-            });
+        let raw = self.raw(name, Some(shape))?;
+        let err = |source| WeightsError::Tensor {
+            name: name.to_string(),
+            file: raw.path.to_path_buf(),
+            source: Box::new(source),
         };
-        let file = &self.files[*index];
-        if info.shape != shape {
-            return Err(WeightsError::Shape {
-                name: name.to_string(),
-                file: file.path.clone(),
-                expected: shape.to_vec(),
-                found: info.shape.clone(),
-            });
-        }
-        let stored = match info.dtype {
+        let stored = match raw.dtype {
             StDtype::F32 => DType::F32,
             StDtype::F16 => DType::F16,
             StDtype::BF16 => DType::BF16,
             StDtype::F64 => DType::F64,
+            StDtype::F8_E4M3 => {
+                let values = self.dequantize_fp8(name, &raw)?;
+                let tensor = Tensor::from_vec(values, shape, &Device::Cpu).map_err(err)?;
+                return tensor
+                    .to_dtype(dtype)
+                    .and_then(|t| t.to_device(device))
+                    .map_err(err);
+            }
             other => {
                 return Err(WeightsError::DType {
                     name: name.to_string(),
-                    file: file.path.clone(),
+                    file: raw.path.to_path_buf(),
                     dtype: format!("{other:?}"),
                 })
             }
         };
+        let tensor =
+            Tensor::from_raw_buffer(raw.bytes, stored, shape, &Device::Cpu).map_err(err)?;
+        let tensor = if stored == dtype {
+            tensor
+        } else {
+            tensor.to_dtype(dtype).map_err(err)?
+        };
+        tensor.to_device(device).map_err(err)
+    }
+
+    /// The stored bytes of `name`, checked against `shape` when given.
+    fn raw(&self, name: &str, shape: Option<&[usize]>) -> Result<RawTensor<'_>, WeightsError> {
+        let Some((index, info)) = self.tensors.get(name) else {
+            return Err(WeightsError::Missing {
+                name: name.to_string(),
+                expected: shape.map(<[usize]>::to_vec).unwrap_or_default(),
+                files: self.file_list(),
+            });
+        };
+        let file = &self.files[*index];
+        if let Some(shape) = shape {
+            if info.shape != shape {
+                return Err(WeightsError::Shape {
+                    name: name.to_string(),
+                    file: file.path.clone(),
+                    expected: shape.to_vec(),
+                    found: info.shape.clone(),
+                });
+            }
+        }
         let (start, end) = info.data_offsets;
         // read_metadata validated the offsets against the file length; `get` keeps this panic-free anyway.
         let bytes = file
@@ -289,18 +365,42 @@ impl SafetensorsWeights {
                 path: file.path.clone(),
                 reason: format!("data of tensor `{name}` lies outside the file"),
             })?;
-        let err = |source| WeightsError::Tensor {
+        Ok(RawTensor {
+            path: &file.path,
+            dtype: info.dtype,
+            shape: &info.shape,
+            bytes,
+        })
+    }
+
+    /// Dequantizes the 2-D FP8 tensor `name` with its `{name}_scale_inv` block scales.
+    fn dequantize_fp8(&self, name: &str, raw: &RawTensor<'_>) -> Result<Vec<f32>, WeightsError> {
+        let invalid = |reason: String| WeightsError::Invalid {
             name: name.to_string(),
-            file: file.path.clone(),
-            source: Box::new(source),
+            file: raw.path.to_path_buf(),
+            reason,
         };
-        let tensor = Tensor::from_raw_buffer(bytes, stored, shape, &Device::Cpu).map_err(err)?;
-        let tensor = if stored == dtype {
-            tensor
-        } else {
-            tensor.to_dtype(dtype).map_err(err)?
+        let &[out, inp] = raw.shape else {
+            return Err(invalid(format!(
+                "FP8 tensors must be 2-D matrices, found shape {:?}",
+                raw.shape
+            )));
         };
-        tensor.to_device(device).map_err(err)
+        let scale_name = format!("{name}_scale_inv");
+        let (bm, bn) = self.fp8_block;
+        let scale_shape = [out.div_ceil(bm.max(1)), inp.div_ceil(bn.max(1))];
+        let scales = self
+            .load(&scale_name, &scale_shape, DType::F32, &Device::Cpu)
+            .and_then(|t| {
+                t.flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(|source| WeightsError::Tensor {
+                        name: scale_name.clone(),
+                        file: raw.path.to_path_buf(),
+                        source: Box::new(source),
+                    })
+            })?;
+        fp8::dequantize(raw.bytes, out, inp, &scales, self.fp8_block).map_err(invalid)
     }
 
     fn file_list(&self) -> String {
@@ -310,6 +410,30 @@ impl SafetensorsWeights {
             .map(|f| f.path.display().to_string())
             .collect();
         names.join(", ")
+    }
+}
+
+impl WeightSource for SafetensorsWeights {
+    fn tensor(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor, WeightsError> {
+        self.load(name, shape, dtype, device)
+    }
+
+    fn matrix(
+        &self,
+        name: &str,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<MatrixWeight, WeightsError> {
+        self.load(name, &[out, inp], dtype, device)
+            .map(MatrixWeight::Dense)
     }
 }
 

@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod context;
 pub mod index;
+pub mod logging;
+pub mod lsp;
 pub mod store;
 pub mod syntax;
 pub mod tasks;

@@ -12,7 +12,8 @@ use super::norm::RmsNorm;
 use super::rope::RopeTables;
 use crate::cache::KvCache;
 use crate::config::ModelConfig;
-use crate::weights::{SafetensorsWeights, WeightsError};
+use crate::source::WeightSource;
+use crate::weights::WeightsError;
 
 /// Upper bound on the f32 score matrix of one query block, in bytes.
 const SCORE_BLOCK_BYTES: usize = 64 << 20;
@@ -36,7 +37,7 @@ impl Attention {
     /// Loads `{prefix}.{q,k,v,o}_proj` (and `{q,k}_norm` when the config has q/k norm).
     pub fn load(
         cfg: &ModelConfig,
-        w: &SafetensorsWeights,
+        w: &dyn WeightSource,
         prefix: &str,
         dtype: DType,
         device: &Device,

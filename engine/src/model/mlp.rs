@@ -3,7 +3,8 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::linear::Linear;
-use crate::weights::{SafetensorsWeights, WeightsError};
+use crate::source::WeightSource;
+use crate::weights::WeightsError;
 
 /// A SwiGLU feed-forward block.
 #[derive(Debug, Clone)]
@@ -16,7 +17,7 @@ pub struct Mlp {
 impl Mlp {
     /// Loads `{prefix}.{gate,up,down}_proj` for widths `hidden -> intermediate -> hidden`.
     pub fn load(
-        w: &SafetensorsWeights,
+        w: &dyn WeightSource,
         prefix: &str,
         hidden: usize,
         intermediate: usize,

@@ -6,6 +6,7 @@
 //! (`forward(&self, tokens, &mut KvCache)`), so any number of sequences can run over one set of weights.
 
 pub mod attention;
+pub mod embedding;
 pub mod linear;
 pub mod mlp;
 pub mod moe;
@@ -16,8 +17,10 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::cache::KvCache;
 use crate::config::ModelConfig;
-use crate::weights::{SafetensorsWeights, WeightsError};
+use crate::source::WeightSource;
+use crate::weights::WeightsError;
 use attention::{causal_mask, Attention};
+use embedding::Embedding;
 use linear::Linear;
 use mlp::Mlp;
 use moe::SparseMoe;
@@ -94,7 +97,7 @@ pub enum Logits {
 #[derive(Debug)]
 pub struct Model {
     config: ModelConfig,
-    embed_tokens: Tensor,
+    embed_tokens: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -107,7 +110,7 @@ impl Model {
     /// Builds the model from a checkpoint, checking every tensor's shape against `config`.
     pub fn load(
         config: ModelConfig,
-        w: &SafetensorsWeights,
+        w: &dyn WeightSource,
         dtype: DType,
         device: &Device,
     ) -> Result<Self, ModelError> {
@@ -116,12 +119,16 @@ impl Model {
         }
         let cfg = &config;
         let (hidden, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
-        let embed_tokens = w.load(
-            "model.embed_tokens.weight",
-            &[cfg.vocab_size, hidden],
+        let embed_tokens = Embedding::new(
+            w.matrix(
+                "model.embed_tokens.weight",
+                cfg.vocab_size,
+                hidden,
+                dtype,
+                device,
+            )?,
             dtype,
-            device,
-        )?;
+        );
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");
@@ -168,7 +175,7 @@ impl Model {
         }
         let norm = RmsNorm::load(w, "model.norm", hidden, eps, device)?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::from_weight(embed_tokens.clone())
+            embed_tokens.as_linear()
         } else {
             Linear::load(w, "lm_head", cfg.vocab_size, hidden, false, dtype, device)?
         };
@@ -237,7 +244,7 @@ impl Model {
         let ids = Tensor::new(tokens, &self.device).context(|| "token ids".into())?;
         let mut x = self
             .embed_tokens
-            .index_select(&ids, 0)
+            .forward(&ids)
             .context(|| "embedding lookup".into())?;
         let rope = self
             .rope

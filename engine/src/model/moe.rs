@@ -12,7 +12,8 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use super::mlp::Mlp;
 use crate::config::{ModelConfig, MoeConfig};
-use crate::weights::{SafetensorsWeights, WeightsError};
+use crate::source::WeightSource;
+use crate::weights::WeightsError;
 
 /// One sparse MoE block (router + experts).
 #[derive(Debug, Clone)]
@@ -38,12 +39,12 @@ impl SparseMoe {
     pub fn load(
         cfg: &ModelConfig,
         moe: &MoeConfig,
-        w: &SafetensorsWeights,
+        w: &dyn WeightSource,
         prefix: &str,
         dtype: DType,
         device: &Device,
     ) -> std::result::Result<Self, WeightsError> {
-        let gate = w.load(
+        let gate = w.tensor(
             &format!("{prefix}.gate.weight"),
             &[moe.num_experts, cfg.hidden_size],
             DType::F32,

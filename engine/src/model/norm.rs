@@ -2,7 +2,8 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use crate::weights::{SafetensorsWeights, WeightsError};
+use crate::source::WeightSource;
+use crate::weights::WeightsError;
 
 /// Root-mean-square normalisation over the last dimension with a learned scale.
 #[derive(Debug, Clone)]
@@ -15,13 +16,13 @@ pub struct RmsNorm {
 impl RmsNorm {
     /// Loads `{prefix}.weight` of shape `[dim]`.
     pub fn load(
-        weights: &SafetensorsWeights,
+        weights: &dyn WeightSource,
         prefix: &str,
         dim: usize,
         eps: f64,
         device: &Device,
     ) -> std::result::Result<Self, WeightsError> {
-        let weight = weights.load(&format!("{prefix}.weight"), &[dim], DType::F32, device)?;
+        let weight = weights.tensor(&format!("{prefix}.weight"), &[dim], DType::F32, device)?;
         Ok(RmsNorm {
             weight,
             eps: eps as f32,

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::*;
+use crate::weights::SafetensorsWeights;
 
 const CONFIG: &str = r#"{"model_type": "qwen3_moe", "vocab_size": 50, "hidden_size": 32,
   "intermediate_size": 40, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,

@@ -4,5 +4,9 @@ mod common;
 
 mod errors;
 mod generation;
+mod gguf;
+mod kernels_ggml_vectors;
+mod kernels_matmul;
 mod parity;
+mod quantized;
 mod tokenizer;

@@ -33,6 +33,23 @@ enum BenchTarget {
         #[arg(long)]
         no_ctags: bool,
     },
+    /// Language server: its own time per inline completion (request to response minus engine time).
+    Lsp {
+        /// Repository to serve (≥ 100k lines for the documented numbers).
+        path: PathBuf,
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Serve a copy of the model whose config claims this many positions (the fixture models have 256).
+        #[arg(long)]
+        stretch_window: Option<usize>,
+        /// Timed requests.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// `completion.maxTokens`.
+        #[arg(long, default_value_t = 16)]
+        max_tokens: usize,
+    },
 }
 
 /// Runs the benchmark.
@@ -43,6 +60,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             edits,
             no_ctags,
         } => bench_index(path, *edits, *no_ctags),
+        BenchTarget::Lsp {
+            path,
+            model,
+            stretch_window,
+            requests,
+            max_tokens,
+        } => super::bench_lsp::run(&super::bench_lsp::LspBench {
+            root: path.clone(),
+            model: model.clone(),
+            stretch_window: *stretch_window,
+            requests: *requests,
+            max_tokens: *max_tokens,
+        }),
     }
 }
 

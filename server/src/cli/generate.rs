@@ -9,14 +9,15 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use qwen_engine::{
-    CancelToken, GenerateParams, LoadOptions, LoadedModel, Prompt, SamplingParams, StopReason,
-    WeightDType,
+    CancelToken, GenerateParams, LoadOptions, LoadReport, LoadedModel, Prompt, QuantizeTo,
+    SamplingParams, StopReason, WeightDType,
 };
 
 /// Arguments of `qwen-ls generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Model directory (config.json, *.safetensors, tokenizer.json).
+    /// Model: a GGUF file (or Ollama blob), or a directory with config.json, *.safetensors (dense or FP8) and
+    /// tokenizer.json.
     #[arg(long)]
     model: PathBuf,
     /// Raw prompt text to continue (special-token text in it stays plain text).
@@ -50,6 +51,10 @@ pub struct GenerateArgs {
     /// Weight dtype: f32, f16 or bf16 (bf16 is slow on CPU).
     #[arg(long, default_value = "f32")]
     dtype: WeightDType,
+    /// Quantize dense weight matrices at load time: q8_0 or q4_k (rows that do not fit fall back to q8_0 or
+    /// stay dense; GGUF matrices that are already quantized stay as stored).
+    #[arg(long)]
+    quantize: Option<QuantizeTo>,
     /// Stop when this string appears (repeatable); it is not printed.
     #[arg(long)]
     stop: Vec<String>,
@@ -63,11 +68,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = LoadOptions {
         dtype: args.dtype,
+        quantize: args.quantize,
         ..LoadOptions::default()
     };
     let loaded = LoadedModel::load(&args.model, &options)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let load_secs = started.elapsed().as_secs_f64();
+    eprintln!("{}", describe_load(&loaded.report));
     let prompt = match (&args.prompt, &args.fim_prefix) {
         (Some(text), _) => Prompt::text(text.as_str()),
         (None, Some(prefix)) => Prompt::fim(prefix, args.fim_suffix.as_deref().unwrap_or("")),
@@ -131,4 +138,33 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         s.decode_tok_s,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One stderr line (two with quantization fallbacks) about what was loaded.
+fn describe_load(report: &LoadReport) -> String {
+    let mut line = format!("[model] {}", report.format);
+    if !report.tensor_types.is_empty() {
+        let types: Vec<String> = report
+            .tensor_types
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        line.push_str(&format!(" ({})", types.join(", ")));
+    }
+    line.push_str(&format!("; tokenizer: {}", report.tokenizer));
+    if let Some(q) = &report.quantize {
+        line.push_str(&format!(
+            "; quantized {} matrices, {} in a fallback type, {} left unquantized",
+            q.quantized,
+            q.fallbacks.len(),
+            q.unquantized.len()
+        ));
+        for (name, why) in &q.fallbacks {
+            line.push_str(&format!("\n[model]   {name}: {why}"));
+        }
+        for (name, why) in &q.unquantized {
+            line.push_str(&format!("\n[model]   {name}: unquantized ({why})"));
+        }
+    }
+    line
 }

@@ -4,11 +4,14 @@
 
 mod agent;
 mod bench;
+mod bench_lsp;
 mod complete_cmd;
 mod context_cmd;
 mod explain_cmd;
 mod index_cmd;
 pub mod memory;
+pub mod serve;
+mod stats;
 pub mod workspace;
 
 use std::process::ExitCode;
@@ -27,15 +30,23 @@ pub const EXIT_USAGE_OR_ENVIRONMENT: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "qwen-ls", version, about)]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `qwen_ls=debug`. Logs go to stderr.
-    #[arg(long, global = true, env = "QWEN_LS_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `qwen_ls=debug`. Logs go to stderr. Default:
+    /// `info` for the language server (its log is the editor's server log), `warn` for the other commands.
+    #[arg(long, global = true, env = "QWEN_LS_LOG")]
+    pub log: Option<String>,
+    /// Accepted for language clients that pass it; stdio is the only transport.
+    #[arg(long, hide = true)]
+    pub stdio: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The language server over stdio (also what `qwen-ls` with no subcommand runs).
+    Serve(serve::ServeArgs),
+    /// Summarise the local suggestion log: counts, acceptance rate, latency and overhead percentiles.
+    Stats(stats::StatsArgs),
     /// Run one prompt (raw text or fill-in-the-middle) through a local model; text to stdout, stats to stderr.
     Generate(generate::GenerateArgs),
     /// Find, download and verify models: `pull`, `list`, `path`, `verify`.
@@ -55,22 +66,26 @@ enum Command {
     Explain(explain_cmd::ExplainArgs),
 }
 
-/// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream).
+/// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream), and to the
+/// language server's `logFile` once it is set.
 pub fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(crate::logging::Tee)
         .init();
 }
 
 /// Runs the selected mode and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => {
-            anyhow::bail!("the language server is not built yet; see README for what works today")
-        }
+        None => serve::run(&serve::ServeArgs::default()),
+        Some(Command::Serve(args)) => serve::run(&args),
+        Some(Command::Stats(args)) => stats::run(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Model(args)) => model::run(args),
         Some(Command::Index(args)) => index_cmd::run(&args).map(|()| ExitCode::SUCCESS),

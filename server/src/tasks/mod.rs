@@ -10,6 +10,7 @@
 //! complete(…)         completion.rs   inline completion (FIM prompt in fim.rs, rules in complete/)
 //! explain(…)          explain.rs      hover explanation of the function at a position (functions.rs)
 //! refactor(…), patch(…)  edit.rs      instruction → checked patch (prompt in edit_prompt.rs, patch/)
+//! SuggestionLog       measure.rs      local log of completion outcomes (LSP writes, `qwen-ls stats` reads)
 //! ```
 //!
 //! Every task is synchronous (the LSP runs it with `spawn_blocking`), takes a `CancelToken`, and returns
@@ -26,6 +27,7 @@ mod explain;
 mod fim;
 mod functions;
 pub mod generator;
+pub mod measure;
 pub mod patch;
 pub mod settings;
 mod workspace;

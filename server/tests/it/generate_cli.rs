@@ -85,3 +85,76 @@ fn missing_model_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("fixtures/models/nope"), "{stderr}");
 }
+
+#[test]
+fn generate_runs_gguf_files_and_quantizes_safetensors_models() {
+    let out = qwen_ls()
+        .args([
+            "generate",
+            "--model",
+            "fixtures/models/gguf/qwen2-q4km-tiny.gguf",
+            "--prompt",
+            "fn main() {",
+            "--max-tokens",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[model] GGUF (11 F32, 9 Q4_K, 7 Q6_K); tokenizer: GGUF metadata"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("generated 8 tokens"), "{stderr}");
+    let out = qwen_ls()
+        .args([
+            "generate",
+            "--model",
+            "fixtures/models/qwen3-moe-tiny",
+            "--prompt",
+            "fn main() {",
+            "--max-tokens",
+            "8",
+            "--quantize",
+            "q4_k",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("quantized 0 matrices, 93 in a fallback type, 0 left unquantized")
+            && stderr.contains("model.layers.0.self_attn.q_proj.weight: Q8_0 (row length 64"),
+        "{stderr}"
+    );
+}
+
+/// The default model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M) completes a FIM prompt with a plausible body.
+/// Prefill/decode speeds of this run are recorded in docs/BENCHMARKS.md ("Default model").
+#[test]
+#[ignore = "needs the default model's GGUF (QWEN_DEFAULT_GGUF or /work/scratch/default-model); run in release"]
+fn default_model_completes_fibonacci() {
+    let model = std::env::var("QWEN_DEFAULT_GGUF").unwrap_or_else(|_| {
+        "/work/scratch/default-model/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf".to_string()
+    });
+    let out = qwen_ls()
+        .args(["generate", "--model", &model])
+        .args(["--fim-prefix", "fn fibonacci(n: u64) -> u64 {\n"])
+        .args(["--fim-suffix", "\n}\n", "--max-tokens", "96"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let body = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{body}\n{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        body.contains('n')
+            && (body.contains("fibonacci(n - 1)")
+                || body.contains("for ")
+                || body.contains("while ")
+                || body.contains("match n")),
+        "implausible body: {body}"
+    );
+    assert!(stderr.contains("stopped: stop token"), "{stderr}");
+}

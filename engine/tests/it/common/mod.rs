@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use qwen_engine::{Model, ModelConfig, SafetensorsWeights};
 
-/// The four tiny fixture models, one per architecture variant.
-pub const MODELS: [&str; 4] = [
+/// The tiny fixture models, one per architecture variant, and one FP8 checkpoint (block-wise e4m3, loaded by
+/// dequantizing: the same parity bound applies).
+pub const MODELS: [&str; 5] = [
     "qwen3-moe-tiny",
     "qwen3-dense-tiny",
     "qwen2-tiny",
     "qwen3-moe-yarn-tiny",
+    "qwen3-moe-fp8-tiny",
 ];
 
 /// Max abs logit difference allowed against transformers' float32 reference (and between our own paths): the

@@ -1,0 +1,368 @@
+//! `textDocument/inlineCompletion` and its fallback `textDocument/completion`: from_proto, one
+//! `tasks::complete` call on the blocking pool, to_proto — wrapped in the policies that make a keystroke
+//! stream cheap and safe: per-document supersession (a newer request cancels the older generation at its next
+//! token), adaptive debounce, and a version check before answering (a result computed for an older text is
+//! never shown).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ropey::Rope;
+use serde_json::json;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::{
+    Command, CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse,
+    CompletionTextEdit, InlineCompletionItem, InlineCompletionList, InlineCompletionParams,
+    InlineCompletionResponse, InlineCompletionTriggerKind, InsertTextFormat, Range,
+    TextDocumentPositionParams, TextEdit, Uri,
+};
+
+use super::commands::COMPLETION_ACCEPTED;
+use super::front_door::{Arrival, Stamped};
+use super::guard::blocking;
+use super::position::{lsp_range, offset};
+use super::state::{Engine, State};
+use crate::index::CacheStore;
+use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
+use crate::tasks::measure::{Outcome, Suggestion as Record};
+use crate::tasks::{
+    complete, completion_prompt, CancelToken, CompletionRequest, Flow, GenError, GenOutput,
+    GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
+};
+
+/// A suggestion in LSP coordinates.
+struct Shown {
+    range: Range,
+    text: String,
+    id: String,
+}
+
+/// `textDocument/inlineCompletion`.
+pub async fn inline(
+    state: Arc<State>,
+    stamped: Stamped<InlineCompletionParams>,
+) -> Result<Option<InlineCompletionResponse>> {
+    let params = stamped.params;
+    let explicit = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
+    let shown = suggest(
+        &state,
+        &params.text_document_position,
+        stamped.arrival,
+        explicit,
+    )
+    .await;
+    let items = shown
+        .into_iter()
+        .map(|s| InlineCompletionItem {
+            insert_text: s.text,
+            filter_text: None,
+            range: Some(s.range),
+            command: Some(accept_command(&s.id)),
+            insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+        })
+        .collect();
+    Ok(Some(InlineCompletionResponse::List(InlineCompletionList {
+        items,
+    })))
+}
+
+/// `textDocument/completion`: one item carrying the same suggestion, for clients without inline completion.
+pub async fn completion(
+    state: Arc<State>,
+    stamped: Stamped<CompletionParams>,
+) -> Result<Option<CompletionResponse>> {
+    let params = stamped.params;
+    let explicit = params.context.as_ref().is_some_and(|c| {
+        c.trigger_kind == tower_lsp_server::ls_types::CompletionTriggerKind::INVOKED
+    });
+    let position = params.text_document_position;
+    let shown = suggest(&state, &position, stamped.arrival, explicit).await;
+    let items: Vec<CompletionItem> = shown
+        .into_iter()
+        .map(|s| {
+            let first_line = s.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            CompletionItem {
+                label: first_line.trim().chars().take(80).collect(),
+                kind: Some(CompletionItemKind::TEXT),
+                detail: Some("qwen-ls".to_owned()),
+                filter_text: None,
+                insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+                text_edit: Some(CompletionTextEdit::Edit(TextEdit::new(s.range, s.text))),
+                command: Some(accept_command(&s.id)),
+                preselect: Some(true),
+                ..CompletionItem::default()
+            }
+        })
+        .collect();
+    Ok(Some(CompletionResponse::Array(items)))
+}
+
+fn accept_command(id: &str) -> Command {
+    Command::new(
+        "qwen-ls: suggestion accepted".to_owned(),
+        COMPLETION_ACCEPTED.to_owned(),
+        Some(vec![json!({ "id": id })]),
+    )
+}
+
+/// Whether `offset` is at the start of a line (only indentation before it).
+fn at_line_start(text: &Rope, offset: usize) -> bool {
+    let line = text.byte_to_line(offset);
+    let start = text.line_to_byte(line);
+    text.byte_slice(start..offset)
+        .chars()
+        .all(|c| c == ' ' || c == '\t')
+}
+
+/// Measures the time a request spends inside the generator (queue, prefill, decode), whatever the task
+/// returns — the server's own time is the rest.
+struct Timed<'a> {
+    inner: &'a dyn Generator,
+    spent: Mutex<Duration>,
+}
+
+impl Generator for Timed<'_> {
+    fn info(&self) -> GeneratorInfo {
+        self.inner.info()
+    }
+
+    fn generate(
+        &self,
+        request: &GenRequest,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> std::result::Result<GenOutput, GenError> {
+        let started = Instant::now();
+        let result = self.inner.generate(request, cancel, on_text);
+        *self.spent.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
+        result
+    }
+
+    fn reset_sessions(&self) {
+        self.inner.reset_sessions();
+    }
+}
+
+/// Removes the in-flight entry (and cancels the generation, if still running) however the request ends —
+/// including when tower-lsp drops the request future on `$/cancelRequest`.
+struct InflightGuard<'a> {
+    state: &'a State,
+    uri: &'a Uri,
+    seq: u64,
+    cancel: CancelToken,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.state.inflight.end(self.uri, self.seq);
+    }
+}
+
+async fn suggest(
+    state: &Arc<State>,
+    position: &TextDocumentPositionParams,
+    arrival: Arrival,
+    explicit: bool,
+) -> Option<Shown> {
+    let arrived = Instant::now();
+    let uri = &position.text_document.uri;
+    let (doc, encoding) = {
+        let docs = state.documents.lock();
+        (docs.get(uri)?, docs.encoding)
+    };
+    if arrival.version != Some(doc.version) {
+        return None; // Edited between the request and now: its position is for a text that is gone.
+    }
+    let settings = state.settings();
+    if !settings.completion.enabled {
+        return None;
+    }
+    let document = state
+        .documents
+        .lock()
+        .relative_path_of_uri(uri)
+        .unwrap_or_else(|| uri.as_str().to_owned());
+    let mut record = Record {
+        id: String::new(),
+        document,
+        language: doc.language_id.clone(),
+        outcome: Outcome::NotReady,
+        latency: Duration::ZERO,
+        debounce: Duration::ZERO,
+        engine: Duration::ZERO,
+        prompt: Duration::ZERO,
+        generated_tokens: 0,
+        chars: 0,
+    };
+    let gaps = state.keystroke(uri, arrived);
+    let Some((engine, workspace)) = state.ready() else {
+        record.latency = arrived.elapsed();
+        state.log.suggestion(&record);
+        return None;
+    };
+    let at = offset(&doc.text, position.position, encoding);
+    let (seq, cancel, mut superseded) = state.inflight.begin(uri);
+    let _inflight = InflightGuard {
+        state,
+        uri,
+        seq,
+        cancel: cancel.clone(),
+    };
+    let trigger = if explicit {
+        Trigger::Explicit
+    } else if at_line_start(&doc.text, at) {
+        Trigger::NewLine
+    } else {
+        Trigger::Typing
+    };
+    let config = DebounceConfig {
+        base: settings.completion.debounce(),
+        ..DebounceConfig::default()
+    };
+    let delay = debounce_delay(&config, trigger, &gaps, &state.latencies());
+    if !delay.is_zero() {
+        let waiting = Instant::now();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = &mut superseded => {}
+        }
+        record.debounce = waiting.elapsed();
+    }
+    let (result, engine_time) = if cancel.is_cancelled() {
+        (Err(TaskError::Cancelled), Duration::ZERO)
+    } else {
+        let request = CompletionRequest {
+            path: doc
+                .file
+                .clone()
+                .unwrap_or_else(|| uri.path().as_str().into()),
+            text: Some(Arc::from(doc.text.to_string())),
+            offset: at,
+            version: Some(doc.version),
+            language_id: doc.language_id.clone(),
+        };
+        let generation_cancel = cancel.clone();
+        blocking(move || {
+            let timed = Timed {
+                inner: engine.generator.as_ref(),
+                spent: Mutex::new(Duration::ZERO),
+            };
+            let result = complete(
+                &workspace,
+                &timed,
+                &engine.caches,
+                &settings.completion,
+                &request,
+                &generation_cancel,
+            );
+            if settings.debug.dump_prompt {
+                let name = match &result {
+                    Ok(Some(c)) => c.id.clone(),
+                    _ => format!("r{seq}"),
+                };
+                dump_prompt(&workspace, &engine, &settings, &request, &name);
+            }
+            let spent = *timed.spent.lock().unwrap_or_else(|e| e.into_inner());
+            (result, spent)
+        })
+        .await
+    };
+    record.engine = engine_time;
+    let stale = state.documents.lock().version(uri) != Some(doc.version);
+    let (outcome, shown) = match result {
+        Err(TaskError::Cancelled) => (Outcome::Cancelled, None),
+        Err(e) => {
+            tracing::warn!("completion failed: {e}");
+            (Outcome::Failed, None)
+        }
+        Ok(completion) => {
+            if let Some(c) = &completion {
+                record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
+            }
+            if let Some(generation) = completion
+                .as_ref()
+                .and_then(|c| c.stats.generation.as_ref())
+            {
+                record.generated_tokens = generation.generated_tokens;
+            }
+            if !engine_time.is_zero() {
+                state.record_latency(engine_time);
+            }
+            match completion {
+                _ if stale => (Outcome::Stale, None),
+                None => (Outcome::Empty, None),
+                Some(c) => {
+                    record.id = c.id.clone();
+                    record.chars = c.text.chars().count();
+                    let shown = Shown {
+                        range: lsp_range(&doc.text, c.range, encoding),
+                        text: c.text,
+                        id: c.id,
+                    };
+                    (Outcome::Shown, Some(shown))
+                }
+            }
+        }
+    };
+    record.outcome = outcome;
+    record.latency = arrived.elapsed();
+    if record.id.is_empty() {
+        record.id = format!("r{seq}");
+    }
+    state.log.suggestion(&record);
+    shown
+}
+
+/// Where `debug.dumpPrompt` writes: next to `logFile`, else in the cache directory.
+pub fn prompt_dir(settings: &Settings) -> Option<PathBuf> {
+    match settings.log_file.as_deref().and_then(Path::parent) {
+        Some(dir) => Some(dir.join("qwen-ls-prompts")),
+        None => CacheStore::default_dir().map(|d| d.join("prompts")),
+    }
+}
+
+/// `debug.dumpPrompt`: writes the exact prompt of a completion request (rebuilt: packing is deterministic).
+fn dump_prompt(
+    workspace: &Workspace,
+    engine: &Engine,
+    settings: &Settings,
+    request: &CompletionRequest,
+    name: &str,
+) {
+    let Some(dir) = prompt_dir(settings) else {
+        return;
+    };
+    let written = completion_prompt(
+        workspace,
+        engine.generator.as_ref(),
+        &settings.completion,
+        request,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|prompt| {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("completion-{name}.txt"));
+        std::fs::write(&path, prompt.prompt.to_text()).map_err(|e| e.to_string())?;
+        Ok(path)
+    });
+    match written {
+        Ok(path) => tracing::info!("prompt written to {}", path.display()),
+        Err(e) => tracing::warn!("debug.dumpPrompt: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_starts() {
+        let rope = Rope::from_str("fn a() {\n    \n    x\n");
+        assert!(at_line_start(&rope, 0));
+        assert!(at_line_start(&rope, 13));
+        assert!(!at_line_start(&rope, 19));
+        assert!(!at_line_start(&rope, 3));
+    }
+}

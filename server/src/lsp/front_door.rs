@@ -1,0 +1,247 @@
+//! The front door: a `tower::Service` around tower-lsp's `LspService` that sees every message synchronously,
+//! in arrival order, before any handler runs.
+//!
+//! tower-lsp runs handlers concurrently (up to the server's concurrency level), so a `didChange` handler and
+//! the completion request that follows it may run in either order. rust-analyzer avoids this with a
+//! single-threaded main loop; we get the same guarantee here, because `Service::call` is invoked by the
+//! transport for each message in the order it was read:
+//!
+//! - `didOpen` / `didChange` / `didClose` are applied to [`Documents`] right here (a rope edit: microseconds)
+//!   and the implied index [`Change`] is queued to the one index writer, in the same order;
+//! - requests that read a document (`inlineCompletion`, `completion`, `hover`, `codeAction`,
+//!   `executeCommand`) are stamped with the document's version *at arrival* and routed to internal methods
+//!   ([`internal`]) that receive `{ "params": <original>, "arrival": <stamp> }`. A handler compares the stamp
+//!   with the version it reads: if the document changed in between, the request's position belongs to a text
+//!   that no longer exists and the answer is empty — never computed against the wrong text.
+//!
+//! Request ids, `$/cancelRequest` and the initialization state machine stay tower-lsp's: the renamed request
+//! keeps its id and goes through the same `LspService`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures::future::{self, BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tower::Service;
+use tower_lsp_server::jsonrpc::{Request, Response};
+use tower_lsp_server::ls_types::Uri;
+use tower_lsp_server::ExitedError;
+
+use super::documents::{Documents, SyncError};
+use super::state::InflightCompletions;
+use crate::index::Change;
+
+/// Internal method names (never sent by a client; tower-lsp routes them like any custom method).
+pub mod internal {
+    /// `textDocument/inlineCompletion`, stamped.
+    pub const INLINE_COMPLETION: &str = "qwen-ls/internal/inlineCompletion";
+    /// `textDocument/completion`, stamped.
+    pub const COMPLETION: &str = "qwen-ls/internal/completion";
+    /// `textDocument/hover`, stamped.
+    pub const HOVER: &str = "qwen-ls/internal/hover";
+    /// `textDocument/codeAction`, stamped.
+    pub const CODE_ACTION: &str = "qwen-ls/internal/codeAction";
+    /// `workspace/executeCommand`, stamped with the document of its first argument's `uri` (if any).
+    pub const EXECUTE_COMMAND: &str = "qwen-ls/internal/executeCommand";
+}
+
+/// The state of the request's document when the request arrived.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrival {
+    /// The document's version (`None`: not open, or the request names no document).
+    pub version: Option<i32>,
+}
+
+/// What an internal method receives.
+#[derive(Debug, Deserialize)]
+pub struct Stamped<P> {
+    /// The client's params.
+    pub params: P,
+    /// The stamp.
+    #[serde(default)]
+    pub arrival: Arrival,
+}
+
+/// Where index changes go, in order. Called with the document lock held, so the order of calls is the
+/// order of arrival.
+pub trait ChangeSink: Send + Sync {
+    /// Queues one change.
+    fn send(&self, change: Change);
+}
+
+/// The document store shared by the front door (the only writer) and the handlers (readers).
+pub struct SharedDocuments {
+    documents: Mutex<Documents>,
+    sink: Box<dyn ChangeSink>,
+    inflight: Arc<InflightCompletions>,
+}
+
+impl SharedDocuments {
+    /// A store that queues index changes into `sink` and cancels a document's completion in `inflight` when
+    /// the document changes.
+    pub fn new(
+        documents: Documents,
+        sink: Box<dyn ChangeSink>,
+        inflight: Arc<InflightCompletions>,
+    ) -> SharedDocuments {
+        SharedDocuments {
+            documents: Mutex::new(documents),
+            sink,
+            inflight,
+        }
+    }
+
+    /// Locks the documents (briefly: every reader clones what it needs).
+    pub fn lock(&self) -> MutexGuard<'_, Documents> {
+        self.documents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the store (at `initialize`, when the root and encoding are known).
+    pub fn reset(&self, documents: Documents) {
+        *self.lock() = documents;
+    }
+
+    /// Applies one text-sync notification; returns whether it was one.
+    fn sync(&self, method: &str, params: Option<Value>) -> bool {
+        let params = params.unwrap_or(Value::Null);
+        let uri = params
+            .pointer("/textDocument/uri")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uri>().ok());
+        let mut docs = self.lock();
+        let result: Result<Option<Change>, String> = match method {
+            "textDocument/didOpen" => serde_json::from_value(params)
+                .map(|p| docs.open(p))
+                .map_err(|e| e.to_string()),
+            "textDocument/didChange" => serde_json::from_value(params)
+                .map_err(|e| e.to_string())
+                .and_then(|p| docs.change(p).map_err(|e: SyncError| e.to_string())),
+            "textDocument/didClose" => serde_json::from_value(params)
+                .map_err(|e| e.to_string())
+                .and_then(|p| docs.close(p).map_err(|e: SyncError| e.to_string())),
+            _ => return false,
+        };
+        match result {
+            Ok(Some(change)) => self.sink.send(change),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{method}: {e}"),
+        }
+        drop(docs);
+        // A generation for the old text can only produce a stale answer: stop it now.
+        if let Some(uri) = uri.filter(|_| method != "textDocument/didOpen") {
+            self.inflight.cancel(&uri);
+        }
+        true
+    }
+
+    /// The arrival stamp of a request for `method` with `params`.
+    fn stamp(&self, method: &str, params: Option<&Value>) -> Arrival {
+        let uri = params.and_then(|p| match method {
+            "workspace/executeCommand" => p.pointer("/arguments/0/uri"),
+            _ => p.pointer("/textDocument/uri"),
+        });
+        let uri = uri
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uri>().ok());
+        Arrival {
+            version: uri.and_then(|u| self.lock().version(&u)),
+        }
+    }
+}
+
+fn internal_name(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "textDocument/inlineCompletion" => internal::INLINE_COMPLETION,
+        "textDocument/completion" => internal::COMPLETION,
+        "textDocument/hover" => internal::HOVER,
+        "textDocument/codeAction" => internal::CODE_ACTION,
+        "workspace/executeCommand" => internal::EXECUTE_COMMAND,
+        _ => return None,
+    })
+}
+
+/// The wrapper service (see the module documentation).
+pub struct FrontDoor<S> {
+    inner: S,
+    documents: Arc<SharedDocuments>,
+}
+
+impl<S> FrontDoor<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, documents: Arc<SharedDocuments>) -> FrontDoor<S> {
+        FrontDoor { inner, documents }
+    }
+}
+
+impl<S> Service<Request> for FrontDoor<S>
+where
+    S: Service<Request, Response = Option<Response>, Error = ExitedError>,
+    S::Future: Send + 'static,
+{
+    type Response = Option<Response>;
+    type Error = ExitedError;
+    type Future = BoxFuture<'static, Result<Option<Response>, ExitedError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ExitedError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let method = request.method();
+        if method.starts_with("qwen-ls/internal/") {
+            // Only the front door may use internal names.
+            let (method, id, _) = request.into_parts();
+            tracing::warn!("refusing client call to internal method {method}");
+            return future::ok(id.map(|id| {
+                Response::from_error(id, tower_lsp_server::jsonrpc::Error::method_not_found())
+            }))
+            .boxed();
+        }
+        if method.starts_with("$/")
+            && method != super::transport::MALFORMED
+            && request.id().is_some()
+        {
+            // A `$/` request the server does not know must be answered with MethodNotFound (tower-lsp would
+            // stay silent, leaving the client waiting).
+            let (_, id, _) = request.into_parts();
+            return future::ok(id.map(|id| {
+                Response::from_error(id, tower_lsp_server::jsonrpc::Error::method_not_found())
+            }))
+            .boxed();
+        }
+        if method.starts_with("textDocument/did")
+            && matches!(
+                method,
+                "textDocument/didOpen" | "textDocument/didChange" | "textDocument/didClose"
+            )
+        {
+            let (method, id, params) = request.into_parts();
+            let close = (method == "textDocument/didClose" && id.is_none()).then(|| params.clone());
+            self.documents.sync(&method, params);
+            if let Some(params) = close {
+                // Handlers keep per-document state (in-flight requests, typing rhythm) to forget.
+                let mut forwarded = Request::build(method);
+                if let Some(params) = params {
+                    forwarded = forwarded.params(params);
+                }
+                return self.inner.call(forwarded.finish()).boxed();
+            }
+            // A sync method sent as a request (with an id) still gets an answer.
+            return future::ok(id.map(|id| Response::from_ok(id, Value::Null))).boxed();
+        }
+        match (internal_name(method), request.id().cloned()) {
+            (Some(name), Some(id)) => {
+                let (method, _, params) = request.into_parts();
+                let arrival = self.documents.stamp(&method, params.as_ref());
+                let wrapped = serde_json::json!({
+                    "params": params.unwrap_or(Value::Null),
+                    "arrival": arrival,
+                });
+                let stamped = Request::build(name).id(id).params(wrapped).finish();
+                self.inner.call(stamped).boxed()
+            }
+            _ => self.inner.call(request).boxed(),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The `LanguageServer` implementation: lifecycle, configuration, capabilities; and the registration of the
+//! stamped request handlers (see `front_door.rs`). Every handler body runs inside [`catch_panics`].
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::{
+    CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
+    CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
+    DidChangeConfigurationParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
+    ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover, HoverParams,
+    HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
+    InlineCompletionParams, InlineCompletionResponse, OneOf, ServerCapabilities, ServerInfo,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+};
+use tower_lsp_server::LanguageServer;
+
+use super::documents::{file_path, Documents};
+use super::front_door::Stamped;
+use super::guard::catch_panics;
+use super::position::Encoding;
+use super::state::{ClientSupport, State};
+use super::{actions, commands, completion, config, hover, logging_hook, startup};
+use crate::index::{Change, IndexConfig};
+
+/// The server: a handle on the shared [`State`].
+pub struct Server {
+    pub(crate) state: Arc<State>,
+}
+
+/// The workspace root from `initialize`: the first workspace folder, else `rootUri`, else `rootPath`.
+#[allow(deprecated)] // rootUri/rootPath are still what older clients send.
+fn workspace_root(params: &InitializeParams) -> Option<PathBuf> {
+    let folder = params
+        .workspace_folders
+        .as_ref()
+        .and_then(|folders| folders.first())
+        .and_then(|f| file_path(&f.uri));
+    folder
+        .or_else(|| params.root_uri.as_ref().and_then(file_path))
+        .or_else(|| params.root_path.as_ref().map(PathBuf::from))
+        .filter(|p| p.is_dir())
+}
+
+impl Server {
+    /// A server over `state`.
+    pub fn new(state: Arc<State>) -> Server {
+        Server { state }
+    }
+
+    fn apply_settings(&self, parsed: config::Parsed) -> Arc<crate::tasks::Settings> {
+        self.state
+            .report_config_keys(&parsed.unknown, &parsed.invalid);
+        let log_file = parsed.settings.log_file.clone();
+        let previous = self.state.set_settings(parsed.settings);
+        if previous.log_file != log_file {
+            logging_hook(log_file.as_deref());
+        }
+        previous
+    }
+
+    /// `textDocument/inlineCompletion` (stamped).
+    pub async fn inline_completion(
+        &self,
+        params: Stamped<InlineCompletionParams>,
+    ) -> Result<Option<InlineCompletionResponse>> {
+        let state = self.state.clone();
+        catch_panics(
+            "textDocument/inlineCompletion",
+            completion::inline(state, params),
+        )
+        .await
+    }
+
+    /// `textDocument/completion` (stamped).
+    pub async fn completion(
+        &self,
+        params: Stamped<CompletionParams>,
+    ) -> Result<Option<CompletionResponse>> {
+        let state = self.state.clone();
+        catch_panics(
+            "textDocument/completion",
+            completion::completion(state, params),
+        )
+        .await
+    }
+
+    /// `textDocument/hover` (stamped).
+    pub async fn hover(&self, params: Stamped<HoverParams>) -> Result<Option<Hover>> {
+        let state = self.state.clone();
+        catch_panics("textDocument/hover", hover::hover(state, params)).await
+    }
+
+    /// `textDocument/codeAction` (stamped).
+    pub async fn code_action(
+        &self,
+        params: Stamped<CodeActionParams>,
+    ) -> Result<Option<CodeActionResponse>> {
+        let state = self.state.clone();
+        catch_panics(
+            "textDocument/codeAction",
+            actions::code_action(state, params),
+        )
+        .await
+    }
+
+    /// A malformed message, replaced by the transport (`transport.rs`): answered with its JSON-RPC error.
+    pub async fn malformed(&self, params: Value) -> Result<Value> {
+        let code = params["code"].as_i64().unwrap_or(-32700);
+        let message = params["message"].as_str().unwrap_or("malformed message");
+        Err(tower_lsp_server::jsonrpc::Error {
+            code: tower_lsp_server::jsonrpc::ErrorCode::from(code),
+            message: message.to_owned().into(),
+            data: None,
+        })
+    }
+
+    /// `workspace/executeCommand` (stamped).
+    pub async fn execute_command(
+        &self,
+        params: Stamped<ExecuteCommandParams>,
+    ) -> Result<Option<Value>> {
+        let state = self.state.clone();
+        catch_panics("workspace/executeCommand", commands::execute(state, params)).await
+    }
+}
+
+impl LanguageServer for Server {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let capabilities = &params.capabilities;
+        let encoding = Encoding::negotiate(
+            capabilities
+                .general
+                .as_ref()
+                .and_then(|g| g.position_encodings.as_deref()),
+        );
+        let workspace = capabilities.workspace.as_ref();
+        self.state.set_support(ClientSupport {
+            work_done_progress: capabilities
+                .window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
+            apply_edit: workspace.and_then(|w| w.apply_edit).unwrap_or(false),
+            document_changes: workspace
+                .and_then(|w| w.workspace_edit.as_ref())
+                .and_then(|e| e.document_changes)
+                .unwrap_or(false),
+        });
+        let client_has_inline = capabilities
+            .text_document
+            .as_ref()
+            .is_some_and(|t| t.inline_completion.is_some());
+        let root = workspace_root(&params);
+        tracing::info!(
+            "initialize: root {:?}, position encoding {:?}, client {:?}",
+            root,
+            encoding,
+            params.client_info.as_ref().map(|c| &c.name)
+        );
+        let max_indexed =
+            usize::try_from(IndexConfig::default().max_file_bytes).unwrap_or(usize::MAX);
+        self.state
+            .documents
+            .reset(Documents::new(root.clone(), encoding, max_indexed));
+        self.state.set_root(root);
+        self.apply_settings(config::parse(
+            params
+                .initialization_options
+                .as_ref()
+                .unwrap_or(&Value::Null),
+        ));
+        let capabilities = ServerCapabilities {
+            position_encoding: Some(encoding.kind()),
+            text_document_sync: Some(TextDocumentSyncCapability::Options(
+                TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    ..TextDocumentSyncOptions::default()
+                },
+            )),
+            // Always announced (PROTOCOL.md): clients that do not announce it may still ask.
+            inline_completion_provider: Some(OneOf::Left(true)),
+            // The fallback only for clients without inline completion: a client with both would generate
+            // twice per keystroke, each request cancelling the other.
+            completion_provider: (!client_has_inline).then(CompletionOptions::default),
+            hover_provider: Some(HoverProviderCapability::Simple(true)),
+            code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                code_action_kinds: Some(vec![
+                    CodeActionKind::QUICKFIX,
+                    CodeActionKind::REFACTOR,
+                    CodeActionKind::REFACTOR_REWRITE,
+                ]),
+                resolve_provider: Some(true),
+                ..CodeActionOptions::default()
+            })),
+            execute_command_provider: Some(ExecuteCommandOptions {
+                commands: commands::ALL.iter().map(|c| (*c).to_owned()).collect(),
+                ..ExecuteCommandOptions::default()
+            }),
+            ..ServerCapabilities::default()
+        };
+        Ok(InitializeResult {
+            capabilities,
+            server_info: Some(ServerInfo {
+                name: "qwen-ls".to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        startup::start(&self.state);
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        tracing::info!("shutdown");
+        self.state.shut_down.store(true, Ordering::SeqCst);
+        if let Some(workspace) = self.state.workspace() {
+            let saved = tokio::task::spawn_blocking(move || workspace.save_caches()).await;
+            if saved.is_err() {
+                tracing::warn!("saving the caches failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let parsed = config::from_did_change(&params.settings);
+        let new = parsed.settings.clone();
+        let previous = self.apply_settings(parsed);
+        if previous.needs_new_generator(&new) {
+            tracing::info!("model settings changed: reloading");
+            tokio::spawn(startup::load_model(self.state.clone()));
+        } else if *previous != new {
+            // Same model, other settings: cached answers may depend on budgets and limits.
+            if let Some(engine) = self.state.engine() {
+                engine.caches.clear();
+            }
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        // The front door already forgot the text; here the per-document request state goes.
+        let uri = params.text_document.uri;
+        self.state.forget_document(&uri);
+        let key = self
+            .state
+            .documents
+            .lock()
+            .relative_path_of_uri(&uri)
+            .unwrap_or_else(|| uri.as_str().to_owned());
+        self.state.log.dismiss_document(&key);
+    }
+
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        for event in params.changes {
+            let Some(path) = file_path(&event.uri) else {
+                continue;
+            };
+            let Some(relative) = self.state.documents.lock().relative_path(&path) else {
+                continue;
+            };
+            let change = match event.typ {
+                FileChangeType::DELETED => Change::Delete { path: relative },
+                _ => Change::Write { path: relative },
+            };
+            self.state.feed.send_change(change);
+        }
+    }
+
+    async fn code_action_resolve(&self, params: CodeAction) -> Result<CodeAction> {
+        let state = self.state.clone();
+        catch_panics("codeAction/resolve", actions::resolve(state, params)).await
+    }
+}

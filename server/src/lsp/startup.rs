@@ -1,0 +1,327 @@
+//! Background start: the model and the workspace index load concurrently after `initialized`, reporting
+//! `$/progress` (when the client supports work-done progress), `qwen-ls/status` on every state change and one
+//! `window/showMessage` per lasting problem. Requests meanwhile get fast empty answers.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tower_lsp_server::ls_types::notification::Progress as ProgressNotification;
+use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
+use tower_lsp_server::ls_types::{
+    MessageType, NumberOrString, ProgressParams, ProgressParamsValue, ProgressToken,
+    WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressCreateParams, WorkDoneProgressEnd,
+    WorkDoneProgressReport,
+};
+
+use super::guard::blocking;
+use super::state::{Engine, State};
+use super::status::{IndexState, ModelState};
+use crate::index::IndexConfig;
+use crate::store::Progress;
+use crate::tasks::{Caches, Workspace, WorkspaceOptions};
+
+/// Problem keys for `show_problem`.
+const MODEL_PROBLEM: &str = "model";
+const INDEX_PROBLEM: &str = "index";
+
+/// Starts loading the model and indexing the workspace.
+pub fn start(state: &Arc<State>) {
+    tokio::spawn(load_model(state.clone()));
+    tokio::spawn(load_index(state.clone()));
+}
+
+/// (Re)loads the model for the current settings; a newer call supersedes an older one still running.
+pub async fn load_model(state: Arc<State>) {
+    let epoch = state.model_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+    let settings = state.settings();
+    let name = if settings.model.trim().is_empty() {
+        "the default model".to_owned()
+    } else {
+        settings.model.clone()
+    };
+    state.set_engine(None);
+    state
+        .update_status(|s| {
+            s.model = ModelState::Loading;
+            s.model_name = name.clone();
+            s.backend = settings.backend.as_str().to_owned();
+        })
+        .await;
+    let progress = WorkDone::begin(&state, "qwen-ls: loading model", &name).await;
+    let reporter = progress.reporter();
+    let loader = state.loader.clone();
+    let started = Instant::now();
+    let loaded = blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loader(&settings, &reporter)
+        }))
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the model loader panicked (a bug; see the log)"
+            ))
+        })
+    })
+    .await;
+    progress.end().await;
+    if state.model_epoch.load(Ordering::SeqCst) != epoch {
+        return; // A newer configuration is loading.
+    }
+    match loaded {
+        Ok((generator, description)) => {
+            tracing::info!("model {description} loaded in {:.1?}", started.elapsed());
+            state.set_engine(Some(Engine {
+                generator,
+                caches: Arc::new(Caches::new()),
+            }));
+            state.problem_solved(MODEL_PROBLEM);
+            state
+                .update_status(|s| {
+                    s.model = ModelState::Loaded;
+                    s.model_name = description;
+                })
+                .await;
+        }
+        Err(e) => {
+            let message = format!(
+                "qwen-ls: the model {name} could not be loaded: {e:#}. Set `model` to a model directory \
+                 (config.json + safetensors), a .gguf file or a Hugging Face id, then save the settings."
+            );
+            tracing::error!("{message}");
+            state
+                .update_status(|s| s.model = ModelState::Failed(message.clone()))
+                .await;
+            state
+                .show_problem(MODEL_PROBLEM, MessageType::ERROR, message)
+                .await;
+        }
+    }
+}
+
+/// An empty directory to stand in for a workspace when the client gave no root: documents are then
+/// completed without repository context.
+fn empty_root() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("qwen-ls-no-workspace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn load_index(state: Arc<State>) {
+    state.update_status(|s| s.index = IndexState::Loading).await;
+    let root = state.root();
+    let title = match &root {
+        Some(root) => root.display().to_string(),
+        None => "no workspace folder".to_owned(),
+    };
+    let progress = WorkDone::begin(&state, "qwen-ls: indexing", &title).await;
+    let started = Instant::now();
+    let loaded = blocking(move || {
+        let (root, persistent) = match root {
+            Some(root) => (root, true),
+            None => (empty_root().map_err(|e| e.to_string())?, false),
+        };
+        let options = WorkspaceOptions {
+            index: IndexConfig::default(),
+            persistent_cache: persistent,
+        };
+        Workspace::load(&root, &options)
+            .map(|(workspace, report)| (workspace, report.files))
+            .map_err(|e| format!("{root}: {e}", root = root.display()))
+    })
+    .await;
+    progress.end().await;
+    match loaded {
+        Ok((workspace, files)) => {
+            tracing::info!("indexed {files} files in {:.1?}", started.elapsed());
+            let workspace = Arc::new(workspace);
+            state.set_workspace(workspace.clone());
+            state.feed.go_live(&state.documents, workspace);
+            state.problem_solved(INDEX_PROBLEM);
+            state
+                .update_status(|s| {
+                    s.index = IndexState::Loaded(files);
+                    s.indexed_files = files;
+                })
+                .await;
+        }
+        Err(message) => {
+            tracing::error!("indexing failed: {message}");
+            // Completions still work on the open documents alone.
+            if let Ok(fallback) = blocking(|| {
+                let root = empty_root().map_err(|e| e.to_string())?;
+                Workspace::load(&root, &WorkspaceOptions::default()).map_err(|e| e.to_string())
+            })
+            .await
+            {
+                let workspace = Arc::new(fallback.0);
+                state.set_workspace(workspace.clone());
+                state.feed.go_live(&state.documents, workspace);
+            }
+            state
+                .update_status(|s| s.index = IndexState::Failed(message.clone()))
+                .await;
+            state
+                .show_problem(
+                    INDEX_PROBLEM,
+                    MessageType::WARNING,
+                    format!("qwen-ls: indexing failed ({message}); completions will lack repository context"),
+                )
+                .await;
+        }
+    }
+}
+
+/// A work-done progress stream (a no-op when the client does not support them).
+struct WorkDone {
+    sender: Option<UnboundedSender<Event>>,
+    pump: Option<tokio::task::JoinHandle<()>>,
+}
+
+enum Event {
+    Phase(u64, String),
+    Advance(u64),
+    Note(String),
+}
+
+impl WorkDone {
+    async fn begin(state: &Arc<State>, title: &str, message: &str) -> WorkDone {
+        if !state.support().work_done_progress {
+            return WorkDone {
+                sender: None,
+                pump: None,
+            };
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let token = NumberOrString::String(format!(
+            "qwen-ls/progress/{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let created = state
+            .client
+            .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                token: token.clone(),
+            })
+            .await;
+        if let Err(e) = created {
+            tracing::info!("client refused a progress token: {e}");
+            return WorkDone {
+                sender: None,
+                pump: None,
+            };
+        }
+        send(
+            state,
+            &token,
+            WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: title.to_owned(),
+                cancellable: Some(false),
+                message: Some(message.to_owned()),
+                percentage: None,
+            }),
+        )
+        .await;
+        let (sender, receiver) = unbounded_channel();
+        let pump = tokio::spawn(pump(state.clone(), token.clone(), receiver));
+        WorkDone {
+            sender: Some(sender),
+            pump: Some(pump),
+        }
+    }
+
+    /// A `store::Progress` that forwards to this stream from any thread.
+    fn reporter(&self) -> Reporter {
+        Reporter {
+            sender: self.sender.clone(),
+        }
+    }
+
+    /// Ends the stream (the pump sends `end` once every report is out).
+    async fn end(mut self) {
+        self.sender = None;
+        if let Some(pump) = self.pump.take() {
+            let _ = pump.await;
+        }
+    }
+}
+
+/// Sends one `$/progress`.
+async fn send(state: &State, token: &ProgressToken, value: WorkDoneProgress) {
+    state
+        .client
+        .send_notification::<ProgressNotification>(ProgressParams {
+            token: token.clone(),
+            value: ProgressParamsValue::WorkDone(value),
+        })
+        .await;
+}
+
+/// Forwards reporter events as `$/progress` reports (at most every 200 ms), then sends the end.
+async fn pump(state: Arc<State>, token: ProgressToken, mut events: UnboundedReceiver<Event>) {
+    let (mut total, mut done, mut label) = (0u64, 0u64, String::new());
+    let mut last_sent = Instant::now() - Duration::from_secs(1);
+    while let Some(event) = events.recv().await {
+        let message = match event {
+            Event::Phase(t, l) => {
+                (total, done, label) = (t, 0, l);
+                Some(label.clone())
+            }
+            Event::Advance(bytes) => {
+                done = done.saturating_add(bytes);
+                (last_sent.elapsed() >= Duration::from_millis(200)).then(|| label.clone())
+            }
+            Event::Note(note) => Some(note),
+        };
+        if let Some(message) = message {
+            last_sent = Instant::now();
+            let percentage = (total > 0).then(|| ((done.min(total) * 100) / total) as u32);
+            send(
+                &state,
+                &token,
+                WorkDoneProgress::Report(WorkDoneProgressReport {
+                    cancellable: Some(false),
+                    message: Some(message),
+                    percentage,
+                }),
+            )
+            .await;
+        }
+    }
+    send(
+        &state,
+        &token,
+        WorkDoneProgress::End(WorkDoneProgressEnd { message: None }),
+    )
+    .await;
+}
+
+/// The store's progress trait over a channel (called from the blocking loader thread).
+struct Reporter {
+    sender: Option<UnboundedSender<Event>>,
+}
+
+impl Reporter {
+    fn emit(&self, event: Event) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(event);
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn start(&self, total: u64, label: &str) {
+        self.emit(Event::Phase(total, label.to_owned()));
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.emit(Event::Advance(bytes));
+    }
+
+    fn finish(&self) {}
+
+    fn note(&self, message: &str) {
+        tracing::info!("{message}");
+        self.emit(Event::Note(message.to_owned()));
+    }
+}

@@ -1,0 +1,324 @@
+//! What the server shares between handlers: documents, settings, the loaded model and workspace, the status,
+//! in-flight completions and the suggestion log. Every lock here is held for a copy or a swap, never across
+//! an `.await` or a generation; poisoned locks are recovered (their data is always consistent).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use qwen_engine::CancelToken;
+use tokio::sync::oneshot;
+use tower_lsp_server::ls_types::{MessageType, Uri};
+use tower_lsp_server::Client;
+
+use super::front_door::SharedDocuments;
+use super::status::Status;
+use super::writer::IndexFeed;
+use super::Loader;
+use crate::tasks::complete::History;
+use crate::tasks::generator::Generator;
+use crate::tasks::measure::SuggestionLog;
+use crate::tasks::{Caches, Settings, Workspace};
+
+/// How many keystroke gaps / latencies the debounce policy looks at.
+const HISTORY: usize = 16;
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    *lock.write().unwrap_or_else(|e| e.into_inner()) = value;
+}
+
+/// A loaded model and the caches that belong to it and to the configuration it was loaded with.
+#[derive(Clone)]
+pub struct Engine {
+    /// The model.
+    pub generator: Arc<dyn Generator>,
+    /// Forward cache, explanations, completion ids.
+    pub caches: Arc<Caches>,
+}
+
+/// What the client announced at `initialize` that changes what we send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientSupport {
+    /// `window.workDoneProgress`: we may create progress tokens.
+    pub work_done_progress: bool,
+    /// `workspace.applyEdit`.
+    pub apply_edit: bool,
+    /// `workspace.workspaceEdit.documentChanges`.
+    pub document_changes: bool,
+}
+
+/// A completion being computed for a document.
+struct Inflight {
+    seq: u64,
+    cancel: CancelToken,
+    /// Dropped when superseded: wakes the request out of its debounce.
+    _wake: oneshot::Sender<()>,
+}
+
+/// The completion in flight for each document. Shared with the front door, which cancels a document's
+/// generation as soon as an edit to it arrives (its result could only be stale).
+#[derive(Default)]
+pub struct InflightCompletions {
+    map: Mutex<HashMap<Uri, Inflight>>,
+    next_seq: AtomicU64,
+}
+
+impl InflightCompletions {
+    /// Registers a completion for `uri`, cancelling (and waking) the document's previous one. Returns the
+    /// request's sequence number, its cancel token and a receiver that resolves when it is superseded.
+    pub fn begin(&self, uri: &Uri) -> (u64, CancelToken, oneshot::Receiver<()>) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let cancel = CancelToken::new();
+        let (wake, superseded) = oneshot::channel();
+        let previous = lock(&self.map).insert(
+            uri.clone(),
+            Inflight {
+                seq,
+                cancel: cancel.clone(),
+                _wake: wake,
+            },
+        );
+        if let Some(previous) = previous {
+            previous.cancel.cancel();
+        }
+        (seq, cancel, superseded)
+    }
+
+    /// Forgets the completion `seq` of `uri` if it is still the current one.
+    pub fn end(&self, uri: &Uri, seq: u64) {
+        let mut map = lock(&self.map);
+        if map.get(uri).is_some_and(|i| i.seq == seq) {
+            map.remove(uri);
+        }
+    }
+
+    /// Cancels (and wakes) the document's completion, if any.
+    pub fn cancel(&self, uri: &Uri) {
+        if let Some(previous) = lock(&self.map).remove(uri) {
+            previous.cancel.cancel();
+        }
+    }
+}
+
+/// Per-document typing rhythm, for the debounce policy.
+#[derive(Default)]
+struct Rhythm {
+    last_request: Option<Instant>,
+    gaps: Option<History>,
+}
+
+/// The shared state.
+pub struct State {
+    /// The connection to the editor.
+    pub client: Client,
+    /// Open documents (written only by the front door).
+    pub documents: Arc<SharedDocuments>,
+    /// Index changes to the writer thread.
+    pub feed: Arc<IndexFeed>,
+    /// Builds a generator from settings.
+    pub loader: Loader,
+    /// The local suggestion log.
+    pub log: SuggestionLog,
+    settings: RwLock<Arc<Settings>>,
+    engine: RwLock<Option<Engine>>,
+    workspace: RwLock<Option<Arc<Workspace>>>,
+    status: Mutex<Status>,
+    support: Mutex<ClientSupport>,
+    root: Mutex<Option<PathBuf>>,
+    /// Completions in flight, per document.
+    pub inflight: Arc<InflightCompletions>,
+    rhythm: Mutex<HashMap<Uri, Rhythm>>,
+    latencies: Mutex<History>,
+    reported_keys: Mutex<HashSet<String>>,
+    shown_problems: Mutex<HashSet<String>>,
+    /// Incremented by every model (re)load; a load that finishes after a newer one started is discarded.
+    pub model_epoch: AtomicU64,
+    /// `shutdown` was received (the exit code after `exit` is 0 only then).
+    pub shut_down: AtomicBool,
+}
+
+impl State {
+    /// Fresh state.
+    pub fn new(
+        client: Client,
+        documents: Arc<SharedDocuments>,
+        feed: Arc<IndexFeed>,
+        inflight: Arc<InflightCompletions>,
+        loader: Loader,
+        log: SuggestionLog,
+    ) -> State {
+        State {
+            client,
+            documents,
+            feed,
+            loader,
+            log,
+            settings: RwLock::new(Arc::new(Settings::default())),
+            engine: RwLock::new(None),
+            workspace: RwLock::new(None),
+            status: Mutex::new(Status::default()),
+            support: Mutex::new(ClientSupport::default()),
+            root: Mutex::new(None),
+            inflight,
+            rhythm: Mutex::new(HashMap::new()),
+            latencies: Mutex::new(History::new(HISTORY)),
+            reported_keys: Mutex::new(HashSet::new()),
+            shown_problems: Mutex::new(HashSet::new()),
+            model_epoch: AtomicU64::new(0),
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Arc<Settings> {
+        read(&self.settings)
+    }
+
+    /// Replaces the settings; returns the previous ones.
+    pub fn set_settings(&self, settings: Settings) -> Arc<Settings> {
+        let previous = self.settings();
+        write(&self.settings, Arc::new(settings));
+        previous
+    }
+
+    /// The loaded model, if any.
+    pub fn engine(&self) -> Option<Engine> {
+        read(&self.engine)
+    }
+
+    /// Installs (or removes, while reloading) the model.
+    pub fn set_engine(&self, engine: Option<Engine>) {
+        write(&self.engine, engine);
+    }
+
+    /// The loaded workspace, if any.
+    pub fn workspace(&self) -> Option<Arc<Workspace>> {
+        read(&self.workspace)
+    }
+
+    /// Installs the workspace.
+    pub fn set_workspace(&self, workspace: Arc<Workspace>) {
+        write(&self.workspace, Some(workspace));
+    }
+
+    /// Model and workspace, when both are ready.
+    pub fn ready(&self) -> Option<(Engine, Arc<Workspace>)> {
+        Some((self.engine()?, self.workspace()?))
+    }
+
+    /// What the client supports.
+    pub fn support(&self) -> ClientSupport {
+        *lock(&self.support)
+    }
+
+    /// Records what the client supports (at `initialize`).
+    pub fn set_support(&self, support: ClientSupport) {
+        *lock(&self.support) = support;
+    }
+
+    /// The workspace root given at `initialize`.
+    pub fn root(&self) -> Option<PathBuf> {
+        lock(&self.root).clone()
+    }
+
+    /// Records the workspace root.
+    pub fn set_root(&self, root: Option<PathBuf>) {
+        *lock(&self.root) = root;
+    }
+
+    /// A copy of the status.
+    pub fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+
+    /// Changes the status and sends `qwen-ls/status` when the state or message changed.
+    pub async fn update_status(&self, change: impl FnOnce(&mut Status)) {
+        let notification = {
+            let mut status = lock(&self.status);
+            let before = status.notification();
+            change(&mut status);
+            let after = status.notification();
+            (before != after).then_some(after)
+        };
+        if let Some(params) = notification {
+            tracing::info!("status: {params}");
+            self.client
+                .send_notification::<StatusNotification>(params)
+                .await;
+        }
+    }
+
+    /// `window/showMessage` for a lasting problem, once until [`State::problem_solved`] is called for it.
+    pub async fn show_problem(&self, key: &str, typ: MessageType, message: String) {
+        let first = lock(&self.shown_problems).insert(key.to_owned());
+        if first {
+            self.client.show_message(typ, message).await;
+        }
+    }
+
+    /// The problem `key` is gone: show it again if it comes back.
+    pub fn problem_solved(&self, key: &str) {
+        lock(&self.shown_problems).remove(key);
+    }
+
+    /// Logs unknown or invalid configuration keys, each once per session.
+    pub fn report_config_keys(&self, unknown: &[String], invalid: &[String]) {
+        let mut reported = lock(&self.reported_keys);
+        for key in unknown {
+            if reported.insert(format!("unknown:{key}")) {
+                tracing::warn!("configuration: unknown key `{key}` ignored (see docs/PROTOCOL.md)");
+            }
+        }
+        for problem in invalid {
+            if reported.insert(format!("invalid:{problem}")) {
+                tracing::warn!("configuration: {problem}; using the default");
+            }
+        }
+    }
+
+    /// Records a completion request's arrival and returns the recent keystroke gaps of its document.
+    pub fn keystroke(&self, uri: &Uri, now: Instant) -> Vec<Duration> {
+        let mut rhythm = lock(&self.rhythm);
+        let entry = rhythm.entry(uri.clone()).or_default();
+        let gaps = entry.gaps.get_or_insert_with(|| History::new(HISTORY));
+        if let Some(last) = entry.last_request {
+            gaps.record(now.saturating_duration_since(last));
+        }
+        entry.last_request = Some(now);
+        gaps.values()
+    }
+
+    /// Recent generation latencies.
+    pub fn latencies(&self) -> Vec<Duration> {
+        lock(&self.latencies).values()
+    }
+
+    /// Records a generation latency.
+    pub fn record_latency(&self, latency: Duration) {
+        lock(&self.latencies).record(latency);
+    }
+
+    /// Forgets per-document state of a closed document.
+    pub fn forget_document(&self, uri: &Uri) {
+        lock(&self.rhythm).remove(uri);
+        self.inflight.cancel(uri);
+    }
+}
+
+/// `qwen-ls/status`.
+pub enum StatusNotification {}
+
+impl tower_lsp_server::ls_types::notification::Notification for StatusNotification {
+    type Params = serde_json::Value;
+    const METHOD: &'static str = "qwen-ls/status";
+}

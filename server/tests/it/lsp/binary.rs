@@ -1,0 +1,406 @@
+//! The real `qwen-ls` binary over stdio, on the fixture model (random weights: answers are gibberish but
+//! real) and a temporary copy of a fixture repository: the whole session's shapes, robustness against bad
+//! input, and a keystroke burst.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qwen_ls::tasks::measure::{summarize, Outcome, LOG_FILE_NAME};
+use serde_json::{json, Value};
+
+use super::harness::{position_of, Client, TIMEOUT};
+use super::uri;
+use crate::common::fixture_copy;
+
+/// The fixture model.
+pub fn fixture_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/models/qwen3-moe-tiny")
+}
+
+/// A running server process.
+pub struct Process {
+    pub client: Client,
+    pub child: Child,
+    pub repo: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `qwen-ls serve` in a copy of the polyglot fixture, with its own cache directory.
+    pub fn start() -> Process {
+        let repo = fixture_copy("polyglot");
+        let cache = tempfile::tempdir().expect("tmp");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_qwen-ls"))
+            .arg("serve")
+            .current_dir(repo.path())
+            .env("QWEN_LS_CACHE_DIR", cache.path())
+            .env("QWEN_LS_LOG", "info")
+            .env("HF_HUB_OFFLINE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn qwen-ls");
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        Process {
+            client: Client::over(stdout, stdin),
+            child,
+            repo,
+            cache,
+            stderr: lines,
+        }
+    }
+
+    /// `initialize` with the fixture model and small limits, then waits until ready.
+    pub fn initialize(&self, extra: Value) -> Value {
+        let mut options = json!({
+            "model": fixture_model(),
+            "completion": { "maxTokens": 12, "debounceMs": 0 },
+            "hover": { "maxTokens": 16 },
+            "codeActions": { "maxTokens": 48 },
+        });
+        if let (Some(base), Some(extra)) = (options.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        let init = self
+            .client
+            .initialize(self.repo.path(), options, &["utf-8", "utf-16"]);
+        self.client.wait_ready();
+        init
+    }
+
+    /// Server log lines so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").join("\n")
+    }
+
+    /// Resident memory of the server, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The suggestion log's summary.
+    pub fn summary(&self) -> qwen_ls::tasks::measure::Summary {
+        let path = self.cache.path().join(LOG_FILE_NAME);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        summarize(std::io::Cursor::new(text))
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the server did not exit\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn items(result: &Value) -> Vec<Value> {
+    result["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// initialize → didOpen → didChange → inlineCompletion → hover → codeAction → resolve → executeCommand →
+/// applyEdit round trip → shutdown, on the real binary and the fixture model.
+#[test]
+fn real_binary_session_on_the_fixture_model() {
+    let mut p = Process::start();
+    let log_file = p.cache.path().join("logs").join("server.log");
+    let init = p.initialize(json!({ "logFile": log_file }));
+    assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
+    assert_eq!(init["serverInfo"]["name"], "qwen-ls");
+    let client = &p.client;
+    let path = p.repo.path().join("src/geometry.rs");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let uri = uri(&path);
+    client.open(&uri, "rust", &text);
+    let end = text.len();
+    client.edit(
+        &uri,
+        end,
+        end,
+        "\npub fn perimeter(w: f64, h: f64) -> f64 {\n    ",
+    );
+    let text = client.doc(&uri).text;
+    let cursor = text.len();
+
+    // Inline completion: the shape (the text is whatever the random model says).
+    let result = client.request(
+        "textDocument/inlineCompletion",
+        json!({ "textDocument": { "uri": uri }, "position": position_of(&text, cursor), "context": { "triggerKind": 1 } }),
+    );
+    for item in items(&result) {
+        assert!(item["insertText"].is_string(), "{item}");
+        assert!(item["range"]["start"]["line"].is_u64(), "{item}");
+        assert_eq!(item["command"]["command"], "qwen-ls.completionAccepted");
+        let args = item["command"]["arguments"].clone();
+        let accepted = client.request(
+            "workspace/executeCommand",
+            json!({ "command": "qwen-ls.completionAccepted", "arguments": args }),
+        );
+        assert_eq!(accepted, Value::Null);
+    }
+    let dumped = client.request(
+        "workspace/executeCommand",
+        json!({ "command": "qwen-ls.debug.dumpPrompt", "arguments": [{ "uri": uri, "position": position_of(&text, cursor) }] }),
+    );
+    assert!(
+        dumped["prompt"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<|fim_middle|>"),
+        "{dumped}"
+    );
+
+    // Hover on the new function's declaration line: markdown or null, never an error.
+    let decl = text.find("pub fn perimeter").expect("decl");
+    let hover = client.request(
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": uri }, "position": position_of(&text, decl + 8) }),
+    );
+    assert!(
+        hover.is_null() || hover["contents"]["kind"] == "markdown",
+        "{hover}"
+    );
+
+    // Code actions and the resolve of "Add documentation".
+    let range = json!({ "start": position_of(&text, decl), "end": position_of(&text, decl) });
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": uri }, "range": range, "context": { "diagnostics": [] } }),
+    );
+    let actions = actions.as_array().cloned().unwrap_or_default();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    let resolved = client.request("codeAction/resolve", actions[0].clone());
+    assert_eq!(resolved["title"], "qwen-ls: Add documentation");
+    if let Some(edit) = resolved.get("edit") {
+        assert_eq!(client.apply_workspace_edit(edit)["applied"], true);
+    }
+
+    // The refactor command: random weights rarely write a valid edit; either way the answer has the
+    // protocol's shape, and an applied edit reached the client's document through workspace/applyEdit.
+    let before = client.doc(&uri).text;
+    let result = client.request(
+        "workspace/executeCommand",
+        json!({ "command": "qwen-ls.refactor", "arguments": [{ "uri": uri, "range": range, "instruction": "return 2 * (w + h)" }] }),
+    );
+    assert!(result["applied"].is_boolean(), "{result}");
+    if result["applied"] == true {
+        assert_ne!(client.doc(&uri).text, before);
+        assert!(!client.server_requests("workspace/applyEdit").is_empty());
+    } else {
+        assert!(result["message"].is_string(), "{result}");
+    }
+    let status = client.request(
+        "workspace/executeCommand",
+        json!({ "command": "qwen-ls.status", "arguments": [] }),
+    );
+    for key in [
+        "state",
+        "message",
+        "model",
+        "backend",
+        "indexedFiles",
+        "version",
+    ] {
+        assert!(status.get(key).is_some(), "{key} in {status}");
+    }
+    assert_eq!(status["backend"], "local");
+    client.shutdown_and_exit();
+    assert_eq!(p.wait_exit(), Some(0), "{}", p.stderr());
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+    let logged = std::fs::read_to_string(&log_file).expect("logFile written");
+    assert!(logged.contains("shutdown"), "{logged}");
+}
+
+/// Malformed JSON, unknown methods, unopened, deleted and huge documents, exit without shutdown.
+#[test]
+fn real_binary_survives_bad_input() {
+    let mut p = Process::start();
+    p.initialize(json!({}));
+    let client = &p.client;
+    // Not JSON, then JSON that is not a message: answered with errors, the server stays up.
+    let garbage = b"{ this is not json";
+    client.raw(format!("Content-Length: {}\r\n\r\n", garbage.len()).as_bytes());
+    client.raw(garbage);
+    let not_a_message = b"[1, 2, 3]";
+    client.raw(format!("Content-Length: {}\r\n\r\n", not_a_message.len()).as_bytes());
+    client.raw(not_a_message);
+    client.wait_until("error responses to the bad messages", TIMEOUT, |c| {
+        c.null_id_responses().len() >= 2
+    });
+    let codes: Vec<Value> = client
+        .null_id_responses()
+        .iter()
+        .map(|r| r["error"]["code"].clone())
+        .collect();
+    assert!(codes.contains(&json!(-32700)), "{codes:?}");
+    assert_eq!(
+        client.call("workspace/nope", Value::Null)["error"]["code"],
+        -32601
+    );
+    assert_eq!(
+        client.call("$/qwen-ls/unknown", json!({}))["error"]["code"],
+        -32601
+    );
+    // A document that was never opened.
+    let ghost = uri(&p.repo.path().join("src/ghost.rs"));
+    let result = client.request(
+        "textDocument/inlineCompletion",
+        json!({ "textDocument": { "uri": ghost }, "position": { "line": 3, "character": 1 }, "context": { "triggerKind": 1 } }),
+    );
+    assert_eq!(result["items"], json!([]));
+    // Edits for an unopened document and a stale version are ignored, not fatal.
+    client.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": ghost, "version": 9 }, "contentChanges": [{ "text": "x" }] }),
+    );
+    // A document deleted on disk while open: served from the editor's text; closing it is fine.
+    let lib = p.repo.path().join("src/lib.rs");
+    let lib_uri = uri(&lib);
+    let text = std::fs::read_to_string(&lib).expect("lib");
+    client.open(&lib_uri, "rust", &text);
+    std::fs::remove_file(&lib).expect("delete");
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({ "changes": [{ "uri": lib_uri, "type": 3 }] }),
+    );
+    let result = client.request(
+        "textDocument/inlineCompletion",
+        json!({ "textDocument": { "uri": lib_uri }, "position": position_of(&text, text.len()), "context": { "triggerKind": 1 } }),
+    );
+    assert!(result["items"].is_array(), "{result}");
+    client.notify(
+        "textDocument/didClose",
+        json!({ "textDocument": { "uri": lib_uri } }),
+    );
+    // A huge document (4 MiB, one long line in the middle): opened, edited and completed in time.
+    let huge_path = p.repo.path().join("src/huge.rs");
+    let mut huge = String::with_capacity(4 << 20);
+    while huge.len() < 4 << 20 {
+        huge.push_str("fn f() { let x = \"é😀\"; }\n");
+    }
+    huge.push_str(&"x".repeat(100_000));
+    huge.push('\n');
+    let huge_uri = uri(&huge_path);
+    client.open(&huge_uri, "rust", &huge);
+    let mid = huge.len() / 2;
+    let mid = (mid..).find(|i| huge.is_char_boundary(*i)).unwrap_or(mid);
+    client.edit(&huge_uri, mid, mid, "// edit\n");
+    let huge = client.doc(&huge_uri).text;
+    let started = Instant::now();
+    let result = client.request(
+        "textDocument/inlineCompletion",
+        json!({ "textDocument": { "uri": huge_uri }, "position": position_of(&huge, mid + 8), "context": { "triggerKind": 1 } }),
+    );
+    assert!(result["items"].is_array(), "{result}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "huge document took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.wait_ready()["state"], "ready");
+    // Exit without shutdown: exit code 1, as the specification asks.
+    client.notify("exit", Value::Null);
+    assert_eq!(p.wait_exit(), Some(1), "{}", p.stderr());
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+}
+
+/// 50 `didChange` + `inlineCompletion` pairs 20 ms apart: every request is answered, only the last one is
+/// generated in full (the rest are cancelled, as the suggestion log shows), and memory stays flat.
+#[test]
+fn keystroke_burst_cancels_all_but_the_last() {
+    let p = Process::start();
+    // Long generations: a superseded one must really be cut short, not finish within the 20 ms gap.
+    p.initialize(json!({ "completion": { "maxTokens": 128, "debounceMs": 75 } }));
+    let client = &p.client;
+    let path = p.repo.path().join("src/geometry.rs");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let uri = uri(&path);
+    client.open(&uri, "rust", &text);
+    let typed = "\npub fn area_of_all(shapes: &[f64]) -> f64 { shapes.iter().map(|s| s * 2.0).sum::<f64>() + 1.0 }";
+    let request = |client: &Client| {
+        let doc = client.doc(&uri);
+        client.send_request(
+            "textDocument/inlineCompletion",
+            json!({ "textDocument": { "uri": uri }, "position": position_of(&doc.text, doc.text.len()), "context": { "triggerKind": 2 } }),
+        )
+    };
+    // Warm up (first allocations, caches), then measure.
+    for ch in typed.chars().take(5) {
+        let end = client.doc(&uri).text.len();
+        client.edit(&uri, end, end, &ch.to_string());
+        let id = request(client);
+        client.wait_response(id, TIMEOUT);
+    }
+    let baseline = p.summary();
+    let rss_before = p.rss_kib();
+    let mut ids = Vec::new();
+    for ch in typed.chars().skip(5).take(50) {
+        let end = client.doc(&uri).text.len();
+        client.edit(&uri, end, end, &ch.to_string());
+        ids.push(request(client));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ids.len(), 50);
+    let mut answered = 0;
+    for id in &ids {
+        let response = client.wait_response(*id, TIMEOUT);
+        assert!(response["result"]["items"].is_array(), "{response}");
+        answered += 1;
+    }
+    assert_eq!(answered, 50);
+    let rss_after = p.rss_kib();
+    let summary = p.summary();
+    let count = |o| summary.count(o) - baseline.count(o);
+    let generated = count(Outcome::Shown) + count(Outcome::Empty);
+    let cancelled = count(Outcome::Cancelled) + count(Outcome::Stale);
+    eprintln!(
+        "burst: generated {generated}, cancelled {cancelled}, failed {}, rss {rss_before} -> {rss_after} KiB",
+        count(Outcome::Failed)
+    );
+    assert_eq!(generated + cancelled + count(Outcome::Failed), 50);
+    assert_eq!(generated, 1, "only the last request is generated in full");
+    assert_eq!(cancelled, 49);
+    assert!(
+        rss_after <= rss_before + 16 * 1024,
+        "memory grew from {rss_before} to {rss_after} KiB"
+    );
+}
