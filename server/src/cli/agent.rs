@@ -14,8 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::model::{TerminalProgress, CHOOSING_A_MODEL};
 use crate::store::{ModelSpec, Store};
 use crate::tasks::{
-    load_generator, Backend, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator, GeneratorInfo,
-    Settings, Workspace, WorkspaceOptions,
+    load_generator, Backend, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator,
+    GeneratorInfo, Settings, Workspace, WorkspaceOptions,
 };
 
 /// `--model`, `--max-tokens` and the remote-backend flags, common to the model-running subcommands.

@@ -99,14 +99,25 @@ pub fn load_generator(
     })
 }
 
-/// The remote backend: configured from `openai.*`, its model discovered now.
+/// The remote backend: configured from `openai.*`, its model discovered now. A server that is down, starting
+/// or overloaded is not a configuration error: the generator is returned anyway (with a warning) and asks
+/// again on the first request, so the editor recovers by itself when the server comes up. A wrong model name,
+/// a refused key or an endpoint that is not an OpenAI-compatible server fail here.
 fn load_remote(settings: &Settings) -> Result<LoadedGenerator, LoaderError> {
     let generator = OpenAiGenerator::new(OpenAiConfig::from_settings(&settings.openai))?;
-    let model = {
-        let _span = tracing::info_span!("remote_discovery", endpoint = %generator.endpoint()).entered();
-        generator.discover()?
+    let discovered = {
+        let _span =
+            tracing::info_span!("remote_discovery", endpoint = %generator.endpoint()).entered();
+        generator.discover()
     };
-    let description = format!("{} at {}", model.id, generator.endpoint());
+    let description = match discovered {
+        Ok(model) => format!("{} at {}", model.id, generator.endpoint()),
+        Err(e) if e.is_transient() => {
+            tracing::warn!("{e}; the first request will try again");
+            format!("{} (not reachable yet)", generator.info().model)
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(LoadedGenerator {
         path: PathBuf::from(generator.endpoint()),
         generator: Arc::new(generator),

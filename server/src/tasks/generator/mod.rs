@@ -337,6 +337,48 @@ pub enum GenError {
     },
 }
 
+impl GenError {
+    /// The kind of failure, as a short stable name (front ends show one message per kind while it lasts).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GenError::PromptTooLong { .. } => "prompt-too-long",
+            GenError::Prompt(_) => "prompt",
+            GenError::Backend(_) => "backend",
+            GenError::Config(_) => "config",
+            GenError::Unreachable { .. } => "unreachable",
+            GenError::Timeout { .. } => "timeout",
+            GenError::ModelNotFound { .. } => "model-not-found",
+            GenError::ContextLength { .. } => "context-length",
+            GenError::MalformedStream { .. } => "malformed-stream",
+            GenError::Interrupted { .. } => "interrupted",
+            GenError::Unauthorized { .. } => "unauthorized",
+            GenError::Busy { .. } => "busy",
+            GenError::Http { .. } => "http",
+        }
+    }
+
+    /// Whether the failure is about the model server or backend as a whole (it will fail the next request
+    /// too, until someone fixes it), rather than about this one prompt.
+    pub fn is_lasting(&self) -> bool {
+        !matches!(
+            self,
+            GenError::PromptTooLong { .. } | GenError::Prompt(_) | GenError::ContextLength { .. }
+        )
+    }
+
+    /// Whether the failure may go away by itself (a server starting, restarting or overloaded): a remote
+    /// backend is then still installed, and the next request tries again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            GenError::Unreachable { .. }
+                | GenError::Timeout { .. }
+                | GenError::Busy { .. }
+                | GenError::Interrupted { .. }
+        )
+    }
+}
+
 /// A model behind the tasks. Implementations are shared across threads (`Arc<dyn Generator>`).
 pub trait Generator: Send + Sync {
     /// What this generator is.

@@ -198,6 +198,14 @@ pub(crate) fn redact_userinfo(url: &str) -> String {
 }
 
 #[cfg(test)]
+impl ApiKey {
+    /// A key for unit tests.
+    pub(crate) fn from_test(key: &str) -> ApiKey {
+        ApiKey(key.to_string())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -239,17 +247,6 @@ mod tests {
     fn the_key_never_shows() {
         let key = ApiKey("sk-very-secret".into());
         assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
-        assert_eq!(
-            key.redact("bad key sk-very-secret!"),
-            "bad key <redacted>!"
-        );
-    }
-}
-
-#[cfg(test)]
-impl ApiKey {
-    /// A key for unit tests.
-    pub(crate) fn from_test(key: &str) -> ApiKey {
-        ApiKey(key.to_string())
+        assert_eq!(key.redact("bad key sk-very-secret!"), "bad key <redacted>!");
     }
 }

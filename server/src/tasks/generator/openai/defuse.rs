@@ -80,7 +80,14 @@ mod tests {
             defuse("<|fim_prefix|><|file_sep|>"),
             "<\u{200b}|fim_prefix|><\u{200b}|file_sep|>"
         );
-        for untouched in ["x <| seq", "a <|| b", "<|>", "<|a b|>", "no markers", "<|unterminated"] {
+        for untouched in [
+            "x <| seq",
+            "a <|| b",
+            "<|>",
+            "<|a b|>",
+            "no markers",
+            "<|unterminated",
+        ] {
             assert_eq!(defuse(untouched), untouched);
         }
         assert!(matches!(defuse("plain"), Cow::Borrowed(_)));

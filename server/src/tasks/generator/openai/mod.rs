@@ -110,7 +110,12 @@ impl OpenAiGenerator {
 
     /// Asks `/v1/models` which model to use (the configured one, or the first listed) and remembers it.
     pub fn discover(&self) -> Result<RemoteModel, GenError> {
-        let models = self.list_models()?;
+        self.discover_unless(&CancelToken::new())
+    }
+
+    /// [`discover`](OpenAiGenerator::discover), giving up between retries when `cancel` fires.
+    fn discover_unless(&self, cancel: &CancelToken) -> Result<RemoteModel, GenError> {
+        let models = self.list_models(cancel)?;
         let wanted = self.config.model.trim();
         let found = if wanted.is_empty() {
             models.first()
@@ -144,8 +149,8 @@ impl OpenAiGenerator {
         Ok(model)
     }
 
-    /// `/v1/models`, with the retry policy.
-    fn list_models(&self) -> Result<Vec<wire::ModelEntry>, GenError> {
+    /// `/v1/models`, with the retry policy (the last failure is returned if `cancel` fires while waiting).
+    fn list_models(&self, cancel: &CancelToken) -> Result<Vec<wire::ModelEntry>, GenError> {
         let url = format!("{}/models", self.base);
         let mut retries = Retries::default();
         loop {
@@ -157,7 +162,9 @@ impl OpenAiGenerator {
                         return Err(retries.give_up(failure));
                     };
                     tracing::warn!("{}; retrying in {delay:.1?}", failure.error);
-                    std::thread::sleep(delay);
+                    if !sleep_unless_cancelled(delay, cancel) {
+                        return Err(failure.error);
+                    }
                 }
             }
         }
@@ -168,18 +175,18 @@ impl OpenAiGenerator {
     }
 
     /// The model to use, discovering it on first use.
-    fn model(&self) -> Result<RemoteModel, GenError> {
+    fn model(&self, cancel: &CancelToken) -> Result<RemoteModel, GenError> {
         if let Some(model) = self.lock_resolved().clone() {
             return Ok(model);
         }
-        self.discover()
+        self.discover_unless(cancel)
     }
 
     /// A model-not-found error that lists what the server serves (best effort), forgetting the resolved model.
     fn model_not_found(&self, model: &str) -> GenError {
         *self.lock_resolved() = None;
         let available = self
-            .list_models()
+            .list_models(&CancelToken::new())
             .map(|m| m.into_iter().map(|m| m.id).collect())
             .unwrap_or_default();
         GenError::ModelNotFound {
@@ -292,10 +299,15 @@ impl Generator for OpenAiGenerator {
         if cancel.is_cancelled() {
             return Ok(cancelled(started));
         }
-        let model = self.model()?;
+        let model = match self.model(cancel) {
+            Ok(model) => model,
+            Err(_) if cancel.is_cancelled() => return Ok(cancelled(started)),
+            Err(e) => return Err(e),
+        };
         let session = request.session.as_ref().map_or("", |s| s.0.as_str());
-        let _span = tracing::debug_span!("generate", backend = "openai", session, model = %model.id)
-            .entered();
+        let _span =
+            tracing::debug_span!("generate", backend = "openai", session, model = %model.id)
+                .entered();
         let special_stops: Vec<String> = match &request.prompt {
             GenPrompt::Raw(prompt) => prompt.stop_specials(),
             GenPrompt::Chat(messages) => qwen_engine::Prompt::chat(messages, true).stop_specials(),
@@ -304,7 +316,12 @@ impl Generator for OpenAiGenerator {
         .map(|s| s.text().to_string())
         .collect();
         let mut stop = request.stop.clone();
-        stop.extend(special_stops.iter().filter(|s| !request.stop.contains(s)).cloned());
+        stop.extend(
+            special_stops
+                .iter()
+                .filter(|s| !request.stop.contains(s))
+                .cloned(),
+        );
         let (api, body) = wire::request_body(request, &model.id, &stop);
         let body = serde_json::to_vec(&body).map_err(|e| GenError::Backend(e.to_string()))?;
         let url = format!("{}{}", self.base, api.path());

@@ -65,7 +65,10 @@ impl<R: BufRead> SseReader<R> {
                 continue; // comment / keep-alive
             }
             let (field, value) = match line.find(':') {
-                Some(at) => (&line[..at], line[at + 1..].strip_prefix(' ').unwrap_or(&line[at + 1..])),
+                Some(at) => (
+                    &line[..at],
+                    line[at + 1..].strip_prefix(' ').unwrap_or(&line[at + 1..]),
+                ),
                 None => (line, ""),
             };
             if field == "data" {
@@ -179,10 +182,7 @@ mod tests {
     #[test]
     fn invalid_utf8_is_malformed() {
         let mut reader = SseReader::new(&b"data: \xff\xfe\n\n"[..]);
-        assert!(matches!(
-            reader.next_event(),
-            Err(SseError::Malformed(_))
-        ));
+        assert!(matches!(reader.next_event(), Err(SseError::Malformed(_))));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the server does. Ending early (cancel, the callback's `Flow::Stop`, a stop string) shuts the agent down,
 //! which closes the connection at once; the server sees the client leave and stops generating.
 
+use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
@@ -83,7 +84,8 @@ pub(crate) fn run(
             Ok(event) => event,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => {
-                break state.malformed("the reader stopped without a result (a bug; see the log)".into())
+                break state
+                    .malformed("the reader stopped without a result (a bug; see the log)".into())
             }
         };
         if let Some(outcome) = state.handle(event, on_text) {
@@ -118,7 +120,13 @@ fn spawn_reader(attempt: &Attempt<'_>, agent: ureq::Agent) -> Receiver<Event> {
 }
 
 /// The reader thread: request, headers, events. Returns when the stream ends, fails, or nobody listens.
-fn read_stream(client: &Client, agent: &ureq::Agent, url: &str, body: &[u8], tx: &SyncSender<Event>) {
+fn read_stream(
+    client: &Client,
+    agent: &ureq::Agent,
+    url: &str,
+    body: &[u8],
+    tx: &SyncSender<Event>,
+) {
     tracing::debug!(bytes = body.len(), "POST {}", redact_userinfo(url));
     let response = match client.post_stream(agent, url, body) {
         Ok(response) => response,
@@ -128,6 +136,28 @@ fn read_stream(client: &Client, agent: &ureq::Agent, url: &str, body: &[u8], tx:
         }
     };
     tracing::debug!(status = response.status().as_u16(), "streaming");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !content_type.is_empty() && !content_type.contains("event-stream") {
+        // A web page, or a server that ignored `stream: true`: not something this client can read.
+        let mut head = String::new();
+        let _ = response
+            .into_body()
+            .into_with_config()
+            .limit(4096)
+            .lossy_utf8(true)
+            .reader()
+            .read_to_string(&mut head);
+        let _ = tx.send(Event::Malformed(format!(
+            "the answer is {content_type}, not an event stream: {}",
+            excerpt(&head)
+        )));
+        return;
+    }
     if tx.send(Event::Started).is_err() {
         return;
     }
@@ -139,7 +169,10 @@ fn read_stream(client: &Client, agent: &ureq::Agent, url: &str, body: &[u8], tx:
             Ok(None) => Event::Eof,
             Ok(Some(SseEvent::Data(data))) => match serde_json::from_str::<Chunk>(&data) {
                 Ok(chunk) => Event::Chunk(Box::new(chunk)),
-                Err(e) => Event::Malformed(format!("an event is not a valid chunk ({e}): {}", excerpt(&data))),
+                Err(e) => Event::Malformed(format!(
+                    "an event is not a valid chunk ({e}): {}",
+                    excerpt(&data)
+                )),
             },
             Err(SseError::Io(e)) => Event::Broken(ureq::Error::from(e)),
             Err(SseError::Malformed(reason)) => Event::Malformed(reason),
@@ -162,6 +195,8 @@ struct Consumer<'a> {
     headers_at: Option<Instant>,
     first_text_at: Option<Instant>,
     chunks_with_text: usize,
+    /// Chunks received (with or without text).
+    chunks: usize,
     server_finish: Option<(String, Option<serde_json::Value>)>,
     usage: Option<Usage>,
 }
@@ -183,6 +218,7 @@ impl<'a> Consumer<'a> {
             headers_at: None,
             first_text_at: None,
             chunks_with_text: 0,
+            chunks: 0,
             server_finish: None,
             usage: None,
         }
@@ -203,15 +239,14 @@ impl<'a> Consumer<'a> {
             Event::Chunk(chunk) => self.chunk(*chunk, on_text),
             Event::Done => Some(self.end(on_text)),
             Event::Eof if self.server_finish.is_some() => Some(self.end(on_text)),
-            Event::Eof => Some(self.malformed(
-                "the stream ended without a finish_reason or `data: [DONE]` (truncated)".into(),
-            )),
+            Event::Eof => Some(self.ended_early()),
             Event::Malformed(reason) => Some(self.malformed(reason)),
             Event::Broken(error) => Some(self.broken(error)),
         }
     }
 
     fn chunk(&mut self, chunk: Chunk, on_text: &mut dyn FnMut(&str) -> Flow) -> Option<Outcome> {
+        self.chunks += 1;
         if let Some(error) = &chunk.error {
             let message = self
                 .attempt
@@ -287,7 +322,9 @@ impl<'a> Consumer<'a> {
         }
         let finish = match self.server_finish.take() {
             Some((reason, _)) if reason == "length" => FinishReason::MaxTokens,
-            Some((reason, Some(serde_json::Value::String(s)))) if reason == "stop" => self.stop_finish(&s),
+            Some((reason, Some(serde_json::Value::String(s)))) if reason == "stop" => {
+                self.stop_finish(&s)
+            }
             Some((reason, _)) if reason == "stop" || reason == "eos" => FinishReason::EndOfText,
             Some((reason, _)) => {
                 tracing::debug!("unknown finish_reason {reason:?}, taken as the end of the answer");
@@ -301,8 +338,12 @@ impl<'a> Consumer<'a> {
     fn finish(&mut self, finish: FinishReason) -> Outcome {
         let now = Instant::now();
         let total = now.duration_since(self.started).as_secs_f64();
-        let headers = self.headers_at.map_or(total, |t| t.duration_since(self.started).as_secs_f64());
-        let first = self.first_text_at.map(|t| t.duration_since(self.started).as_secs_f64());
+        let headers = self
+            .headers_at
+            .map_or(total, |t| t.duration_since(self.started).as_secs_f64());
+        let first = self
+            .first_text_at
+            .map(|t| t.duration_since(self.started).as_secs_f64());
         let usage = self.usage.unwrap_or_default();
         let prompt_tokens = usage.prompt_tokens.unwrap_or(0);
         let cached_tokens = usage.cached_tokens();
@@ -333,6 +374,24 @@ impl<'a> Consumer<'a> {
             text: std::mem::take(&mut self.text),
             finish,
             stats,
+        })
+    }
+
+    /// The body ended before a finish reason or `[DONE]`: cut off mid-answer (a server that died or restarted),
+    /// or, with nothing sent at all, a request the server failed after accepting it.
+    fn ended_early(&self) -> Outcome {
+        let url = self.url();
+        if self.chunks == 0 {
+            return Outcome::Failed(GenError::Backend(format!(
+                "the server at {url} accepted the request but ended the stream without an answer; its log says \
+                 why (llama-cpp-python does this when the prompt exceeds its context window: lower the budgets \
+                 or serve the model with a larger context)"
+            )));
+        }
+        Outcome::Failed(GenError::Interrupted {
+            url,
+            received: self.text.chars().count(),
+            reason: "the stream ended before the answer was complete".into(),
         })
     }
 

@@ -135,7 +135,10 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| {
             Failure::never(GenError::MalformedStream {
                 url: redact_userinfo(url),
-                reason: format!("the answer is not the expected JSON ({e}): {}", excerpt(&text)),
+                reason: format!(
+                    "the answer is not the expected JSON ({e}): {}",
+                    excerpt(&text)
+                ),
             })
         })
     }
@@ -315,7 +318,12 @@ mod tests {
     #[test]
     fn statuses_become_the_right_errors() {
         let c = client();
-        let f = c.status_failure("http://h/v1/completions", 429, "slow down", Some(Duration::from_secs(1)));
+        let f = c.status_failure(
+            "http://h/v1/completions",
+            429,
+            "slow down",
+            Some(Duration::from_secs(1)),
+        );
         assert!(matches!(f.error, GenError::Busy { status: 429, .. }));
         assert_eq!(
             f.retry,
@@ -325,7 +333,10 @@ mod tests {
             }
         );
         let f = c.status_failure("u", 401, r#"{"error":{"message":"bad key"}}"#, None);
-        assert!(matches!(f.error, GenError::Unauthorized { status: 401, .. }));
+        assert!(matches!(
+            f.error,
+            GenError::Unauthorized { status: 401, .. }
+        ));
         assert!(f.error.to_string().contains("K"), "{}", f.error);
         let f = c.status_failure(
             "u",
@@ -333,12 +344,23 @@ mod tests {
             r#"{"object":"error","message":"This model's maximum context length is 2048 tokens. However, you requested 3000 tokens"}"#,
             None,
         );
-        assert!(matches!(f.error, GenError::ContextLength { window: Some(2048), .. }));
+        assert!(matches!(
+            f.error,
+            GenError::ContextLength {
+                window: Some(2048),
+                ..
+            }
+        ));
         assert_eq!(f.retry, RetryKind::Never);
         let f = c.status_failure("u", 400, r#"{"message":"bad temperature"}"#, None);
         assert!(matches!(f.error, GenError::Http { status: 400, .. }));
         assert!(f.error.to_string().contains("bad temperature"));
-        let f = c.status_failure("u", 404, r#"{"message":"The model `x` does not exist."}"#, None);
+        let f = c.status_failure(
+            "u",
+            404,
+            r#"{"message":"The model `x` does not exist."}"#,
+            None,
+        );
         assert!(matches!(f.error, GenError::ModelNotFound { .. }));
     }
 
@@ -348,6 +370,9 @@ mod tests {
         c.key = Some(ApiKey::from_test("sk-abcdef"));
         let f = c.status_failure("u", 401, r#"{"error":"invalid key sk-abcdef"}"#, None);
         let text = f.error.to_string();
-        assert!(!text.contains("sk-abcdef") && text.contains("<redacted>"), "{text}");
+        assert!(
+            !text.contains("sk-abcdef") && text.contains("<redacted>"),
+            "{text}"
+        );
     }
 }

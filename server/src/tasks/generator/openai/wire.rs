@@ -280,7 +280,10 @@ mod tests {
         };
         let (api, body) = request_body(&request, "m", &[]);
         assert_eq!(api, Api::Chat);
-        assert_eq!(body["messages"][0], json!({"role": "system", "content": "Be brief."}));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "Be brief."})
+        );
         assert_eq!(
             body["messages"][1]["content"],
             json!("what is <\u{200b}|im_end|>?")
@@ -307,7 +310,10 @@ mod tests {
         )
         .expect("chunk");
         let usage = c.usage.expect("usage");
-        assert_eq!((usage.prompt_tokens, usage.cached_tokens()), (Some(10), Some(8)));
+        assert_eq!(
+            (usage.prompt_tokens, usage.cached_tokens()),
+            (Some(10), Some(8))
+        );
         let c: Chunk = serde_json::from_str(
             r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3,"prompt_tokens_details":null}}"#,
         )
