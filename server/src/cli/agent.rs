@@ -169,8 +169,19 @@ impl Generator for ShowProgress {
         });
         spinner.finish();
         if let Ok(output) = &result {
+            // A remote server's prefix-cache hits, when it reports them (vLLM, SGLang, llama.cpp).
+            let cached = output
+                .stats
+                .cached_tokens
+                .map(|c| {
+                    format!(
+                        ", {c} of {} prompt tokens from the server's prefix cache",
+                        output.stats.prompt_tokens
+                    )
+                })
+                .unwrap_or_default();
             tracing::info!(
-                "generated {} tokens in {:.1}s",
+                "generated {} tokens in {:.1}s{cached}",
                 output.stats.generated_tokens,
                 started.elapsed().as_secs_f64()
             );

@@ -49,6 +49,10 @@ enum BenchTarget {
         /// `completion.maxTokens`.
         #[arg(long, default_value_t = 16)]
         max_tokens: usize,
+        /// Generate on this OpenAI-compatible server (`backend = "openai"`, `openai.endpoint`) instead of
+        /// in-process; `--model` then only names what the server serves, for the report.
+        #[arg(long)]
+        endpoint: Option<String>,
     },
 }
 
@@ -66,12 +70,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             stretch_window,
             requests,
             max_tokens,
+            endpoint,
         } => super::bench_lsp::run(&super::bench_lsp::LspBench {
             root: path.clone(),
             model: model.clone(),
             stretch_window: *stretch_window,
             requests: *requests,
             max_tokens: *max_tokens,
+            endpoint: endpoint.clone(),
         }),
     }
 }
