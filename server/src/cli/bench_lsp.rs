@@ -29,6 +29,8 @@ pub struct LspBench {
     pub requests: usize,
     /// `completion.maxTokens`.
     pub max_tokens: usize,
+    /// `completion.budget`, when not the default.
+    pub budget: Option<usize>,
     /// Generate on this OpenAI-compatible server instead of in-process.
     pub endpoint: Option<String>,
 }
@@ -202,6 +204,9 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
         "model": model,
         "completion": { "maxTokens": options.max_tokens, "debounceMs": 0 },
     });
+    if let Some(budget) = options.budget {
+        settings["completion"]["budget"] = json!(budget);
+    }
     if let Some(endpoint) = &options.endpoint {
         settings["backend"] = json!("openai");
         settings["openai"] = json!({ "endpoint": endpoint });

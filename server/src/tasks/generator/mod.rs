@@ -1,5 +1,5 @@
 //! The `Generator` boundary: the only way the tasks reach a model. One implementation runs the in-process
-//! engine ([`LocalGenerator`]); a remote OpenAI-compatible backend (vLLM, SGLang, llama.cpp's server — issue 9)
+//! engine ([`LocalGenerator`]); the remote backend ([`OpenAiGenerator`]: vLLM, SGLang, llama.cpp servers)
 //! implements the same trait, so completions, explanations, refactors and patches do not change with it.
 //!
 //! The boundary is shaped by what both backends can do:
@@ -11,7 +11,7 @@
 //! - cancellation is a [`CancelToken`] checked between prefill chunks and every token; the streaming callback
 //!   can also end the generation ([`Flow::Stop`]) — completion stop rules decide mid-stream;
 //! - [`GenStats`] carries both the local counters (reused/prefilled tokens, tok/s) and the server-reported
-//!   cached-token count a remote backend will fill.
+//!   cached-token count the remote backend fills when the server reports one.
 //!
 //! Calls are synchronous and may block for seconds: the LSP calls them from `spawn_blocking`.
 
