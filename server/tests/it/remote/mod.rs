@@ -165,13 +165,15 @@ fn cancelling_mid_stream_returns_at_once_and_closes_the_stream() {
         .expect("a cancelled generation is not an error");
     let cancelled_at = cancelled_at.expect("some text arrived");
     assert_eq!(output.finish, FinishReason::Cancelled);
+    // At once: the 3000 tokens asked for would take far longer (a 2 s bound survives a loaded CI machine).
     assert!(
-        cancelled_at.elapsed() < Duration::from_millis(500),
+        cancelled_at.elapsed() < Duration::from_secs(2),
         "returned {:?} after the cancel",
         cancelled_at.elapsed()
     );
-    // The connection was closed: the server notices and stops generating.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // The connection was closed: the server notices and stops generating (llama-cpp-python checks between
+    // tokens; on a machine loaded by parallel tests that can take many seconds).
+    let deadline = Instant::now() + Duration::from_secs(90);
     while !server.log_text().contains("Disconnected from client") {
         assert!(
             Instant::now() < deadline,
