@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::agent::{load_model, load_workspace, offset_of, ModelFlags, ShowProgress};
-use super::workspace::{parse_location, workspace_root};
+use super::workspace::{parse_location, root_for_file};
 use crate::tasks::{complete, Caches, CancelToken, CompletionRequest};
 
 /// Arguments of `qwen-ls complete`.
@@ -23,6 +23,9 @@ pub struct CompleteArgs {
     /// Print `{"text","start","end","stop"}` (byte offsets of the replaced range) instead of the text.
     #[arg(long)]
     pub json: bool,
+    /// The workspace root (default: the nearest ancestor of FILE containing `.git`).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -44,7 +47,7 @@ pub fn run(args: &CompleteArgs) -> anyhow::Result<ExitCode> {
     if let Some(budget) = args.budget {
         settings.completion.budget = budget;
     }
-    let workspace = load_workspace(&workspace_root(&file))?;
+    let workspace = load_workspace(&root_for_file(args.root.as_deref(), &file)?)?;
     let generator = ShowProgress(load_model(&settings)?);
     let request = CompletionRequest {
         path: file,

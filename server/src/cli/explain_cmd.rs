@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::agent::{load_model, load_workspace, offset_of, ModelFlags, ShowProgress};
-use super::workspace::workspace_root;
+use super::workspace::root_for_file;
 use crate::tasks::{explain, function_named, functions_in, Caches, CancelToken, ExplainRequest};
 
 /// Arguments of `qwen-ls explain`.
@@ -20,6 +20,9 @@ pub struct ExplainArgs {
     /// Context budget in tokens (default 4096, the `hover.budget` setting).
     #[arg(long)]
     pub budget: Option<usize>,
+    /// The workspace root (default: the nearest ancestor of FILE containing `.git`).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -101,7 +104,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     if let Some(budget) = args.budget {
         settings.hover.budget = budget;
     }
-    let workspace = load_workspace(&workspace_root(&file))?;
+    let workspace = load_workspace(&root_for_file(args.root.as_deref(), &file)?)?;
     let generator = ShowProgress(load_model(&settings)?);
     let request = ExplainRequest {
         path: file,

@@ -47,6 +47,28 @@ pub fn workspace_root(file: &Path) -> PathBuf {
         .to_path_buf()
 }
 
+/// The workspace of `file` (canonical): `--root` when given (it must be a directory containing the file), else
+/// [`workspace_root`].
+pub fn root_for_file(root: Option<&Path>, file: &Path) -> anyhow::Result<PathBuf> {
+    let Some(root) = root else {
+        return Ok(workspace_root(file));
+    };
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("--root {} is not a directory", root.display()))?;
+    if !root.is_dir() {
+        bail!("--root {} is not a directory", root.display());
+    }
+    if !file.starts_with(&root) {
+        bail!(
+            "{} is not inside --root {}: pass a root that contains the file",
+            file.display(),
+            root.display()
+        );
+    }
+    Ok(root)
+}
+
 /// Where exact token counts of the built-in Qwen tokenizer are memoized between runs.
 pub fn token_memo_path() -> Option<PathBuf> {
     crate::index::CacheStore::default_dir().map(|dir| dir.join("token-counts-qwen.bin"))

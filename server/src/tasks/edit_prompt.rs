@@ -147,7 +147,8 @@ pub(crate) fn build(
     for file in &input.files {
         // Whole file if it fits, else the largest window around the requested lines that does.
         let (mut block, mut tokens) = show(workspace, file, None);
-        if tokens > remaining {
+        let whole = tokens <= remaining;
+        if !whole {
             let total = line_count(&file.text);
             let (mut start, mut end) = file.lines.unwrap_or((0, 0));
             (block, tokens) = show(workspace, file, Some((start, end)));
@@ -172,7 +173,11 @@ pub(crate) fn build(
         }
         remaining -= tokens;
         file_blocks.push_str(&block);
-        seen.record(file.path.clone(), file.text.as_bytes().to_vec());
+        if whole {
+            seen.record_whole(file.path.clone(), file.text.as_bytes().to_vec());
+        } else {
+            seen.record(file.path.clone(), file.text.as_bytes().to_vec());
+        }
     }
 
     // Related code: packed with the instruction as the query, rendered as excerpts, least relevant first.

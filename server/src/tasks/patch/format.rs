@@ -12,16 +12,10 @@ pub const REPLACE_MARKER: &str = ">>>>>>> REPLACE";
 /// Instructions for the system prompt, describing the edit format precisely. A prompt builder embeds this
 /// text followed by [`EDIT_FORMAT_EXAMPLE`].
 pub const EDIT_FORMAT_INSTRUCTIONS: &str = "\
-Answer with edits written as SEARCH/REPLACE blocks. Each block has exactly this shape:
-
-path/relative/to/the/repository/root.ext
-```language
-<<<<<<< SEARCH
-lines copied exactly from the current file
-=======
-the lines that replace them
->>>>>>> REPLACE
-```
+Answer with edits written as SEARCH/REPLACE blocks. A block is, line by line: the file's real path, relative \
+to the repository root, alone on its line; an opening fence (three backticks and the language); the line \
+`<<<<<<< SEARCH`; the lines to replace, copied exactly from the current file; the line `=======`; the lines \
+that replace them; the line `>>>>>>> REPLACE`; the closing fence. The example at the end shows two blocks.
 
 Rules:
 1. Write the file's path, relative to the repository root, alone on the line before the opening fence. Never \

@@ -18,7 +18,7 @@ pub mod paths;
 pub mod source;
 pub mod syntax_check;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 pub use atomic::ApplyError;
@@ -28,7 +28,7 @@ pub use outcome::{
     exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,
     PatchOutcome, PatchStats, PatchWarning,
 };
-pub use parse::{parse_answer, EditBlock, ParseError};
+pub use parse::{parse_answer, parse_whole_files, EditBlock, ParseError, WholeFile};
 pub use paths::PathError;
 pub use source::SourceError;
 pub use syntax_check::{NoSyntaxCheck, SyntaxChecker};
@@ -39,24 +39,42 @@ use matching::BlockEdit;
 use source::Original;
 
 /// The content of files as the model saw them (root-relative path → bytes), captured when the prompt was
-/// built. A patch touching one of these files is refused if the file no longer holds those bytes.
+/// built. A patch touching one of these files is refused if the file no longer holds those bytes. Files shown
+/// whole (not as excerpts) are marked: only those may be rewritten by an answer that repeats the whole file.
 #[derive(Debug, Clone, Default)]
-pub struct SeenFiles(HashMap<String, Vec<u8>>);
+pub struct SeenFiles {
+    content: HashMap<String, Vec<u8>>,
+    whole: HashSet<String>,
+}
 
 impl SeenFiles {
-    /// Records what the model was shown of `rel` (`/`-separated, relative to the root).
+    /// Records what the model was shown of `rel` (`/`-separated, relative to the root): part of it.
     pub fn record(&mut self, rel: impl Into<String>, bytes: impl Into<Vec<u8>>) {
-        self.0.insert(rel.into(), bytes.into());
+        let rel = rel.into();
+        self.whole.remove(&rel);
+        self.content.insert(rel, bytes.into());
+    }
+
+    /// Records that the model was shown all of `rel`, which holds `bytes`.
+    pub fn record_whole(&mut self, rel: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        let rel = rel.into();
+        self.whole.insert(rel.clone());
+        self.content.insert(rel, bytes.into());
     }
 
     /// The recorded content of `rel`.
     pub fn get(&self, rel: &str) -> Option<&[u8]> {
-        self.0.get(rel).map(Vec::as_slice)
+        self.content.get(rel).map(Vec::as_slice)
+    }
+
+    /// Whether the model was shown all of `rel`.
+    pub fn shown_whole(&self, rel: &str) -> bool {
+        self.whole.contains(rel)
     }
 
     /// Whether nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.content.is_empty()
     }
 }
 
@@ -174,12 +192,26 @@ pub fn prepare(
             source,
         });
     }
-    let blocks = parse_answer(answer)?;
+    let mut warnings = Vec::new();
+    let blocks = match parse_answer(answer) {
+        Err(ParseError::NoBlocks) => {
+            let rewrites = whole_file_blocks(&root_canonical, answer, options.seen);
+            if rewrites.is_empty() {
+                return Err(ParseError::NoBlocks.into());
+            }
+            for block in &rewrites {
+                warnings.push(PatchWarning::WholeFile {
+                    path: block.path.clone(),
+                });
+            }
+            rewrites
+        }
+        parsed => parsed?,
+    };
     let _span = tracing::debug_span!("patch_prepare", blocks = blocks.len()).entered();
 
     let mut errors = Vec::new();
     let targets = resolve_targets(&root_canonical, &blocks, &mut errors);
-    let mut warnings = Vec::new();
     let mut fuzzy_matches = 0;
     let mut changes = Vec::new();
     let mut stale = Vec::new();
@@ -249,6 +281,32 @@ pub fn prepare(
         warnings,
         options.checker,
     ))
+}
+
+/// An answer without SEARCH/REPLACE blocks, read as whole-file rewrites of files the model was shown whole:
+/// each becomes one block whose SEARCH is the content the model saw (the stale check then guarantees it is
+/// still the file's content). Files shown in part, files never shown and unreadable paths are left out, so
+/// an excerpt can never be mistaken for a whole file and truncate it.
+fn whole_file_blocks(root: &Path, answer: &str, seen: Option<&SeenFiles>) -> Vec<EditBlock> {
+    let Some(seen) = seen else {
+        return Vec::new();
+    };
+    parse_whole_files(answer)
+        .into_iter()
+        .filter_map(|file| {
+            let rel = paths::resolve(root, &file.path).ok()?.rel;
+            if !seen.shown_whole(&rel) {
+                return None;
+            }
+            let before = std::str::from_utf8(seen.get(&rel)?).ok()?;
+            Some(EditBlock {
+                path: rel,
+                search: before.lines().map(str::to_string).collect(),
+                replace: file.lines,
+                answer_line: file.answer_line,
+            })
+        })
+        .collect()
 }
 
 /// Resolves each distinct path once, grouping blocks by the real root-relative path (first appearance order).

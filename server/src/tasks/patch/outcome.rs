@@ -109,6 +109,12 @@ pub enum PatchWarning {
         /// Root-relative path.
         path: String,
     },
+    /// The answer had no SEARCH/REPLACE blocks but repeated this file whole (which the model had been shown
+    /// whole); the patch is the difference.
+    WholeFile {
+        /// Root-relative path.
+        path: String,
+    },
     /// The model's path went through a symbolic link inside the root; the diff names the real path.
     ThroughLink {
         /// The path as the model wrote it.
@@ -132,6 +138,10 @@ impl fmt::Display for PatchWarning {
                 write!(f, "`{path}`: the patch introduces {noun} {}", list.join(", "))
             }
             PatchWarning::Unchanged { path } => write!(f, "`{path}`: the edits leave the file unchanged"),
+            PatchWarning::WholeFile { path } => write!(
+                f,
+                "`{path}`: the answer rewrote the whole file instead of using SEARCH/REPLACE blocks; review the diff"
+            ),
             PatchWarning::ThroughLink { written, path } => {
                 write!(f, "`{written}` goes through a symbolic link; the diff names the real path `{path}`")
             }

@@ -336,6 +336,69 @@ pub fn parse_answer(answer: &str) -> Result<Vec<EditBlock>, ParseError> {
     }
 }
 
+/// A fenced block that holds a whole file: what small models write instead of SEARCH/REPLACE blocks when they
+/// were shown the file whole (the path line, a fence, the complete new content, the closing fence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeFile {
+    /// The path as written by the model (not yet checked for safety).
+    pub path: String,
+    /// The content lines between the fences.
+    pub lines: Vec<String>,
+    /// 1-based line of the answer holding the opening fence.
+    pub answer_line: usize,
+}
+
+/// Reads an answer without SEARCH/REPLACE blocks as whole-file rewrites: every fenced block whose path is
+/// named on the line before its fence (or in its info string). Fences without a path are prose (examples,
+/// shell commands) and are skipped, as are `<think>` sections. The caller decides which files may be
+/// rewritten this way.
+pub fn parse_whole_files(answer: &str) -> Vec<WholeFile> {
+    let mut files = Vec::new();
+    let mut thinking = thinking_opened_by_template(answer);
+    let mut previous_path: Option<String> = None;
+    let mut open: Option<(char, WholeFile)> = None;
+    for (index, raw) in answer.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_start();
+        if let Some((fence_char, mut file)) = open.take() {
+            let closes = fence_info(line).is_some_and(|info| info.is_empty())
+                && trimmed.starts_with(fence_char);
+            if closes {
+                files.push(file);
+            } else {
+                file.lines.push(line.to_string());
+                open = Some((fence_char, file));
+            }
+            continue;
+        }
+        if thinking {
+            thinking = !line.contains("</think>");
+            continue;
+        }
+        if trimmed.starts_with("<think>") {
+            thinking = !trimmed.contains("</think>");
+            continue;
+        }
+        if let Some(info) = fence_info(line) {
+            // A fence without a path still opens a block, so that its content is not read as path lines.
+            let path = fence_path(info).or_else(|| previous_path.take());
+            let file = WholeFile {
+                path: path.unwrap_or_default(),
+                lines: Vec::new(),
+                answer_line: index + 1,
+            };
+            open = Some((trimmed.chars().next().unwrap_or('`'), file));
+            continue;
+        }
+        if !line.trim().is_empty() {
+            previous_path = path_line(line);
+        }
+    }
+    // An unterminated fence (in `open`) is an answer cut short: never taken as a whole file.
+    files.retain(|file| !file.path.is_empty());
+    files
+}
+
 /// Whether the answer closes a thinking section it never opened (the chat template emitted `<think>`): then
 /// everything up to the first `</think>` is thinking.
 fn thinking_opened_by_template(answer: &str) -> bool {
@@ -381,6 +444,30 @@ mod tests {
         assert_eq!(marker("======= x"), None);
         assert_eq!(marker(">>>>>>> replace"), Some(Marker::Replace));
         assert_eq!(marker(">>>>>>> REPLACE x"), None);
+    }
+
+    #[test]
+    fn whole_files_need_a_path_and_a_closing_fence() {
+        let answer = "<think>\nsrc/x.rs\n```rust\nthought\n```\n</think>\nsrc/a.rs\n```rust\nfn a() {}\n\n```\n\
+                      Run it:\n```sh\nsrc/b.rs\n```\n```rust src/c.rs\nfn c() {}\n```\nsrc/d.rs\n```rust\nfn d(";
+        let files = parse_whole_files(answer);
+        let got: Vec<(&str, Vec<&str>, usize)> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.as_str(),
+                    f.lines.iter().map(String::as_str).collect(),
+                    f.answer_line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("src/a.rs", vec!["fn a() {}", ""], 8),
+                ("src/c.rs", vec!["fn c() {}"], 16),
+            ]
+        );
     }
 
     #[test]

@@ -196,3 +196,51 @@ fn exit_codes_follow_the_documented_table() {
         prepare(&dir.path().join("missing"), ANSWER, &options()).map(|p| p.into_outcome());
     assert_eq!(exit_status(&no_root).code(), 3);
 }
+
+/// Small models often answer with the whole new file in a fence instead of SEARCH/REPLACE blocks. That is
+/// taken as a rewrite only for files the model was shown whole, never for excerpts (which would truncate the
+/// file) or files it never saw.
+#[test]
+fn whole_file_answers_rewrite_only_files_shown_whole() {
+    let dir = tree();
+    let answer = "Here is the updated file:\n\n`a.rs`\n```rust\nfn a() {\n    1\n}\n```\n\n\
+                  b.rs\n```rust\nfn b() { 2 }\n```\n\n```sh\ncargo test\n```\n";
+    let mut seen = SeenFiles::default();
+    seen.record_whole("a.rs", "fn a() {}\n");
+    seen.record("b.rs", "fn b() {}\n");
+    let whole = PatchOptions {
+        seen: Some(&seen),
+        ..options()
+    };
+    let patch = prepare(dir.path(), answer, &whole).expect("a.rs is rewritten");
+    let warnings: Vec<String> = patch
+        .outcome()
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        warnings,
+        ["`a.rs`: the answer rewrote the whole file instead of using SEARCH/REPLACE blocks; review the diff"]
+    );
+    patch.apply().expect("applies");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("a.rs")).expect("read"),
+        "fn a() {\n    1\n}\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("b.rs")).expect("read"),
+        "fn b() {}\n"
+    );
+
+    // Without a whole file shown, the same answer is no patch at all.
+    let mut partial = SeenFiles::default();
+    partial.record("a.rs", "fn a() {}\n");
+    let excerpt = PatchOptions {
+        seen: Some(&partial),
+        ..options()
+    };
+    let err = prepare(dir.path(), answer, &excerpt).expect_err("no blocks");
+    assert!(matches!(err, PatchError::Parse(_)), "{err}");
+    assert_eq!(err.exit(), PatchExit::InvalidAnswer);
+}
