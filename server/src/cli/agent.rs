@@ -14,11 +14,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::model::{TerminalProgress, CHOOSING_A_MODEL};
 use crate::store::{ModelSpec, Store};
 use crate::tasks::{
-    load_generator, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator, GeneratorInfo,
-    Settings, Workspace, WorkspaceOptions,
+    load_generator, Backend, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator,
+    GeneratorInfo, Settings, Workspace, WorkspaceOptions,
 };
 
-/// `--model` and `--max-tokens`, common to the model-running subcommands.
+/// `--model`, `--max-tokens` and the remote-backend flags, common to the model-running subcommands.
 #[derive(Debug, Clone, Args)]
 pub struct ModelFlags {
     /// Model: a directory, a `.gguf` file, a Hugging Face id or `default` (pulled on first use).
@@ -27,15 +27,44 @@ pub struct ModelFlags {
     /// Most tokens to generate (default: the feature's setting).
     #[arg(long)]
     pub max_tokens: Option<usize>,
+    /// Where the model runs: `local` (in-process, the default) or `openai` (an OpenAI-compatible server such as
+    /// vLLM, SGLang or llama.cpp's). `--endpoint` alone implies `openai`.
+    #[arg(long, env = "QWEN_LS_BACKEND", value_parser = ["local", "openai"])]
+    pub backend: Option<String>,
+    /// Base URL of the OpenAI-compatible server, e.g. `http://gpu-node:8000/v1` (setting `openai.endpoint`).
+    #[arg(long, env = "QWEN_LS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Model name on the server (setting `openai.model`; default: the first one its `/v1/models` lists).
+    #[arg(long, env = "QWEN_LS_REMOTE_MODEL")]
+    pub remote_model: Option<String>,
+    /// Name of the environment variable holding the server's API key (setting `openai.apiKeyEnv`; default
+    /// `QWEN_LS_API_KEY`). The key itself is never a flag.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
 }
 
 impl ModelFlags {
-    /// Settings with the model flag applied (`max_tokens` is per feature: callers apply it).
+    /// Settings with the model and backend flags applied (`max_tokens` is per feature: callers apply it).
     pub fn settings(&self) -> Settings {
-        Settings {
+        let mut settings = Settings {
             model: self.model.clone().unwrap_or_default(),
             ..Settings::default()
+        };
+        settings.backend = match (&self.backend, &self.endpoint) {
+            (Some(backend), _) => Backend::parse(backend).unwrap_or_default(),
+            (None, Some(_)) => Backend::OpenAi,
+            (None, None) => Backend::Local,
+        };
+        if let Some(endpoint) = &self.endpoint {
+            settings.openai.endpoint = endpoint.clone();
         }
+        if let Some(model) = &self.remote_model {
+            settings.openai.model = model.clone();
+        }
+        if let Some(env) = &self.api_key_env {
+            settings.openai.api_key_env = env.clone();
+        }
+        settings
     }
 }
 
@@ -85,9 +114,21 @@ pub fn load_workspace(root: &Path) -> anyhow::Result<Workspace> {
     Ok(workspace)
 }
 
-/// Finds (downloading on first use, with a progress bar) and loads the model of `settings`.
+/// Finds (downloading on first use, with a progress bar) and loads the model of `settings`; for the remote
+/// backend, connects to the server and checks the model name.
 pub fn load_model(settings: &Settings) -> anyhow::Result<Arc<dyn Generator>> {
     let store = Store::from_env();
+    if settings.backend == Backend::OpenAi {
+        if !settings.model.is_empty() {
+            tracing::warn!("--model is ignored with --backend openai (use --remote-model)");
+        }
+        let spinner = Spinner::start(&format!("connecting to {}", settings.openai.endpoint));
+        let loaded = load_generator(settings, &store, &TerminalProgress::new());
+        spinner.finish();
+        let loaded = loaded.context("cannot use the remote model server")?;
+        tracing::info!("remote model: {}", loaded.description);
+        return Ok(loaded.generator);
+    }
     let spec = ModelSpec::parse(&settings.model)?;
     if matches!(spec, ModelSpec::Default) {
         eprintln!(
@@ -128,8 +169,19 @@ impl Generator for ShowProgress {
         });
         spinner.finish();
         if let Ok(output) = &result {
+            // A remote server's prefix-cache hits, when it reports them (vLLM, SGLang, llama.cpp).
+            let cached = output
+                .stats
+                .cached_tokens
+                .map(|c| {
+                    format!(
+                        ", {c} of {} prompt tokens from the server's prefix cache",
+                        output.stats.prompt_tokens
+                    )
+                })
+                .unwrap_or_default();
             tracing::info!(
-                "generated {} tokens in {:.1}s",
+                "generated {} tokens in {:.1}s{cached}",
                 output.stats.generated_tokens,
                 started.elapsed().as_secs_f64()
             );

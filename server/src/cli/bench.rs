@@ -49,6 +49,13 @@ enum BenchTarget {
         /// `completion.maxTokens`.
         #[arg(long, default_value_t = 16)]
         max_tokens: usize,
+        /// `completion.budget` (prompt tokens; default: the setting's default).
+        #[arg(long)]
+        budget: Option<usize>,
+        /// Generate on this OpenAI-compatible server (`backend = "openai"`, `openai.endpoint`) instead of
+        /// in-process; `--model` then only names what the server serves, for the report.
+        #[arg(long)]
+        endpoint: Option<String>,
     },
 }
 
@@ -66,12 +73,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             stretch_window,
             requests,
             max_tokens,
+            budget,
+            endpoint,
         } => super::bench_lsp::run(&super::bench_lsp::LspBench {
             root: path.clone(),
             model: model.clone(),
             stretch_window: *stretch_window,
             requests: *requests,
             max_tokens: *max_tokens,
+            budget: *budget,
+            endpoint: endpoint.clone(),
         }),
     }
 }

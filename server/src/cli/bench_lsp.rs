@@ -29,6 +29,10 @@ pub struct LspBench {
     pub requests: usize,
     /// `completion.maxTokens`.
     pub max_tokens: usize,
+    /// `completion.budget`, when not the default.
+    pub budget: Option<usize>,
+    /// Generate on this OpenAI-compatible server instead of in-process.
+    pub endpoint: Option<String>,
 }
 
 struct Rpc {
@@ -196,16 +200,24 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
         next_id: 1,
     };
     let root_uri = format!("file://{}", root.display());
+    let mut settings = json!({
+        "model": model,
+        "completion": { "maxTokens": options.max_tokens, "debounceMs": 0 },
+    });
+    if let Some(budget) = options.budget {
+        settings["completion"]["budget"] = json!(budget);
+    }
+    if let Some(endpoint) = &options.endpoint {
+        settings["backend"] = json!("openai");
+        settings["openai"] = json!({ "endpoint": endpoint });
+    }
     let started = Instant::now();
     rpc.request(
         "initialize",
         json!({
             "processId": null,
             "rootUri": root_uri,
-            "initializationOptions": {
-                "model": model,
-                "completion": { "maxTokens": options.max_tokens, "debounceMs": 0 },
-            },
+            "initializationOptions": settings,
             "capabilities": { "general": { "positionEncodings": ["utf-8"] }, "textDocument": { "inlineCompletion": {} } },
         }),
     )?;

@@ -275,9 +275,11 @@ async fn suggest(
         Err(TaskError::Cancelled) => (Outcome::Cancelled, None),
         Err(e) => {
             tracing::warn!("completion failed: {e}");
+            state.generation_failed(&e).await;
             (Outcome::Failed, None)
         }
         Ok(completion) => {
+            state.generation_succeeded().await;
             if let Some(c) = &completion {
                 record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
             }

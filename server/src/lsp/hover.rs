@@ -105,12 +105,16 @@ pub async fn explain_at(
         return None;
     }
     match result {
-        Ok(Some(explanation)) if !explanation.markdown.trim().is_empty() => {
-            Some(explanation.markdown)
+        Ok(explanation) => {
+            state.generation_succeeded().await;
+            explanation
+                .map(|e| e.markdown)
+                .filter(|m| !m.trim().is_empty())
         }
-        Ok(_) | Err(TaskError::Cancelled) => None,
+        Err(TaskError::Cancelled) => None,
         Err(e) => {
             tracing::warn!("explain failed: {e}");
+            state.generation_failed(&e).await;
             None
         }
     }

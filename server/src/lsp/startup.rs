@@ -21,7 +21,7 @@ use super::state::{Engine, State};
 use super::status::{IndexState, ModelState};
 use crate::index::IndexConfig;
 use crate::store::Progress;
-use crate::tasks::{Caches, Workspace, WorkspaceOptions};
+use crate::tasks::{Backend, Caches, Workspace, WorkspaceOptions};
 
 /// Problem keys for `show_problem`.
 const MODEL_PROBLEM: &str = "model";
@@ -37,6 +37,7 @@ pub fn start(state: &Arc<State>) {
 pub async fn load_model(state: Arc<State>) {
     let epoch = state.model_epoch.fetch_add(1, Ordering::SeqCst) + 1;
     let settings = state.settings();
+    let settings_backend = settings.backend;
     let name = if settings.model.trim().is_empty() {
         "the default model".to_owned()
     } else {
@@ -85,10 +86,14 @@ pub async fn load_model(state: Arc<State>) {
                 .await;
         }
         Err(e) => {
-            let message = format!(
-                "qwen-ls: the model {name} could not be loaded: {e:#}. Set `model` to a model directory \
-                 (config.json + safetensors), a .gguf file or a Hugging Face id, then save the settings."
-            );
+            let message = match settings_backend {
+                Backend::Local => format!(
+                    "qwen-ls: the model {name} could not be loaded: {e:#}. Set `model` to a model directory \
+                     (config.json + safetensors), a .gguf file or a Hugging Face id, then save the settings."
+                ),
+                // The remote errors say which setting to change.
+                Backend::OpenAi => format!("qwen-ls: the model server cannot be used: {e:#}"),
+            };
             tracing::error!("{message}");
             state
                 .update_status(|s| s.model = ModelState::Failed(message.clone()))

@@ -14,16 +14,19 @@ use tower_lsp_server::ls_types::{MessageType, Uri};
 use tower_lsp_server::Client;
 
 use super::front_door::SharedDocuments;
-use super::status::Status;
+use super::status::{ModelState, Status};
 use super::writer::IndexFeed;
 use super::Loader;
 use crate::tasks::complete::History;
 use crate::tasks::generator::Generator;
 use crate::tasks::measure::SuggestionLog;
-use crate::tasks::{Caches, Settings, Workspace};
+use crate::tasks::{Caches, Settings, TaskError, Workspace};
 
 /// How many keystroke gaps / latencies the debounce policy looks at.
 const HISTORY: usize = 16;
+
+/// `show_problem` keys of generation failures start with this (one key per `GenError::kind`).
+const GENERATION_PROBLEM: &str = "generation:";
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -141,6 +144,8 @@ pub struct State {
     latencies: Mutex<History>,
     reported_keys: Mutex<HashSet<String>>,
     shown_problems: Mutex<HashSet<String>>,
+    /// A lasting generation failure put the status in `error` (cleared by the next success).
+    generation_failing: AtomicBool,
     /// Incremented by every model (re)load; a load that finishes after a newer one started is discarded.
     pub model_epoch: AtomicU64,
     /// `shutdown` was received (the exit code after `exit` is 0 only then).
@@ -174,6 +179,7 @@ impl State {
             latencies: Mutex::new(History::new(HISTORY)),
             reported_keys: Mutex::new(HashSet::new()),
             shown_problems: Mutex::new(HashSet::new()),
+            generation_failing: AtomicBool::new(false),
             model_epoch: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
         }
@@ -269,6 +275,37 @@ impl State {
     /// The problem `key` is gone: show it again if it comes back.
     pub fn problem_solved(&self, key: &str) {
         lock(&self.shown_problems).remove(key);
+    }
+
+    /// A request the editor did not ask for explicitly (a completion, a hover) failed. A generation failure
+    /// (server unreachable, wrong model name, context length, malformed stream…) is shown once per kind
+    /// (`window/showMessage`) until a generation succeeds; a lasting one also puts the status in `error`.
+    /// Other failures are only logged, by the caller.
+    pub async fn generation_failed(&self, error: &TaskError) {
+        let TaskError::Generate(error) = error else {
+            return;
+        };
+        let message = format!("qwen-ls: {error}");
+        if error.is_lasting() {
+            self.generation_failing.store(true, Ordering::SeqCst);
+            let failed = ModelState::Failed(message.clone());
+            self.update_status(|s| s.model = failed).await;
+        }
+        let key = format!("{GENERATION_PROBLEM}{}", error.kind());
+        self.show_problem(&key, MessageType::ERROR, message).await;
+    }
+
+    /// A generation succeeded: the status is `ready` again and past failures are shown again if they recur.
+    pub async fn generation_succeeded(&self) {
+        lock(&self.shown_problems).retain(|k| !k.starts_with(GENERATION_PROBLEM));
+        if self.generation_failing.swap(false, Ordering::SeqCst) {
+            self.update_status(|s| {
+                if matches!(s.model, ModelState::Failed(_)) {
+                    s.model = ModelState::Loaded;
+                }
+            })
+            .await;
+        }
     }
 
     /// Logs unknown or invalid configuration keys, each once per session.

@@ -12,6 +12,7 @@ mod incremental;
 mod lsp;
 mod packing;
 mod patch;
+mod remote;
 mod snapshots;
 mod store_hf_home;
 mod store_hub;

@@ -1,15 +1,16 @@
 //! Settings → a ready [`Generator`]: the one function both front ends call to get a model.
 //!
-//! `model` spec → [`Store`] (resolve and verify; download on first use, reporting through a [`Progress`]) →
-//! `LoadedModel::load` with the configured dtype → [`LocalGenerator`]. The remote backend (`backend =
-//! "openai"`) will be another arm of the same function.
+//! `backend = "local"`: `model` spec → [`Store`] (resolve and verify; download on first use, reporting through
+//! a [`Progress`]) → `LoadedModel::load` with the configured dtype → [`LocalGenerator`].
+//! `backend = "openai"`: `openai.*` → [`OpenAiGenerator`], which asks the server's `/v1/models` once here, so a
+//! wrong endpoint, model name or API key is reported when the model is loaded rather than on the first request.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use qwen_engine::{LoadError, LoadOptions, LoadedModel, WeightDType};
 
-use super::{Generator, LocalGenerator, LocalOptions};
+use super::{GenError, Generator, LocalGenerator, LocalOptions, OpenAiConfig, OpenAiGenerator};
 use crate::store::{ModelSpec, Progress, PullSource, Store, StoreError};
 use crate::tasks::settings::{Backend, DTypeSetting, Settings};
 
@@ -17,9 +18,9 @@ use crate::tasks::settings::{Backend, DTypeSetting, Settings};
 pub struct LoadedGenerator {
     /// The generator.
     pub generator: Arc<dyn Generator>,
-    /// The model spec as resolved (`default`, a path, a Hugging Face id…).
-    pub spec: ModelSpec,
-    /// What the engine loaded.
+    /// The model spec as resolved (`default`, a path, a Hugging Face id…); `None` for a remote backend.
+    pub spec: Option<ModelSpec>,
+    /// What the engine loaded; for a remote backend, the endpoint URL.
     pub path: PathBuf,
     /// The model, described for a person.
     pub description: String,
@@ -51,9 +52,9 @@ pub enum LoaderError {
         /// Why it failed (boxed: engine errors are large).
         source: Box<LoadError>,
     },
-    /// The configured backend is not available in this build.
-    #[error("backend {0:?} is not available yet; use backend = \"local\"")]
-    Backend(&'static str),
+    /// The remote server could not be used (unreachable, wrong model name, refused key, bad endpoint…).
+    #[error(transparent)]
+    Remote(#[from] GenError),
 }
 
 /// Builds the generator `settings` describe: finds (or downloads, on first use) the model through `store`,
@@ -63,8 +64,8 @@ pub fn load_generator(
     store: &Store,
     progress: &dyn Progress,
 ) -> Result<LoadedGenerator, LoaderError> {
-    if settings.backend != Backend::Local {
-        return Err(LoaderError::Backend(settings.backend.as_str()));
+    if settings.backend == Backend::OpenAi {
+        return load_remote(settings);
     }
     let spec = ModelSpec::parse(&settings.model)?;
     let description = store.describe(&spec);
@@ -91,10 +92,38 @@ pub fn load_generator(
     };
     Ok(LoadedGenerator {
         generator: Arc::new(LocalGenerator::new(model, LocalOptions::default())),
-        spec,
+        spec: Some(spec),
         path,
         description,
         downloaded: pulled.source != PullSource::AlreadyPresent,
+    })
+}
+
+/// The remote backend: configured from `openai.*`, its model discovered now. A server that is down, starting
+/// or overloaded is not a configuration error: the generator is returned anyway (with a warning) and asks
+/// again on the first request, so the editor recovers by itself when the server comes up. A wrong model name,
+/// a refused key or an endpoint that is not an OpenAI-compatible server fail here.
+fn load_remote(settings: &Settings) -> Result<LoadedGenerator, LoaderError> {
+    let generator = OpenAiGenerator::new(OpenAiConfig::from_settings(&settings.openai))?;
+    let discovered = {
+        let _span =
+            tracing::info_span!("remote_discovery", endpoint = %generator.endpoint()).entered();
+        generator.discover()
+    };
+    let description = match discovered {
+        Ok(model) => format!("{} at {}", model.id, generator.endpoint()),
+        Err(e) if e.is_transient() => {
+            tracing::warn!("{e}; the first request will try again");
+            format!("{} (not reachable yet)", generator.info().model)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(LoadedGenerator {
+        path: PathBuf::from(generator.endpoint()),
+        generator: Arc::new(generator),
+        spec: None,
+        description,
+        downloaded: false,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The `Generator` boundary: the only way the tasks reach a model. One implementation runs the in-process
-//! engine ([`LocalGenerator`]); a remote OpenAI-compatible backend (vLLM, SGLang, llama.cpp's server — issue 9)
+//! engine ([`LocalGenerator`]); the remote backend ([`OpenAiGenerator`]: vLLM, SGLang, llama.cpp servers)
 //! implements the same trait, so completions, explanations, refactors and patches do not change with it.
 //!
 //! The boundary is shaped by what both backends can do:
@@ -11,16 +11,18 @@
 //! - cancellation is a [`CancelToken`] checked between prefill chunks and every token; the streaming callback
 //!   can also end the generation ([`Flow::Stop`]) — completion stop rules decide mid-stream;
 //! - [`GenStats`] carries both the local counters (reused/prefilled tokens, tok/s) and the server-reported
-//!   cached-token count a remote backend will fill.
+//!   cached-token count the remote backend fills when the server reports one.
 //!
 //! Calls are synchronous and may block for seconds: the LSP calls them from `spawn_blocking`.
 
 mod load;
 mod local;
+pub mod openai;
 mod queue;
 
 pub use load::{load_generator, LoadedGenerator, LoaderError};
 pub use local::{LocalGenerator, LocalOptions};
+pub use openai::{OpenAiConfig, OpenAiGenerator, RemoteModel, RetryPolicy, Timeouts};
 
 use qwen_engine::{CancelToken, Message, Prompt};
 
@@ -215,9 +217,166 @@ pub enum GenError {
     /// The prompt could not be tokenized (the model's tokenizer lacks a special token the prompt uses).
     #[error("cannot tokenize the prompt: {0}")]
     Prompt(String),
-    /// The backend failed (model error, unreachable server, malformed stream…).
+    /// The backend failed (an engine error, or a remote failure no variant below describes).
     #[error("generation failed: {0}")]
     Backend(String),
+    /// The remote backend's configuration is unusable (an endpoint that is not an http(s) URL).
+    #[error("invalid remote backend configuration: {0}")]
+    Config(String),
+    /// The remote server could not be reached (refused, unknown host, TLS failure, reset before answering).
+    #[error(
+        "cannot reach the model server at {url}: {reason}. Start the server, or fix `openai.endpoint` \
+         (CLI: --endpoint)"
+    )]
+    Unreachable {
+        /// The URL requested.
+        url: String,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The remote server did not answer in time.
+    #[error("no answer from the model server at {url} within {secs} s ({phase}); it may be overloaded or stuck")]
+    Timeout {
+        /// The URL requested.
+        url: String,
+        /// Which wait ran out (`connect`, `response headers`, `next chunk`, …).
+        phase: &'static str,
+        /// The limit, in seconds.
+        secs: u64,
+    },
+    /// The configured model name is not one the remote server serves.
+    #[error(
+        "the server at {endpoint} does not serve the model {model:?}; it serves: {}. Set `openai.model` \
+         (CLI: --remote-model) to one of them, or leave it empty to use the first",
+        .available.join(", ")
+    )]
+    ModelNotFound {
+        /// The endpoint.
+        endpoint: String,
+        /// The configured name.
+        model: String,
+        /// What `/v1/models` lists (empty when it could not be asked).
+        available: Vec<String>,
+    },
+    /// The request does not fit the remote model's context window (the server said so).
+    #[error(
+        "the prompt does not fit the server's context window{}: {message}. Lower `completion.budget` / \
+         `hover.budget` / `codeActions.budget` (CLI: --budget) or the maxTokens settings, or serve the model \
+         with a longer context (vLLM --max-model-len, SGLang --context-length)",
+        .window.map(|w| format!(" of {w} tokens")).unwrap_or_default()
+    )]
+    ContextLength {
+        /// The server's context window, when its message states it.
+        window: Option<usize>,
+        /// The server's message (excerpt).
+        message: String,
+    },
+    /// The server's answer is not a well-formed OpenAI-compatible event stream.
+    #[error(
+        "malformed answer from {url}: {reason}. Is `openai.endpoint` an OpenAI-compatible server \
+         (vLLM, SGLang, llama.cpp) and its /v1 base URL?"
+    )]
+    MalformedStream {
+        /// The URL requested.
+        url: String,
+        /// What was wrong (with an excerpt of the offending data).
+        reason: String,
+    },
+    /// The connection broke after part of the answer had arrived (a server restart, a network failure).
+    #[error(
+        "the connection to {url} broke after {received} characters of the answer ({reason}); the server may \
+         have restarted: try again"
+    )]
+    Interrupted {
+        /// The URL requested.
+        url: String,
+        /// Characters of answer text received before the break.
+        received: usize,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The server refused the credentials (HTTP 401/403).
+    #[error(
+        "the server at {url} refused the request (HTTP {status}: {body}). Put a valid API key in the \
+         environment variable {env_var} (the one `openai.apiKeyEnv` names) before starting qwen-ls"
+    )]
+    Unauthorized {
+        /// The URL requested.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// The environment variable the key is read from.
+        env_var: String,
+        /// An excerpt of the server's answer (with the key, if echoed, redacted).
+        body: String,
+    },
+    /// The server stayed rate-limited or unavailable (429/502/503/504) through every retry.
+    #[error(
+        "the server at {url} is busy (HTTP {status}) and still was after {attempts} attempts: {body}. Try again \
+         later, or give the deployment more capacity"
+    )]
+    Busy {
+        /// The URL requested.
+        url: String,
+        /// The last status.
+        status: u16,
+        /// Requests made.
+        attempts: u32,
+        /// An excerpt of the last answer.
+        body: String,
+    },
+    /// Any other HTTP error answer.
+    #[error("{url} answered HTTP {status}: {body}")]
+    Http {
+        /// The URL requested.
+        url: String,
+        /// The status.
+        status: u16,
+        /// An excerpt of the answer (with the key, if echoed, redacted).
+        body: String,
+    },
+}
+
+impl GenError {
+    /// The kind of failure, as a short stable name (front ends show one message per kind while it lasts).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GenError::PromptTooLong { .. } => "prompt-too-long",
+            GenError::Prompt(_) => "prompt",
+            GenError::Backend(_) => "backend",
+            GenError::Config(_) => "config",
+            GenError::Unreachable { .. } => "unreachable",
+            GenError::Timeout { .. } => "timeout",
+            GenError::ModelNotFound { .. } => "model-not-found",
+            GenError::ContextLength { .. } => "context-length",
+            GenError::MalformedStream { .. } => "malformed-stream",
+            GenError::Interrupted { .. } => "interrupted",
+            GenError::Unauthorized { .. } => "unauthorized",
+            GenError::Busy { .. } => "busy",
+            GenError::Http { .. } => "http",
+        }
+    }
+
+    /// Whether the failure is about the model server or backend as a whole (it will fail the next request
+    /// too, until someone fixes it), rather than about this one prompt.
+    pub fn is_lasting(&self) -> bool {
+        !matches!(
+            self,
+            GenError::PromptTooLong { .. } | GenError::Prompt(_) | GenError::ContextLength { .. }
+        )
+    }
+
+    /// Whether the failure may go away by itself (a server starting, restarting or overloaded): a remote
+    /// backend is then still installed, and the next request tries again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            GenError::Unreachable { .. }
+                | GenError::Timeout { .. }
+                | GenError::Busy { .. }
+                | GenError::Interrupted { .. }
+        )
+    }
 }
 
 /// A model behind the tasks. Implementations are shared across threads (`Arc<dyn Generator>`).

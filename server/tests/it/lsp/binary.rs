@@ -182,10 +182,21 @@ fn server_prompt(client: &Client, uri: &str, text: &str, offset: usize) -> Strin
 /// code, a scripted model).
 #[test]
 fn real_binary_session_on_the_fixture_model() {
+    session(json!({}), "local");
+}
+
+/// The session test's body, on the backend `options` configure (merged into the initialization options);
+/// `backend` is what `qwen-ls.status` must report. The remote tests run it against an OpenAI-compatible
+/// server.
+pub fn session(options: Value, backend: &str) {
     let mut p = Process::start();
     let log_file = p.cache.path().join("logs").join("server.log");
-    let model = stretched_fixture_model(p.cache.path(), 4096);
-    let init = p.initialize(json!({ "logFile": log_file, "model": model }));
+    let mut options = options;
+    options["logFile"] = json!(log_file);
+    if backend == "local" {
+        options["model"] = json!(stretched_fixture_model(p.cache.path(), 4096));
+    }
+    let init = p.initialize(options);
     assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(init["serverInfo"]["name"], "qwen-ls");
     assert!(
@@ -356,7 +367,7 @@ fn real_binary_session_on_the_fixture_model() {
     ] {
         assert!(status.get(key).is_some(), "{key} in {status}");
     }
-    assert_eq!(status["backend"], "local");
+    assert_eq!(status["backend"], backend);
     client.shutdown_and_exit();
     assert_eq!(p.wait_exit(), Some(0), "{}", p.stderr());
     assert!(!p.stderr().contains("panicked"), "{}", p.stderr());

@@ -1,8 +1,8 @@
 //! Language server tests: an in-process server on a scripted model (deterministic edits, injected panics),
 //! and the real binary on the fixture model (shapes, robustness, a keystroke burst).
 
-mod binary;
-mod harness;
+pub mod binary;
+pub mod harness;
 mod scripted;
 
 use std::os::unix::net::UnixStream;
