@@ -50,6 +50,9 @@ enum BenchTarget {
         #[arg(long, default_value_t = 16)]
         max_tokens: usize,
     },
+    /// Engine: prefill and decode tok/s of qwen-ls vs llama.cpp and candle-transformers on one GGUF, with the
+    /// memory-bandwidth bound.
+    Engine(super::bench_engine::EngineBenchArgs),
 }
 
 /// Runs the benchmark.
@@ -73,6 +76,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             requests: *requests,
             max_tokens: *max_tokens,
         }),
+        BenchTarget::Engine(engine) => super::bench_engine::run(engine),
     }
 }
 
