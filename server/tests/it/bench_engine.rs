@@ -73,7 +73,14 @@ fn bench_engine_smoke_runs_on_the_fixture() {
     let out = Command::new(env!("CARGO_BIN_EXE_qwen-ls"))
         .current_dir(root())
         .args(["bench", "engine", "--model", MOE])
-        .args(["--prompt-tokens", "24", "--decode-tokens", "4", "--repeat", "2"])
+        .args([
+            "--prompt-tokens",
+            "24",
+            "--decode-tokens",
+            "4",
+            "--repeat",
+            "2",
+        ])
         .args(["--bandwidth-mib", "16", "--threads", "2", "--no-llama"])
         .output()
         .unwrap();
@@ -94,7 +101,10 @@ fn bench_engine_smoke_runs_on_the_fixture() {
     let prefill: f64 = cells[3].parse().unwrap();
     let decode: f64 = cells[4].parse().unwrap();
     assert!(prefill > 0.0 && decode > 0.0, "{row}");
-    assert!(stdout.contains("llama.cpp: skipped (--no-llama)"), "{stdout}");
+    assert!(
+        stdout.contains("llama.cpp: skipped (--no-llama)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("load average before: "), "{stdout}");
     assert!(stdout.contains("load average after: "), "{stdout}");
 }
@@ -114,7 +124,14 @@ fn bench_engine_says_what_to_do_without_a_gguf_or_llama() {
         .current_dir(root())
         .env_remove("QWEN_LS_LLAMA_PYTHON")
         .args(["bench", "engine", "--model", MOE, "--no-candle"])
-        .args(["--prompt-tokens", "8", "--decode-tokens", "2", "--repeat", "1"])
+        .args([
+            "--prompt-tokens",
+            "8",
+            "--decode-tokens",
+            "2",
+            "--repeat",
+            "1",
+        ])
         .args(["--bandwidth-mib", "16"])
         .output()
         .unwrap();

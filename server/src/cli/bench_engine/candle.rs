@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::{qwen3_moe, quantized_qwen2, quantized_qwen3};
+use candle_transformers::models::{quantized_qwen2, quantized_qwen3, qwen3_moe};
 
 use super::runner::Runner;
 
@@ -41,7 +41,8 @@ impl Candle {
     /// `quantized_qwen2` / `quantized_qwen3` on a GGUF file of that architecture.
     pub fn load_gguf(path: &Path, architecture: &str) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut file =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let content = candle_core::quantized::gguf_file::Content::read(&mut file)
             .with_context(|| format!("cannot parse {}", path.display()))?;
         let device = Device::Cpu;
@@ -94,8 +95,8 @@ impl Candle {
             }
         }
         json["max_position_embeddings"] = serde_json::json!(positions);
-        let config: qwen3_moe::Config =
-            serde_json::from_value(json).context("candle's qwen3_moe cannot read this config.json")?;
+        let config: qwen3_moe::Config = serde_json::from_value(json)
+            .context("candle's qwen3_moe cannot read this config.json")?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -104,9 +105,8 @@ impl Candle {
         files.sort();
         anyhow::ensure!(!files.is_empty(), "no *.safetensors in {}", dir.display());
         // SAFETY: the benchmark's weight files are not modified while it runs.
-        let vb = unsafe {
-            candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, &Device::Cpu)?
-        };
+        let vb =
+            unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, &Device::Cpu)? };
         let model = qwen3_moe::ModelForCausalLM::new(&config, vb)?;
         Ok(Candle {
             model: Model::Qwen3Moe(model),

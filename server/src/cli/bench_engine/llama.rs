@@ -90,7 +90,9 @@ fn run_in(
         .lines()
         .rev()
         .find_map(|line| serde_json::from_str(line).ok())
-        .with_context(|| format!("the llama.cpp script printed no JSON result; stdout: {stdout}"))?;
+        .with_context(|| {
+            format!("the llama.cpp script printed no JSON result; stdout: {stdout}")
+        })?;
     let floats = |key: &str| -> anyhow::Result<Vec<f64>> {
         json[key]
             .as_array()

@@ -91,10 +91,7 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     anyhow::ensure!(threads > 0, "--threads must be at least 1");
-    anyhow::ensure!(
-        args.prompt_tokens > 0,
-        "--prompt-tokens must be at least 1"
-    );
+    anyhow::ensure!(args.prompt_tokens > 0, "--prompt-tokens must be at least 1");
     // candle (the engine's matmuls today, and the candle baseline) sizes its work by RAYON_NUM_THREADS; set
     // before any parallel work starts in this process.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -127,7 +124,11 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
 
     println!("# qwen-ls bench engine {}", args.model.display());
     println!();
-    println!("machine: {}, {} threads for every engine", cpu_name(), threads);
+    println!(
+        "machine: {}, {} threads for every engine",
+        cpu_name(),
+        threads
+    );
     println!(
         "load average before: {load_before} (the machine may be shared: compare engines within one run)"
     );
@@ -153,7 +154,10 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
         args.prompt_tokens, args.decode_tokens, args.repeat
     );
 
-    eprintln!("measuring read bandwidth ({} MiB, {threads} threads)…", args.bandwidth_mib);
+    eprintln!(
+        "measuring read bandwidth ({} MiB, {threads} threads)…",
+        args.bandwidth_mib
+    );
     let bw = bandwidth::measure(args.bandwidth_mib << 20, threads, 5);
     println!();
     println!(
@@ -235,7 +239,11 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_traffic(traffic: &DecodeTraffic, config: &qwen_engine::ModelConfig, args: &EngineBenchArgs) {
+fn print_traffic(
+    traffic: &DecodeTraffic,
+    config: &qwen_engine::ModelConfig,
+    args: &EngineBenchArgs,
+) {
     let mb = |b: u64| b as f64 / 1e6;
     println!(
         "weight bytes per decoded token: {:.1} MB = routed experts {:.1} + dense (attention, norms, router, FFN) \
@@ -285,7 +293,10 @@ fn run_candle(
             "f32" => candle_core::DType::F32,
             other => anyhow::bail!("--candle-dtype {other}: expected f16, bf16 or f32"),
         };
-        eprintln!("candle-transformers: loading {} as dense {dtype:?}…", dir.display());
+        eprintln!(
+            "candle-transformers: loading {} as dense {dtype:?}…",
+            dir.display()
+        );
         let per_element = dtype.size_in_bytes() as u64;
         let model = candle::Candle::load_qwen3_moe(
             dir,
@@ -422,4 +433,3 @@ fn cpu_name() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into())
 }
-

@@ -32,12 +32,12 @@ impl DecodeTraffic {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TrafficError {
     /// A stacked expert tensor in a file whose metadata names no expert count.
-    #[error(
-        "tensor `{0}` holds stacked experts but the model config has no expert count / top-k"
-    )]
+    #[error("tensor `{0}` holds stacked experts but the model config has no expert count / top-k")]
     NoExpertConfig(String),
     /// A stacked expert tensor whose first dimension is not the expert count.
-    #[error("tensor `{name}` has shape {shape:?}; expected {experts} experts in its first dimension")]
+    #[error(
+        "tensor `{name}` has shape {shape:?}; expected {experts} experts in its first dimension"
+    )]
     ExpertShape {
         /// The tensor.
         name: String,
