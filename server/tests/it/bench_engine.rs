@@ -51,21 +51,27 @@ fn bytes_per_token_of_the_moe_fixture_match_the_hand_count() {
 }
 
 #[test]
-fn tied_embeddings_count_the_whole_table_once() {
-    // qwen2 fixture: no output.weight, so the lm_head reads all of token_embd and no extra row is counted.
+fn a_dense_model_reads_everything_but_the_embedding_table_and_a_tied_table_once() {
+    // qwen2 fixture (Q4_K_M-like, untied): every byte but the token_embd table, plus one of its 4160 rows.
     let file = GgufFile::open(&root().join("fixtures/models/gguf/qwen2-q4km-tiny.gguf")).unwrap();
-    let tensors = file.tensors();
-    assert!(!tensors.iter().any(|t| t.name == "output.weight"));
+    let mut tensors = file.tensors();
+    let all: u64 = tensors.iter().map(|t| t.bytes).sum();
     let embd = tensors
         .iter()
         .find(|t| t.name == "token_embd.weight")
-        .unwrap();
-    let traffic = decode_traffic(&tensors, None, None).unwrap();
-    assert_eq!(traffic.lm_head, embd.bytes);
-    assert_eq!(traffic.embedding_row, 0);
-    assert_eq!(traffic.experts, 0);
-    let all: u64 = tensors.iter().map(|t| t.bytes).sum();
-    assert_eq!(traffic.total(), all, "a dense tied model reads every byte");
+        .unwrap()
+        .clone();
+    let untied = decode_traffic(&tensors, None, None).unwrap();
+    assert_eq!(untied.experts, 0);
+    assert_eq!(untied.embedding_row, embd.bytes / 4160);
+    assert_eq!(untied.total(), all - embd.bytes + embd.bytes / 4160);
+
+    // The same file without `output.weight` is a tied model: the lm_head reads the whole table, counted once.
+    tensors.retain(|t| t.name != "output.weight");
+    let tied = decode_traffic(&tensors, None, None).unwrap();
+    assert_eq!(tied.lm_head, embd.bytes);
+    assert_eq!(tied.embedding_row, 0);
+    assert_eq!(tied.total(), tensors.iter().map(|t| t.bytes).sum::<u64>());
 }
 
 #[test]

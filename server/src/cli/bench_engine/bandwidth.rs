@@ -5,6 +5,8 @@
 use std::sync::Barrier;
 use std::time::Instant;
 
+use crate::cli::memory::thread_cpu_seconds;
+
 /// One bandwidth measurement.
 #[derive(Debug, Clone)]
 pub struct Bandwidth {
@@ -18,6 +20,9 @@ pub struct Bandwidth {
     pub threads: usize,
     /// Which loop ran (`avx512`, `avx2` or `scalar`).
     pub isa: &'static str,
+    /// Best pass by CPU time: bytes ÷ (the reading threads' CPU seconds ÷ threads). Equal to `best` on an idle
+    /// machine; far above it when other processes take the cores (wall time then measures CPU share, not memory).
+    pub best_cpu: f64,
 }
 
 /// Reads a `bytes`-byte buffer (rounded down to whole 128-byte lines) with `threads` threads, `passes` times.
@@ -32,29 +37,36 @@ pub fn measure(bytes: usize, threads: usize, passes: usize) -> Bandwidth {
     let parts: Vec<&[u64]> = buffer.chunks(per_thread).collect();
     let isa = isa();
     let mut rates = Vec::with_capacity(passes);
+    let mut cpu_rates = Vec::with_capacity(passes);
     for _ in 0..passes.max(1) {
         let barrier = Barrier::new(parts.len() + 1);
-        let (elapsed, checksum) = std::thread::scope(|scope| {
+        let (elapsed, checksum, cpu) = std::thread::scope(|scope| {
             let handles: Vec<_> = parts
                 .iter()
                 .map(|part| {
                     let barrier = &barrier;
                     scope.spawn(move || {
                         barrier.wait();
-                        xor_words(part)
+                        let cpu = thread_cpu_seconds();
+                        let x = xor_words(part);
+                        (x, thread_cpu_seconds() - cpu)
                     })
                 })
                 .collect();
             barrier.wait();
             let started = Instant::now();
-            let checksum = handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(0))
-                .fold(0, |a, b| a ^ b);
-            (started.elapsed(), checksum)
+            let mut checksum = 0;
+            let mut cpu = 0.0;
+            for handle in handles {
+                let (x, seconds) = handle.join().unwrap_or((0, 0.0));
+                checksum ^= x;
+                cpu += seconds;
+            }
+            (started.elapsed(), checksum, cpu)
         });
         std::hint::black_box(checksum);
         rates.push((words * 8) as f64 / elapsed.as_secs_f64().max(1e-9));
+        cpu_rates.push((words * 8) as f64 / (cpu / parts.len() as f64).max(1e-9));
     }
     Bandwidth {
         best: rates.iter().copied().fold(0.0, f64::max),
@@ -62,6 +74,7 @@ pub fn measure(bytes: usize, threads: usize, passes: usize) -> Bandwidth {
         bytes: words * 8,
         threads,
         isa,
+        best_cpu: cpu_rates.iter().copied().fold(0.0, f64::max),
     }
 }
 

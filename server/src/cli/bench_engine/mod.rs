@@ -169,6 +169,11 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
         bw.isa,
         join(&bw.passes, |r| format!("{:.1}", r / 1e9)),
     );
+    println!(
+        "read bandwidth per CPU-second of the reading threads: {:.1} GB/s (≫ the wall figure means the cores \
+         were busy with other work, and every wall-clock number below is depressed the same way)",
+        bw.best_cpu / 1e9
+    );
     print_traffic(&traffic, &config, args);
     let bound = bw.best / traffic.total() as f64;
     println!(
