@@ -77,7 +77,8 @@ if [ ! -f "$BENCH_DIR/a3b-mini/model.safetensors.index.json" ]; then
 fi
 
 step "5. a3b-mini GGUF: f16, Q8_0, Q4_K_M"
-if [ ! -f "$BENCH_DIR/a3b-mini-f16.gguf" ]; then
+if [ ! -f "$BENCH_DIR/a3b-mini-f16.gguf" ] && \
+   { [ ! -f "$BENCH_DIR/a3b-mini-q8_0.gguf" ] || [ ! -f "$BENCH_DIR/a3b-mini-q4_k_m.gguf" ]; }; then
     # The converter's own gguf-py (next to it in the sdist) is used, not a pip-installed gguf.
     "$FIXTURE_PY" "$SRC/convert_hf_to_gguf.py" "$BENCH_DIR/a3b-mini" --outtype f16 \
         --outfile "$BENCH_DIR/a3b-mini-f16.gguf.incomplete"

@@ -126,10 +126,16 @@ fn bench_engine_says_what_to_do_without_a_gguf_or_llama() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--model must be a GGUF file"), "{stderr}");
 
+    // From a directory without target/bench-models/llama-venv, so no default Python is found either.
+    let elsewhere = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_qwen-ls"))
-        .current_dir(root())
+        .current_dir(elsewhere.path())
         .env_remove("QWEN_LS_LLAMA_PYTHON")
-        .args(["bench", "engine", "--model", MOE, "--no-candle"])
+        .arg("bench")
+        .arg("engine")
+        .arg("--model")
+        .arg(root().join(MOE))
+        .arg("--no-candle")
         .args([
             "--prompt-tokens",
             "8",
