@@ -27,7 +27,7 @@ pub use config::{Architecture, ConfigError, ModelConfig, MoeConfig, RopeConfig, 
 pub use generate::{
     generate, GenerateError, GenerateParams, Generation, GenerationStats, StopReason,
 };
-pub use gguf::{GgufError, GgufFile};
+pub use gguf::{GgufError, GgufFile, TensorEntry};
 pub use loaded::{LoadError, LoadOptions, LoadReport, LoadedModel, WeightDType};
 pub use model::{Logits, Model, ModelError};
 pub use prompt::{Message, Piece, Prompt, PromptKind, RepoFile, Role};

@@ -102,6 +102,19 @@ pub fn is_gguf(path: &Path) -> bool {
         .is_ok_and(|()| &magic == MAGIC)
 }
 
+/// One tensor of a GGUF file as stored ([`GgufFile::tensors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// The GGUF (llama.cpp) name, e.g. `blk.0.ffn_up_exps.weight`.
+    pub name: String,
+    /// The block type as llama.cpp names it (`"Q4_K"`, `"F32"`, …).
+    pub ggml_type: &'static str,
+    /// The shape in PyTorch order (`[rows, cols]`; `[experts, rows, cols]` for stacked experts).
+    pub shape: Vec<usize>,
+    /// Bytes in the file.
+    pub bytes: u64,
+}
+
 /// A tensor's (or one expert's) stored block type, shape and bytes.
 struct Slice<'a> {
     /// For errors: the GGUF name, with the expert when sliced.
@@ -187,6 +200,26 @@ impl GgufFile {
             .tensor_infos
             .get(name)
             .map(|info| info.shape.dims())
+    }
+
+    /// Every tensor as stored, sorted by name: GGUF name, block type, shape and size in bytes. What a
+    /// benchmark needs to count the bytes a forward pass reads.
+    pub fn tensors(&self) -> Vec<TensorEntry> {
+        let mut entries: Vec<TensorEntry> = self
+            .content
+            .tensor_infos
+            .iter()
+            .map(|(name, info)| TensorEntry {
+                name: name.clone(),
+                ggml_type: ggml_name(info.ggml_dtype),
+                shape: info.shape.dims().to_vec(),
+                // Checked against the file in `open`: a whole number of blocks that fits.
+                bytes: (info.shape.elem_count() / info.ggml_dtype.block_size()
+                    * info.ggml_dtype.type_size()) as u64,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
     }
 
     /// How many tensors of each block type the file holds (`"Q4_K"` → 120, as llama.cpp names them).

@@ -57,6 +57,9 @@ enum BenchTarget {
         #[arg(long)]
         endpoint: Option<String>,
     },
+    /// Engine: prefill and decode tok/s of qwen-ls vs llama.cpp and candle-transformers on one GGUF, with the
+    /// memory-bandwidth bound.
+    Engine(super::bench_engine::EngineBenchArgs),
 }
 
 /// Runs the benchmark.
@@ -84,6 +87,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             budget: *budget,
             endpoint: endpoint.clone(),
         }),
+        BenchTarget::Engine(engine) => super::bench_engine::run(engine),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod agent;
 mod bench;
+pub mod bench_engine;
 mod bench_lsp;
 mod complete_cmd;
 mod context_cmd;

@@ -4,6 +4,7 @@ mod common;
 mod support;
 
 mod bad_inputs;
+mod bench_engine;
 mod cache;
 mod cli;
 mod default_model;
