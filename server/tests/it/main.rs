@@ -18,3 +18,4 @@ mod store_local;
 mod store_pypi;
 mod symbols;
 mod tasks;
+mod token_count;
