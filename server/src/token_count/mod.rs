@@ -48,7 +48,9 @@ pub enum CounterError {
     #[error("tokenizer.json's vocabulary has no token for byte {0:#04x}")]
     MissingByte(u8),
     /// A merge names a token that is not in the vocabulary.
-    #[error("tokenizer.json's merge #{rank} `{left} {right}` names a token outside the vocabulary")]
+    #[error(
+        "tokenizer.json's merge #{rank} `{left} {right}` names a token outside the vocabulary"
+    )]
     BadMerge {
         /// Position in the merge list.
         rank: usize,
@@ -143,7 +145,9 @@ impl QwenTokenCounter {
     /// Counts text that contains no added token: NFC, pre-tokenize, BPE each piece.
     fn count_segment(&self, memo: &mut Memo, segment: &str) -> usize {
         let normalized = nfc(segment);
-        let Memo { counts, scratch, .. } = memo;
+        let Memo {
+            counts, scratch, ..
+        } = memo;
         let mut total = 0;
         for piece in pretokenize::pieces(&normalized, &self.classes) {
             let bytes = piece.as_bytes();

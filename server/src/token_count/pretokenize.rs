@@ -161,9 +161,11 @@ impl Pieces<'_> {
     /// The end of the CR/LF run from `i`.
     fn line_breaks(&self, i: usize) -> usize {
         let bytes = self.text.as_bytes();
-        i + bytes
-            .get(i..)
-            .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count())
+        i + bytes.get(i..).map_or(0, |rest| {
+            rest.iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count()
+        })
     }
 
     fn piece_end(&self, i: usize) -> Option<usize> {
@@ -214,7 +216,10 @@ impl Pieces<'_> {
         let mut end = i;
         let mut last_start = i;
         let mut after_break = None;
-        while let Some(c) = self.char_at(end).filter(|&c| self.classes.of(c) & SPACE != 0) {
+        while let Some(c) = self
+            .char_at(end)
+            .filter(|&c| self.classes.of(c) & SPACE != 0)
+        {
             last_start = end;
             end += c.len_utf8();
             if c == '\r' || c == '\n' {
@@ -252,8 +257,8 @@ mod tests {
         assert_eq!(
             split("fn main() {\n    let x's = 42;\r\n\n  }  "),
             [
-                "fn", " main", "()", " {\n", "   ", " let", " x", "'s", " =", " ", "4", "2", ";\r\n\n",
-                " ", " }", "  "
+                "fn", " main", "()", " {\n", "   ", " let", " x", "'s", " =", " ", "4", "2",
+                ";\r\n\n", " ", " }", "  "
             ]
         );
         assert_eq!(
@@ -270,15 +275,50 @@ mod tests {
     #[test]
     fn splits_equal_the_reference_pre_tokenizer() {
         use tokenizers::PreTokenizer;
-        let reference =
-            tokenizers::Tokenizer::from_bytes(qwen_engine::tokenizer::builtin_json()).expect("json");
+        let reference = tokenizers::Tokenizer::from_bytes(qwen_engine::tokenizer::builtin_json())
+            .expect("json");
         let pre = reference.get_pre_tokenizer().expect("pre-tokenizer");
         let classes = Classes::new().expect("classes");
         let alphabet = super::super::vocab::byte_alphabet();
         let atoms = [
-            " ", "\t", "\n", "\r", "\u{b}", "\u{85}", "\u{a0}", "\u{2029}", "\u{3000}", "'", "s", "S", "ſ",
-            "t", "r", "e", "E", "v", "m", "l", "L", "d", "x", "7", "٣", "Ⅻ", "¼", ".", "_", "{", "😀", "\u{301}",
-            "日", "ß", "\u{200d}", "\u{e000}", "\u{10ffff}", "<|file_sep|>",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\u{b}",
+            "\u{85}",
+            "\u{a0}",
+            "\u{2029}",
+            "\u{3000}",
+            "'",
+            "s",
+            "S",
+            "ſ",
+            "t",
+            "r",
+            "e",
+            "E",
+            "v",
+            "m",
+            "l",
+            "L",
+            "d",
+            "x",
+            "7",
+            "٣",
+            "Ⅻ",
+            "¼",
+            ".",
+            "_",
+            "{",
+            "😀",
+            "\u{301}",
+            "日",
+            "ß",
+            "\u{200d}",
+            "\u{e000}",
+            "\u{10ffff}",
+            "<|file_sep|>",
         ];
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         let mut next = |n: usize| {
@@ -293,7 +333,10 @@ mod tests {
             let mut split = tokenizers::PreTokenizedString::from(text.as_str());
             pre.pre_tokenize(&mut split).expect("pre-tokenize");
             let expected: Vec<String> = split
-                .get_splits(tokenizers::OffsetReferential::Original, tokenizers::OffsetType::Byte)
+                .get_splits(
+                    tokenizers::OffsetReferential::Original,
+                    tokenizers::OffsetType::Byte,
+                )
                 .into_iter()
                 .map(|(piece, _, _)| piece.to_string())
                 .collect();

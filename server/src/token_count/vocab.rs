@@ -118,7 +118,11 @@ impl Vocabulary {
             && model.dropout.is_none()
             && !model.byte_fallback
             && !model.ignore_merges
-            && model.continuing_subword_prefix.as_deref().unwrap_or("").is_empty()
+            && model
+                .continuing_subword_prefix
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
             && model.end_of_word_suffix.as_deref().unwrap_or("").is_empty();
         if !plain_bpe {
             return Err(unsupported(
@@ -234,7 +238,10 @@ mod tests {
             serde_json::from_slice(qwen_engine::tokenizer::builtin_json()).expect("json");
         for (pointer, value) in [
             ("/normalizer", json!(null)),
-            ("/pre_tokenizer/pretokenizers/0/pattern/Regex", json!("\\s+")),
+            (
+                "/pre_tokenizer/pretokenizers/0/pattern/Regex",
+                json!("\\s+"),
+            ),
             ("/model/ignore_merges", json!(true)),
             ("/model/dropout", json!(0.1)),
             ("/truncation", json!({"max_length": 8})),

@@ -59,16 +59,123 @@ fn corpus_counts_equal_the_committed_ids() {
 /// Pieces random text is assembled from: every class of the pre-tokenizer's regex, the characters NFC changes,
 /// and added-token markup whole and broken.
 const PIECES: &[&str] = &[
-    " ", "  ", "\t", "\n", "\r", "\r\n", "\n\n", " \n", "\u{b}", "\u{c}", "\u{85}", "\u{a0}", "\u{2028}",
-    "\u{3000}", "\u{1680}", "\u{202f}", "'", "'s", "'S", "'ſ", "'t", "'re", "'RE", "'rE", "'ve", "'m", "'ll",
-    "'lL", "'d", "'x", "'", "a", "Z", "word", "Hello", "_", "__init__", "x1", "0", "42", "3.14", "٣", "Ⅷ", "½",
-    "²", "{", "}", "()", "=>", "::", "->", "//", "/*", "*/", "#", "\"", "\\", "`", "~", "@", "é", "e\u{301}",
-    "A\u{30a}", "\u{212b}", "\u{212a}", "\u{37e}", "\u{301}", "\u{308}\u{301}", "\u{327}", "o\u{308}\u{304}",
-    "\u{1100}\u{1161}\u{11a8}", "한국어", "\u{1100}", "\u{1161}", "日本語", "中文", "😀", "👍🏽", "👨‍👩‍👧",
-    "❤️", "\u{fe0f}", "\u{200d}", "\u{200b}", "ß", "ẞ", "ﬁ", "Ω", "Ω", "Ж", "ж", "عربي", "हिन्दी", "\u{94d}",
-    "ก่", "\u{e000}", "\u{10ffff}", "\u{1f600}", "𝔘", "\u{feff}", "\u{fffd}", "\0", "\u{7f}", "\u{1b}",
-    "<|file_sep|>", "<|repo_name|>", "<|im_end|>", "<|fim_prefix|>", "<|endoftext|>", "<tool_call>",
-    "</think>", "<think>", "<|", "|>", "<|file_sep", "<", "<<|im_start|>", "<|fim_pad|>|>",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "\n\n",
+    " \n",
+    "\u{b}",
+    "\u{c}",
+    "\u{85}",
+    "\u{a0}",
+    "\u{2028}",
+    "\u{3000}",
+    "\u{1680}",
+    "\u{202f}",
+    "'",
+    "'s",
+    "'S",
+    "'ſ",
+    "'t",
+    "'re",
+    "'RE",
+    "'rE",
+    "'ve",
+    "'m",
+    "'ll",
+    "'lL",
+    "'d",
+    "'x",
+    "'",
+    "a",
+    "Z",
+    "word",
+    "Hello",
+    "_",
+    "__init__",
+    "x1",
+    "0",
+    "42",
+    "3.14",
+    "٣",
+    "Ⅷ",
+    "½",
+    "²",
+    "{",
+    "}",
+    "()",
+    "=>",
+    "::",
+    "->",
+    "//",
+    "/*",
+    "*/",
+    "#",
+    "\"",
+    "\\",
+    "`",
+    "~",
+    "@",
+    "é",
+    "e\u{301}",
+    "A\u{30a}",
+    "\u{212b}",
+    "\u{212a}",
+    "\u{37e}",
+    "\u{301}",
+    "\u{308}\u{301}",
+    "\u{327}",
+    "o\u{308}\u{304}",
+    "\u{1100}\u{1161}\u{11a8}",
+    "한국어",
+    "\u{1100}",
+    "\u{1161}",
+    "日本語",
+    "中文",
+    "😀",
+    "👍🏽",
+    "👨‍👩‍👧",
+    "❤️",
+    "\u{fe0f}",
+    "\u{200d}",
+    "\u{200b}",
+    "ß",
+    "ẞ",
+    "ﬁ",
+    "Ω",
+    "Ω",
+    "Ж",
+    "ж",
+    "عربي",
+    "हिन्दी",
+    "\u{94d}",
+    "ก่",
+    "\u{e000}",
+    "\u{10ffff}",
+    "\u{1f600}",
+    "𝔘",
+    "\u{feff}",
+    "\u{fffd}",
+    "\0",
+    "\u{7f}",
+    "\u{1b}",
+    "<|file_sep|>",
+    "<|repo_name|>",
+    "<|im_end|>",
+    "<|fim_prefix|>",
+    "<|endoftext|>",
+    "<tool_call>",
+    "</think>",
+    "<think>",
+    "<|",
+    "|>",
+    "<|file_sep",
+    "<",
+    "<<|im_start|>",
+    "<|fim_pad|>|>",
 ];
 
 fn random_char(rng: &mut StdRng) -> char {
@@ -102,7 +209,11 @@ fn random_text_counts_equal_the_reference() {
     let tokenizer = oracle();
     let mut rng = StdRng::seed_from_u64(0x51_7e_c0_de);
     for round in 0..6_000 {
-        let parts = if round % 100 == 0 { 600 } else { rng.random_range(0..40) };
+        let parts = if round % 100 == 0 {
+            600
+        } else {
+            rng.random_range(0..40)
+        };
         let text = random_text(&mut rng, parts);
         assert_same(&tokenizer, &text, "random text");
     }
@@ -154,7 +265,12 @@ fn registry_sample(per_crate: usize, total: usize) -> Vec<(PathBuf, String)> {
         .into_iter()
         .flatten()
         .flatten()
-        .flat_map(|index| std::fs::read_dir(index.path()).into_iter().flatten().flatten())
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|entry| entry.path())
         .collect();
     crates.sort();
@@ -247,7 +363,8 @@ fn token_count_throughput() {
 
     // A fresh counter: its per-thread memo starts empty, as in a new process.
     let build_started = Instant::now();
-    let fresh = QwenTokenCounter::from_json(qwen_engine::tokenizer::builtin_json()).expect("counter");
+    let fresh =
+        QwenTokenCounter::from_json(qwen_engine::tokenizer::builtin_json()).expect("counter");
     let build_time = build_started.elapsed().as_secs_f64();
     let started = Instant::now();
     let cold: usize = texts.iter().map(|t| fresh.count(t)).sum();
@@ -259,10 +376,17 @@ fn token_count_throughput() {
     assert_eq!(warm, reference);
 
     let rate = |seconds: f64| reference as f64 / seconds.max(1e-9) / 1e6;
-    println!("{} files, {:.1} MB, {reference} tokens, one thread", texts.len(), bytes as f64 / 1e6);
+    println!(
+        "{} files, {:.1} MB, {reference} tokens, one thread",
+        texts.len(),
+        bytes as f64 / 1e6
+    );
     println!("| counter | M tokens/s | ratio |");
     println!("|---|---:|---:|");
-    println!("| tokenizers (encode_with_specials) | {:.2} | 1.00x |", rate(reference_time));
+    println!(
+        "| tokenizers (encode_with_specials) | {:.2} | 1.00x |",
+        rate(reference_time)
+    );
     println!(
         "| exact counter, cold memo | {:.2} | {:.1}x |",
         rate(cold_time),
@@ -273,5 +397,8 @@ fn token_count_throughput() {
         rate(warm_time),
         reference_time / warm_time
     );
-    println!("counter construction (parse tokenizer.json, tables): {:.0} ms", build_time * 1e3);
+    println!(
+        "counter construction (parse tokenizer.json, tables): {:.0} ms",
+        build_time * 1e3
+    );
 }
