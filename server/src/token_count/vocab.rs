@@ -57,15 +57,8 @@ struct ModelJson {
     #[serde(default)]
     ignore_merges: bool,
     vocab: HashMap<String, u32>,
-    merges: Vec<MergeJson>,
-}
-
-/// A merge is `["a", "b"]` in current files and `"a b"` in older ones.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum MergeJson {
-    Pair([String; 2]),
-    Joined(String),
+    /// `["a", "b"]` pairs, as current files write them (older `"a b"` strings fail to parse: refused).
+    merges: Vec<[String; 2]>,
 }
 
 /// The pre-tokenizer of Qwen2, Qwen2.5 and Qwen3 (`tokenizer.json` as shipped).
@@ -166,13 +159,7 @@ impl Vocabulary {
         }
         let mut merges = Merges::with_capacity(model.merges.len());
         let mut joined = String::new();
-        for (rank, merge) in model.merges.iter().enumerate() {
-            let (left, right) = match merge {
-                MergeJson::Pair([left, right]) => (left.as_str(), right.as_str()),
-                MergeJson::Joined(text) => text.split_once(' ').ok_or_else(|| {
-                    unsupported("model.merges", text, "pairs written as `a b` or [a, b]")
-                })?,
-            };
+        for (rank, [left, right]) in model.merges.iter().enumerate() {
             joined.clear();
             joined.push_str(left);
             joined.push_str(right);

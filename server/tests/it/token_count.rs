@@ -333,7 +333,7 @@ fn check_registry(per_crate: usize, total: usize) {
 
 #[test]
 fn registry_sources_count_like_the_reference() {
-    check_registry(16 << 10, 3 << 20);
+    check_registry(8 << 10, 3 << 19);
 }
 
 /// Every source file of the registry (minutes in a debug build):
