@@ -19,6 +19,12 @@ static BUILTIN_JSON: &[u8] = include_bytes!(concat!(
     "/../fixtures/tokenizer/tokenizer.json"
 ));
 
+/// The embedded `tokenizer.json` that [`Tokenizer::builtin`] parses, for code that reads the vocabulary itself
+/// (the server's exact token counter) without a second copy in the binary.
+pub fn builtin_json() -> &'static [u8] {
+    BUILTIN_JSON
+}
+
 /// Why a tokenizer could not be loaded or used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenizerError {

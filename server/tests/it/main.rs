@@ -21,3 +21,4 @@ mod store_local;
 mod store_pypi;
 mod symbols;
 mod tasks;
+mod token_count;
