@@ -130,3 +130,4 @@ fn amx_prefill_stays_within_the_activation_rounding_bound() {
         assert!(max_diff(&got, &int8) > 0.0, "{name}: AMX should have run");
     }
 }
+
