@@ -452,7 +452,15 @@ impl GgufFile {
         device: &Device,
     ) -> Result<ExpertWeights, WeightsError> {
         let matrices = (0..n)
-            .map(|e| self.matrix(&format!("{prefix}.experts.{e}.{proj}.weight"), out, inp, dtype, device))
+            .map(|e| {
+                self.matrix(
+                    &format!("{prefix}.experts.{e}.{proj}.weight"),
+                    out,
+                    inp,
+                    dtype,
+                    device,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
     }
@@ -491,13 +499,21 @@ impl GgufFile {
             .and_then(|q| q.dequantize(&Device::Cpu))
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
             .map_err(self.tensor_error(&s.label))?;
-        let bytes = quant::quantize_to_vec(QuantType::Q8_0, &values).map_err(|e| invalid(e.to_string()))?;
+        let bytes =
+            quant::quantize_to_vec(QuantType::Q8_0, &values).map_err(|e| invalid(e.to_string()))?;
         let len = bytes.len();
-        QuantWeight::new(QuantType::Q8_0, experts, rows, cols, Arc::new(bytes), 0, len)
-            .map_err(|e| invalid(e.to_string()))
+        QuantWeight::new(
+            QuantType::Q8_0,
+            experts,
+            rows,
+            cols,
+            Arc::new(bytes),
+            0,
+            len,
+        )
+        .map_err(|e| invalid(e.to_string()))
     }
 }
-
 
 /// The candle dtype of an unquantized GGUF type.
 fn float_dtype(t: GgmlDType) -> Option<DType> {

@@ -63,13 +63,19 @@ impl Linear {
             (MatrixWeight::Quantized(_), None) => Err(WeightsError::Invalid {
                 name,
                 file: "weight source".into(),
-                reason: "a quantized matrix needs the model's kernels (load it through Model::load)".into(),
+                reason:
+                    "a quantized matrix needs the model's kernels (load it through Model::load)"
+                        .into(),
             }),
         }
     }
 
     /// A layer over an existing matrix (tied embeddings share its storage).
-    pub fn from_matrix(weight: MatrixWeight, bias: Option<Tensor>, kernels: &Arc<ModelKernels>) -> Self {
+    pub fn from_matrix(
+        weight: MatrixWeight,
+        bias: Option<Tensor>,
+        kernels: &Arc<ModelKernels>,
+    ) -> Self {
         match weight {
             MatrixWeight::Dense(weight) => Linear::Dense { weight, bias },
             MatrixWeight::Quantized(weight) => Linear::Quantized {
@@ -107,7 +113,10 @@ fn quantized_matmul(w: &QuantWeight, kernels: &ModelKernels, x: &Tensor) -> Resu
     let (n, cols) = x.dims2()?;
     let m = w.matrix().map_err(candle_core::Error::wrap)?;
     if cols != m.cols() {
-        candle_core::bail!("quantized matmul: input has {cols} features, the matrix {}", m.cols())
+        candle_core::bail!(
+            "quantized matmul: input has {cols} features, the matrix {}",
+            m.cols()
+        )
     }
     let xs: Vec<f32> = x
         .to_dtype(DType::F32)?

@@ -152,8 +152,7 @@ impl WeightSource for WithKernels<'_> {
         dtype: DType,
         device: &Device,
     ) -> Result<ExpertWeights, WeightsError> {
-        self.inner
-            .experts(prefix, proj, n, out, inp, dtype, device)
+        self.inner.experts(prefix, proj, n, out, inp, dtype, device)
     }
 
     fn kernels(&self) -> Option<Arc<ModelKernels>> {

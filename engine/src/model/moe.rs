@@ -149,8 +149,7 @@ impl SparseMoe {
                 kernels,
                 scratch,
             } => {
-                let (ids, weights) =
-                    top_k(&probs, self.n_experts, self.top_k, self.norm_topk_prob);
+                let (ids, weights) = top_k(&probs, self.n_experts, self.top_k, self.norm_topk_prob);
                 let (n, hidden) = x.dims2()?;
                 let xs: Vec<f32> = x
                     .to_dtype(DType::F32)?

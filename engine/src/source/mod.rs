@@ -159,7 +159,15 @@ pub trait WeightSource {
         device: &Device,
     ) -> Result<ExpertWeights, WeightsError> {
         let matrices = (0..n)
-            .map(|e| self.matrix(&format!("{prefix}.experts.{e}.{proj}.weight"), out, inp, dtype, device))
+            .map(|e| {
+                self.matrix(
+                    &format!("{prefix}.experts.{e}.{proj}.weight"),
+                    out,
+                    inp,
+                    dtype,
+                    device,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
     }

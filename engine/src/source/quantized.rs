@@ -49,7 +49,10 @@ impl QuantWeight {
         let total = expert_bytes
             .checked_mul(experts)
             .ok_or(QuantError::TooLarge { rows, cols })?;
-        if start.checked_add(len).is_none_or(|end| end > (*owner).as_ref().len()) {
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > (*owner).as_ref().len())
+        {
             return Err(QuantError::Invalid(format!(
                 "byte range {start}+{len} lies outside a buffer of {} bytes",
                 (*owner).as_ref().len()
@@ -156,10 +159,6 @@ impl QuantWeight {
 
     /// Every value, dequantized (`experts × rows × cols`).
     pub fn dequantize(&self) -> Result<Vec<f32>, QuantError> {
-        quant::dequantize_to_vec(
-            self.ty,
-            self.bytes(),
-            self.experts * self.rows * self.cols,
-        )
+        quant::dequantize_to_vec(self.ty, self.bytes(), self.experts * self.rows * self.cols)
     }
 }

@@ -144,14 +144,16 @@ impl WeightSource for Dequantized<'_> {
         device: &Device,
     ) -> Result<MatrixWeight, WeightsError> {
         match self.0.matrix(name, out, inp, dtype, device)? {
-            MatrixWeight::Quantized(q) => Tensor::from_vec(q.dequantize().unwrap(), (out, inp), device)
-                .and_then(|t| t.to_dtype(dtype))
-                .map(MatrixWeight::Dense)
-                .map_err(|source| WeightsError::Tensor {
-                    name: name.to_string(),
-                    file: self.0.path().to_path_buf(),
-                    source: Box::new(source),
-                }),
+            MatrixWeight::Quantized(q) => {
+                Tensor::from_vec(q.dequantize().unwrap(), (out, inp), device)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .map(MatrixWeight::Dense)
+                    .map_err(|source| WeightsError::Tensor {
+                        name: name.to_string(),
+                        file: self.0.path().to_path_buf(),
+                        source: Box::new(source),
+                    })
+            }
             dense => Ok(dense),
         }
     }
@@ -253,7 +255,10 @@ fn quantized_path_matches_ggml_arithmetic() {
             .filter(|&i| max_diff(&got.get(i).unwrap(), &ggml.get(i).unwrap()) < FLOAT_NOISE)
             .count();
         eprintln!("{name}: {noise}/{len} positions within {FLOAT_NOISE:e}");
-        assert!(noise >= len / 2, "{name}: only {noise}/{len} positions within float noise");
+        assert!(
+            noise >= len / 2,
+            "{name}: only {noise}/{len} positions within float noise"
+        );
         // Greedy: equal up to the first step whose reference top-2 margin is below the tolerance (there a
         // rounding flip may decide differently); what follows such a step is not compared.
         let out = greedy(&m.model, &r.prompt_ids, r.ggml_greedy_ids.len());
@@ -638,7 +643,8 @@ fn default_model_embedding_lookup_cost() {
     let a = quantized.forward(&ids).unwrap();
     let lookup_q = t.elapsed();
     let t = Instant::now();
-    let dense_table = Tensor::from_vec(q.dequantize().unwrap(), (151_936, 1536), &Device::Cpu).unwrap();
+    let dense_table =
+        Tensor::from_vec(q.dequantize().unwrap(), (151_936, 1536), &Device::Cpu).unwrap();
     let expand = t.elapsed();
     let dense = Embedding::new(MatrixWeight::Dense(dense_table), DType::F32);
     let t = Instant::now();

@@ -126,8 +126,10 @@ fn amx_prefill_stays_within_the_activation_rounding_bound() {
             agree(&got),
             agree(&int8)
         );
-        assert!(d_float < activation_rounding_bound(name), "{name}: {d_float}");
+        assert!(
+            d_float < activation_rounding_bound(name),
+            "{name}: {d_float}"
+        );
         assert!(max_diff(&got, &int8) > 0.0, "{name}: AMX should have run");
     }
 }
-
