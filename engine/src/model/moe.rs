@@ -46,7 +46,7 @@ enum Experts {
         down: QuantWeight,
         kernels: Arc<ModelKernels>,
         /// Buffers kept between calls; a concurrent call (another sequence) uses its own.
-        scratch: Mutex<MoeScratch>,
+        scratch: Box<Mutex<MoeScratch>>,
     },
     PerExpert(Vec<Mlp>),
 }
@@ -94,7 +94,7 @@ impl SparseMoe {
                 up,
                 down,
                 kernels,
-                scratch: Mutex::new(MoeScratch::new()),
+                scratch: Box::new(Mutex::new(MoeScratch::new())),
             },
             (gates, ups, downs, kernels) => {
                 let name = |proj: &str| format!("{prefix}.experts.*.{proj}.weight");
