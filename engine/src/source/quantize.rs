@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{MatrixWeight, QuantWeight, WeightSource};
+use super::{ExpertWeights, MatrixWeight, QuantWeight, WeightSource};
 use crate::kernels::{quant, Kernels, QuantType};
 use crate::weights::WeightsError;
 
@@ -135,7 +135,53 @@ impl WeightSource for Quantizing<'_> {
         dtype: DType,
         device: &Device,
     ) -> Result<MatrixWeight, WeightsError> {
-        let dense = match self.inner.matrix(name, out, inp, DType::F32, device)? {
+        let m = self.inner.matrix(name, out, inp, DType::F32, device)?;
+        self.quantize_matrix(name, m, out, inp, dtype)
+    }
+
+    /// A stack the wrapped source already holds quantized (GGUF `ffn_*_exps`) is used as it is, in place; dense
+    /// experts are quantized one by one and stacked.
+    fn experts(
+        &self,
+        prefix: &str,
+        proj: &str,
+        n: usize,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<ExpertWeights, WeightsError> {
+        match self
+            .inner
+            .experts(prefix, proj, n, out, inp, DType::F32, device)?
+        {
+            stacked @ ExpertWeights::Stacked(_) => Ok(stacked),
+            ExpertWeights::PerExpert(dense) => {
+                let matrices = dense
+                    .into_iter()
+                    .enumerate()
+                    .map(|(e, m)| {
+                        let name = format!("{prefix}.experts.{e}.{proj}.weight");
+                        self.quantize_matrix(&name, m, out, inp, dtype)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
+            }
+        }
+    }
+}
+
+impl Quantizing<'_> {
+    /// Quantizes a dense f32 `[out, inp]` matrix (a quantized one is returned as it is).
+    fn quantize_matrix(
+        &self,
+        name: &str,
+        m: MatrixWeight,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+    ) -> Result<MatrixWeight, WeightsError> {
+        let dense = match m {
             MatrixWeight::Dense(t) => t,
             already @ MatrixWeight::Quantized(_) => return Ok(already),
         };
