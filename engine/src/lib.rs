@@ -18,6 +18,7 @@ pub mod sampling;
 pub mod sequence;
 pub mod source;
 pub mod stop;
+pub mod threads;
 pub mod tokenizer;
 pub mod weights;
 
@@ -34,6 +35,7 @@ pub use prompt::{Message, Piece, Prompt, PromptKind, RepoFile, Role};
 pub use sampling::{Sampler, SamplingParams};
 pub use sequence::{Prefill, Sequence, SequenceError, DEFAULT_PREFILL_CHUNK};
 pub use source::quantize::{QuantizeReport, QuantizeTo};
-pub use source::{MatrixWeight, WeightSource};
+pub use source::{ExpertWeights, MatrixWeight, QuantWeight, WeightSource};
+pub use threads::Threads;
 pub use tokenizer::{SpecialToken, SpecialTokens, StreamDecoder, Tokenizer, TokenizerError};
 pub use weights::{SafetensorsWeights, WeightsError};

@@ -17,12 +17,14 @@ use crate::cancel::CancelToken;
 use crate::config::{ConfigError, ModelConfig};
 use crate::generate::{generate, GenerateError, GenerateParams, Generation};
 use crate::gguf::{self, GgufError, GgufFile};
+use crate::kernels::Isa;
 use crate::model::{Model, ModelError};
 use crate::prompt::Prompt;
 use crate::sequence::Sequence;
 use crate::source::fp8;
 use crate::source::quantize::{QuantizeReport, QuantizeTo, Quantizing};
 use crate::source::WeightSource;
+use crate::threads::Threads;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 use crate::weights::{SafetensorsWeights, WeightsError};
 
@@ -74,6 +76,10 @@ pub struct LoadOptions {
     /// Quantize dense matrices at load time (safetensors, FP8, and F16/F32 matrices of a GGUF file). Already
     /// quantized GGUF matrices are used as stored.
     pub quantize: Option<QuantizeTo>,
+    /// Threads of the quantized kernels for prefill and for decode (0: automatic).
+    pub threads: Threads,
+    /// Force an instruction set for the quantized kernels (tests, benchmarks); `None`: the best this CPU has.
+    pub isa: Option<Isa>,
 }
 
 impl Default for LoadOptions {
@@ -82,6 +88,8 @@ impl Default for LoadOptions {
             dtype: WeightDType::F32,
             device: Device::Cpu,
             quantize: None,
+            threads: Threads::default(),
+            isa: None,
         }
     }
 }
@@ -94,7 +102,7 @@ impl LoadOptions {
         Ok(LoadOptions {
             dtype,
             device,
-            quantize: None,
+            ..LoadOptions::default()
         })
     }
 }
@@ -287,11 +295,14 @@ fn build(
     options: &LoadOptions,
 ) -> Result<(Model, Option<QuantizeReport>), LoadError> {
     let (dtype, device) = (options.dtype.dtype(), &options.device);
+    let load = |w: &dyn WeightSource| {
+        Model::load_with(config, w, dtype, device, options.threads, options.isa)
+    };
     match options.quantize {
-        None => Ok((Model::load(config, source, dtype, device)?, None)),
+        None => Ok((load(source)?, None)),
         Some(to) => {
             let quantizing = Quantizing::new(source, to);
-            let model = Model::load(config, &quantizing, dtype, device)?;
+            let model = load(&quantizing)?;
             let report = quantizing.report();
             for (name, why) in &report.fallbacks {
                 tracing::info!(tensor = %name, "quantized as {why}");

@@ -2,11 +2,13 @@
 //! [`Tokenizer`](crate::Tokenizer) ([`tokenizer`]), tensors served through [`WeightSource`] under Hugging Face
 //! names ([`names`]).
 //!
-//! Matrices stay in their stored block type (Q4_K, Q6_K, Q8_0, …) and run through candle's `QMatMul`; F32 /
-//! F16 / BF16 matrices load dense. Norms, biases and the MoE router are dequantized to f32. Stacked MoE expert
-//! tensors (`ffn_*_exps`, `[experts, rows, cols]`) are sliced per expert by byte range, so the model's
-//! per-expert grouping runs unchanged. Every tensor's byte range is checked against the file when it is opened:
-//! a truncated download is an error naming the first tensor that lies past the end.
+//! Matrices in the kernels' block types (Q4_K, Q6_K, Q8_0) stay in the memory map and run through
+//! [`crate::kernels`] in place (no copy: a model costs its file size). Matrices in other block types (Q4_0,
+//! Q5_K, …) are dequantized and re-quantized to Q8_0 at load (logged); F32 / F16 / BF16 matrices load dense.
+//! Norms, biases and the MoE router are dequantized to f32. Stacked MoE expert tensors (`ffn_*_exps`,
+//! `[experts, rows, cols]`) are handed to the MoE block whole ([`WeightSource::experts`]); single experts can
+//! still be read by name (a byte-range view). Every tensor's byte range is checked against the file when it
+//! is opened: a truncated download is an error naming the first tensor that lies past the end.
 
 pub mod config;
 pub mod names;
@@ -25,7 +27,8 @@ use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
 
 use crate::config::ConfigError;
-use crate::source::{MatrixWeight, WeightSource};
+use crate::kernels::quant::{self, QuantType};
+use crate::source::{ExpertWeights, MatrixWeight, QuantWeight, SharedBytes, WeightSource};
 use crate::weights::WeightsError;
 use names::gguf_name;
 
@@ -80,7 +83,7 @@ pub enum GgufError {
 /// An opened GGUF file: its memory map, metadata and tensor table.
 pub struct GgufFile {
     path: PathBuf,
-    mmap: Mmap,
+    mmap: Arc<Mmap>,
     content: Content,
 }
 
@@ -122,6 +125,8 @@ struct Slice<'a> {
     dtype: GgmlDType,
     shape: Vec<usize>,
     bytes: &'a [u8],
+    /// Where `bytes` start in the file.
+    start: usize,
 }
 
 impl GgufFile {
@@ -132,8 +137,8 @@ impl GgufFile {
             source,
         };
         let file = File::open(path).map_err(io)?;
-        // SAFETY: read-only map; as with every mmap loader, the file must not change while it is open. Tensors
-        // are copied out at load and the map is dropped with the `GgufFile`.
+        // SAFETY: read-only map; as with every mmap loader, the file must not change while it is open. Quantized
+        // matrices are used in place: the map lives as long as the last model layer holding one.
         let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
         if mmap.get(..4) != Some(MAGIC.as_slice()) {
             return Err(GgufError::NotGguf {
@@ -174,7 +179,7 @@ impl GgufFile {
         }
         Ok(GgufFile {
             path: path.to_path_buf(),
-            mmap,
+            mmap: Arc::new(mmap),
             content,
         })
     }
@@ -330,6 +335,7 @@ impl GgufFile {
                 dtype,
                 shape: dims.to_vec(),
                 bytes: all,
+                start,
             }),
             Some(e) => {
                 let label = format!("{name}[expert {e}]");
@@ -355,6 +361,7 @@ impl GgufFile {
                     dtype,
                     shape: vec![rows, cols],
                     bytes: &all[e * size..(e + 1) * size],
+                    start: start + e * size,
                 })
             }
         }
@@ -428,10 +435,116 @@ impl WeightSource for GgufFile {
                 .and_then(|t| t.to_device(device))
                 .map(MatrixWeight::Dense)
                 .map_err(err),
-            None => qtensor(s.bytes, s.dtype, &[out, inp], device)
-                .map(|q| MatrixWeight::Quantized(Arc::new(q)))
-                .map_err(err),
+            None => self.quantized(&s, 1, out, inp).map(MatrixWeight::Quantized),
         }
+    }
+
+    fn experts(
+        &self,
+        prefix: &str,
+        proj: &str,
+        n: usize,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<ExpertWeights, WeightsError> {
+        let hf = format!("{prefix}.experts.0.{proj}.weight");
+        let stacked = gguf_name(&hf).filter(|g| g.expert.is_some());
+        let Some(g) = stacked else {
+            return self.experts_one_by_one(prefix, proj, n, out, inp, dtype, device);
+        };
+        let expected = [n, out, inp];
+        let s = self.slice(&g.name, None, &hf, &expected)?;
+        if s.shape != expected {
+            return Err(WeightsError::Shape {
+                name: s.label,
+                file: self.path.clone(),
+                expected: expected.to_vec(),
+                found: s.shape,
+            });
+        }
+        match float_dtype(s.dtype) {
+            Some(_) => self.experts_one_by_one(prefix, proj, n, out, inp, dtype, device),
+            None => self.quantized(&s, n, out, inp).map(ExpertWeights::Stacked),
+        }
+    }
+}
+
+impl GgufFile {
+    /// The default per-expert loading (dense stacks: each expert's slice converted on its own).
+    #[allow(clippy::too_many_arguments)]
+    fn experts_one_by_one(
+        &self,
+        prefix: &str,
+        proj: &str,
+        n: usize,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<ExpertWeights, WeightsError> {
+        let matrices = (0..n)
+            .map(|e| {
+                self.matrix(
+                    &format!("{prefix}.experts.{e}.{proj}.weight"),
+                    out,
+                    inp,
+                    dtype,
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
+    }
+
+    /// A block-quantized slice (`experts × [rows, cols]`) as a weight: in place when the kernels know its type,
+    /// else dequantized and re-quantized to Q8_0 (logged).
+    fn quantized(
+        &self,
+        s: &Slice<'_>,
+        experts: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<QuantWeight, WeightsError> {
+        let invalid = |reason: String| WeightsError::Invalid {
+            name: s.label.clone(),
+            file: self.path.clone(),
+            reason,
+        };
+        if let Some(ty) = QuantType::from_ggml_type_id(ggml_type_id(s.dtype)) {
+            let owner: SharedBytes = self.mmap.clone();
+            return QuantWeight::new(ty, experts, rows, cols, owner, s.start, s.bytes.len())
+                .map_err(|e| invalid(e.to_string()));
+        }
+        if !cols.is_multiple_of(quant::QK8_0) {
+            return Err(invalid(format!(
+                "{} matrices are not supported by the quantized kernels, and rows of {cols} values cannot be                  re-quantized to Q8_0",
+                ggml_name(s.dtype)
+            )));
+        }
+        tracing::warn!(
+            tensor = %s.label,
+            "{} is not a block type of the quantized kernels: re-quantized to Q8_0 at load",
+            ggml_name(s.dtype)
+        );
+        let values = qtensor(s.bytes, s.dtype, &[experts * rows, cols], &Device::Cpu)
+            .and_then(|q| q.dequantize(&Device::Cpu))
+            .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+            .map_err(self.tensor_error(&s.label))?;
+        let bytes =
+            quant::quantize_to_vec(QuantType::Q8_0, &values).map_err(|e| invalid(e.to_string()))?;
+        let len = bytes.len();
+        QuantWeight::new(
+            QuantType::Q8_0,
+            experts,
+            rows,
+            cols,
+            Arc::new(bytes),
+            0,
+            len,
+        )
+        .map_err(|e| invalid(e.to_string()))
     }
 }
 
@@ -442,6 +555,27 @@ fn float_dtype(t: GgmlDType) -> Option<DType> {
         GgmlDType::F16 => Some(DType::F16),
         GgmlDType::BF16 => Some(DType::BF16),
         _ => None,
+    }
+}
+
+/// The `ggml_type` id of a block type (GGUF's tensor header value).
+fn ggml_type_id(t: GgmlDType) -> u32 {
+    match t {
+        GgmlDType::F32 => 0,
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q5_0 => 6,
+        GgmlDType::Q5_1 => 7,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q8_1 => 9,
+        GgmlDType::Q2K => 10,
+        GgmlDType::Q3K => 11,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q5K => 13,
+        GgmlDType::Q6K => 14,
+        GgmlDType::Q8K => 15,
+        GgmlDType::BF16 => 30,
     }
 }
 

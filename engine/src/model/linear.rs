@@ -1,11 +1,14 @@
 //! `Linear`: the one type every projection goes through. Dense weights multiply with candle's GEMM; quantized
-//! ones (GGUF files, `--quantize`) with candle's `QMatMul` — the seam where our own quantized kernels replace
-//! candle's later, without touching attention or MLP code.
+//! ones (GGUF files, `--quantize`) with our own kernels ([`crate::kernels`]) over the block bytes in place, on
+//! the model's thread pools: one token (decode) is a matrix-vector product streaming each weight byte once,
+//! more (prefill) a tiled matmul (AMX-BF16 tiles where the CPU has them).
 
-use candle_core::quantized::QMatMul;
-use candle_core::{DType, Device, Module, Result, Tensor};
+use std::sync::Arc;
 
-use crate::source::{MatrixWeight, WeightSource};
+use candle_core::{DType, Device, Result, Tensor};
+
+use crate::source::{MatrixWeight, QuantWeight, WeightSource};
+use crate::threads::ModelKernels;
 use crate::weights::WeightsError;
 
 /// A linear layer `y = x Wᵀ (+ b)` with `W` of shape `[out, in]`, as stored by PyTorch.
@@ -18,18 +21,22 @@ pub enum Linear {
         /// `[out]`, when the layer has a bias.
         bias: Option<Tensor>,
     },
-    /// Block-quantized weights. Activations enter in f32 (candle's kernel quantizes them to the weight's
-    /// companion 8-bit type) and leave in the caller's dtype.
+    /// Block-quantized weights. Activations enter in f32 (the kernels quantize them to the weight's companion
+    /// 8-bit type, or bf16 on the AMX path) and leave in the caller's dtype.
     Quantized {
         /// `[out, in]` quantized.
-        weight: QMatMul,
+        weight: QuantWeight,
         /// `[out]` in the model dtype, when the layer has a bias.
         bias: Option<Tensor>,
+        /// The model's kernel handles.
+        kernels: Arc<ModelKernels>,
     },
 }
 
 impl Linear {
     /// Loads `{prefix}.weight` of shape `[out, inp]` (and `{prefix}.bias` of shape `[out]` when `bias`).
+    /// A quantized matrix runs on the source's kernels ([`WeightSource::kernels`]); a source without any is
+    /// an error (quantized layers are built by `Model::load`, which provides them).
     pub fn load(
         weights: &dyn WeightSource,
         prefix: &str,
@@ -39,22 +46,42 @@ impl Linear {
         dtype: DType,
         device: &Device,
     ) -> std::result::Result<Self, WeightsError> {
-        let weight = weights.matrix(&format!("{prefix}.weight"), out, inp, dtype, device)?;
+        let name = format!("{prefix}.weight");
+        let weight = weights.matrix(&name, out, inp, dtype, device)?;
         let bias = if bias {
             Some(weights.tensor(&format!("{prefix}.bias"), &[out], dtype, device)?)
         } else {
             None
         };
-        Ok(Self::from_matrix(weight, bias))
+        match (weight, weights.kernels()) {
+            (MatrixWeight::Dense(weight), _) => Ok(Linear::Dense { weight, bias }),
+            (MatrixWeight::Quantized(weight), Some(kernels)) => Ok(Linear::Quantized {
+                weight,
+                bias,
+                kernels,
+            }),
+            (MatrixWeight::Quantized(_), None) => Err(WeightsError::Invalid {
+                name,
+                file: "weight source".into(),
+                reason:
+                    "a quantized matrix needs the model's kernels (load it through Model::load)"
+                        .into(),
+            }),
+        }
     }
 
     /// A layer over an existing matrix (tied embeddings share its storage).
-    pub fn from_matrix(weight: MatrixWeight, bias: Option<Tensor>) -> Self {
+    pub fn from_matrix(
+        weight: MatrixWeight,
+        bias: Option<Tensor>,
+        kernels: &Arc<ModelKernels>,
+    ) -> Self {
         match weight {
             MatrixWeight::Dense(weight) => Linear::Dense { weight, bias },
-            MatrixWeight::Quantized(q) => Linear::Quantized {
-                weight: QMatMul::QTensor(q),
+            MatrixWeight::Quantized(weight) => Linear::Quantized {
+                weight,
                 bias,
+                kernels: Arc::clone(kernels),
             },
         }
     }
@@ -68,17 +95,42 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (y, bias) = match self {
             Linear::Dense { weight, bias } => (matmul(x, &weight.t()?)?, bias),
-            Linear::Quantized { weight, bias } => {
-                let dtype = x.dtype();
-                let y = weight.forward(&x.to_dtype(DType::F32)?.contiguous()?)?;
-                (y.to_dtype(dtype)?, bias)
-            }
+            Linear::Quantized {
+                weight,
+                bias,
+                kernels,
+            } => (quantized_matmul(weight, kernels, x)?, bias),
         };
         match bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
     }
+}
+
+/// `x Wᵀ` on our kernels: `x` `[n, in]` of any float dtype and device → `[n, out]` in the same.
+fn quantized_matmul(w: &QuantWeight, kernels: &ModelKernels, x: &Tensor) -> Result<Tensor> {
+    let (n, cols) = x.dims2()?;
+    let m = w.matrix().map_err(candle_core::Error::wrap)?;
+    if cols != m.cols() {
+        candle_core::bail!(
+            "quantized matmul: input has {cols} features, the matrix {}",
+            m.cols()
+        )
+    }
+    let xs: Vec<f32> = x
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1()?;
+    let mut out = vec![0f32; n * m.rows()];
+    kernels
+        .for_tokens(n)
+        .matmul(&m, &xs, n, &mut out)
+        .map_err(candle_core::Error::wrap)?;
+    Tensor::from_vec(out, (n, m.rows()), &Device::Cpu)?
+        .to_dtype(x.dtype())?
+        .to_device(x.device())
 }
 
 /// `a @ b` for the dtypes the engine uses. candle's CPU GEMM has no bf16 kernel, so bf16 operands are

@@ -42,6 +42,15 @@ impl Mlp {
         })
     }
 
+    /// An MLP over loaded projections (MoE experts).
+    pub fn from_linears(gate_proj: Linear, up_proj: Linear, down_proj: Linear) -> Self {
+        Mlp {
+            gate_proj,
+            up_proj,
+            down_proj,
+        }
+    }
+
     /// `x`: `[n, hidden]` → `[n, hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;

@@ -13,11 +13,15 @@ pub mod moe;
 pub mod norm;
 pub mod rope;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 
 use crate::cache::KvCache;
 use crate::config::ModelConfig;
-use crate::source::WeightSource;
+use crate::kernels::{Isa, KernelInfo};
+use crate::source::{ExpertWeights, MatrixWeight, WeightSource};
+use crate::threads::{ModelKernels, Threads};
 use crate::weights::WeightsError;
 use attention::{causal_mask, Attention};
 use embedding::Embedding;
@@ -36,6 +40,9 @@ pub enum ModelError {
     /// The requested dtype is not one the engine computes in.
     #[error("unsupported dtype {0:?}: use f32, f16 or bf16")]
     DType(DType),
+    /// The kernel thread pools could not be started (or the requested instruction set is unavailable).
+    #[error("cannot start the quantized kernels: {0}")]
+    Kernels(String),
     /// `forward` was called with no tokens.
     #[error("forward called with no tokens")]
     Empty,
@@ -70,13 +77,13 @@ impl<T> Context<T> for candle_core::Result<T> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum FeedForward {
     Dense(Mlp),
     Sparse(SparseMoe),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct DecoderLayer {
     input_layernorm: RmsNorm,
     self_attn: Attention,
@@ -104,19 +111,85 @@ pub struct Model {
     rope: Rope,
     dtype: DType,
     device: Device,
+    kernels: Arc<ModelKernels>,
+}
+
+/// A source that hands the model's kernels to the quantized layers loaded through it.
+struct WithKernels<'a> {
+    inner: &'a dyn WeightSource,
+    kernels: Arc<ModelKernels>,
+}
+
+impl WeightSource for WithKernels<'_> {
+    fn tensor(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor, WeightsError> {
+        self.inner.tensor(name, shape, dtype, device)
+    }
+
+    fn matrix(
+        &self,
+        name: &str,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<MatrixWeight, WeightsError> {
+        self.inner.matrix(name, out, inp, dtype, device)
+    }
+
+    fn experts(
+        &self,
+        prefix: &str,
+        proj: &str,
+        n: usize,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<ExpertWeights, WeightsError> {
+        self.inner.experts(prefix, proj, n, out, inp, dtype, device)
+    }
+
+    fn kernels(&self) -> Option<Arc<ModelKernels>> {
+        Some(Arc::clone(&self.kernels))
+    }
 }
 
 impl Model {
-    /// Builds the model from a checkpoint, checking every tensor's shape against `config`.
+    /// Builds the model from a checkpoint, checking every tensor's shape against `config`, with the automatic
+    /// thread counts and the best instruction set for its quantized layers.
     pub fn load(
         config: ModelConfig,
         w: &dyn WeightSource,
         dtype: DType,
         device: &Device,
     ) -> Result<Self, ModelError> {
+        Self::load_with(config, w, dtype, device, Threads::default(), None)
+    }
+
+    /// [`Model::load`] with kernel threads per phase and, for tests and benchmarks, a forced instruction set
+    /// (`None`: the best this CPU has). One set of pools serves every layer of the model.
+    pub fn load_with(
+        config: ModelConfig,
+        w: &dyn WeightSource,
+        dtype: DType,
+        device: &Device,
+        threads: Threads,
+        isa: Option<Isa>,
+    ) -> Result<Self, ModelError> {
         if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
             return Err(ModelError::DType(dtype));
         }
+        let kernels = Arc::new(ModelKernels::new(threads, isa).map_err(ModelError::Kernels)?);
+        let w = &WithKernels {
+            inner: w,
+            kernels: Arc::clone(&kernels),
+        };
         let cfg = &config;
         let (hidden, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
         let embed_tokens = Embedding::new(
@@ -175,7 +248,7 @@ impl Model {
         }
         let norm = RmsNorm::load(w, "model.norm", hidden, eps, device)?;
         let lm_head = if cfg.tie_word_embeddings {
-            embed_tokens.as_linear()
+            embed_tokens.as_linear(&kernels)
         } else {
             Linear::load(w, "lm_head", cfg.vocab_size, hidden, false, dtype, device)?
         };
@@ -188,7 +261,13 @@ impl Model {
             lm_head,
             dtype,
             device: device.clone(),
+            kernels,
         })
+    }
+
+    /// The quantized kernels' instruction set and threads, for prefill and for decode.
+    pub fn kernel_info(&self) -> (KernelInfo, KernelInfo) {
+        self.kernels.info()
     }
 
     /// The normalised configuration.

@@ -2,9 +2,11 @@
 //!
 //! Names are always Hugging Face names (`model.layers.3.self_attn.q_proj.weight`); a source with another layout
 //! (GGUF's `blk.3.attn_q.weight`, experts stacked in one tensor) maps them. A matrix comes back as a
-//! [`MatrixWeight`]: dense or quantized. That enum and `model::linear::Linear` are the only places that know
-//! how quantized weights are stored, so replacing candle's `QTensor`/`QMatMul` with our own kernels is a change
-//! there (and in the MoE block), not in attention, MLP or the loaders' callers.
+//! [`MatrixWeight`]: dense or quantized ([`QuantWeight`]: GGUF block bytes in place, multiplied by
+//! [`crate::kernels`]). That enum, `model::linear::Linear`, `model::embedding::Embedding` and the MoE block are
+//! the only places that know how quantized weights are stored and multiplied; attention, MLP and the loaders'
+//! callers never do. MoE experts come as one stack ([`WeightSource::experts`]) so the grouped MoE kernel reads
+//! a GGUF `ffn_*_exps` tensor in place.
 //!
 //! Sources: [`crate::SafetensorsWeights`] (dense f32/f16/bf16, and Qwen's block-wise FP8, see [`fp8`]),
 //! [`crate::gguf::GgufFile`], and [`quantize::Quantizing`], which wraps another source and quantizes its
@@ -12,21 +14,23 @@
 
 pub mod fp8;
 pub mod quantize;
+pub mod quantized;
 
 use std::sync::Arc;
 
-use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 
+use crate::threads::ModelKernels;
 use crate::weights::WeightsError;
+pub use quantized::{QuantWeight, SharedBytes};
 
 /// A weight matrix `[out, in]` as a source stores it.
 #[derive(Debug, Clone)]
 pub enum MatrixWeight {
     /// Dense, in the dtype the caller asked for.
     Dense(Tensor),
-    /// Block-quantized (GGUF types: Q8_0, Q4_K, Q6_K, …); shared so a tied lm_head reuses the embedding's bytes.
-    Quantized(Arc<QTensor>),
+    /// Block-quantized (Q8_0, Q4_K, Q6_K) bytes, shared so a tied lm_head reuses the embedding's.
+    Quantized(QuantWeight),
 }
 
 impl MatrixWeight {
@@ -34,7 +38,7 @@ impl MatrixWeight {
     pub fn dims(&self) -> candle_core::Result<(usize, usize)> {
         match self {
             MatrixWeight::Dense(t) => t.dims2(),
-            MatrixWeight::Quantized(q) => q.shape().dims2(),
+            MatrixWeight::Quantized(q) => Ok(q.dims()),
         }
     }
 
@@ -42,7 +46,77 @@ impl MatrixWeight {
     pub fn storage_name(&self) -> String {
         match self {
             MatrixWeight::Dense(t) => format!("{:?}", t.dtype()).to_lowercase(),
-            MatrixWeight::Quantized(q) => format!("{:?}", q.dtype()),
+            MatrixWeight::Quantized(q) => q.quant_type().to_string(),
+        }
+    }
+}
+
+/// The `[n, out, in]` matrices of one projection (`gate_proj`, `up_proj` or `down_proj`) of all experts of an
+/// MoE block.
+#[derive(Debug, Clone)]
+pub enum ExpertWeights {
+    /// One quantized stack (GGUF `ffn_*_exps` in place, or load-time quantized experts concatenated).
+    Stacked(QuantWeight),
+    /// One matrix per expert (dense checkpoints).
+    PerExpert(Vec<MatrixWeight>),
+}
+
+impl ExpertWeights {
+    /// Stacks per-expert matrices when all are quantized in the same format (one buffer), else keeps them.
+    pub fn from_matrices(name: &str, matrices: Vec<MatrixWeight>) -> Result<Self, WeightsError> {
+        let quantized: Vec<&QuantWeight> = matrices
+            .iter()
+            .filter_map(|m| match m {
+                MatrixWeight::Quantized(q) => Some(q),
+                MatrixWeight::Dense(_) => None,
+            })
+            .collect();
+        let Some(first) = quantized.first() else {
+            return Ok(ExpertWeights::PerExpert(matrices));
+        };
+        if quantized.len() != matrices.len()
+            || quantized
+                .iter()
+                .any(|q| q.quant_type() != first.quant_type() || q.dims() != first.dims())
+        {
+            return Ok(ExpertWeights::PerExpert(matrices));
+        }
+        let mut bytes = Vec::with_capacity(first.bytes().len() * quantized.len());
+        for q in &quantized {
+            bytes.extend_from_slice(q.bytes());
+        }
+        let (rows, cols) = first.dims();
+        let len = bytes.len();
+        QuantWeight::new(
+            first.quant_type(),
+            quantized.len(),
+            rows,
+            cols,
+            Arc::new(bytes),
+            0,
+            len,
+        )
+        .map(ExpertWeights::Stacked)
+        .map_err(|e| WeightsError::Invalid {
+            name: name.to_string(),
+            file: "expert stack".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Expert `e`'s matrix (a view of a stack, or the expert's own).
+    pub fn expert(&self, name: &str, e: usize) -> Result<MatrixWeight, WeightsError> {
+        let missing = || WeightsError::Invalid {
+            name: name.to_string(),
+            file: "expert stack".into(),
+            reason: format!("no expert {e}"),
+        };
+        match self {
+            ExpertWeights::Stacked(q) => q
+                .expert(e)
+                .map(MatrixWeight::Quantized)
+                .map_err(|_| missing()),
+            ExpertWeights::PerExpert(v) => v.get(e).cloned().ok_or_else(missing),
         }
     }
 }
@@ -69,4 +143,38 @@ pub trait WeightSource {
         dtype: DType,
         device: &Device,
     ) -> Result<MatrixWeight, WeightsError>;
+
+    /// The matrices `{prefix}.experts.{0..n}.{proj}.weight` (each `[out, inp]`) of an MoE block. By default
+    /// each is loaded through [`WeightSource::matrix`] and quantized ones are concatenated into one stack;
+    /// a GGUF file returns its stacked tensor in place.
+    #[allow(clippy::too_many_arguments)]
+    fn experts(
+        &self,
+        prefix: &str,
+        proj: &str,
+        n: usize,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<ExpertWeights, WeightsError> {
+        let matrices = (0..n)
+            .map(|e| {
+                self.matrix(
+                    &format!("{prefix}.experts.{e}.{proj}.weight"),
+                    out,
+                    inp,
+                    dtype,
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
+    }
+
+    /// The kernels (thread pools) quantized layers loaded from this source run on. Sources of files have none;
+    /// `Model::load` wraps its source in one that hands out the model's own.
+    fn kernels(&self) -> Option<Arc<ModelKernels>> {
+        None
+    }
 }

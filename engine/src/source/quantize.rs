@@ -1,6 +1,6 @@
 //! Load-time quantization (`--quantize q8_0|q4_k`): a [`WeightSource`] wrapper that asks the wrapped source for
-//! each matrix in f32 and quantizes it with candle's `QTensor::quantize` (our own quantizers replace this later
-//! without changing callers).
+//! each matrix in f32 and quantizes it with [`Kernels::quantize_weights`] (ggml's reference quantizers, bit for
+//! bit: the bytes `llama-quantize` would write without an importance matrix), rows split over a load-time pool.
 //!
 //! Row lengths must be whole blocks (Q8_0: 32, Q4_K/Q6_K: 256). A matrix whose rows do not fit the requested
 //! type falls back per tensor — Q4_K → Q8_0, then unquantized — and the [`QuantizeReport`] names every such
@@ -9,12 +9,12 @@
 //! matrices of this interface and stay dense (f32 where the reference computes in f32).
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
-use super::{MatrixWeight, WeightSource};
+use super::{ExpertWeights, MatrixWeight, QuantWeight, WeightSource};
+use crate::kernels::{quant, Kernels, QuantType};
 use crate::weights::WeightsError;
 
 /// The block type `--quantize` asks for.
@@ -27,11 +27,11 @@ pub enum QuantizeTo {
 }
 
 impl QuantizeTo {
-    /// The candle block type.
-    pub fn ggml(self) -> GgmlDType {
+    /// The kernels' block type.
+    pub fn quant_type(self) -> QuantType {
         match self {
-            QuantizeTo::Q8_0 => GgmlDType::Q8_0,
-            QuantizeTo::Q4K => GgmlDType::Q4K,
+            QuantizeTo::Q8_0 => QuantType::Q8_0,
+            QuantizeTo::Q4K => QuantType::Q4K,
         }
     }
 }
@@ -66,15 +66,20 @@ pub struct Quantizing<'a> {
     inner: &'a dyn WeightSource,
     to: QuantizeTo,
     report: Mutex<QuantizeReport>,
+    /// A pool for the quantizers, alive while loading (`None` if no thread could be started: then the
+    /// calling thread quantizes, with the same result).
+    kernels: Option<Kernels>,
 }
 
 impl<'a> Quantizing<'a> {
     /// Quantizes `inner`'s matrices to `to`.
     pub fn new(inner: &'a dyn WeightSource, to: QuantizeTo) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Quantizing {
             inner,
             to,
             report: Mutex::new(QuantizeReport::default()),
+            kernels: Kernels::new(threads).ok(),
         }
     }
 
@@ -96,10 +101,15 @@ impl<'a> Quantizing<'a> {
 
 /// The type a row of length `inp` can take when `wanted` is asked for: `wanted` itself, a wider fallback, or
 /// `None` (keep dense).
-pub fn fitting_type(wanted: GgmlDType, inp: usize) -> Option<GgmlDType> {
-    [wanted, GgmlDType::Q8_0]
+pub fn fitting_type(wanted: QuantType, inp: usize) -> Option<QuantType> {
+    [wanted, QuantType::Q8_0]
         .into_iter()
-        .find(|t| inp.is_multiple_of(t.block_size()))
+        .find(|t| inp.is_multiple_of(t.block_values()))
+}
+
+/// llama.cpp's spelling of a block type (`Q4_K`), for reports.
+fn type_name(ty: QuantType) -> String {
+    ty.name().to_uppercase()
 }
 
 fn is_output_matrix(name: &str) -> bool {
@@ -125,13 +135,59 @@ impl WeightSource for Quantizing<'_> {
         dtype: DType,
         device: &Device,
     ) -> Result<MatrixWeight, WeightsError> {
-        let dense = match self.inner.matrix(name, out, inp, DType::F32, device)? {
+        let m = self.inner.matrix(name, out, inp, DType::F32, device)?;
+        self.quantize_matrix(name, m, out, inp, dtype)
+    }
+
+    /// A stack the wrapped source already holds quantized (GGUF `ffn_*_exps`) is used as it is, in place; dense
+    /// experts are quantized one by one and stacked.
+    fn experts(
+        &self,
+        prefix: &str,
+        proj: &str,
+        n: usize,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<ExpertWeights, WeightsError> {
+        match self
+            .inner
+            .experts(prefix, proj, n, out, inp, DType::F32, device)?
+        {
+            stacked @ ExpertWeights::Stacked(_) => Ok(stacked),
+            ExpertWeights::PerExpert(dense) => {
+                let matrices = dense
+                    .into_iter()
+                    .enumerate()
+                    .map(|(e, m)| {
+                        let name = format!("{prefix}.experts.{e}.{proj}.weight");
+                        self.quantize_matrix(&name, m, out, inp, dtype)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
+            }
+        }
+    }
+}
+
+impl Quantizing<'_> {
+    /// Quantizes a dense f32 `[out, inp]` matrix (a quantized one is returned as it is).
+    fn quantize_matrix(
+        &self,
+        name: &str,
+        m: MatrixWeight,
+        out: usize,
+        inp: usize,
+        dtype: DType,
+    ) -> Result<MatrixWeight, WeightsError> {
+        let dense = match m {
             MatrixWeight::Dense(t) => t,
             already @ MatrixWeight::Quantized(_) => return Ok(already),
         };
         let requested = match self.to {
-            QuantizeTo::Q4K if is_output_matrix(name) => GgmlDType::Q6K,
-            other => other.ggml(),
+            QuantizeTo::Q4K if is_output_matrix(name) => QuantType::Q6K,
+            other => other.quant_type(),
         };
         let Some(ty) = fitting_type(requested, inp) else {
             self.record(|r| {
@@ -147,25 +203,37 @@ impl WeightSource for Quantizing<'_> {
             };
             return dense.to_dtype(dtype).map(MatrixWeight::Dense).map_err(err);
         };
-        let q = QTensor::quantize(&dense, ty).map_err(|e| WeightsError::Invalid {
+        let invalid = |reason: String| WeightsError::Invalid {
             name: name.to_string(),
             file: "load-time quantization".into(),
-            reason: format!("cannot quantize to {ty:?}: {e}"),
-        })?;
-        if ty == self.to.ggml() || (ty == GgmlDType::Q6K && requested == GgmlDType::Q6K) {
+            reason: format!("cannot quantize to {}: {reason}", type_name(ty)),
+        };
+        let values: Vec<f32> = dense
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .map_err(|e| invalid(e.to_string()))?;
+        let bytes = match &self.kernels {
+            Some(k) => k.quantize_weights(ty, out, inp, &values),
+            None => quant::quantize_to_vec(ty, &values),
+        }
+        .map_err(|e| invalid(e.to_string()))?;
+        let q = QuantWeight::from_vec(ty, out, inp, bytes).map_err(|e| invalid(e.to_string()))?;
+        if ty == requested {
             self.record(|r| r.quantized += 1);
         } else {
             self.record(|r| {
                 r.fallbacks.push((
                     name.to_string(),
                     format!(
-                        "{ty:?} (row length {inp} is not a multiple of {requested:?}'s {})",
-                        requested.block_size()
+                        "{} (row length {inp} is not a multiple of {}'s {})",
+                        type_name(ty),
+                        type_name(requested),
+                        requested.block_values()
                     ),
                 ))
             });
         }
-        Ok(MatrixWeight::Quantized(Arc::new(q)))
+        Ok(MatrixWeight::Quantized(q))
     }
 }
 
@@ -175,38 +243,11 @@ mod tests {
 
     #[test]
     fn fitting_type_falls_back_by_row_length() {
-        assert_eq!(fitting_type(GgmlDType::Q4K, 512), Some(GgmlDType::Q4K));
-        assert_eq!(fitting_type(GgmlDType::Q4K, 64), Some(GgmlDType::Q8_0));
-        assert_eq!(fitting_type(GgmlDType::Q8_0, 48), None);
+        assert_eq!(fitting_type(QuantType::Q4K, 512), Some(QuantType::Q4K));
+        assert_eq!(fitting_type(QuantType::Q4K, 64), Some(QuantType::Q8_0));
+        assert_eq!(fitting_type(QuantType::Q8_0, 48), None);
         assert_eq!("Q4_K".parse::<QuantizeTo>(), Ok(QuantizeTo::Q4K));
         assert!("q3".parse::<QuantizeTo>().is_err());
-    }
-
-    /// Q4_K and Q8_0 matmuls (which also quantize the activations, to Q8_K / Q8_0) against the dense product.
-    #[test]
-    fn quantized_matmul_is_close_to_dense() {
-        let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 1.0, (96, 512), &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (3, 512), &dev).unwrap();
-        let dense = x.matmul(&w.t().unwrap()).unwrap();
-        for (ty, bound) in [(GgmlDType::Q8_0, 0.01), (GgmlDType::Q4K, 0.1)] {
-            let q =
-                candle_core::quantized::QMatMul::from_qtensor(QTensor::quantize(&w, ty).unwrap())
-                    .unwrap();
-            let y = candle_core::Module::forward(&q, &x).unwrap();
-            let rel = ((y - &dense).unwrap().sqr().unwrap().mean_all().unwrap())
-                .to_vec0::<f32>()
-                .unwrap()
-                .sqrt()
-                / dense
-                    .sqr()
-                    .unwrap()
-                    .mean_all()
-                    .unwrap()
-                    .to_vec0::<f32>()
-                    .unwrap()
-                    .sqrt();
-            assert!(rel < bound, "{ty:?}: relative RMS error {rel}");
-        }
+        assert_eq!(type_name(QuantType::Q4K), "Q4_K");
     }
 }

@@ -7,8 +7,9 @@
 //!   YaRN, qkv bias / q-k norm, tied embeddings — everything but the quantized matmul.
 //! - `reference_ggml_logits`: the same weights with ggml's matmul arithmetic, i.e. the input rows of every
 //!   block-quantized matmul rounded to 8 bits first (Q8_K / Q8_0, rule in the generator). The engine's real
-//!   path (candle `QMatMul`) must match it to float noise, agree on top-1 at every prompt position, and
-//!   reproduce its greedy continuation.
+//!   path (our kernels on the integer dot products: the best int8 level of this CPU, see [`load`]) must match
+//!   it to float noise, agree on top-1 at every prompt position, and reproduce its greedy continuation. The
+//!   AMX-BF16 prefill path computes differently (bf16 activations) and is checked in `kernels_model.rs`.
 //!
 //! The 8-bit activation rounding itself moves these random-weight fixtures' logits by 1.6–1.9 (dense) and, in
 //! the MoE fixture, flips one routing decision at one prompt position (11.9 there; ≤ 2.1 elsewhere): measured
@@ -21,28 +22,35 @@ use crate::common::*;
 use candle_core::{DType, Device, Tensor};
 use qwen_engine::gguf::config::model_config;
 use qwen_engine::gguf::tokenizer::tokenizer as gguf_tokenizer;
+use qwen_engine::kernels::Isa;
 use qwen_engine::{
     Architecture, CancelToken, GgufFile, LoadOptions, LoadedModel, Logits, MatrixWeight, Model,
     SafetensorsWeights, SpecialToken, Tokenizer, WeightSource, WeightsError,
 };
 
-const GGUF_MODELS: [&str; 3] = ["qwen2-q4km-tiny", "qwen3-q8_0-tiny", "qwen3moe-q8_0-tiny"];
+pub(crate) const GGUF_MODELS: [&str; 3] =
+    ["qwen2-q4km-tiny", "qwen3-q8_0-tiny", "qwen3moe-q8_0-tiny"];
 
-/// Real quantized path vs the ggml-arithmetic reference, max abs logit difference. Measured (2 threads, AVX-512
-/// VNNI): qwen2-q4km 1.9e-5, qwen3-q8_0 3.4e-5 — float noise — and qwen3moe-q8_0 0.17: one activation whose
-/// f32 value differs from PyTorch's in the last bit lands on the other side of an 8-bit rounding boundary at
-/// prompt position 8, and attention carries the 1-step difference to the later positions. Bound 0.25.
-fn ggml_tolerance(name: &str) -> f32 {
-    if name.starts_with("qwen3moe") {
-        0.25
+/// Real quantized path (our integer kernels) vs the ggml-arithmetic reference, max abs logit difference. The
+/// arithmetic is the same — most positions agree to float noise (≤ 3e-5, see [`FLOAT_NOISE`]) — but an 8-bit
+/// activation whose f32 value differs from PyTorch's in the last bit can land on the other side of a rounding
+/// boundary, and attention carries that to later positions. Measured (AVX-512 VNNI and scalar alike):
+/// qwen2-q4km one flip at position 23 (0.082); qwen3-q8_0 one at position 17 (0.6 there, ≤ 0.4 after);
+/// qwen3moe-q8_0 isolated flips of 0.06–0.09 and no routing flip.
+pub(crate) fn ggml_tolerance(name: &str) -> f32 {
+    if name.starts_with("qwen3-q8_0") {
+        1.0
     } else {
-        1e-3
+        0.25
     }
 }
 
+/// Positions agreeing with the ggml-arithmetic reference to this much are "float noise".
+const FLOAT_NOISE: f32 = 1e-4;
+
 /// Real quantized path vs the float reference: what 8-bit activations cost on these fixtures. Measured:
 /// 1.60 (qwen2-q4km), 1.86 (qwen3-q8_0), 11.9 (qwen3moe-q8_0: one routing flip at position 20; ≤ 6 elsewhere).
-fn activation_rounding_bound(name: &str) -> f32 {
+pub(crate) fn activation_rounding_bound(name: &str) -> f32 {
     if name.starts_with("qwen3moe") {
         15.0
     } else {
@@ -54,33 +62,46 @@ fn gguf_dir() -> PathBuf {
     fixtures().join("models/gguf")
 }
 
-fn gguf_path(name: &str) -> PathBuf {
+pub(crate) fn gguf_path(name: &str) -> PathBuf {
     gguf_dir().join(format!("{name}.gguf"))
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct GgufReference {
+pub(crate) struct GgufReference {
     prompt: String,
-    prompt_ids: Vec<u32>,
+    pub(crate) prompt_ids: Vec<u32>,
     greedy_ids: Vec<u32>,
     ggml_greedy_ids: Vec<u32>,
     ggml_greedy_margins: Vec<f32>,
     tensor_types: BTreeMap<String, usize>,
 }
 
-fn gguf_reference(name: &str) -> GgufReference {
+pub(crate) fn gguf_reference(name: &str) -> GgufReference {
     let path = gguf_dir().join(format!("{name}.reference.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn logits_file(file: &str, len: usize, vocab: usize) -> Tensor {
+pub(crate) fn logits_file(file: &str, len: usize, vocab: usize) -> Tensor {
     let w = SafetensorsWeights::open_files(&[gguf_dir().join(file)]).unwrap();
     w.load("logits", &[len, vocab], DType::F32, &Device::Cpu)
         .unwrap()
 }
 
+/// The best instruction set whose arithmetic is ggml's (8-bit activations): every level but AMX's tile path.
+pub(crate) fn best_int8_isa() -> Isa {
+    Isa::supported()
+        .into_iter()
+        .find(|&i| i != Isa::Avx512Amx)
+        .unwrap_or(Isa::Scalar)
+}
+
+/// Loads a fixture on the integer kernels of [`best_int8_isa`] (the arithmetic the ggml reference encodes).
 fn load(name: &str) -> LoadedModel {
-    LoadedModel::load(&gguf_path(name), &LoadOptions::default()).unwrap()
+    let options = LoadOptions {
+        isa: Some(best_int8_isa()),
+        ..LoadOptions::default()
+    };
+    LoadedModel::load(&gguf_path(name), &options).unwrap()
 }
 
 /// Greedy continuation by prefill + single-token decode steps (the generation path).
@@ -123,15 +144,16 @@ impl WeightSource for Dequantized<'_> {
         device: &Device,
     ) -> Result<MatrixWeight, WeightsError> {
         match self.0.matrix(name, out, inp, dtype, device)? {
-            MatrixWeight::Quantized(q) => q
-                .dequantize(device)
-                .and_then(|t| t.to_dtype(dtype))
-                .map(MatrixWeight::Dense)
-                .map_err(|source| WeightsError::Tensor {
-                    name: name.to_string(),
-                    file: self.0.path().to_path_buf(),
-                    source: Box::new(source),
-                }),
+            MatrixWeight::Quantized(q) => {
+                Tensor::from_vec(q.dequantize().unwrap(), (out, inp), device)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .map(MatrixWeight::Dense)
+                    .map_err(|source| WeightsError::Tensor {
+                        name: name.to_string(),
+                        file: self.0.path().to_path_buf(),
+                        source: Box::new(source),
+                    })
+            }
             dense => Ok(dense),
         }
     }
@@ -204,25 +226,9 @@ fn dequantized_gguf_weights_match_transformers_exactly() {
     }
 }
 
-/// Whether candle 0.11 picks the VNNI kernels whose activation quantization the ggml reference encodes (for
-/// Q8_0 weights with rows of 256: Q8_K activations; other CPUs use Q8_0 there).
-fn has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 #[test]
 fn quantized_path_matches_ggml_arithmetic() {
     for name in GGUF_MODELS {
-        if name.contains("q8_0") && !has_vnni() {
-            eprintln!("{name}: skipped: this CPU's Q8_0 kernels quantize activations differently");
-            continue;
-        }
         let m = load(name);
         let r = gguf_reference(name);
         let (len, vocab) = (r.prompt_ids.len(), m.model.config().vocab_size);
@@ -244,23 +250,34 @@ fn quantized_path_matches_ggml_arithmetic() {
             top1(&ggml),
             "{name}: top-1 at every prompt position"
         );
-        // Greedy: compared up to the first step whose reference top-2 margin is below the tolerance (there the
-        // reference itself cannot decide). Only the MoE fixture has one: step 14, margin 0.012 (< 0.25).
-        let decidable = r
-            .ggml_greedy_margins
+        // Most positions are float noise (flips are isolated; before the first flip everything is noise).
+        let noise = (0..len)
+            .filter(|&i| max_diff(&got.get(i).unwrap(), &ggml.get(i).unwrap()) < FLOAT_NOISE)
+            .count();
+        eprintln!("{name}: {noise}/{len} positions within {FLOAT_NOISE:e}");
+        assert!(
+            noise >= len / 2,
+            "{name}: only {noise}/{len} positions within float noise"
+        );
+        // Greedy: equal up to the first step whose reference top-2 margin is below the tolerance (there a
+        // rounding flip may decide differently); what follows such a step is not compared.
+        let out = greedy(&m.model, &r.prompt_ids, r.ggml_greedy_ids.len());
+        let same = out
             .iter()
-            .position(|&margin| margin < tol)
-            .unwrap_or(r.ggml_greedy_ids.len());
-        if decidable < r.ggml_greedy_ids.len() {
-            eprintln!(
-                "{name}: greedy compared for {decidable} tokens: reference margin {} at step {decidable} is \
-                 below the tolerance {tol}",
-                r.ggml_greedy_margins[decidable]
+            .zip(&r.ggml_greedy_ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "{name}: greedy equals the reference for {same}/{} tokens",
+            out.len()
+        );
+        if same < out.len() {
+            let margin = r.ggml_greedy_margins[same];
+            assert!(
+                margin < tol,
+                "{name}: greedy differs at step {same} where the reference margin {margin} exceeds {tol}"
             );
         }
-        assert!(decidable >= 14, "{name}: only {decidable} decidable steps");
-        let out = greedy(&m.model, &r.prompt_ids, decidable);
-        assert_eq!(out, r.ggml_greedy_ids[..decidable], "{name}");
     }
 }
 
@@ -546,7 +563,13 @@ fn missing_metadata_and_misshapen_tensors_are_named() {
         },
     );
     let e = load_err(&path);
-    assert!(e.contains("blk.0.ffn_up_exps.weight[expert 4]"), "{e}");
+    // The MoE block takes the stack whole: the error names it with both shapes.
+    assert!(
+        e.contains("blk.0.ffn_up_exps.weight")
+            && e.contains("[4, 64, 128]")
+            && e.contains("[8, 64, 128]"),
+        "{e}"
+    );
 }
 
 /// The real default model's vocabulary (151,936 GGUF tokens) gives the same ids as the full Qwen
@@ -612,6 +635,7 @@ fn default_model_embedding_lookup_cost() {
     let MatrixWeight::Quantized(q) = &table else {
         panic!("expected a quantized embedding")
     };
+    let q = q.clone();
     let ids: Vec<u32> = (0..512u32).map(|i| i * 293 % 151_936).collect();
     let ids = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap();
     let quantized = Embedding::new(table.clone(), DType::F32);
@@ -619,7 +643,8 @@ fn default_model_embedding_lookup_cost() {
     let a = quantized.forward(&ids).unwrap();
     let lookup_q = t.elapsed();
     let t = Instant::now();
-    let dense_table = q.dequantize(&Device::Cpu).unwrap();
+    let dense_table =
+        Tensor::from_vec(q.dequantize().unwrap(), (151_936, 1536), &Device::Cpu).unwrap();
     let expand = t.elapsed();
     let dense = Embedding::new(MatrixWeight::Dense(dense_table), DType::F32);
     let t = Instant::now();
@@ -627,10 +652,10 @@ fn default_model_embedding_lookup_cost() {
     let lookup_d = t.elapsed();
     assert_eq!(max_diff(&a, &b), 0.0);
     eprintln!(
-        "token_embd {:?}: {:.0} MB quantized, {:.0} MB as f32 (expanding it took {expand:.2?}); 512-row lookup: \
+        "token_embd {}: {:.0} MB quantized, {:.0} MB as f32 (expanding it took {expand:.2?}); 512-row lookup: \
          {lookup_q:.2?} quantized, {lookup_d:.2?} dense",
-        q.dtype(),
-        q.storage_size_in_bytes() as f64 / 1e6,
+        q.quant_type(),
+        q.bytes().len() as f64 / 1e6,
         151_936.0 * 1536.0 * 4.0 / 1e6
     );
 }

@@ -7,6 +7,7 @@ mod generation;
 mod gguf;
 mod kernels_ggml_vectors;
 mod kernels_matmul;
+mod kernels_model;
 mod parity;
 mod quantized;
 mod tokenizer;

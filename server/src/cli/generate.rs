@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use qwen_engine::{
     CancelToken, GenerateParams, LoadOptions, LoadReport, LoadedModel, Prompt, QuantizeTo,
-    SamplingParams, StopReason, WeightDType,
+    SamplingParams, StopReason, Threads, WeightDType,
 };
 
 /// Arguments of `qwen-ls generate`.
@@ -58,6 +58,12 @@ pub struct GenerateArgs {
     /// Stop when this string appears (repeatable); it is not printed.
     #[arg(long)]
     stop: Vec<String>,
+    /// Threads of the quantized kernels for prompt processing (0: automatic, every core).
+    #[arg(long, default_value_t = 0)]
+    threads_prefill: usize,
+    /// Threads of the quantized kernels for decoding (0: automatic, every core).
+    #[arg(long, default_value_t = 0)]
+    threads_decode: usize,
     /// Prefill chunk size in tokens.
     #[arg(long, default_value_t = qwen_engine::DEFAULT_PREFILL_CHUNK)]
     prefill_chunk: usize,
@@ -69,12 +75,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions {
         dtype: args.dtype,
         quantize: args.quantize,
+        threads: Threads {
+            prefill: args.threads_prefill,
+            decode: args.threads_decode,
+        },
         ..LoadOptions::default()
     };
     let loaded = LoadedModel::load(&args.model, &options)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let load_secs = started.elapsed().as_secs_f64();
     eprintln!("{}", describe_load(&loaded.report));
+    let (prefill, decode) = loaded.model.kernel_info();
+    eprintln!("[kernels] prefill: {prefill}; decode: {decode}");
     let prompt = match (&args.prompt, &args.fim_prefix) {
         (Some(text), _) => Prompt::text(text.as_str()),
         (None, Some(prefix)) => Prompt::fim(prefix, args.fim_suffix.as_deref().unwrap_or("")),

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use qwen_engine::{LoadError, LoadOptions, LoadedModel, WeightDType};
+use qwen_engine::{LoadError, LoadOptions, LoadedModel, Threads, WeightDType};
 
 use super::{GenError, Generator, LocalGenerator, LocalOptions, OpenAiConfig, OpenAiGenerator};
 use crate::store::{ModelSpec, Progress, PullSource, Store, StoreError};
@@ -76,13 +76,12 @@ pub fn load_generator(
     let path = pulled.model.path.clone();
     let options = LoadOptions {
         dtype: weight_dtype(settings.dtype),
+        threads: Threads {
+            prefill: settings.threads.prefill,
+            decode: settings.threads.decode,
+        },
         ..LoadOptions::default()
     };
-    if settings.threads.prefill != 0 || settings.threads.decode != 0 {
-        // The engine runs on candle's/rayon's global pool today; per-phase thread counts come with the
-        // quantized kernels.
-        tracing::info!("threads.prefill / threads.decode are not applied by this engine yet");
-    }
     let model = {
         let _span = tracing::info_span!("model_load", path = %path.display()).entered();
         LoadedModel::load(&path, &options).map_err(|source| LoaderError::Load {
@@ -90,6 +89,8 @@ pub fn load_generator(
             source: Box::new(source),
         })?
     };
+    let (prefill, decode) = model.model.kernel_info();
+    tracing::info!(%prefill, %decode, "quantized kernels");
     Ok(LoadedGenerator {
         generator: Arc::new(LocalGenerator::new(model, LocalOptions::default())),
         spec: Some(spec),
