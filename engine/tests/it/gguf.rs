@@ -40,6 +40,43 @@ fn ggml_tolerance(name: &str) -> f32 {
     }
 }
 
+/// Prompt positions allowed above [`ggml_tolerance`], and the bound there: the same kind of 8-bit rounding flip
+/// as qwen3moe's, confined to one position. qwen2-q4km with the tiled attention kernel (its f32 sums run in
+/// another order than PyTorch's and candle's): 0.082 at prompt position 23 of a full forward, ≤ 2e-5 at every
+/// other position; token-by-token decode does not flip there.
+fn ggml_flips(name: &str) -> (usize, f32) {
+    if name.starts_with("qwen2-q4km") {
+        (1, 0.1)
+    } else {
+        (0, 0.0)
+    }
+}
+
+/// Asserts `got` `[len, vocab]` is within [`ggml_tolerance`] of `want` at every position but the allowed flips.
+fn assert_close_but_flips(name: &str, what: &str, got: &Tensor, want: &Tensor) {
+    let tol = ggml_tolerance(name);
+    let (flips, flip_bound) = ggml_flips(name);
+    let rows: Vec<f32> = (0..got.dim(0).unwrap())
+        .map(|i| max_diff(&got.get(i).unwrap(), &want.get(i).unwrap()))
+        .collect();
+    let over: Vec<(usize, f32)> = rows
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, d)| d >= tol)
+        .collect();
+    eprintln!("{name}: {what}: positions above {tol}: {over:?}");
+    assert!(over.len() <= flips, "{name}: {what}: {over:?}");
+    assert!(
+        over.iter().all(|&(_, d)| d < flip_bound),
+        "{name}: {what}: {over:?}"
+    );
+}
+
+/// Dequantized weights vs transformers: f32 noise on this fixture reaches ~1e-4 whichever attention runs
+/// (candle path 8.0e-5, tiled kernel 1.02e-4; per-position distributions alike, 1e-5 to 1e-4).
+const DEQUANTIZED_TOLERANCE: f32 = 1.5e-4;
+
 /// Real quantized path vs the float reference: what 8-bit activations cost on these fixtures. Measured:
 /// 1.60 (qwen2-q4km), 1.86 (qwen3-q8_0), 11.9 (qwen3moe-q8_0: one routing flip at position 20; ≤ 6 elsewhere).
 fn activation_rounding_bound(name: &str) -> f32 {
@@ -199,7 +236,7 @@ fn dequantized_gguf_weights_match_transformers_exactly() {
             .unwrap();
         let d = max_diff(&got, &expected);
         eprintln!("{name}: dequantized weights vs transformers: max abs logit difference {d:e}");
-        assert!(d < LOGIT_TOLERANCE, "{name}: {d}");
+        assert!(d < DEQUANTIZED_TOLERANCE, "{name}: {d}");
         assert_eq!(greedy(&model, &r.prompt_ids, 16), r.greedy_ids, "{name}");
     }
 }
@@ -238,7 +275,7 @@ fn quantized_path_matches_ggml_arithmetic() {
         let d = max_diff(&got, &ggml);
         let tol = ggml_tolerance(name);
         eprintln!("{name}: quantized path vs ggml arithmetic: max abs logit difference {d:e} (bound {tol})");
-        assert!(d < tol, "{name}: {d}");
+        assert_close_but_flips(name, "vs ggml arithmetic", &got, &ggml);
         assert_eq!(
             top1(&got),
             top1(&ggml),
@@ -308,9 +345,12 @@ fn quantized_incremental_decode_and_prefix_reuse_equal_a_full_run() {
             .iter()
             .map(|&t| m.model.forward(&[t], &mut cache).unwrap())
             .collect();
-        let d = max_diff(&Tensor::stack(&steps, 0).unwrap(), &full);
-        eprintln!("{name}: token-by-token vs one forward: {d:e}");
-        assert!(d < ggml_tolerance(name), "{name}: {d}");
+        let steps = Tensor::stack(&steps, 0).unwrap();
+        eprintln!(
+            "{name}: token-by-token vs one forward: {:e}",
+            max_diff(&steps, &full)
+        );
+        assert_close_but_flips(name, "token-by-token vs one forward", &steps, &full);
 
         let never = CancelToken::new();
         let cold = m
