@@ -81,8 +81,8 @@ impl AttnIsa {
                 && s.len() >= rows * KEY_TILE
                 && (n == 0 || hd == 0 || k.len() >= (hd - 1) * ks + n);
             if fits {
-                // SAFETY: `best()` saw AVX-512F (an `Avx512` value exists only then, or a test built one after
-                // checking `available()`); the slice bounds were checked just above.
+                // SAFETY: `attend_with` turns `Avx512` into `Portable` unless `best()` saw AVX-512F, and it is
+                // the only caller; the slice bounds were checked just above.
                 unsafe {
                     match rows {
                         1 => avx512::scores::<1>(q, hd, k, ks, n, s),
