@@ -2,11 +2,12 @@
 //!
 //! Three storage kinds ([`KvCacheKind`]):
 //! - `F32` (CPU default): host blocks of `block` positions in f32, read in place by the tiled attention kernel
-//!   ([`crate::attn`]). Keys are stored dimension-major inside a block (`[kv_heads][head_dim][block]`) so the
-//!   kernel's score loop broadcasts one query value against 16 consecutive keys; values position-major
-//!   (`[kv_heads][block][head_dim]`) for the `P·V` loop. f32 whatever the model dtype: f16/bf16 models round
-//!   K/V to their dtype before they are stored, so the values are the model's, and the kernel needs no
-//!   conversion in its inner loop.
+//!   ([`crate::attn`]), in panels of [`PANEL`] lanes so that every micro-kernel pass reads memory sequentially:
+//!   keys as `[kv_heads][block/32][head_dim][32]` (32 consecutive keys of one dimension are contiguous: the
+//!   score loop broadcasts one query value against them), values as `[kv_heads][head_dim/32][block][32]` (32
+//!   dimensions of one position are contiguous, consecutive positions follow: the `P·V` loop). Partial panels
+//!   are padded. f32 whatever the model dtype: f16/bf16 models round K/V to their dtype before they are stored,
+//!   so the values are the model's, and the kernel needs no conversion in its inner loop.
 //! - `Q8`: the same blocks with K/V as symmetric int8 in groups of 32 along `head_dim` (one f32 scale per
 //!   group, position and head: 1.125 bytes per value, 3.6× smaller than f32). The kernel dequantizes each key
 //!   tile once per KV head and query tile, inside its tile loop.
@@ -54,13 +55,17 @@ impl FromStr for KvCacheKind {
     }
 }
 
-/// One block of `block` positions of one layer, all KV heads (layouts in the module documentation).
+/// Lanes per panel of the host layouts (two AVX-512 registers of f32).
+pub const PANEL: usize = 32;
+
+/// One block of `block` positions of one layer, all KV heads (layouts in the module documentation; offsets in
+/// [`Layout`]).
 #[derive(Debug)]
 pub(crate) enum HostBlock {
-    /// `k`: `[kv_heads][head_dim][block]`, `v`: `[kv_heads][block][head_dim]`.
+    /// Keys and values in their panel layouts.
     F32 { k: Vec<f32>, v: Vec<f32> },
-    /// `k`: `[kv_heads][head_dim][block]` with scales `[kv_heads][groups][block]`; `v`: `[kv_heads][block]
-    /// [head_dim]` with scales `[kv_heads][block][groups]`; `groups = head_dim / q8::group(head_dim)`.
+    /// The same layouts in int8, with scales `[kv_heads][groups][block]` (keys) and `[kv_heads][block][groups]`
+    /// (values); `groups = head_dim / q8::group(head_dim)`.
     Q8 {
         k: Vec<i8>,
         k_scale: Vec<f32>,
@@ -98,9 +103,37 @@ pub struct KvCache {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HostLayer<'a> {
     pub blocks: &'a [HostBlock],
-    pub block: usize,
+    pub layout: Layout,
     pub kv_heads: usize,
+}
+
+/// Offsets into a host block's panel layouts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub block: usize,
     pub head_dim: usize,
+}
+
+impl Layout {
+    /// Values per KV head of the key array (positions padded to whole panels).
+    pub fn k_head(&self) -> usize {
+        self.block.div_ceil(PANEL) * PANEL * self.head_dim
+    }
+
+    /// Values per KV head of the value array (dimensions padded to whole panels).
+    pub fn v_head(&self) -> usize {
+        self.head_dim.div_ceil(PANEL) * PANEL * self.block
+    }
+
+    /// Key `(d, j)` of head `h` (`j` the position inside the block).
+    pub fn k_at(&self, h: usize, d: usize, j: usize) -> usize {
+        h * self.k_head() + (j / PANEL) * self.head_dim * PANEL + d * PANEL + j % PANEL
+    }
+
+    /// Value `(j, d)` of head `h`.
+    pub fn v_at(&self, h: usize, j: usize, d: usize) -> usize {
+        h * self.v_head() + (d / PANEL) * self.block * PANEL + j * PANEL + d % PANEL
+    }
 }
 
 impl KvCache {
@@ -193,15 +226,19 @@ impl KvCache {
 
     /// Bytes allocated for keys and values (all layers, including unused capacity).
     pub fn bytes(&self) -> usize {
-        let per_value_block = self.kv_heads * self.head_dim * self.block;
         self.layers
             .iter()
             .map(|l| match l {
                 LayerKv::Host(blocks) => blocks
                     .iter()
                     .map(|b| match b {
-                        HostBlock::F32 { .. } => 2 * 4 * per_value_block,
-                        HostBlock::Q8 { k, k_scale, .. } => 2 * (k.len() + 4 * k_scale.len()),
+                        HostBlock::F32 { k, v } => 4 * (k.len() + v.len()),
+                        HostBlock::Q8 {
+                            k,
+                            k_scale,
+                            v,
+                            v_scale,
+                        } => k.len() + v.len() + 4 * (k_scale.len() + v_scale.len()),
                     })
                     .sum(),
                 LayerKv::Tensors { capacity, .. } => {
@@ -253,9 +290,14 @@ impl KvCache {
         while blocks.len() < needed {
             blocks.push(new_block(kind, kvh, hd, block));
         }
+        let layout = Layout {
+            block,
+            head_dim: hd,
+        };
         let group = q8::group(hd);
         let groups = hd / group;
-        let mut quantized = vec![0i8; hd];
+        let mut kq = vec![0i8; hd];
+        let mut vq = vec![0i8; hd];
         let mut scales = vec![0f32; groups];
         for h in 0..kvh {
             for i in 0..n {
@@ -268,11 +310,10 @@ impl KvCache {
                 let (kr, vr) = (&k[src..src + hd], &v[src..src + hd]);
                 match b {
                     HostBlock::F32 { k: kb, v: vb } => {
-                        for (d, &x) in kr.iter().enumerate() {
-                            kb[(h * hd + d) * block + j] = x;
+                        for d in 0..hd {
+                            kb[layout.k_at(h, d, j)] = kr[d];
+                            vb[layout.v_at(h, j, d)] = vr[d];
                         }
-                        let dst = (h * block + j) * hd;
-                        vb[dst..dst + hd].copy_from_slice(vr);
                     }
                     HostBlock::Q8 {
                         k: kb,
@@ -280,20 +321,20 @@ impl KvCache {
                         v: vb,
                         v_scale,
                     } => {
-                        q8::quantize(kr, group, &mut quantized, &mut scales);
-                        for (d, &x) in quantized.iter().enumerate() {
-                            kb[(h * hd + d) * block + j] = x;
-                        }
+                        q8::quantize(kr, group, &mut kq, &mut scales);
                         for (g, &s) in scales.iter().enumerate() {
                             k_scale[(h * groups + g) * block + j] = s;
                         }
-                        let dst = (h * block + j) * hd;
                         q8::quantize(
                             vr,
                             group,
-                            &mut vb[dst..dst + hd],
+                            &mut vq,
                             &mut v_scale[(h * block + j) * groups..][..groups],
                         );
+                        for d in 0..hd {
+                            kb[layout.k_at(h, d, j)] = kq[d];
+                            vb[layout.v_at(h, j, d)] = vq[d];
+                        }
                     }
                 }
             }
@@ -306,9 +347,11 @@ impl KvCache {
         match self.layers.get(layer)? {
             LayerKv::Host(blocks) => Some(HostLayer {
                 blocks,
-                block: self.block,
+                layout: Layout {
+                    block: self.block,
+                    head_dim: self.head_dim,
+                },
                 kv_heads: self.kv_heads,
-                head_dim: self.head_dim,
             }),
             LayerKv::Tensors { .. } => None,
         }
@@ -366,21 +409,25 @@ impl KvCache {
 }
 
 fn new_block(kind: KvCacheKind, kvh: usize, hd: usize, block: usize) -> HostBlock {
-    let values = kvh * hd * block;
+    let layout = Layout {
+        block,
+        head_dim: hd,
+    };
+    let (k_len, v_len) = (kvh * layout.k_head(), kvh * layout.v_head());
     match kind {
         KvCacheKind::Q8 => {
             let scales = kvh * (hd / q8::group(hd)) * block;
             HostBlock::Q8 {
-                k: vec![0; values],
+                k: vec![0; k_len],
                 k_scale: vec![0.0; scales],
-                v: vec![0; values],
+                v: vec![0; v_len],
                 v_scale: vec![0.0; scales],
             }
         }
         // Candle caches never hold host blocks; f32 is the host default.
         KvCacheKind::F32 | KvCacheKind::Candle => HostBlock::F32 {
-            k: vec![0.0; values],
-            v: vec![0.0; values],
+            k: vec![0.0; k_len],
+            v: vec![0.0; v_len],
         },
     }
 }
@@ -424,22 +471,22 @@ mod tests {
         for kind in [KvCacheKind::F32, KvCacheKind::Q8] {
             let mut cache = KvCache::new(2, 2, 32, DType::F32, &Device::Cpu)
                 .with_kind(kind)
-                .with_block(4);
+                .with_block(32);
             assert_eq!((cache.capacity(), cache.bytes()), (0, 0));
             let k = vec![0.5f32; 2 * 5 * 32];
             for layer in 0..2 {
                 cache.append_host(layer, &k, &k, 5)?;
             }
             cache.commit(5);
-            assert_eq!((cache.len(), cache.capacity()), (5, 8));
+            assert_eq!((cache.len(), cache.capacity()), (5, 32));
             let bytes = cache.bytes();
-            let f32_bytes = 2 * 2 * 2 * 32 * 8 * 4;
+            let f32_bytes = 2 * 2 * 2 * 32 * 32 * 4;
             match kind {
                 KvCacheKind::F32 => assert_eq!(bytes, f32_bytes),
                 _ => assert_eq!(bytes, f32_bytes * 9 / 32),
             }
             cache.truncate(2);
-            assert_eq!((cache.len(), cache.capacity()), (2, 8));
+            assert_eq!((cache.len(), cache.capacity()), (2, 32));
             assert!(cache.append_host(0, &k[..10], &k[..10], 5).is_err());
             assert!(cache.append_host(2, &k, &k, 5).is_err());
         }

@@ -1,11 +1,13 @@
 //! AVX-512 micro-kernels with the contracts of [`super::portable`]. Score and `P·V` tiles keep `R` query rows
-//! × 32 lanes in 2·R zmm accumulators (≤ 16 of 32 registers), so each key or value row loaded from the tile is
-//! used by every row of the group; tails are handled with lane masks (masked lanes never touch memory).
+//! × one 32-lane panel in 2·R zmm accumulators (≤ 16 of 32 registers), so each key or value panel row loaded
+//! is used by every row of the group, and panels are read front to back (the hardware prefetchers follow);
+//! tails are handled with lane masks (masked lanes never touch memory).
 //! `exp2` is a degree-7 polynomial on the fraction plus `vscalefps` (≤ 2 ulp on the range softmax uses).
 
 use std::arch::x86_64::*;
 
 use super::KEY_TILE;
+use crate::cache::PANEL;
 
 /// Taylor coefficients of 2^f = e^(f·ln 2) for |f| ≤ 0.5 (truncation error < 5e-9 relative).
 const C: [f32; 8] = [
@@ -46,31 +48,24 @@ unsafe fn exp2(x: __m512) -> __m512 {
     _mm512_scalef_ps(p, n)
 }
 
-/// See [`super::portable::scores`].
+/// See [`super::portable::scores`]: one 32-key panel (2 registers per row) at a time, reading it sequentially.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `q.len() ≥ R·hd`, `n ≤ KEY_TILE`, `s.len() ≥ R·KEY_TILE`, and when `n > 0`
-/// `k.len() ≥ (hd − 1)·ks + n`.
+/// The CPU must support AVX-512F; `q.len() ≥ R·hd`, `n ≤ KEY_TILE`, `s.len() ≥ R·KEY_TILE`, and
+/// `k.len() ≥ ⌈n/32⌉·32·hd`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn scores<const R: usize>(
-    q: &[f32],
-    hd: usize,
-    k: &[f32],
-    ks: usize,
-    n: usize,
-    s: &mut [f32],
-) {
+pub unsafe fn scores<const R: usize>(q: &[f32], hd: usize, k: &[f32], n: usize, s: &mut [f32]) {
     let (qp, kp, sp) = (q.as_ptr(), k.as_ptr(), s.as_mut_ptr());
     let mut j = 0;
     while j < n {
         let (m0, m1) = (lanes(n - j), lanes((n - j).saturating_sub(16)));
         let mut a0 = [_mm512_setzero_ps(); R];
         let mut a1 = [_mm512_setzero_ps(); R];
+        let panel = kp.add(j * hd);
         for d in 0..hd {
-            let kd = kp.add(d * ks + j);
+            let kd = panel.add(d * PANEL);
             let k0 = _mm512_maskz_loadu_ps(m0, kd);
-            // Past the slice only when m1 is empty, and then nothing is read.
-            let k1 = _mm512_maskz_loadu_ps(m1, kd.wrapping_add(16));
+            let k1 = _mm512_maskz_loadu_ps(m1, kd.add(16));
             for r in 0..R {
                 let qv = _mm512_set1_ps(*qp.add(r * hd + d));
                 a0[r] = _mm512_fmadd_ps(qv, k0, a0[r]);
@@ -80,18 +75,27 @@ pub unsafe fn scores<const R: usize>(
         for r in 0..R {
             let out = sp.add(r * KEY_TILE + j);
             _mm512_mask_storeu_ps(out, m0, a0[r]);
+            // Past the row only when m1 is empty, and then nothing is written.
             _mm512_mask_storeu_ps(out.wrapping_add(16), m1, a1[r]);
         }
-        j += 32;
+        j += PANEL;
     }
 }
 
-/// See [`super::portable::pv`].
+/// See [`super::portable::pv`]: one 32-dimension panel at a time, reading its positions sequentially.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `p.len() ≥ (R − 1)·KEY_TILE + n`, `v.len() ≥ n·hd`, `o.len() ≥ R·hd`.
+/// The CPU must support AVX-512F; `p.len() ≥ (R − 1)·KEY_TILE + n`, `o.len() ≥ R·hd`, and
+/// `v.len() ≥ (⌈hd/32⌉ − 1)·vps + n·32`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn pv<const R: usize>(p: &[f32], n: usize, v: &[f32], hd: usize, o: &mut [f32]) {
+pub unsafe fn pv<const R: usize>(
+    p: &[f32],
+    n: usize,
+    v: &[f32],
+    vps: usize,
+    hd: usize,
+    o: &mut [f32],
+) {
     let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr());
     let mut d = 0;
     while d < hd {
@@ -103,10 +107,11 @@ pub unsafe fn pv<const R: usize>(p: &[f32], n: usize, v: &[f32], hd: usize, o: &
             a0[r] = _mm512_maskz_loadu_ps(m0, at);
             a1[r] = _mm512_maskz_loadu_ps(m1, at.wrapping_add(16));
         }
+        let panel = vp.add((d / PANEL) * vps);
         for j in 0..n {
-            let vj = vp.add(j * hd + d);
+            let vj = panel.add(j * PANEL);
             let v0 = _mm512_maskz_loadu_ps(m0, vj);
-            let v1 = _mm512_maskz_loadu_ps(m1, vj.wrapping_add(16));
+            let v1 = _mm512_maskz_loadu_ps(m1, vj.add(16));
             for r in 0..R {
                 let pb = _mm512_set1_ps(*pp.add(r * KEY_TILE + j));
                 a0[r] = _mm512_fmadd_ps(pb, v0, a0[r]);
@@ -118,7 +123,7 @@ pub unsafe fn pv<const R: usize>(p: &[f32], n: usize, v: &[f32], hd: usize, o: &
             _mm512_mask_storeu_ps(at, m0, a0[r]);
             _mm512_mask_storeu_ps(at.wrapping_add(16), m1, a1[r]);
         }
-        d += 32;
+        d += PANEL;
     }
 }
 

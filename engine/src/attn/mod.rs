@@ -23,7 +23,7 @@ pub mod q8;
 use candle_core::Result;
 use rayon::prelude::*;
 
-use crate::cache::{HostBlock, HostLayer, KvCache};
+use crate::cache::{HostBlock, HostLayer, KvCache, PANEL};
 
 /// Keys per tile (at most; a tile also ends at a cache block boundary).
 pub const KEY_TILE: usize = 128;
@@ -62,16 +62,7 @@ impl AttnIsa {
         all
     }
 
-    fn scores(
-        self,
-        q: &[f32],
-        rows: usize,
-        hd: usize,
-        k: &[f32],
-        ks: usize,
-        n: usize,
-        s: &mut [f32],
-    ) {
+    fn scores(self, q: &[f32], rows: usize, hd: usize, k: &[f32], n: usize, s: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if self == AttnIsa::Avx512 {
             // Checked here so the unsafe kernels' contracts hold whatever the caller passed.
@@ -79,53 +70,54 @@ impl AttnIsa {
                 && n <= KEY_TILE
                 && q.len() >= rows * hd
                 && s.len() >= rows * KEY_TILE
-                && (n == 0 || hd == 0 || k.len() >= (hd - 1) * ks + n);
+                && k.len() >= n.div_ceil(PANEL) * PANEL * hd;
             if fits {
                 // SAFETY: `attend_with` turns `Avx512` into `Portable` unless `best()` saw AVX-512F, and it is
                 // the only caller; the slice bounds were checked just above.
                 unsafe {
                     match rows {
-                        1 => avx512::scores::<1>(q, hd, k, ks, n, s),
-                        2 => avx512::scores::<2>(q, hd, k, ks, n, s),
-                        3 => avx512::scores::<3>(q, hd, k, ks, n, s),
-                        4 => avx512::scores::<4>(q, hd, k, ks, n, s),
-                        5 => avx512::scores::<5>(q, hd, k, ks, n, s),
-                        6 => avx512::scores::<6>(q, hd, k, ks, n, s),
-                        7 => avx512::scores::<7>(q, hd, k, ks, n, s),
-                        _ => avx512::scores::<8>(q, hd, k, ks, n, s),
+                        1 => avx512::scores::<1>(q, hd, k, n, s),
+                        2 => avx512::scores::<2>(q, hd, k, n, s),
+                        3 => avx512::scores::<3>(q, hd, k, n, s),
+                        4 => avx512::scores::<4>(q, hd, k, n, s),
+                        5 => avx512::scores::<5>(q, hd, k, n, s),
+                        6 => avx512::scores::<6>(q, hd, k, n, s),
+                        7 => avx512::scores::<7>(q, hd, k, n, s),
+                        _ => avx512::scores::<8>(q, hd, k, n, s),
                     }
                 }
                 return;
             }
         }
-        portable::scores(q, rows, hd, k, ks, n, s)
+        portable::scores(q, rows, hd, k, n, s)
     }
 
-    fn pv(self, p: &[f32], rows: usize, n: usize, v: &[f32], hd: usize, o: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)] // the micro-kernel's operands; a struct would only rename them
+    fn pv(self, p: &[f32], rows: usize, n: usize, v: &[f32], vps: usize, hd: usize, o: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if self == AttnIsa::Avx512 {
             let fits = rows <= ROW_BLOCK
                 && (rows == 0 || p.len() >= (rows - 1) * KEY_TILE + n)
-                && v.len() >= n * hd
+                && (hd == 0 || v.len() >= (hd.div_ceil(PANEL) - 1) * vps + n * PANEL)
                 && o.len() >= rows * hd;
             if fits {
                 // SAFETY: as in `scores`; bounds checked above.
                 unsafe {
                     match rows {
-                        1 => avx512::pv::<1>(p, n, v, hd, o),
-                        2 => avx512::pv::<2>(p, n, v, hd, o),
-                        3 => avx512::pv::<3>(p, n, v, hd, o),
-                        4 => avx512::pv::<4>(p, n, v, hd, o),
-                        5 => avx512::pv::<5>(p, n, v, hd, o),
-                        6 => avx512::pv::<6>(p, n, v, hd, o),
-                        7 => avx512::pv::<7>(p, n, v, hd, o),
-                        _ => avx512::pv::<8>(p, n, v, hd, o),
+                        1 => avx512::pv::<1>(p, n, v, vps, hd, o),
+                        2 => avx512::pv::<2>(p, n, v, vps, hd, o),
+                        3 => avx512::pv::<3>(p, n, v, vps, hd, o),
+                        4 => avx512::pv::<4>(p, n, v, vps, hd, o),
+                        5 => avx512::pv::<5>(p, n, v, vps, hd, o),
+                        6 => avx512::pv::<6>(p, n, v, vps, hd, o),
+                        7 => avx512::pv::<7>(p, n, v, vps, hd, o),
+                        _ => avx512::pv::<8>(p, n, v, vps, hd, o),
                     }
                 }
                 return;
             }
         }
-        portable::pv(p, rows, n, v, hd, o)
+        portable::pv(p, rows, n, v, vps, hd, o)
     }
 
     fn softmax_row(self, s: &mut [f32], valid: usize, m_old: f32) -> (f32, f32) {
@@ -174,7 +166,7 @@ pub fn attend_with(
     let Some(kv) = cache.host_layer(layer) else {
         candle_core::bail!("attention: layer {layer} is not a host KV cache")
     };
-    let (kvh, hd) = (kv.kv_heads, kv.head_dim);
+    let (kvh, hd) = (kv.kv_heads, kv.layout.head_dim);
     if kvh == 0 || q.heads % kvh != 0 || q.data.len() != q.heads * q.len * hd {
         candle_core::bail!(
             "attention: {} query values for {} heads x {} positions x {hd} (kv heads {kvh})",
@@ -184,7 +176,7 @@ pub fn attend_with(
         )
     }
     let kv_len = q.past + q.len;
-    if kv.blocks.len() * kv.block < kv_len {
+    if kv.blocks.len() * kv.layout.block < kv_len {
         candle_core::bail!("attention: the cache holds fewer than {kv_len} positions")
     }
     let group = q.heads / kvh;
@@ -213,7 +205,7 @@ pub fn attend_with(
 
 /// One work item: rows `tile·QUERY_TILE ..` of KV head `kh`; returns their outputs `[rows, hd]`.
 fn run_item(isa: AttnIsa, kv: &HostLayer<'_>, q: &Queries<'_>, kh: usize, tile: usize) -> Vec<f32> {
-    let (hd, block) = (kv.head_dim, kv.block);
+    let (hd, block) = (kv.layout.head_dim, kv.layout.block);
     let group = q.heads / kv.kv_heads;
     let r0 = tile * QUERY_TILE;
     let n = QUERY_TILE.min(q.len * group - r0);
@@ -241,7 +233,7 @@ fn run_item(isa: AttnIsa, kv: &HostLayer<'_>, q: &Queries<'_>, kh: usize, tile: 
         let (b, jb) = (j0 / block, j0 % block);
         let kt = KEY_TILE.min(block - jb).min(kv_end - j0);
         let Some(blk) = kv.blocks.get(b) else { break };
-        let (k, ks, v) = scratch.tile(blk, kh, jb, kt, kv);
+        let (k, v, vps) = scratch.tile(blk, kh, jb, kt, kv);
         for rb in (0..n).step_by(ROW_BLOCK) {
             let rows = ROW_BLOCK.min(n - rb);
             let last = pos[rb + rows - 1];
@@ -249,7 +241,7 @@ fn run_item(isa: AttnIsa, kv: &HostLayer<'_>, q: &Queries<'_>, kh: usize, tile: 
                 continue;
             }
             let ktr = kt.min(last + 1 - j0);
-            isa.scores(&qbuf[rb * hd..], rows, hd, k, ks, ktr, &mut s);
+            isa.scores(&qbuf[rb * hd..], rows, hd, k, ktr, &mut s);
             for r in 0..rows {
                 let srow = &mut s[r * KEY_TILE..][..ktr];
                 let p = pos[rb + r];
@@ -268,7 +260,7 @@ fn run_item(isa: AttnIsa, kv: &HostLayer<'_>, q: &Queries<'_>, kh: usize, tile: 
                     }
                 }
             }
-            isa.pv(&s, rows, ktr, v, hd, &mut o[rb * hd..][..rows * hd]);
+            isa.pv(&s, rows, ktr, v, vps, hd, &mut o[rb * hd..][..rows * hd]);
         }
         j0 += kt;
     }
@@ -290,8 +282,9 @@ struct TileScratch {
 }
 
 impl TileScratch {
-    /// The key tile (dimension-major, rows `ks` apart) and value tile (`[kt][hd]`) of positions `jb .. jb + kt`
-    /// of `blk` for KV head `kh`.
+    /// The key tile, the value tile and the value tile's panel stride, for positions `jb .. jb + kt` of `blk`
+    /// and KV head `kh`, in the panel layouts of [`crate::cache`] (`jb` is a multiple of the panel width: tiles
+    /// start at block starts or `KEY_TILE` steps after them).
     fn tile<'a>(
         &'a mut self,
         blk: &'a HostBlock,
@@ -299,14 +292,12 @@ impl TileScratch {
         jb: usize,
         kt: usize,
         kv: &HostLayer<'_>,
-    ) -> (&'a [f32], usize, &'a [f32]) {
-        let (hd, block) = (kv.head_dim, kv.block);
+    ) -> (&'a [f32], &'a [f32], usize) {
+        let layout = kv.layout;
+        let (hd, block) = (layout.head_dim, layout.block);
+        let (k_at, v_at) = (layout.k_at(kh, 0, jb), layout.v_at(kh, jb, 0));
         match blk {
-            HostBlock::F32 { k, v } => (
-                &k[kh * hd * block + jb..],
-                block,
-                &v[(kh * block + jb) * hd..][..kt * hd],
-            ),
+            HostBlock::F32 { k, v } => (&k[k_at..], &v[v_at..], block * PANEL),
             HostBlock::Q8 {
                 k,
                 k_scale,
@@ -315,27 +306,29 @@ impl TileScratch {
             } => {
                 let group = q8::group(hd);
                 let groups = hd / group;
-                self.k.resize(hd * KEY_TILE, 0.0);
-                self.v.resize(KEY_TILE * hd, 0.0);
+                let out_panel = KEY_TILE * PANEL;
+                self.k.resize(KEY_TILE * hd, 0.0);
+                self.v.resize(hd.div_ceil(PANEL) * out_panel, 0.0);
                 q8::dequantize_keys(
-                    &k[kh * hd * block + jb..],
+                    &k[k_at..],
                     &k_scale[kh * groups * block + jb..],
                     block,
                     hd,
                     group,
                     kt,
                     &mut self.k,
-                    KEY_TILE,
                 );
                 q8::dequantize_values(
-                    &v[(kh * block + jb) * hd..],
+                    &v[v_at..],
+                    block * PANEL,
                     &v_scale[(kh * block + jb) * groups..],
                     hd,
                     group,
                     kt,
                     &mut self.v,
+                    out_panel,
                 );
-                (&self.k, KEY_TILE, &self.v[..kt * hd])
+                (&self.k, &self.v, out_panel)
             }
         }
     }

@@ -2,29 +2,37 @@
 //! the reference the AVX-512 versions are tested against, and what runs on CPUs without AVX-512.
 
 use super::KEY_TILE;
+use crate::cache::PANEL;
 
-/// `s[r·KEY_TILE + j] = Σ_d q[r·hd + d] · k[d·ks + j]` for `r < rows`, `j < n` (keys dimension-major).
-pub fn scores(q: &[f32], rows: usize, hd: usize, k: &[f32], ks: usize, n: usize, s: &mut [f32]) {
+/// `s[r·KEY_TILE + j] = Σ_d q[r·hd + d] · K[d, j]` for `r < rows`, `j < n`; `k` holds the keys in panels
+/// (`K[d, j] = k[(j / PANEL)·hd·PANEL + d·PANEL + j % PANEL]`, see [`crate::cache`]).
+pub fn scores(q: &[f32], rows: usize, hd: usize, k: &[f32], n: usize, s: &mut [f32]) {
     for r in 0..rows {
         let out = &mut s[r * KEY_TILE..][..n];
         out.fill(0.0);
         let qr = &q[r * hd..][..hd];
-        for (d, &qd) in qr.iter().enumerate() {
-            // Rows of `k` are `ks` apart: stream one row of 16+ keys per query value (vectorizes over j).
-            for (o, &kv) in out.iter_mut().zip(&k[d * ks..][..n]) {
-                *o += qd * kv;
+        for (c, out) in out.chunks_mut(PANEL).enumerate() {
+            let panel = &k[c * hd * PANEL..];
+            for (d, &qd) in qr.iter().enumerate() {
+                // One query value against the panel's consecutive keys (vectorizes over j).
+                for (o, &kv) in out.iter_mut().zip(&panel[d * PANEL..]) {
+                    *o += qd * kv;
+                }
             }
         }
     }
 }
 
-/// `o[r·hd + d] += Σ_j p[r·KEY_TILE + j] · v[j·hd + d]` for `r < rows`, `j < n`.
-pub fn pv(p: &[f32], rows: usize, n: usize, v: &[f32], hd: usize, o: &mut [f32]) {
+/// `o[r·hd + d] += Σ_j p[r·KEY_TILE + j] · V[j, d]` for `r < rows`, `j < n`; `v` holds the values in panels
+/// `vps` apart (`V[j, d] = v[(d / PANEL)·vps + j·PANEL + d % PANEL]`).
+pub fn pv(p: &[f32], rows: usize, n: usize, v: &[f32], vps: usize, hd: usize, o: &mut [f32]) {
     for r in 0..rows {
         let or = &mut o[r * hd..][..hd];
-        for (j, &pj) in p[r * KEY_TILE..][..n].iter().enumerate() {
-            for (o, &vv) in or.iter_mut().zip(&v[j * hd..][..hd]) {
-                *o += pj * vv;
+        for (c, oc) in or.chunks_mut(PANEL).enumerate() {
+            for (j, &pj) in p[r * KEY_TILE..][..n].iter().enumerate() {
+                for (o, &vv) in oc.iter_mut().zip(&v[c * vps + j * PANEL..]) {
+                    *o += pj * vv;
+                }
             }
         }
     }

@@ -1,6 +1,8 @@
 //! Symmetric int8 quantization of K/V vectors: groups of 32 values along `head_dim` (the whole head when it is
 //! not a multiple of 32), one f32 scale per group: `x ≈ q · scale`, `scale = max|x| / 127` (Q8_0's rule).
 
+use crate::cache::PANEL;
+
 /// Values per scale for vectors of `head_dim` values.
 pub fn group(head_dim: usize) -> usize {
     if head_dim % 32 == 0 {
@@ -24,46 +26,53 @@ pub fn quantize(x: &[f32], group: usize, q: &mut [i8], scales: &mut [f32]) {
     }
 }
 
-/// Dequantizes a key tile: `out[d][j] = q[d·stride + j] · scales[(d / group)·stride + j]` for `d < head_dim`,
-/// `j < n`, with `out` rows `out_stride` apart (keys are stored dimension-major).
-#[allow(clippy::too_many_arguments)]
+/// Dequantizes a key tile in the panel layout (see [`crate::cache`]): `q` starts at the tile's first panel,
+/// `scales` at the tile's first position of group 0 of its head (`[groups][block]`, rows `block` apart);
+/// `out` gets `n` keys in the same panel layout.
 pub(crate) fn dequantize_keys(
     q: &[i8],
     scales: &[f32],
-    stride: usize,
+    block: usize,
     head_dim: usize,
     group: usize,
     n: usize,
     out: &mut [f32],
-    out_stride: usize,
 ) {
-    for d in 0..head_dim {
-        let qs = &q[d * stride..][..n];
-        let ss = &scales[(d / group) * stride..][..n];
-        let os = &mut out[d * out_stride..][..n];
-        for ((o, &q), &s) in os.iter_mut().zip(qs).zip(ss) {
-            *o = f32::from(q) * s;
+    for c in 0..n.div_ceil(PANEL) {
+        let w = PANEL.min(n - c * PANEL);
+        for d in 0..head_dim {
+            let at = (c * head_dim + d) * PANEL;
+            let ss = &scales[(d / group) * block + c * PANEL..][..w];
+            for ((o, &q), &s) in out[at..][..w].iter_mut().zip(&q[at..][..w]).zip(ss) {
+                *o = f32::from(q) * s;
+            }
         }
     }
 }
 
-/// Dequantizes `n` value rows: `out[j][d] = q[j·head_dim + d] · scales[j·groups + d / group]`.
+/// Dequantizes a value tile in the panel layout: `q` starts at the tile's first position of dimension panel 0,
+/// panels `q_panel` apart; `scales` at the tile's first position (`[block][groups]`); `out` gets `n` positions
+/// with panels `out_panel` apart.
+#[allow(clippy::too_many_arguments)] // two strided operands and the group shape
 pub(crate) fn dequantize_values(
     q: &[i8],
+    q_panel: usize,
     scales: &[f32],
     head_dim: usize,
     group: usize,
     n: usize,
     out: &mut [f32],
+    out_panel: usize,
 ) {
     let groups = head_dim / group;
-    for j in 0..n {
-        let qs = &q[j * head_dim..][..head_dim];
-        let ss = &scales[j * groups..][..groups];
-        let os = &mut out[j * head_dim..][..head_dim];
-        for ((oc, qc), &s) in os.chunks_mut(group).zip(qs.chunks(group)).zip(ss) {
-            for (o, &q) in oc.iter_mut().zip(qc) {
-                *o = f32::from(q) * s;
+    for c in 0..head_dim.div_ceil(PANEL) {
+        let w = PANEL.min(head_dim - c * PANEL);
+        for j in 0..n {
+            let ss = &scales[j * groups..][..groups];
+            let qs = &q[c * q_panel + j * PANEL..][..w];
+            let os = &mut out[c * out_panel + j * PANEL..][..w];
+            for (l, (o, &q)) in os.iter_mut().zip(qs).enumerate() {
+                *o = f32::from(q) * ss[(c * PANEL + l) / group];
             }
         }
     }
@@ -81,8 +90,9 @@ mod tests {
         let mut q = vec![0i8; 64];
         let mut s = vec![0f32; 2];
         quantize(&x, 32, &mut q, &mut s);
+        // One position of 64 values: two dimension panels, 32 apart in both q and out.
         let mut back = vec![0f32; 64];
-        dequantize_values(&q, &s, 64, 32, 1, &mut back);
+        dequantize_values(&q, 32, &s, 64, 32, 1, &mut back, 32);
         for (i, (a, b)) in x.iter().zip(&back).enumerate() {
             assert!((a - b).abs() <= s[i / 32] * 0.5 + 1e-7, "{i}: {a} vs {b}");
         }
