@@ -167,7 +167,7 @@ pub fn attend_with(
         candle_core::bail!("attention: layer {layer} is not a host KV cache")
     };
     let (kvh, hd) = (kv.kv_heads, kv.layout.head_dim);
-    if kvh == 0 || q.heads % kvh != 0 || q.data.len() != q.heads * q.len * hd {
+    if kvh == 0 || !q.heads.is_multiple_of(kvh) || q.data.len() != q.heads * q.len * hd {
         candle_core::bail!(
             "attention: {} query values for {} heads x {} positions x {hd} (kv heads {kvh})",
             q.data.len(),

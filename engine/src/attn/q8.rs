@@ -5,7 +5,7 @@ use crate::cache::PANEL;
 
 /// Values per scale for vectors of `head_dim` values.
 pub fn group(head_dim: usize) -> usize {
-    if head_dim % 32 == 0 {
+    if head_dim.is_multiple_of(32) {
         32
     } else {
         head_dim.max(1)
