@@ -71,8 +71,16 @@ pub(crate) fn dequantize_values(
             let ss = &scales[j * groups..][..groups];
             let qs = &q[c * q_panel + j * PANEL..][..w];
             let os = &mut out[c * out_panel + j * PANEL..][..w];
-            for (l, (o, &q)) in os.iter_mut().zip(qs).enumerate() {
-                *o = f32::from(q) * ss[(c * PANEL + l) / group];
+            if group == PANEL {
+                // The usual case (head_dim a multiple of 32): one scale per panel row, a loop that vectorizes.
+                let s = ss[c];
+                for (o, &q) in os.iter_mut().zip(qs) {
+                    *o = f32::from(q) * s;
+                }
+            } else {
+                for (l, (o, &q)) in os.iter_mut().zip(qs).enumerate() {
+                    *o = f32::from(q) * ss[(c * PANEL + l) / group];
+                }
             }
         }
     }
