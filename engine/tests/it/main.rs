@@ -2,6 +2,7 @@
 
 mod common;
 
+mod attention;
 mod errors;
 mod generation;
 mod gguf;

@@ -102,13 +102,7 @@ impl LocalGenerator {
     }
 
     fn sequence_bytes(&self, sequence: &Sequence) -> u64 {
-        let config = self.model.model.config();
-        let per_position = config.num_hidden_layers
-            * 2
-            * config.num_key_value_heads
-            * config.head_dim
-            * self.model.model.dtype().size_in_bytes();
-        (sequence.cache().capacity() * per_position) as u64
+        sequence.cache().bytes() as u64
     }
 
     fn take(&self, key: Option<&SessionKey>) -> Sequence {
