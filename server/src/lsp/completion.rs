@@ -210,6 +210,16 @@ async fn suggest(
         seq,
         cancel: cancel.clone(),
     };
+    // An edit applied between the version check above and `begin` cancelled nothing (there was nothing to
+    // cancel yet): check again. The front door applies an edit before it cancels, so from here on an edit
+    // is either seen by this check or cancels this request.
+    if state.documents.lock().version(uri) != Some(doc.version) {
+        record.outcome = Outcome::Stale;
+        record.id = format!("r{seq}");
+        record.latency = arrived.elapsed();
+        state.log.suggestion(&record);
+        return None;
+    }
     let trigger = if explicit {
         Trigger::Explicit
     } else if at_line_start(&doc.text, at) {
