@@ -39,6 +39,7 @@ pub fn run(_args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let options = ServeOptions {
         loader: store_loader(Store::from_env()),
         suggestion_log: default_log_path(),
+        index_hook: None,
     };
     tracing::info!("qwen-ls {} serving on stdio", env!("CARGO_PKG_VERSION"));
     let clean = runtime.block_on(serve(tokio::io::stdin(), tokio::io::stdout(), options));

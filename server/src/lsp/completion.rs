@@ -172,9 +172,6 @@ async fn suggest(
         let docs = state.documents.lock();
         (docs.get(uri)?, docs.encoding)
     };
-    if arrival.version != Some(doc.version) {
-        return None; // Edited between the request and now: its position is for a text that is gone.
-    }
     let settings = state.settings();
     if !settings.completion.enabled {
         return None;
@@ -196,6 +193,14 @@ async fn suggest(
         generated_tokens: 0,
         chars: 0,
     };
+    if arrival.version != Some(doc.version) {
+        // Edited between the request and now: its position is for a text that is gone.
+        record.outcome = Outcome::Stale;
+        record.id = format!("r{}", state.inflight.next_seq());
+        record.latency = arrived.elapsed();
+        state.log.suggestion(&record);
+        return None;
+    }
     let gaps = state.keystroke(uri, arrived);
     let Some((engine, workspace)) = state.ready() else {
         record.latency = arrived.elapsed();
@@ -210,6 +215,16 @@ async fn suggest(
         seq,
         cancel: cancel.clone(),
     };
+    // An edit applied between the version check above and `begin` cancelled nothing (there was nothing to
+    // cancel yet): check again. The front door applies an edit before it cancels, so from here on an edit
+    // is either seen by this check or cancels this request.
+    if state.documents.lock().version(uri) != Some(doc.version) {
+        record.outcome = Outcome::Stale;
+        record.id = format!("r{seq}");
+        record.latency = arrived.elapsed();
+        state.log.suggestion(&record);
+        return None;
+    }
     let trigger = if explicit {
         Trigger::Explicit
     } else if at_line_start(&doc.text, at) {

@@ -12,7 +12,11 @@
 //!   `executeCommand`) are stamped with the document's version *at arrival* and routed to internal methods
 //!   ([`internal`]) that receive `{ "params": <original>, "arrival": <stamp> }`. A handler compares the stamp
 //!   with the version it reads: if the document changed in between, the request's position belongs to a text
-//!   that no longer exists and the answer is empty — never computed against the wrong text.
+//!   that no longer exists and the answer is empty — never computed against the wrong text;
+//! - every request (anything with an id) also takes the index writer's mark at arrival and starts only once
+//!   the writer has applied every change queued before it (`writer.rs`): the index a request reads is never
+//!   older than the notifications that arrived before it. The wait is a rope edit or a re-parse of the
+//!   edited file, and it happens outside the arrival order (later messages are read meanwhile).
 //!
 //! Request ids, `$/cancelRequest` and the initialization state machine stay tower-lsp's: the renamed request
 //! keeps its id and goes through the same `LspService`.
@@ -68,6 +72,10 @@ pub struct Stamped<P> {
 pub trait ChangeSink: Send + Sync {
     /// Queues one change.
     fn send(&self, change: Change);
+    /// The mark of the last change queued.
+    fn mark(&self) -> u64;
+    /// Resolves once every change up to `mark` is applied.
+    fn reached(&self, mark: u64) -> BoxFuture<'static, ()>;
 }
 
 /// The document store shared by the front door (the only writer) and the handlers (readers).
@@ -133,6 +141,11 @@ impl SharedDocuments {
             self.inflight.cancel(&uri);
         }
         true
+    }
+
+    /// Resolves once the index holds every change queued so far (take it when a request arrives).
+    fn index_caught_up(&self) -> BoxFuture<'static, ()> {
+        self.sink.reached(self.sink.mark())
     }
 
     /// The arrival stamp of a request for `method` with `params`.
@@ -230,7 +243,11 @@ where
             // A sync method sent as a request (with an id) still gets an answer.
             return future::ok(id.map(|id| Response::from_ok(id, Value::Null))).boxed();
         }
-        match (internal_name(method), request.id().cloned()) {
+        let caught_up = request
+            .id()
+            .is_some()
+            .then(|| self.documents.index_caught_up());
+        let handler = match (internal_name(method), request.id().cloned()) {
             (Some(name), Some(id)) => {
                 let (method, _, params) = request.into_parts();
                 let arrival = self.documents.stamp(&method, params.as_ref());
@@ -239,9 +256,18 @@ where
                     "arrival": arrival,
                 });
                 let stamped = Request::build(name).id(id).params(wrapped).finish();
-                self.inner.call(stamped).boxed()
+                self.inner.call(stamped)
             }
-            _ => self.inner.call(request).boxed(),
+            _ => self.inner.call(request),
+        };
+        match caught_up {
+            // The handler future is lazy: it starts when first polled, after the index caught up.
+            Some(caught_up) => async move {
+                caught_up.await;
+                handler.await
+            }
+            .boxed(),
+            None => handler.boxed(),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! stdin ─► FrontDoor (front_door.rs) ─► tower-lsp LspService ─► Server (server.rs)
 //!          │ didOpen/didChange/didClose applied here, in arrival order, to Documents (documents.rs)
 //!          │ and queued to the one index writer thread (writer.rs)
-//!          └ document requests stamped with their document's version at arrival
+//!          ├ document requests stamped with their document's version at arrival
+//!          └ every request held until the index writer applied the changes queued before it
 //! Server: lifecycle + capabilities; handlers: completion.rs, hover.rs, actions.rs, commands.rs
 //!         edits out: edits.rs (minimal TextEdits), apply.rs (versioned WorkspaceEdit, checks)
 //! startup.rs: model + index in the background ($/progress, qwen-ls/status, showMessage once)
@@ -58,6 +59,10 @@ pub type Loader = Arc<
     dyn Fn(&Settings, &dyn Progress) -> anyhow::Result<(Arc<dyn Generator>, String)> + Send + Sync,
 >;
 
+/// Called by the index writer, on its thread, before it applies each change: a test seam (a slow or held
+/// writer) that the composition root leaves out.
+pub type IndexHook = Arc<dyn Fn(&crate::index::Change) + Send + Sync>;
+
 /// How many requests tower-lsp runs at once. Handlers wait (debounce, generation) without holding a thread,
 /// and superseded ones finish at once, so this only bounds memory under a flood.
 const CONCURRENCY: usize = 64;
@@ -69,6 +74,8 @@ pub struct ServeOptions {
     pub loader: Loader,
     /// Where the suggestion log goes (`None`: nowhere).
     pub suggestion_log: Option<PathBuf>,
+    /// See [`IndexHook`] (`None` in production).
+    pub index_hook: Option<IndexHook>,
 }
 
 /// Serves one client over `input`/`output` until `exit` or end of input. Returns whether the session ended
@@ -78,7 +85,7 @@ where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
 {
-    let feed = Arc::new(IndexFeed::default());
+    let feed = Arc::new(IndexFeed::new(options.index_hook));
     let inflight = Arc::new(InflightCompletions::default());
     let documents = Arc::new(SharedDocuments::new(
         Documents::default(),

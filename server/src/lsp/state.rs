@@ -80,7 +80,7 @@ impl InflightCompletions {
     /// Registers a completion for `uri`, cancelling (and waking) the document's previous one. Returns the
     /// request's sequence number, its cancel token and a receiver that resolves when it is superseded.
     pub fn begin(&self, uri: &Uri) -> (u64, CancelToken, oneshot::Receiver<()>) {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = self.next_seq();
         let cancel = CancelToken::new();
         let (wake, superseded) = oneshot::channel();
         let previous = lock(&self.map).insert(
@@ -95,6 +95,11 @@ impl InflightCompletions {
             previous.cancel.cancel();
         }
         (seq, cancel, superseded)
+    }
+
+    /// A fresh sequence number (for a request answered without registering, e.g. a stale one).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Forgets the completion `seq` of `uri` if it is still the current one.

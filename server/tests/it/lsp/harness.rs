@@ -42,6 +42,8 @@ struct Shared {
     inner: Mutex<Inner>,
     changed: Condvar,
     writer: Mutex<Box<dyn Write + Send>>,
+    /// While a burst is being written ([`Client::burst`]): the messages, sent together when it ends.
+    corked: Mutex<Option<Vec<u8>>>,
 }
 
 impl Shared {
@@ -51,6 +53,15 @@ impl Shared {
 
     fn write(&self, message: &Value) {
         let body = message.to_string();
+        if let Some(buffer) = self
+            .corked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            let _ = write!(buffer, "Content-Length: {}\r\n\r\n{body}", body.len());
+            return;
+        }
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let _ = write!(writer, "Content-Length: {}\r\n\r\n{body}", body.len());
         let _ = writer.flush();
@@ -145,6 +156,7 @@ impl Client {
             inner: Mutex::new(Inner::default()),
             changed: Condvar::new(),
             writer: Mutex::new(Box::new(writer)),
+            corked: Mutex::new(None),
         });
         let reading = shared.clone();
         std::thread::spawn(move || read_loop(BufReader::new(reader), &reading));
@@ -208,6 +220,22 @@ impl Client {
     pub fn notify(&self, method: &str, params: Value) {
         self.shared
             .write(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+    }
+
+    /// Sends every message `messages` writes in one write: the server finds them all waiting at once, as
+    /// from an editor faster than any debounce, whatever the scheduling of this thread.
+    pub fn burst<T>(&self, messages: impl FnOnce() -> T) -> T {
+        *self.shared.corked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+        let result = messages();
+        let bytes = self
+            .shared
+            .corked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        self.raw(&bytes);
+        result
     }
 
     /// Writes raw bytes (for malformed-message tests).

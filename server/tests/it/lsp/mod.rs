@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use qwen_ls::lsp::{serve, Loader, ServeOptions};
+use qwen_ls::lsp::{serve, IndexHook, Loader, ServeOptions};
 use qwen_ls::tasks::Generator;
 
 pub use harness::Client;
@@ -23,8 +23,13 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts a server whose model is `generator`; suggestions are logged to `log`.
-    pub fn start(generator: Arc<dyn Generator>, log: Option<PathBuf>) -> InProcess {
+    /// Starts a server whose model is `generator`; suggestions are logged to `log`; the index writer calls
+    /// `index_hook` before each change.
+    pub fn start(
+        generator: Arc<dyn Generator>,
+        log: Option<PathBuf>,
+        index_hook: Option<IndexHook>,
+    ) -> InProcess {
         let (ours, theirs) = UnixStream::pair().expect("socket pair");
         let loader: Loader =
             Arc::new(move |_settings, _progress| Ok((generator.clone(), "scripted".to_owned())));
@@ -44,6 +49,7 @@ impl InProcess {
                     ServeOptions {
                         loader,
                         suggestion_log: log,
+                        index_hook,
                     },
                 )
                 .await

@@ -1,12 +1,18 @@
 //! The language server in process, on a scripted model (a test double of `tasks::Generator` defined here):
 //! every answer is known, so the tests can check the exact edits, the applyEdit round trip, the version
 //! checks, and that a panic inside a task leaves the server serving.
+//!
+//! Orderings are forced, never waited out: a scripted answer can be held at a [`Gate`] until the test has
+//! seen the server take in an edit ([`barrier`]), and the index writer can be held ([`Hold`]) to play a slow
+//! writer.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use qwen_ls::index::Change;
+use qwen_ls::lsp::IndexHook;
 use qwen_ls::tasks::measure::{summarize, Outcome};
 use qwen_ls::tasks::{
     CancelToken, FinishReason, Flow, GenError, GenOutput, GenPrompt, GenRequest, GenStats,
@@ -21,10 +27,87 @@ use super::{uri, InProcess};
 #[derive(Clone, Default)]
 struct Script {
     text: String,
-    /// Pause before each 3-character chunk.
-    chunk_delay: Duration,
     /// Panic instead of answering.
     panic: bool,
+    /// Answer only once this gate is open (or the generation is cancelled).
+    gate: Option<Arc<Gate>>,
+}
+
+/// A one-way gate between the test and the scripted model.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    fn open(&self) {
+        *self.open.lock().expect("lock") = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until the gate is open (at most [`TIMEOUT`]: a test that forgets to open it fails, not hangs).
+    fn wait(&self) {
+        let open = self.open.lock().expect("lock");
+        let _open = self
+            .opened
+            .wait_timeout_while(open, TIMEOUT, |open| !*open)
+            .expect("lock");
+    }
+}
+
+/// A slow index writer, injected through `ServeOptions::index_hook`: while armed, the writer stops before
+/// applying an edit of `src/lib.rs` until the test releases it, or for [`HOLD_AT_MOST`]. The bound makes it
+/// a delay, not a deadlock, for a server that (correctly) waits for its index before answering; the outcome
+/// does not depend on its length.
+#[derive(Default)]
+struct Hold {
+    state: Mutex<HoldState>,
+    released: Condvar,
+}
+
+#[derive(Default)]
+struct HoldState {
+    armed: bool,
+    holding: bool,
+}
+
+const HOLD_AT_MOST: Duration = Duration::from_secs(2);
+
+impl Hold {
+    fn arm(&self) {
+        self.state.lock().expect("lock").armed = true;
+    }
+
+    fn release(&self) {
+        self.state.lock().expect("lock").armed = false;
+        self.released.notify_all();
+    }
+
+    /// Whether the writer is held right now (an edit of `src/lib.rs` is queued but not applied).
+    fn holding(&self) -> bool {
+        self.state.lock().expect("lock").holding
+    }
+
+    fn before_change(&self, change: &Change) {
+        if !matches!(change, Change::Edit { path, .. } if path == "src/lib.rs") {
+            return;
+        }
+        let mut state = self.state.lock().expect("lock");
+        if !state.armed {
+            return;
+        }
+        state.holding = true;
+        let (mut state, _) = self
+            .released
+            .wait_timeout_while(state, HOLD_AT_MOST, |s| s.armed)
+            .expect("lock");
+        state.holding = false;
+    }
 }
 
 fn say(text: &str) -> Script {
@@ -42,6 +125,10 @@ struct Scripted {
     edit: Mutex<VecDeque<Script>>,
     started: AtomicUsize,
     cancelled: AtomicUsize,
+    /// The index writer's hold (see [`Hold`]).
+    hold: Arc<Hold>,
+    /// Generations that started while the index writer was held behind an edit.
+    started_behind_index: AtomicUsize,
 }
 
 impl Scripted {
@@ -76,13 +163,18 @@ impl Generator for Scripted {
         };
         let script = queue.lock().expect("lock").pop_front().unwrap_or_default();
         self.started.fetch_add(1, Ordering::SeqCst);
+        if self.hold.holding() {
+            self.started_behind_index.fetch_add(1, Ordering::SeqCst);
+        }
         assert!(!script.panic, "scripted panic inside the model");
+        if let Some(gate) = &script.gate {
+            gate.wait();
+        }
         let started = Instant::now();
         let chars: Vec<char> = script.text.chars().collect();
         let mut text = String::new();
         let mut finish = FinishReason::EndOfText;
         for chunk in chars.chunks(3) {
-            std::thread::sleep(script.chunk_delay);
             if cancel.is_cancelled() {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 finish = FinishReason::Cancelled;
@@ -113,6 +205,13 @@ fn edit_block(search: &str, replace: &str) -> String {
     format!("src/lib.rs\n```rust\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n")
 }
 
+/// Returns once the server has taken in every message sent before: the front door refuses internal method
+/// names at once, in arrival order, after applying the document notifications that came first.
+fn barrier(client: &super::Client) {
+    let answer = client.call("qwen-ls/internal/barrier", json!({}));
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+}
+
 fn command(client: &super::Client, command: &str, args: Value) -> Value {
     client.request(
         "workspace/executeCommand",
@@ -135,7 +234,9 @@ fn start() -> Session {
     std::fs::write(root.join("src/lib.rs"), LIB).expect("write");
     let log = dir.path().join("suggestions.jsonl");
     let model = Arc::new(Scripted::default());
-    let server = InProcess::start(model.clone(), Some(log.clone()));
+    let hold = model.hold.clone();
+    let hook: IndexHook = Arc::new(move |change: &Change| hold.before_change(change));
+    let server = InProcess::start(model.clone(), Some(log.clone()), Some(hook));
     let client = &server.client;
     let init = client.initialize(
         &root,
@@ -385,11 +486,12 @@ fn edits_for_a_changed_document_are_dropped() {
     let text = client.doc(&s.uri).text;
     let body = text.find("    a - b").expect("body");
     let range = json!({ "start": position_of(&text, body), "end": position_of(&text, body + 9) });
-    // A slow answer; the user types while it is generated.
+    // A slow answer; the user types while it is generated (the answer waits until the server has the edit).
+    let gate = Gate::new();
     Scripted::push(
         &s.model.edit,
         Script {
-            chunk_delay: Duration::from_millis(20),
+            gate: Some(gate.clone()),
             ..say(&edit_block("    a - b\n", "    a + b\n"))
         },
     );
@@ -402,6 +504,8 @@ fn edits_for_a_changed_document_are_dropped() {
     });
     let end = text.len();
     client.edit(&s.uri, end, end, "// typed meanwhile\n");
+    barrier(client);
+    gate.open();
     let result = client.wait_response(id, TIMEOUT)["result"].clone();
     assert_eq!(result["applied"], false, "{result}");
     let message = result["message"].as_str().unwrap_or("");
@@ -469,6 +573,43 @@ fn edits_for_a_changed_document_are_dropped() {
     assert!(s.server.join());
 }
 
+/// Every request sees the index with every edit that arrived before it: a refactor sent right after an edit,
+/// while the index writer is slow to apply that edit, is computed against the edited text and applies —
+/// rather than being dropped as "changed since the model saw it" because the index still held the old text.
+#[test]
+fn a_request_waits_for_the_index_to_take_earlier_edits() {
+    let s = start();
+    let client = &s.server.client;
+    s.model.hold.arm();
+    client.edit(&s.uri, 0, 0, "// edited\n");
+    let text = client.doc(&s.uri).text;
+    let body = text.find("    a - b").expect("body");
+    let range = json!({ "start": position_of(&text, body), "end": position_of(&text, body + 9) });
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a - b\n", "    a + b\n")),
+    );
+    let result = command(
+        client,
+        "qwen-ls.refactor",
+        json!({ "uri": s.uri, "range": range, "instruction": "fix" }),
+    );
+    s.model.hold.release();
+    assert_eq!(
+        s.model.started_behind_index.load(Ordering::SeqCst),
+        0,
+        "the model ran while the index lacked an earlier edit"
+    );
+    assert_eq!(result, json!({ "applied": true }), "{result}");
+    let text = client.doc(&s.uri).text;
+    assert!(
+        text.starts_with("// edited\n") && text.contains("    a + b\n"),
+        "{text}"
+    );
+    client.shutdown_and_exit();
+    assert!(s.server.join());
+}
+
 /// A panic inside a task answers that one request with an error; the server keeps serving. Unknown
 /// methods, unopened documents and stale requests get proper answers.
 #[test]
@@ -529,11 +670,17 @@ fn panics_and_bad_requests_leave_the_server_serving() {
         )["error"]["code"],
         -32602
     );
-    // A request immediately followed by an edit of its document: never an answer for the old text.
+    // A request immediately followed by an edit of its document: never an answer for the old text. The
+    // answer is held until the server has the edit (whether the edit lands before the handler starts, during
+    // the generation or after it, the answer must be empty); an answer the server computes before it reads
+    // the edit is the client's to discard and is not what this checks. (Not at `cursor`: the forward cache
+    // would answer there at once from the suggestion shown above, without a generation to hold.)
+    let cursor = text.find("    a - b").expect("body") + 9;
+    let gate = Gate::new();
     Scripted::push(
         &s.model.fim,
         Script {
-            chunk_delay: Duration::from_millis(30),
+            gate: Some(gate.clone()),
             ..say("values.iter().sum()\n}\n")
         },
     );
@@ -542,6 +689,8 @@ fn panics_and_bad_requests_leave_the_server_serving() {
         json!({ "textDocument": { "uri": s.uri }, "position": position_of(&text, cursor), "context": { "triggerKind": 1 } }),
     );
     client.edit(&s.uri, cursor, cursor, "v");
+    barrier(client);
+    gate.open();
     let result = client.wait_response(id, TIMEOUT)["result"].clone();
     assert_eq!(result["items"], json!([]), "stale answer shown: {result}");
     client.shutdown_and_exit();
