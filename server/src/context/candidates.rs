@@ -60,12 +60,12 @@ pub fn collect_signals(
     };
     let similar = rank_windows(snapshot, &terms, config.max_similar_windows, excluded)
         .into_iter()
-    .map(|hit| Span {
-        path: hit.file.path.clone(),
-        start_line: hit.window.start_line,
-        end_line: hit.window.end_line,
-    })
-    .collect();
+        .map(|hit| Span {
+            path: hit.file.path.clone(),
+            start_line: hit.window.start_line,
+            end_line: hit.window.end_line,
+        })
+        .collect();
     let recent: Vec<Arc<str>> = snapshot
         .recent_files()
         .iter()
