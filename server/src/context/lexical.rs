@@ -167,8 +167,8 @@ struct Scorer<'q, 's> {
 impl<'s> Scorer<'_, 's> {
     /// Scores the distinct windows of `refs`, leaving out excluded ones.
     fn score(&self, mut refs: Vec<&WindowRef>) -> Vec<ScoredWindow<'s>> {
-        refs.sort_unstable();
-        refs.dedup();
+        refs.sort_unstable_by_key(|r| r.key());
+        refs.dedup_by_key(|r| r.key());
         let mut scored = Vec::with_capacity(refs.len());
         let mut file: Option<&'s FileIndex> = None;
         for r in refs {

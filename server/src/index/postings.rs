@@ -20,10 +20,18 @@ const SHARDS: usize = 256;
 /// One window of one file.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WindowRef {
-    /// The file's workspace-relative path.
+    /// The file's workspace-relative path: one allocation per path across all lists of one `Postings`, so
+    /// [`WindowRef::key`] identifies a window without comparing strings.
     pub path: Arc<str>,
     /// Index into the file's windows.
     pub window: u32,
+}
+
+impl WindowRef {
+    /// (path allocation, window): equal exactly when the windows are, within one `Postings`.
+    pub fn key(&self) -> (usize, u32) {
+        (Arc::as_ptr(&self.path) as *const u8 as usize, self.window)
+    }
 }
 
 type Shard = HashMap<TermId, Vec<WindowRef>>;
@@ -34,6 +42,8 @@ pub struct Postings {
     shards: Vec<Arc<Shard>>,
     windows: usize,
     total_length: usize,
+    /// The one path allocation every list uses for a file (see [`WindowRef::path`]).
+    paths: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Default for Postings {
@@ -42,6 +52,7 @@ impl Default for Postings {
             shards: (0..SHARDS).map(|_| Arc::default()).collect(),
             windows: 0,
             total_length: 0,
+            paths: HashMap::new(),
         }
     }
 }
@@ -51,6 +62,7 @@ impl Postings {
     pub fn build(files: &FileMap) -> Postings {
         let mut postings = Postings::default();
         for (path, file) in files {
+            postings.paths.insert(path.clone(), path.clone());
             postings.windows += file.windows.len();
             for (index, window) in file.windows.iter().enumerate() {
                 postings.total_length += window.terms.len();
@@ -70,6 +82,15 @@ impl Postings {
 
     /// Replaces `old`'s windows by `new`'s for `path` (either may be absent).
     pub fn update(&mut self, path: &Arc<str>, old: Option<&FileIndex>, new: Option<&FileIndex>) {
+        let path = match new {
+            Some(_) => self
+                .paths
+                .entry(path.clone())
+                .or_insert_with(|| path.clone())
+                .clone(),
+            None => self.paths.remove(path).unwrap_or_else(|| path.clone()),
+        };
+        let path = &path;
         let old = old.map_or(&[][..], |f| &f.windows[..]);
         let new = new.map_or(&[][..], |f| &f.windows[..]);
         self.windows = self.windows + new.len() - old.len();
