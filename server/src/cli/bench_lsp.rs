@@ -314,6 +314,7 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
             .collect()
     };
     let (engine, prompt, latency) = (field("engine_ms"), field("prompt_ms"), field("latency_ms"));
+    let prompt_cpu = field("prompt_cpu_ms");
     let sorted = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v
@@ -366,6 +367,7 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
         &sorted(engine),
     );
     row("  prompt building (packing, windows)", &sorted(prompt));
+    row("  prompt building, thread CPU", &sorted(prompt_cpu));
     row("overhead = client latency − engine", &overhead);
     row("  of which inside the server", &server);
     row("  of which LSP plumbing (server − prompt)", &plumbing);

@@ -34,15 +34,7 @@ pub fn cpu_seconds(children: bool) -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// CPU time consumed by the calling thread, in seconds (immune to other processes competing for cores).
-pub fn thread_cpu_seconds() -> f64 {
-    // SAFETY: clock_gettime only writes into the zeroed struct we pass.
-    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
-        return 0.0;
-    }
-    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
-}
+pub use crate::tasks::measure::thread_cpu_seconds;
 
 /// Formats bytes as MiB with one decimal.
 pub fn mib(bytes: u64) -> String {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::lexical::{query_terms, rank_windows};
+use super::lexical::{query_terms, rank_windows, Excluded};
 use super::pagerank::personalized_pagerank;
 use super::{ContextRequest, PackConfig};
 use crate::index::{FileIndex, IndexSnapshot};
@@ -50,22 +50,22 @@ pub fn collect_signals(
     current: Option<&FileIndex>,
 ) -> Signals {
     let (window_start, window_end) = config.cursor_window(request);
-    let in_cursor_window = |file: &FileIndex, start: u32, end: u32| {
-        *file.path == *request.path && start <= window_end && window_start <= end
-    };
     let definitions = definition_spans(snapshot, request, config, current);
     let query_text = lexical_query(request, config, current);
     let terms = query_terms(&query_text);
-    let similar = rank_windows(snapshot, &terms, config.max_similar_windows, |f, w| {
-        in_cursor_window(f, w.start_line, w.end_line)
-    })
-    .into_iter()
-    .map(|hit| Span {
-        path: hit.file.path.clone(),
-        start_line: hit.window.start_line,
-        end_line: hit.window.end_line,
-    })
-    .collect();
+    let excluded = Excluded {
+        path: &request.path,
+        start_line: window_start,
+        end_line: window_end,
+    };
+    let similar = rank_windows(snapshot, &terms, config.max_similar_windows, excluded)
+        .into_iter()
+        .map(|hit| Span {
+            path: hit.file.path.clone(),
+            start_line: hit.window.start_line,
+            end_line: hit.window.end_line,
+        })
+        .collect();
     let recent: Vec<Arc<str>> = snapshot
         .recent_files()
         .iter()

@@ -15,6 +15,7 @@ use super::cache::{CacheStatus, CacheStore};
 use super::document::{Document, TextEdit};
 use super::file_index::{analyze, content_hash, FileIndex};
 use super::filter::SecretMatcher;
+use super::postings::Postings;
 use super::snapshot::{FileMap, GraphCell, IndexSnapshot, SymbolMap};
 use super::walk::{read_file, walk, SkippedFile};
 use super::{ignore_rules, ChangeError, IndexConfig, IndexError};
@@ -98,6 +99,7 @@ pub struct IndexHost {
     version: u64,
     files: Arc<FileMap>,
     definers: Arc<SymbolMap>,
+    postings: Arc<Postings>,
     graph: Arc<GraphCell>,
     recent: Arc<Vec<Arc<str>>>,
     documents: HashMap<Arc<str>, Document>,
@@ -167,6 +169,7 @@ impl IndexHost {
             .map(|e| (e.path.clone(), Arc::new(e)))
             .collect();
         let definers = build_definers(&files);
+        let postings = Postings::build(&files);
         let host = Self {
             root: root.into(),
             secrets: SecretMatcher::new(&config.secret_patterns),
@@ -175,6 +178,7 @@ impl IndexHost {
             version: 0,
             files: Arc::new(files),
             definers: Arc::new(definers),
+            postings: Arc::new(postings),
             graph: Arc::new(GraphCell::default()),
             recent: Arc::new(Vec::new()),
             documents: HashMap::new(),
@@ -206,6 +210,7 @@ impl IndexHost {
             version: self.version,
             files: self.files.clone(),
             definers: self.definers.clone(),
+            postings: self.postings.clone(),
             graph: self.graph.clone(),
             recent: self.recent.clone(),
         }
@@ -342,6 +347,7 @@ impl IndexHost {
             Some(entry) => files.insert(path.clone(), entry.clone()),
             None => files.remove(path),
         };
+        Arc::make_mut(&mut self.postings).update(path, old.as_deref(), entry.as_deref());
         let old_names = old.as_deref().map(definition_names).unwrap_or_default();
         if old_names != new_names {
             let definers = Arc::make_mut(&mut self.definers);

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::graph::FileGraph;
+use super::postings::Postings;
 use super::FileIndex;
 use crate::syntax::Definition;
 
@@ -22,6 +23,7 @@ pub struct IndexSnapshot {
     pub(super) version: u64,
     pub(super) files: Arc<FileMap>,
     pub(super) definers: Arc<SymbolMap>,
+    pub(super) postings: Arc<Postings>,
     pub(super) graph: Arc<GraphCell>,
     pub(super) recent: Arc<Vec<Arc<str>>>,
 }
@@ -81,6 +83,11 @@ impl IndexSnapshot {
         })
     }
 
+    /// The inverted index of window terms.
+    pub fn postings(&self) -> &Postings {
+        &self.postings
+    }
+
     /// The file graph, built on first use and shared by later snapshots until a change alters any file's
     /// names.
     pub fn graph(&self) -> &FileGraph {
@@ -116,7 +123,7 @@ impl IndexSnapshot {
     }
 
     /// A deterministic dump of the whole index state (files with every symbol and window, and the symbol
-    /// table), used to prove that incremental updates equal a full re-index. Recency is excluded: it is
+    /// table and the postings), used to prove that incremental updates equal a full re-index. Recency is excluded: it is
     /// history, not content.
     pub fn state_dump(&self) -> String {
         let mut out = String::new();
@@ -125,6 +132,7 @@ impl IndexSnapshot {
         }
         let sorted: BTreeMap<_, _> = self.definers.iter().collect();
         let _ = writeln!(out, "{sorted:#?}");
+        out.push_str(&self.postings.dump());
         out
     }
 }

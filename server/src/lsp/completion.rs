@@ -190,6 +190,7 @@ async fn suggest(
         debounce: Duration::ZERO,
         engine: Duration::ZERO,
         prompt: Duration::ZERO,
+        prompt_cpu: Duration::ZERO,
         generated_tokens: 0,
         chars: 0,
     };
@@ -297,6 +298,7 @@ async fn suggest(
             state.generation_succeeded().await;
             if let Some(c) = &completion {
                 record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
+                record.prompt_cpu = Duration::from_secs_f64(c.stats.prompt_cpu_secs);
             }
             if let Some(generation) = completion
                 .as_ref()

@@ -52,6 +52,9 @@ pub enum CompletionSource {
 pub struct TaskStats {
     /// Seconds spent building the prompt (packing context, cutting windows).
     pub prompt_secs: f64,
+    /// CPU seconds the calling thread spent up to the end of prompt building (0 where not measured): unlike
+    /// `prompt_secs`, not inflated by other processes competing for the cores.
+    pub prompt_cpu_secs: f64,
     /// Seconds for the whole call.
     pub total_secs: f64,
     /// Tokens of the prompt as budgeted (built-in Qwen tokenizer).
@@ -170,6 +173,7 @@ pub fn complete(
     cancel: &CancelToken,
 ) -> Result<Option<Completion>, TaskError> {
     let started = Instant::now();
+    let cpu_started = super::measure::thread_cpu_seconds();
     let _span = tracing::info_span!("complete", path = %request.path.display()).entered();
     let resolved = resolve(workspace, request)?;
     let text: &str = &resolved.text;
@@ -194,6 +198,7 @@ pub fn complete(
     }
     let prompt = build_prompt(workspace, &resolved, prompt_budget(generator, settings));
     let prompt_secs = started.elapsed().as_secs_f64();
+    let prompt_cpu_secs = super::measure::thread_cpu_seconds() - cpu_started;
     if cancel.is_cancelled() {
         return Err(TaskError::Cancelled);
     }
@@ -249,6 +254,7 @@ pub fn complete(
         stop: outcome.stop,
         stats: TaskStats {
             prompt_secs,
+            prompt_cpu_secs,
             total_secs: started.elapsed().as_secs_f64(),
             prompt_tokens: prompt.tokens,
             context_tokens: prompt.context.as_ref().map_or(0, |c| c.used_tokens),

@@ -388,6 +388,7 @@ fn stats(
         prompt_tokens,
         context_tokens,
         generation: Some(generation),
+        ..TaskStats::default()
     }
 }
 

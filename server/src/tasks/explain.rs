@@ -236,6 +236,7 @@ pub fn explain(
             prompt_tokens,
             context_tokens: prompt_tokens,
             generation: Some(generation.stats),
+            ..TaskStats::default()
         },
     }))
 }

@@ -91,6 +91,8 @@ pub struct Suggestion {
     pub engine: Duration,
     /// Time building the prompt (context packing, windows), part of the server's own time.
     pub prompt: Duration,
+    /// CPU time of the request's thread up to the end of prompt building.
+    pub prompt_cpu: Duration,
     /// Tokens generated.
     pub generated_tokens: usize,
     /// Characters of the suggestion shown (0 unless shown).
@@ -116,6 +118,16 @@ fn now_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
+}
+
+/// CPU time consumed by the calling thread, in seconds (immune to other processes competing for cores).
+pub fn thread_cpu_seconds() -> f64 {
+    // SAFETY: clock_gettime only writes into the zeroed struct we pass.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return 0.0;
+    }
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
 
 fn ms(d: Duration) -> f64 {
@@ -160,6 +172,7 @@ impl SuggestionLog {
             "debounce_ms": ms(s.debounce),
             "engine_ms": ms(s.engine),
             "prompt_ms": ms(s.prompt),
+            "prompt_cpu_ms": ms(s.prompt_cpu),
             "generated_tokens": s.generated_tokens,
             "chars": s.chars,
         });
@@ -372,6 +385,7 @@ mod tests {
             latency: Duration::from_millis(latency),
             debounce: Duration::ZERO,
             prompt: Duration::ZERO,
+            prompt_cpu: Duration::ZERO,
             engine: Duration::from_millis(engine),
             generated_tokens: 3,
             chars: 10,
