@@ -452,7 +452,9 @@ impl WeightSource for GgufFile {
         let hf = format!("{prefix}.experts.0.{proj}.weight");
         let stacked = gguf_name(&hf).filter(|g| g.expert.is_some());
         let Some(g) = stacked else {
-            return self.experts_one_by_one(prefix, proj, n, out, inp, dtype, device);
+            return crate::source::experts_one_by_one(
+                self, prefix, proj, n, out, inp, dtype, device,
+            );
         };
         let expected = [n, out, inp];
         let s = self.slice(&g.name, None, &hf, &expected)?;
@@ -465,39 +467,15 @@ impl WeightSource for GgufFile {
             });
         }
         match float_dtype(s.dtype) {
-            Some(_) => self.experts_one_by_one(prefix, proj, n, out, inp, dtype, device),
+            Some(_) => {
+                crate::source::experts_one_by_one(self, prefix, proj, n, out, inp, dtype, device)
+            }
             None => self.quantized(&s, n, out, inp).map(ExpertWeights::Stacked),
         }
     }
 }
 
 impl GgufFile {
-    /// The default per-expert loading (dense stacks: each expert's slice converted on its own).
-    #[allow(clippy::too_many_arguments)]
-    fn experts_one_by_one(
-        &self,
-        prefix: &str,
-        proj: &str,
-        n: usize,
-        out: usize,
-        inp: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<ExpertWeights, WeightsError> {
-        let matrices = (0..n)
-            .map(|e| {
-                self.matrix(
-                    &format!("{prefix}.experts.{e}.{proj}.weight"),
-                    out,
-                    inp,
-                    dtype,
-                    device,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
-    }
-
     /// A block-quantized slice (`experts × [rows, cols]`) as a weight: in place when the kernels know its type,
     /// else dequantized and re-quantized to Q8_0 (logged).
     fn quantized(

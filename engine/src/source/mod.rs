@@ -158,18 +158,7 @@ pub trait WeightSource {
         dtype: DType,
         device: &Device,
     ) -> Result<ExpertWeights, WeightsError> {
-        let matrices = (0..n)
-            .map(|e| {
-                self.matrix(
-                    &format!("{prefix}.experts.{e}.{proj}.weight"),
-                    out,
-                    inp,
-                    dtype,
-                    device,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
+        experts_one_by_one(self, prefix, proj, n, out, inp, dtype, device)
     }
 
     /// The kernels (thread pools) quantized layers loaded from this source run on. Sources of files have none;
@@ -177,4 +166,32 @@ pub trait WeightSource {
     fn kernels(&self) -> Option<Arc<ModelKernels>> {
         None
     }
+}
+
+/// The default loading of an MoE projection's experts: each `{prefix}.experts.{e}.{proj}.weight` through
+/// [`WeightSource::matrix`], quantized ones concatenated into one stack. Sources that override
+/// [`WeightSource::experts`] fall back to it for what they do not hold stacked.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn experts_one_by_one<S: WeightSource + ?Sized>(
+    source: &S,
+    prefix: &str,
+    proj: &str,
+    n: usize,
+    out: usize,
+    inp: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<ExpertWeights, WeightsError> {
+    let matrices = (0..n)
+        .map(|e| {
+            source.matrix(
+                &format!("{prefix}.experts.{e}.{proj}.weight"),
+                out,
+                inp,
+                dtype,
+                device,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ExpertWeights::from_matrices(&format!("{prefix}.experts.*.{proj}.weight"), matrices)
 }

@@ -15,12 +15,12 @@ use tower_lsp_server::ls_types::{
 use super::apply::{workspace_edit, Dropped};
 use super::commands::{APPLY_INSTRUCTION, REFACTOR};
 use super::front_door::Stamped;
-use super::guard::{blocking, CancelOnDrop};
+use super::guard::cancellable;
 use super::position::byte_range;
 use super::state::State;
 use crate::tasks::{
-    add_documentation_instruction, fix_diagnostics_instruction, refactor, CancelToken,
-    DiagnosticInfo, RefactorRequest,
+    add_documentation_instruction, fix_diagnostics_instruction, refactor, DiagnosticInfo,
+    RefactorRequest,
 };
 
 /// Title of the documentation action.
@@ -222,19 +222,16 @@ async fn resolve_edit(
         instruction,
     };
     let settings = state.settings();
-    let cancel = CancelToken::new();
-    let guard = CancelOnDrop::new(cancel.clone());
-    let answer = blocking(move || {
+    let answer = cancellable(move |cancel| {
         refactor(
             &workspace,
             engine.generator.as_ref(),
             &settings.code_actions,
             &request,
-            &cancel,
+            cancel,
         )
     })
     .await;
-    guard.disarm();
     let answer = answer.map_err(|e| Dropped(format!("qwen-ls: {e}")))?;
     let proposal = answer.result.map_err(|failure| {
         tracing::warn!(

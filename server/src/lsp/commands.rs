@@ -11,12 +11,12 @@ use tower_lsp_server::ls_types::{ExecuteCommandParams, Position, Range, Uri};
 use super::apply::{apply_files, Applied};
 use super::documents::{file_path, Document};
 use super::front_door::{Arrival, Stamped};
-use super::guard::{blocking, CancelOnDrop};
+use super::guard::{blocking, cancellable};
 use super::hover::{explain_at, Where};
 use super::position::{byte_range, offset};
 use super::state::State;
 use crate::tasks::{
-    completion_prompt, patch, refactor, CancelToken, CompletionRequest, EditAnswer, PatchRequest,
+    completion_prompt, patch, refactor, CompletionRequest, EditAnswer, PatchRequest,
     RefactorRequest, TaskError,
 };
 
@@ -241,19 +241,16 @@ async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arriv
         instruction,
     };
     let settings = state.settings();
-    let cancel = CancelToken::new();
-    let guard = CancelOnDrop::new(cancel.clone());
-    let answer = blocking(move || {
+    let answer = cancellable(move |cancel| {
         refactor(
             &workspace,
             engine.generator.as_ref(),
             &settings.code_actions,
             &request,
-            &cancel,
+            cancel,
         )
     })
     .await;
-    guard.disarm();
     finish(state, "qwen-ls: refactor", answer).await
 }
 
@@ -277,19 +274,16 @@ async fn apply_instruction(state: &Arc<State>, args: ApplyArgs) -> Applied {
         budget: None,
     };
     let settings = state.settings();
-    let cancel = CancelToken::new();
-    let guard = CancelOnDrop::new(cancel.clone());
-    let answer = blocking(move || {
+    let answer = cancellable(move |cancel| {
         patch(
             &workspace,
             engine.generator.as_ref(),
             &settings.code_actions,
             &request,
-            &cancel,
+            cancel,
         )
     })
     .await;
-    guard.disarm();
     finish(state, "qwen-ls: apply instruction", answer).await
 }
 

@@ -42,6 +42,18 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
     }
 }
 
+/// Runs cancellable blocking work (a generation) on the blocking pool: `work` gets a fresh [`CancelToken`] that
+/// fires if this future is dropped before the work finished (superseded request, `$/cancelRequest`).
+pub async fn cancellable<T: Send + 'static>(
+    work: impl FnOnce(&CancelToken) -> T + Send + 'static,
+) -> T {
+    let cancel = CancelToken::new();
+    let guard = CancelOnDrop::new(cancel.clone());
+    let value = blocking(move || work(&cancel)).await;
+    guard.disarm();
+    value
+}
+
 /// Fires a [`CancelToken`] when dropped, unless disarmed: tie it to a request future so that dropping the
 /// future (tower-lsp does on `$/cancelRequest`) stops the generation at its next token.
 #[derive(Debug)]

@@ -14,10 +14,10 @@ use tower_lsp_server::ls_types::{
 
 use super::documents::Document;
 use super::front_door::{Arrival, Stamped};
-use super::guard::{blocking, CancelOnDrop};
+use super::guard::cancellable;
 use super::position::{offset, Encoding};
 use super::state::State;
-use crate::tasks::{explain, explain_target, CancelToken, ExplainRequest, TaskError};
+use crate::tasks::{explain, explain_target, ExplainRequest, TaskError};
 
 /// `textDocument/hover`.
 pub async fn hover(state: Arc<State>, stamped: Stamped<HoverParams>) -> Result<Option<Hover>> {
@@ -87,20 +87,17 @@ pub async fn explain_at(
         }
     }
     let settings = state.settings();
-    let cancel = CancelToken::new();
-    let guard = CancelOnDrop::new(cancel.clone());
-    let result = blocking(move || {
+    let result = cancellable(move |cancel| {
         explain(
             &workspace,
             engine.generator.as_ref(),
             &engine.caches,
             &settings.hover,
             &request,
-            &cancel,
+            cancel,
         )
     })
     .await;
-    guard.disarm();
     if state.documents.lock().version(uri) != Some(doc.version) {
         return None;
     }
