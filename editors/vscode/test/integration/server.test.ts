@@ -58,6 +58,8 @@ before(async () => {
     "completion.budget": { workspaceValue: 96 },
     "completion.debounceMs": { workspaceValue: 0 },
     "hover.maxTokens": { workspaceValue: 24 },
+    // Same for the explanation prompt (the default 4096 is clamped to the 256-token window, still too long).
+    "hover.budget": { workspaceValue: 96 },
     "codeActions.maxTokens": { workspaceValue: 64 },
     logFile: { workspaceValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
   };
