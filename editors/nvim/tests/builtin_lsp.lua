@@ -338,6 +338,7 @@ else
         instruction = "use an iterator sum instead of the loop",
       } },
     })
+    io.stdout:write("\n") -- after the built-in client's own "Workspace edit …" line
     check(type(result) == "table" and result.applied == true, "refactor result: " .. vim.inspect(result) .. "\n" .. server_log())
     local text = buffer_text()
     check(text == expected, ("buffer:\n%s\n--- expected:\n%s"):format(text, expected))
