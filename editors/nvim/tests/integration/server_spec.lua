@@ -22,6 +22,7 @@ return function(H)
     ":QwenRefactor round trip (the buffer changes, or the server says why not)",
     ":QwenExplain answers",
     ":checkhealth qwen-ls reports OK",
+    ":QwenRefactor on the openai backend (scripted model server) changes the buffer to the exact expected text",
   }
 
   if vim.fn.executable(bin) ~= 1 then
@@ -70,29 +71,35 @@ return function(H)
   end
 
   --- A child with the plugin on the real server, `file` open, the server ready.
-  local function start(mode, file)
+  --- `remote`: settings for the openai backend instead of the fixture model.
+  local function start(mode, file, remote)
     local child = H.child({ cwd = workspace })
     local ok, err = pcall(function()
       child:lua(
         [[
-        local bin, model, log_file, mode = ...
+        local bin, model, log_file, mode, remote = ...
         vim.lsp.set_log_level("info")
+        local settings = {
+          model = model,
+          logFile = log_file,
+          completion = { maxTokens = 12, debounceMs = 0 },
+          hover = { maxTokens = 24 },
+          codeActions = { maxTokens = 64 },
+        }
+        if remote then
+          settings = vim.tbl_deep_extend("force", settings, remote)
+        end
         require("qwen-ls").setup({
           path = bin,
           ghost_text = { mode = mode },
-          settings = {
-            model = model,
-            logFile = log_file,
-            completion = { maxTokens = 12, debounceMs = 0 },
-            hover = { maxTokens = 24 },
-            codeActions = { maxTokens = 64 },
-          },
+          settings = settings,
         })
       ]],
         bin,
         model,
         log_file,
-        mode
+        mode,
+        remote or false
       )
       child:cmd("edit " .. file)
       child:wait("local c = vim.lsp.get_clients({ name = 'qwen-ls', bufnr = 0 })[1]; return c and c.initialized", 20000, "the client to attach")
@@ -114,9 +121,9 @@ return function(H)
   end
 
   --- Wraps a test body so that a failure carries the logs.
-  local function with_child(mode, file, body)
+  local function with_child(mode, file, body, remote)
     return function()
-      local child = start(mode, file)
+      local child = start(mode, file, remote)
       local ok, err = xpcall(body, debug.traceback, child)
       child:stop()
       if not ok then
@@ -237,4 +244,45 @@ return function(H)
     H.matches("OK index: %d+ files", text)
     H.truthy(not text:find("ERROR"), "ERROR in :checkhealth qwen-ls:\n" .. text)
   end))
+  -- The same command on the openai backend (real product code) against editors/testdata/fake_openai.py, a
+  -- scripted model server that always answers one SEARCH/REPLACE edit of `total`: the edit must reach the
+  -- buffer through workspace/applyEdit, giving exactly editors/testdata/expected/lib.rs. editors/test.sh
+  -- starts the fake server and passes its endpoint in QWEN_LS_TEST_OPENAI_ENDPOINT.
+  local endpoint = os.getenv("QWEN_LS_TEST_OPENAI_ENDPOINT") or ""
+  if endpoint == "" then
+    if os.getenv("QWEN_LS_REQUIRE_SERVER") == "1" then
+      H.test(names[7], function()
+        error("QWEN_LS_TEST_OPENAI_ENDPOINT is not set (editors/test.sh starts editors/testdata/fake_openai.py)", 0)
+      end)
+    else
+      io.stderr:write("\n!! SKIPPING " .. names[7] .. ": QWEN_LS_TEST_OPENAI_ENDPOINT is not set (run editors/test.sh)\n")
+      H.skip(names[7], "no fake model server")
+    end
+  else
+    local expected = table.concat(vim.fn.readfile(H.root .. "/../testdata/expected/lib.rs"), "\n")
+    H.test(names[7], with_child("auto", "src/lib.rs", function(child)
+      child:lua([[
+        _G.qwen_test_notes = {}
+        local notify = vim.notify
+        vim.notify = function(msg, level, o) table.insert(_G.qwen_test_notes, msg); return notify(msg, level, o) end
+      ]])
+      local before = child:lua("return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n')")
+      H.truthy(before ~= expected, "the workspace already holds the expected text")
+      child:cmd("10,15QwenRefactor use an iterator sum instead of the loop")
+      local after = child:wait(
+        [[
+        local t = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+        if t ~= ... then return t end
+        for _, note in ipairs(_G.qwen_test_notes) do
+          if note:find("not applied", 1, true) or note:find("failed") then error(note) end
+        end
+      ]],
+        GEN_MS,
+        "the refactor to change the buffer",
+        before
+      )
+      H.eq(expected, after)
+      H.eq(true, child:lua("return vim.bo.modified"))
+    end, { backend = "openai", openai = { endpoint = endpoint } }))
+  end
 end

@@ -58,6 +58,10 @@ before(async () => {
     "completion.budget": { workspaceValue: 96 },
     "completion.debounceMs": { workspaceValue: 0 },
     "hover.maxTokens": { workspaceValue: 24 },
+    // Same for the explanation prompt: the default 4096, clamped to the window, still overflows it in the
+    // fixture's tokens ("the prompt has 275 tokens but the model's context window is 256"); under 144 the
+    // explanation does not fit at all.
+    "hover.budget": { workspaceValue: 150 },
     "codeActions.maxTokens": { workspaceValue: 64 },
     logFile: { workspaceValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
   };
