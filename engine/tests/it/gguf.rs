@@ -126,7 +126,7 @@ fn top1(logits: &Tensor) -> Vec<u32> {
 }
 
 /// A GGUF file with every matrix dequantized to dense f32: the exact function the float reference computes.
-struct Dequantized<'a>(&'a GgufFile);
+pub(crate) struct Dequantized<'a>(pub(crate) &'a GgufFile);
 
 impl WeightSource for Dequantized<'_> {
     fn tensor(

@@ -15,12 +15,12 @@
 use std::path::PathBuf;
 
 use crate::common::*;
+use crate::gguf::Dequantized;
 use candle_core::{DType, Device, Tensor};
 use qwen_engine::gguf::config::model_config;
 use qwen_engine::source::quantize::Quantizing;
 use qwen_engine::{
-    GgufFile, LoadOptions, LoadedModel, Logits, MatrixWeight, Model, QuantizeTo,
-    SafetensorsWeights, WeightSource, WeightsError,
+    GgufFile, LoadOptions, LoadedModel, Logits, Model, QuantizeTo, SafetensorsWeights,
 };
 
 const FP8: &str = "qwen3-moe-fp8-tiny";
@@ -219,29 +219,6 @@ fn fp8_config_errors_name_the_field() {
 /// reference of the same weights.
 #[test]
 fn load_time_q4_k_on_256_wide_rows() {
-    struct Dequantized<'a>(&'a GgufFile);
-    impl WeightSource for Dequantized<'_> {
-        fn tensor(
-            &self,
-            name: &str,
-            shape: &[usize],
-            dtype: DType,
-            device: &Device,
-        ) -> Result<Tensor, WeightsError> {
-            self.0.tensor(name, shape, dtype, device)
-        }
-        fn matrix(
-            &self,
-            name: &str,
-            out: usize,
-            inp: usize,
-            dtype: DType,
-            device: &Device,
-        ) -> Result<MatrixWeight, WeightsError> {
-            self.tensor(name, &[out, inp], dtype, device)
-                .map(MatrixWeight::Dense)
-        }
-    }
     let path: PathBuf = fixtures().join("models/gguf/qwen2-q4km-tiny.gguf");
     let file = GgufFile::open(&path).unwrap();
     let dense = Dequantized(&file);
