@@ -1,14 +1,15 @@
 //! `Sequence`: the tokens one request has run through a model, and their KV cache.
 //!
 //! Prefix reuse is the default path: [`Sequence::prefill`] keeps the longest common prefix of the cached tokens
-//! and the new prompt, truncates the rest, and runs only the new suffix, in chunks (bounded memory, cancellation
-//! checked between chunks). Invariant: `tokens` are exactly the positions held by `cache`.
+//! and the new prompt, truncates the rest, and runs only the new suffix, in chunks (bounded memory;
+//! cancellation is checked before every layer of every chunk, so a cancelled prefill stops within one layer's
+//! time and keeps the chunks it finished). Invariant: `tokens` are exactly the positions held by `cache`.
 
 use candle_core::Tensor;
 
 use crate::cache::{KvCache, KvCacheKind};
 use crate::cancel::CancelToken;
-use crate::model::{Model, ModelError};
+use crate::model::{Logits, Model, ModelError};
 
 /// Default prefill chunk, in tokens.
 pub const DEFAULT_PREFILL_CHUNK: usize = 512;
@@ -19,7 +20,8 @@ pub enum SequenceError {
     /// The forward pass failed.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The cancel token fired (between prefill chunks). The sequence holds what was computed so far.
+    /// The cancel token fired (checked before every layer of a prefill chunk). The sequence holds the chunks
+    /// computed so far.
     #[error("cancelled")]
     Cancelled,
     /// The prompt has no tokens.
@@ -129,10 +131,14 @@ impl Sequence {
         let _span = tracing::debug_span!("prefill", reused, new = prompt.len() - reused).entered();
         let mut logits = None;
         for chunk in prompt[reused..].chunks(chunk_size.max(1)) {
-            if cancel.is_cancelled() {
-                return Err(SequenceError::Cancelled);
-            }
-            logits = Some(model.forward(chunk, &mut self.cache)?);
+            logits = Some(
+                model
+                    .forward_cancellable(chunk, &mut self.cache, Logits::Last, cancel)
+                    .map_err(|e| match e {
+                        ModelError::Cancelled => SequenceError::Cancelled,
+                        other => SequenceError::Model(other),
+                    })?,
+            );
             self.tokens.extend_from_slice(chunk);
         }
         // `reused < prompt.len()`, so at least one chunk ran.

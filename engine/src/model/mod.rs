@@ -18,6 +18,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 use crate::cache::{KvCache, KvCacheKind};
+use crate::cancel::CancelToken;
 use crate::config::ModelConfig;
 use crate::kernels::{Isa, KernelInfo};
 use crate::source::{ExpertWeights, MatrixWeight, WeightSource};
@@ -46,6 +47,9 @@ pub enum ModelError {
     /// `forward` was called with no tokens.
     #[error("forward called with no tokens")]
     Empty,
+    /// The cancel token of [`Model::forward_cancellable`] fired between two layers (the cache is as before).
+    #[error("cancelled")]
+    Cancelled,
     /// A token id is outside the embedding matrix.
     #[error("token id {id} is out of range (vocab_size {vocab_size})")]
     TokenOutOfRange {
@@ -315,6 +319,28 @@ impl Model {
         cache: &mut KvCache,
         logits: Logits,
     ) -> Result<Tensor, ModelError> {
+        self.run(tokens, cache, logits, None)
+    }
+
+    /// Like [`Model::forward_with`], checking `cancel` before each layer: a long prompt chunk stops within
+    /// one layer's time of a cancellation ([`ModelError::Cancelled`], the cache left as it was).
+    pub fn forward_cancellable(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: Logits,
+        cancel: &CancelToken,
+    ) -> Result<Tensor, ModelError> {
+        self.run(tokens, cache, logits, Some(cancel))
+    }
+
+    fn run(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: Logits,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Tensor, ModelError> {
         let len = tokens.len();
         if len == 0 {
             return Err(ModelError::Empty);
@@ -341,6 +367,9 @@ impl Model {
             None
         };
         for (i, layer) in self.layers.iter().enumerate() {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Err(ModelError::Cancelled);
+            }
             x = layer
                 .forward(&x, &rope, mask.as_ref(), cache, i)
                 .context(|| format!("layer {i}"))?;

@@ -3,7 +3,7 @@
 use crate::common::*;
 use qwen_engine::{
     generate, CancelToken, GenerateParams, Generation, LoadOptions, LoadedModel, Prompt,
-    SamplingParams, Sequence, StopReason,
+    SamplingParams, Sequence, SequenceError, StopReason,
 };
 
 fn load(name: &str) -> LoadedModel {
@@ -106,6 +106,57 @@ fn prefix_reuse_and_chunked_prefill_equal_a_cold_run() {
         let (g, _) = run(&m, &mut seq, prompt, &params);
         assert_eq!(g.token_ids, r.greedy_ids, "{name}");
         assert_eq!(g.stats.reused_tokens, 20);
+    }
+}
+
+#[test]
+fn a_prefill_cancelled_inside_a_chunk_keeps_a_reusable_prefix() {
+    let m = load(MODELS[0]);
+    let r = reference(MODELS[0]);
+    let mut prompt = Vec::new();
+    while prompt.len() < 192 {
+        prompt.extend_from_slice(&r.prompt_ids);
+    }
+    prompt.truncate(192);
+    let never = CancelToken::new();
+    let cold = m
+        .new_sequence()
+        .prefill(&m.model, &prompt, 512, &never)
+        .unwrap();
+    // Cancelled before the first layer: nothing changes.
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let mut seq = m.new_sequence();
+    seq.prefill(&m.model, &prompt[..40], 512, &never).unwrap();
+    let err = seq
+        .prefill(&m.model, &prompt, 64, &cancelled)
+        .expect_err("cancelled");
+    assert!(matches!(err, SequenceError::Cancelled), "{err}");
+    assert_eq!(seq.tokens(), &prompt[..40]);
+    // Cancelled at some point of a chunk (wherever the other thread's timing lands): the sequence keeps the
+    // chunks it finished, and continuing it gives the cold logits.
+    for delay_us in [0, 300, 3000] {
+        let cancel = CancelToken::new();
+        let mut seq = m.new_sequence();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_micros(delay_us));
+                cancel.cancel();
+            });
+            match seq.prefill(&m.model, &prompt, 64, &cancel) {
+                Ok(_) | Err(SequenceError::Cancelled) => {}
+                Err(e) => panic!("{e}"),
+            }
+        });
+        assert!(
+            seq.len() % 64 == 0 || seq.len() == prompt.len(),
+            "{}",
+            seq.len()
+        );
+        assert_eq!(seq.tokens(), &prompt[..seq.len()]);
+        let warm = seq.prefill(&m.model, &prompt, 64, &never).unwrap();
+        let d = max_diff(&warm.logits, &cold.logits);
+        assert!(d < LOGIT_TOLERANCE, "after a cancel at {delay_us} us: {d}");
     }
 }
 

@@ -60,6 +60,9 @@ enum BenchTarget {
     /// Engine: prefill and decode tok/s of qwen-ls vs llama.cpp and candle-transformers on one GGUF, with the
     /// memory-bandwidth bound.
     Engine(super::bench_engine::EngineBenchArgs),
+    /// A typing session over stdio: first suggestion after opening a file (cold, and after idle warm-up),
+    /// pause latency after diverging keystrokes, KV-cache reuse, exact match.
+    Typing(super::bench_typing::TypingBenchArgs),
 }
 
 /// Runs the benchmark.
@@ -88,6 +91,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             endpoint: endpoint.clone(),
         }),
         BenchTarget::Engine(engine) => super::bench_engine::run(engine),
+        BenchTarget::Typing(typing) => super::bench_typing::run(typing),
     }
 }
 

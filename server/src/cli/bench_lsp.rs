@@ -5,15 +5,13 @@
 //! request to response at the client. The server's suggestion log gives each request's engine time (inside
 //! the generator: queue, prefill, decode) and prompt-building time; overhead = client latency − engine time.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
+use super::lsp_client::{file_uri, Launch, LspClient, Scratch};
 use crate::tasks::measure::{quantile, LOG_FILE_NAME};
 
 /// Options of `qwen-ls bench lsp`.
@@ -33,101 +31,6 @@ pub struct LspBench {
     pub budget: Option<usize>,
     /// Generate on this OpenAI-compatible server instead of in-process.
     pub endpoint: Option<String>,
-}
-
-struct Rpc {
-    stdin: ChildStdin,
-    messages: Receiver<Value>,
-    next_id: i64,
-}
-
-fn read_frames(stdout: impl Read, sink: std::sync::mpsc::Sender<Value>) {
-    let mut reader = BufReader::new(stdout);
-    loop {
-        let mut length = None;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.strip_prefix("Content-Length:") {
-                length = v.trim().parse::<usize>().ok();
-            }
-        }
-        let mut body = vec![0; length.unwrap_or(0)];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if let Ok(value) = serde_json::from_slice(&body) {
-            if sink.send(value).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-impl Rpc {
-    fn write(&mut self, message: &Value) -> anyhow::Result<()> {
-        let body = message.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len())?;
-        self.stdin.flush()?;
-        Ok(())
-    }
-
-    fn notify(&mut self, method: &str, params: Value) -> anyhow::Result<()> {
-        self.write(&json!({ "jsonrpc": "2.0", "method": method, "params": params }))
-    }
-
-    /// Sends a request and waits for its result, answering server requests meanwhile.
-    fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.write(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))?;
-        loop {
-            let message = self
-                .messages
-                .recv_timeout(Duration::from_secs(600))
-                .context("the server stopped answering")?;
-            match (message.get("method"), message.get("id")) {
-                (Some(_), Some(server_id)) => {
-                    let answer = json!({ "jsonrpc": "2.0", "id": server_id, "result": null });
-                    self.write(&answer)?;
-                }
-                (None, Some(got)) if got == &json!(id) => {
-                    if let Some(error) = message.get("error") {
-                        bail!("{method} failed: {error}");
-                    }
-                    return Ok(message["result"].clone());
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// A temporary directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("qwen-ls-bench-lsp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A copy of `model` (weights linked, not copied) whose config claims `window` positions.
@@ -166,7 +69,7 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
         .root
         .canonicalize()
         .with_context(|| format!("cannot open {}", options.root.display()))?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("bench-lsp")?;
     let model = match options.stretch_window {
         Some(window) => stretched_model(&options.model, window, scratch.path())?,
         None => options.model.canonicalize()?,
@@ -182,24 +85,6 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
     }
     println!("# qwen-ls bench lsp {}", root.display());
     println!("repository: {} Rust files of 2-200 KB with {lines} lines (timed files are drawn from them)", files.len());
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .env("QWEN_LS_CACHE_DIR", scratch.path())
-        .env("QWEN_LS_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start qwen-ls serve")?;
-    let (sender, messages) = channel();
-    let stdout = child.stdout.take().context("stdout")?;
-    std::thread::spawn(move || read_frames(stdout, sender));
-    let mut rpc = Rpc {
-        stdin: child.stdin.take().context("stdin")?,
-        messages,
-        next_id: 1,
-    };
-    let root_uri = format!("file://{}", root.display());
     let mut settings = json!({
         "model": model,
         "completion": { "maxTokens": options.max_tokens, "debounceMs": 0 },
@@ -212,27 +97,15 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
         settings["openai"] = json!({ "endpoint": endpoint });
     }
     let started = Instant::now();
-    rpc.request(
-        "initialize",
-        json!({
-            "processId": null,
-            "rootUri": root_uri,
-            "initializationOptions": settings,
-            "capabilities": { "general": { "positionEncodings": ["utf-8"] }, "textDocument": { "inlineCompletion": {} } },
-        }),
-    )?;
-    rpc.notify("initialized", json!({}))?;
-    let status = loop {
-        let status = rpc.request(
-            "workspace/executeCommand",
-            json!({ "command": "qwen-ls.status", "arguments": [] }),
-        )?;
-        match status["state"].as_str() {
-            Some("ready") => break status,
-            Some("error") => bail!("server error: {}", status["message"]),
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
+    let binary = std::env::current_exe()?;
+    let mut rpc = LspClient::start(&Launch {
+        binary: &binary,
+        cache_dir: scratch.path(),
+        env: Vec::new(),
+        root: &root,
+        settings,
+    })?;
+    let status = rpc.wait_ready()?;
     println!(
         "ready in {:.1} s: {} files indexed, model {}",
         started.elapsed().as_secs_f64(),
@@ -245,7 +118,7 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
     let mut client_ms = Vec::new();
     for i in 0..warmup + options.requests {
         let file = &files[(i * 7919) % files.len()];
-        let uri = format!("file://{}", file.display());
+        let uri = file_uri(file);
         if !texts.contains_key(&uri) {
             let text = std::fs::read_to_string(file)?;
             rpc.notify(
@@ -289,9 +162,7 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
             client_ms.push(elapsed);
         }
     }
-    rpc.request("shutdown", Value::Null)?;
-    rpc.notify("exit", Value::Null)?;
-    let _ = child.wait();
+    rpc.shutdown()?;
     let log = std::fs::read_to_string(scratch.path().join(LOG_FILE_NAME))
         .context("the suggestion log")?;
     let events: Vec<Value> = log

@@ -1,5 +1,6 @@
 //! `qwen-ls stats`: summarises the local suggestion log the language server writes (counts, acceptance
-//! rate, latency and server-overhead percentiles). The log never leaves the machine.
+//! rate, latency and server-overhead percentiles, prompt tokens reused from the KV cache and prefilled,
+//! warm-ups). The log never leaves the machine.
 
 use std::path::PathBuf;
 
@@ -66,6 +67,13 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
             "acceptanceRate": summary.acceptance_rate(),
             "latencyMs": { "p50": quantile(&summary.shown_latency_ms, 0.5), "p95": quantile(&summary.shown_latency_ms, 0.95) },
             "overheadMs": { "p50": quantile(&summary.overhead_ms, 0.5), "p95": quantile(&summary.overhead_ms, 0.95) },
+            "promptTokens": percentiles(&summary.prompt_tokens),
+            "reusedTokens": percentiles(&summary.reused_tokens),
+            "prefilledTokens": percentiles(&summary.prefilled_tokens),
+            "generations": summary.prompt_tokens.len(),
+            "fastPrompts": summary.fast_prompts,
+            "warmUps": summary.warm_ups,
+            "warmUpTokens": summary.warm_up_tokens,
         });
         println!("{value:#}");
     } else {
@@ -73,4 +81,9 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
         print!("{summary}");
     }
     Ok(())
+}
+
+/// `{ "p50", "p95" }` of sorted values (`null` when there are none).
+fn percentiles(sorted: &[f64]) -> serde_json::Value {
+    json!({ "p50": quantile(sorted, 0.5), "p95": quantile(sorted, 0.95) })
 }

@@ -16,7 +16,7 @@ use super::hover::{explain_at, Where};
 use super::position::{byte_range, offset};
 use super::state::State;
 use crate::tasks::{
-    completion_prompt, patch, refactor, CompletionRequest, EditAnswer, PatchRequest,
+    completion_prompt, patch, refactor, CompletionRequest, EditAnswer, Layout, PatchRequest,
     RefactorRequest, TaskError,
 };
 
@@ -165,8 +165,10 @@ async fn dump_prompt(state: &Arc<State>, args: &PositionArgs) -> Result<Value> {
         completion_prompt(
             &workspace,
             engine.generator.as_ref(),
+            &engine.caches,
             &settings.completion,
             &request,
+            Layout::Full,
         )
     })
     .await

@@ -23,12 +23,13 @@ use super::front_door::{Arrival, Stamped};
 use super::guard::blocking;
 use super::position::{lsp_range, offset};
 use super::state::{Engine, State};
+use super::warmup::Trigger as WarmTrigger;
 use crate::index::CacheStore;
 use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
-use crate::tasks::measure::{Outcome, Suggestion as Record};
+use crate::tasks::measure::{Outcome, PromptTokens, Suggestion as Record};
 use crate::tasks::{
     complete, completion_prompt, CancelToken, CompletionRequest, Flow, GenError, GenOutput,
-    GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
+    GenRequest, Generator, GeneratorInfo, Layout, Settings, Speed, TaskError, Workspace,
 };
 
 /// A suggestion in LSP coordinates.
@@ -139,6 +140,29 @@ impl Generator for Timed<'_> {
         result
     }
 
+    fn generate_within(
+        &self,
+        offers: &[GenRequest],
+        prefill_limit: Duration,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> std::result::Result<(usize, GenOutput), GenError> {
+        let started = Instant::now();
+        let result = self
+            .inner
+            .generate_within(offers, prefill_limit, cancel, on_text);
+        *self.spent.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
+        result
+    }
+
+    fn keeps_sessions(&self) -> bool {
+        self.inner.keeps_sessions()
+    }
+
+    fn speed(&self) -> Option<Speed> {
+        self.inner.speed()
+    }
+
     fn reset_sessions(&self) {
         self.inner.reset_sessions();
     }
@@ -193,6 +217,7 @@ async fn suggest(
         prompt_cpu: Duration::ZERO,
         generated_tokens: 0,
         chars: 0,
+        tokens: None,
     };
     if arrival.version != Some(doc.version) {
         // Edited between the request and now: its position is for a text that is gone.
@@ -274,11 +299,11 @@ async fn suggest(
                 &generation_cancel,
             );
             if settings.debug.dump_prompt {
-                let name = match &result {
-                    Ok(Some(c)) => c.id.clone(),
-                    _ => format!("r{seq}"),
+                let (name, layout) = match &result {
+                    Ok(Some(c)) => (c.id.clone(), c.stats.layout.unwrap_or(Layout::Full)),
+                    _ => (format!("r{seq}"), Layout::Full),
                 };
-                dump_prompt(&workspace, &engine, &settings, &request, &name);
+                dump_prompt(&workspace, &engine, &settings, &request, layout, &name);
             }
             let spent = *timed.spent.lock().unwrap_or_else(|e| e.into_inner());
             (result, spent)
@@ -300,11 +325,21 @@ async fn suggest(
                 record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
                 record.prompt_cpu = Duration::from_secs_f64(c.stats.prompt_cpu_secs);
             }
-            if let Some(generation) = completion
+            if let Some((stats, generation)) = completion
                 .as_ref()
-                .and_then(|c| c.stats.generation.as_ref())
+                .and_then(|c| Some((&c.stats, c.stats.generation.as_ref()?)))
             {
                 record.generated_tokens = generation.generated_tokens;
+                record.tokens = Some(PromptTokens {
+                    layout: match stats.layout {
+                        Some(Layout::Fast) => "fast",
+                        _ => "full",
+                    },
+                    budget: stats.prompt_budget,
+                    prompt: generation.prompt_tokens,
+                    reused: generation.reused_tokens,
+                    prefilled: generation.prefilled_tokens,
+                });
             }
             if !engine_time.is_zero() {
                 state.record_latency(engine_time);
@@ -325,6 +360,13 @@ async fn suggest(
             }
         }
     };
+    if matches!(outcome, Outcome::Shown | Outcome::Empty) {
+        // The user is here: if the full prompt did not run, prefill it while the engine is idle.
+        state
+            .documents
+            .warmer()
+            .want(uri, Some(at), WarmTrigger::Request);
+    }
     record.outcome = outcome;
     record.latency = arrived.elapsed();
     if record.id.is_empty() {
@@ -348,6 +390,7 @@ fn dump_prompt(
     engine: &Engine,
     settings: &Settings,
     request: &CompletionRequest,
+    layout: Layout,
     name: &str,
 ) {
     let Some(dir) = prompt_dir(settings) else {
@@ -356,8 +399,10 @@ fn dump_prompt(
     let written = completion_prompt(
         workspace,
         engine.generator.as_ref(),
+        &engine.caches,
         &settings.completion,
         request,
+        layout,
     )
     .map_err(|e| e.to_string())
     .and_then(|prompt| {

@@ -31,6 +31,9 @@ pub struct Document {
     pub file: Option<PathBuf>,
     /// The workspace-relative path (`/`-separated) when the document is inside the workspace and indexed.
     pub indexed_path: Option<String>,
+    /// Byte offset just after the text the last `didChange` inserted (where the cursor most likely is),
+    /// `None` until an edit with a range arrives.
+    pub last_edit: Option<usize>,
 }
 
 /// Why a notification was not applied (logged; a notification has no reply).
@@ -166,6 +169,7 @@ impl Documents {
             text: Rope::from_str(&item.text),
             file,
             indexed_path,
+            last_edit: None,
         };
         self.docs.insert(item.uri, doc);
         change
@@ -199,6 +203,7 @@ impl Documents {
                         doc.text.byte_to_char(bytes.start)..doc.text.byte_to_char(bytes.end);
                     doc.text.remove(chars.clone());
                     doc.text.insert(chars.start, &change.text);
+                    doc.last_edit = Some(bytes.start + change.text.len());
                     edits.push(TextEdit {
                         range: bytes,
                         new_text: change.text,
@@ -207,6 +212,7 @@ impl Documents {
                 None => {
                     let len = doc.text.len_bytes();
                     doc.text = Rope::from_str(&change.text);
+                    doc.last_edit = None;
                     edits.push(TextEdit {
                         range: 0..len,
                         new_text: change.text,

@@ -7,7 +7,8 @@
 //! transport for each message in the order it was read:
 //!
 //! - `didOpen` / `didChange` / `didClose` are applied to [`Documents`] right here (a rope edit: microseconds)
-//!   and the implied index [`Change`] is queued to the one index writer, in the same order;
+//!   and the implied index [`Change`] is queued to the one index writer, in the same order; the warm-up
+//!   scheduler is told where the user is (`warmup.rs`);
 //! - requests that read a document (`inlineCompletion`, `completion`, `hover`, `codeAction`,
 //!   `executeCommand`) are stamped with the document's version *at arrival* and routed to internal methods
 //!   ([`internal`]) that receive `{ "params": <original>, "arrival": <stamp> }`. A handler compares the stamp
@@ -34,6 +35,7 @@ use tower_lsp_server::ExitedError;
 
 use super::documents::{Documents, SyncError};
 use super::state::InflightCompletions;
+use super::warmup::{Trigger, Warmer};
 use crate::index::Change;
 
 /// Internal method names (never sent by a client; tower-lsp routes them like any custom method).
@@ -83,26 +85,34 @@ pub struct SharedDocuments {
     documents: Mutex<Documents>,
     sink: Box<dyn ChangeSink>,
     inflight: Arc<InflightCompletions>,
+    warmer: Arc<Warmer>,
 }
 
 impl SharedDocuments {
-    /// A store that queues index changes into `sink` and cancels a document's completion in `inflight` when
-    /// the document changes.
+    /// A store that queues index changes into `sink`, cancels a document's completion in `inflight` when
+    /// the document changes, and tells `warmer` where the user is.
     pub fn new(
         documents: Documents,
         sink: Box<dyn ChangeSink>,
         inflight: Arc<InflightCompletions>,
+        warmer: Arc<Warmer>,
     ) -> SharedDocuments {
         SharedDocuments {
             documents: Mutex::new(documents),
             sink,
             inflight,
+            warmer,
         }
     }
 
     /// Locks the documents (briefly: every reader clones what it needs).
     pub fn lock(&self) -> MutexGuard<'_, Documents> {
         self.documents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The warm-up scheduler.
+    pub fn warmer(&self) -> &Warmer {
+        &self.warmer
     }
 
     /// Replaces the store (at `initialize`, when the root and encoding are known).
@@ -136,9 +146,19 @@ impl SharedDocuments {
             Err(e) => tracing::warn!("{method}: {e}"),
         }
         drop(docs);
-        // A generation for the old text can only produce a stale answer: stop it now.
-        if let Some(uri) = uri.filter(|_| method != "textDocument/didOpen") {
-            self.inflight.cancel(&uri);
+        if let Some(uri) = uri {
+            match method {
+                "textDocument/didOpen" => self.warmer.want(&uri, None, Trigger::Open),
+                "textDocument/didChange" => {
+                    // A generation for the old text can only produce a stale answer: stop it now.
+                    self.inflight.cancel(&uri);
+                    self.warmer.want(&uri, None, Trigger::Edit);
+                }
+                _ => {
+                    self.inflight.cancel(&uri);
+                    self.warmer.forget(&uri);
+                }
+            }
         }
         true
     }

@@ -11,6 +11,7 @@
 //! Server: lifecycle + capabilities; handlers: completion.rs, hover.rs, actions.rs, commands.rs
 //!         edits out: edits.rs (minimal TextEdits), apply.rs (versioned WorkspaceEdit, checks)
 //! startup.rs: model + index in the background ($/progress, qwen-ls/status, showMessage once)
+//! warmup.rs: opens, edits and requests say where the user is: prefill the next prompt while idle
 //! guard.rs: panics → InternalError responses; dropped requests cancel their generation
 //! transport.rs: re-frames stdin so one malformed message is answered with an error instead of ending input
 //! ```
@@ -34,6 +35,7 @@ mod startup;
 mod state;
 pub mod status;
 pub mod transport;
+mod warmup;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +50,7 @@ use self::documents::Documents;
 use self::front_door::{internal, FrontDoor, SharedDocuments};
 use self::server::Server;
 use self::state::{InflightCompletions, State};
+use self::warmup::Warmer;
 use self::writer::IndexFeed;
 use crate::store::Progress;
 use crate::tasks::generator::Generator;
@@ -87,10 +90,12 @@ where
 {
     let feed = Arc::new(IndexFeed::new(options.index_hook));
     let inflight = Arc::new(InflightCompletions::default());
+    let warmer = Arc::new(Warmer::default());
     let documents = Arc::new(SharedDocuments::new(
         Documents::default(),
         Box::new(feed.clone()),
         inflight.clone(),
+        warmer.clone(),
     ));
     let log = SuggestionLog::new(options.suggestion_log);
     let shared = documents.clone();
@@ -112,11 +117,13 @@ where
     .custom_method(transport::MALFORMED, Server::malformed)
     .finish();
     let state = service.inner().state.clone();
+    let warmups = tokio::spawn(warmer.run(state.clone()));
     let service = FrontDoor::new(service, documents);
     tower_lsp_server::Server::new(transport::Sanitized::new(input), output, socket)
         .concurrency_level(CONCURRENCY)
         .serve(service)
         .await;
+    warmups.abort();
     state.shut_down.load(std::sync::atomic::Ordering::SeqCst)
 }
 

@@ -1,12 +1,13 @@
 //! `Caches`: what the tasks remember between requests for one model and configuration — the forward cache of
-//! shown completions, explanations by function content, and the counter behind completion ids. Clear it when
-//! the model or the configuration changes.
+//! shown completions, the editing regions of completion prompts, explanations by function content, and the
+//! counter behind completion ids. Clear it when the model or the configuration changes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::complete::ForwardCache;
+use super::fim::Regions;
 
 /// Completions remembered for typing through.
 const FORWARD_CAPACITY: usize = 32;
@@ -17,6 +18,7 @@ const EXPLAIN_CAPACITY: usize = 64;
 #[derive(Debug)]
 pub struct Caches {
     forward: Mutex<ForwardCache>,
+    regions: Regions,
     /// (key, markdown), most recently used first.
     explanations: Mutex<VecDeque<(u64, String)>>,
     next_id: AtomicU64,
@@ -38,6 +40,7 @@ impl Caches {
     pub fn new() -> Caches {
         Caches {
             forward: Mutex::new(ForwardCache::new(FORWARD_CAPACITY)),
+            regions: Regions::default(),
             explanations: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(1),
         }
@@ -46,6 +49,7 @@ impl Caches {
     /// Forgets every remembered answer (ids keep increasing).
     pub fn clear(&self) {
         lock(&self.forward).clear();
+        self.regions.clear();
         lock(&self.explanations).clear();
     }
 
@@ -56,6 +60,10 @@ impl Caches {
 
     pub(crate) fn forward(&self) -> MutexGuard<'_, ForwardCache> {
         lock(&self.forward)
+    }
+
+    pub(crate) fn regions(&self) -> &Regions {
+        &self.regions
     }
 
     pub(crate) fn explanation(&self, key: u64) -> Option<String> {

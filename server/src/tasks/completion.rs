@@ -1,24 +1,43 @@
 //! `complete`: one inline completion, from a cursor to the edit the editor shows as ghost text.
 //!
-//! forward cache (typing through a shown suggestion: no generation) → FIM prompt ([`super::fim`]) → stream
+//! forward cache (typing through a shown suggestion: no generation) → FIM prompts ([`super::fim`]) → stream
 //! through a [`CompletionSession`] (its stop rules end the generation mid-stream) → post-processing →
 //! remembered in the forward cache. Cancellation is checked before packing, before generating and, inside
 //! the generator, every token; a cancelled request answers [`TaskError::Cancelled`], never a stale edit.
+//!
+//! **Latency.** On a backend that keeps sessions (the local engine), two prompts are offered, each in its
+//! own editing region and KV session: the full one (`completion.budget`) and a fast one sized so that its
+//! cold prefill fits [`LATENCY_TARGET`] at the measured prefill speed. The generator runs the full one when
+//! its cache makes it fast enough (while typing in a region, or after a warm-up) and the fast one otherwise.
+//! [`warm_up`] prefills the full prompt's part before the cursor in the background, so the budget grows back
+//! as the cache warms.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qwen_engine::CancelToken;
 
-use super::complete::{CompletionSession, Stop};
-use super::fim::{self, CompletionPrompt, FimInput};
+use super::complete::{CompletionSession, Mode, Stop};
+use super::fim::{self, CompletionPrompt, FimInput, Layout, Pin};
+use super::generator::GenError;
 use super::generator::{
     FinishReason, Flow, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
+    WarmFinish, WarmOutput,
 };
 use super::{Caches, CompletionSettings, TaskError, Workspace};
 use crate::syntax::language_for_path;
+
+/// How soon a suggestion should arrive: the fast prompt is sized so that it can, cold.
+pub const LATENCY_TARGET: Duration = Duration::from_secs(1);
+/// The fast prompt's budget at least (below it the model sees too little to be useful), and while the
+/// prefill speed is not measured yet.
+pub const MIN_FAST_BUDGET: usize = 256;
+/// Tokens a single-line suggestion is expected to take, for the decode estimate; a multi-line one 3×.
+const EXPECTED_LINE_TOKENS: usize = 16;
+/// Decode time assumed until a generation has measured the speed.
+const UNMEASURED_DECODE: Duration = Duration::from_millis(500);
 
 /// Where the cursor is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +80,10 @@ pub struct TaskStats {
     pub prompt_tokens: usize,
     /// Tokens of packed repository context in it.
     pub context_tokens: usize,
+    /// The budget of the prompt run (the full `completion.budget`, or the fast prompt's), 0 when none ran.
+    pub prompt_budget: usize,
+    /// Which prompt ran (`None` when none did).
+    pub layout: Option<Layout>,
     /// The generation's counters (`None` when nothing was generated).
     pub generation: Option<GenStats>,
 }
@@ -133,7 +156,23 @@ fn prompt_budget(generator: &dyn Generator, settings: &CompletionSettings) -> us
     }
 }
 
-fn build_prompt(workspace: &Workspace, resolved: &Resolved, budget: usize) -> CompletionPrompt {
+/// The KV session of a layout's prompts for a document.
+fn session_of(display_path: &str, layout: Layout) -> SessionKey {
+    match layout {
+        Layout::Full => SessionKey::document(display_path),
+        Layout::Fast => SessionKey(format!("doc-fast:{display_path}")),
+    }
+}
+
+fn build_prompt(
+    workspace: &Workspace,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    resolved: &Resolved,
+    layout: Layout,
+    budget: usize,
+    accept: std::ops::RangeInclusive<usize>,
+) -> CompletionPrompt {
     let snapshot = workspace.snapshot();
     fim::build(
         workspace,
@@ -143,24 +182,143 @@ fn build_prompt(workspace: &Workspace, resolved: &Resolved, budget: usize) -> Co
             display_path: &resolved.display_path,
             text: &resolved.text,
             offset: resolved.offset,
+            suffix_tokens: settings.suffix_tokens,
+        },
+        &Pin {
+            regions: caches.regions(),
+            layout,
             budget,
+            accept,
         },
     )
 }
 
-/// The exact prompt text [`complete`] would send for `request` (for `qwen-ls.debug.dumpPrompt`).
+fn full_prompt(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    resolved: &Resolved,
+) -> CompletionPrompt {
+    let budget = prompt_budget(generator, settings);
+    build_prompt(
+        workspace,
+        caches,
+        settings,
+        resolved,
+        Layout::Full,
+        budget,
+        budget..=budget,
+    )
+}
+
+/// The prompts to offer, best first, and how long the prefill of the chosen one may take (see the module
+/// documentation).
+fn offers(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    resolved: &Resolved,
+    mode: Mode,
+) -> (Vec<(Layout, CompletionPrompt)>, Duration) {
+    let full = full_prompt(workspace, generator, caches, settings, resolved);
+    if !generator.keeps_sessions() {
+        return (vec![(Layout::Full, full)], Duration::MAX);
+    }
+    let speed = generator.speed();
+    let expected_tokens = match mode {
+        Mode::SingleLine => EXPECTED_LINE_TOKENS,
+        Mode::MultiLine => 3 * EXPECTED_LINE_TOKENS,
+    }
+    .min(settings.max_tokens);
+    let decode = speed
+        .and_then(|s| s.decode_tok_s)
+        .map_or(UNMEASURED_DECODE, |rate| {
+            Duration::from_secs_f64(expected_tokens as f64 / rate)
+        });
+    let prefill_limit = LATENCY_TARGET.saturating_sub(decode);
+    let fast_budget = speed
+        .map_or(0, |s| {
+            (s.prefill_tok_s * prefill_limit.as_secs_f64()) as usize
+        })
+        .max(MIN_FAST_BUDGET);
+    if fast_budget >= full.budget {
+        return (vec![(Layout::Full, full)], prefill_limit);
+    }
+    let fast = build_prompt(
+        workspace,
+        caches,
+        settings,
+        resolved,
+        Layout::Fast,
+        fast_budget,
+        MIN_FAST_BUDGET.min(fast_budget)..=full.budget - 1,
+    );
+    (
+        vec![(Layout::Full, full), (Layout::Fast, fast)],
+        prefill_limit,
+    )
+}
+
+/// The exact prompt text [`complete`] sends in `layout` for `request` (for `qwen-ls.debug.dumpPrompt`): the
+/// document's remembered region in `caches` when the request is still in it.
 pub fn completion_prompt(
     workspace: &Workspace,
     generator: &dyn Generator,
+    caches: &Caches,
     settings: &CompletionSettings,
     request: &CompletionRequest,
+    layout: Layout,
 ) -> Result<CompletionPrompt, TaskError> {
     let resolved = resolve(workspace, request)?;
-    Ok(build_prompt(
-        workspace,
-        &resolved,
-        prompt_budget(generator, settings),
-    ))
+    let full = prompt_budget(generator, settings);
+    Ok(match layout {
+        Layout::Full => full_prompt(workspace, generator, caches, settings, &resolved),
+        Layout::Fast => build_prompt(
+            workspace,
+            caches,
+            settings,
+            &resolved,
+            Layout::Fast,
+            MIN_FAST_BUDGET.min(full),
+            0..=full,
+        ),
+    })
+}
+
+/// Prefills, at low priority, the part of the full completion prompt at `request`'s cursor that stays put
+/// while the user types there (everything before the cursor), so that the next request there starts warm.
+/// Waits until the generator is idle and gives way to any request ([`Generator::warm`]); does nothing on a
+/// backend without sessions.
+pub fn warm_up(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    request: &CompletionRequest,
+    cancel: &CancelToken,
+) -> Result<WarmOutput, TaskError> {
+    if !generator.keeps_sessions() {
+        return Ok(WarmOutput::nothing(WarmFinish::Unsupported));
+    }
+    let resolved = resolve(workspace, request)?;
+    if cancel.is_cancelled() {
+        return Err(TaskError::Cancelled);
+    }
+    let _span = tracing::debug_span!("warm_up", path = %resolved.display_path).entered();
+    let prompt = full_prompt(workspace, generator, caches, settings, &resolved);
+    let output = generator.warm(
+        &GenRequest {
+            prompt: GenPrompt::Raw(prompt.stable),
+            max_tokens: 0,
+            sampling: Sampling::greedy(),
+            stop: Vec::new(),
+            session: Some(session_of(&resolved.display_path, Layout::Full)),
+        },
+        cancel,
+    )?;
+    Ok(output)
 }
 
 /// Computes the inline completion at the cursor; `Ok(None)` when there is nothing useful to show.
@@ -196,12 +354,6 @@ pub fn complete(
     if cancel.is_cancelled() {
         return Err(TaskError::Cancelled);
     }
-    let prompt = build_prompt(workspace, &resolved, prompt_budget(generator, settings));
-    let prompt_secs = started.elapsed().as_secs_f64();
-    let prompt_cpu_secs = super::measure::thread_cpu_seconds() - cpu_started;
-    if cancel.is_cancelled() {
-        return Err(TaskError::Cancelled);
-    }
     let language_id = if request.language_id.is_empty() {
         Path::new(&resolved.display_path)
             .extension()
@@ -213,20 +365,41 @@ pub fn complete(
     };
     let grammar = language_for_path(Path::new(&resolved.display_path)).map(|spec| spec.grammar());
     let mut session = CompletionSession::new(text, resolved.offset, &language_id, grammar.as_ref());
-    let generation = generator.generate(
-        &GenRequest {
+    let (offers, prefill_limit) = offers(
+        workspace,
+        generator,
+        caches,
+        settings,
+        &resolved,
+        session.context().mode,
+    );
+    let prompt_secs = started.elapsed().as_secs_f64();
+    let prompt_cpu_secs = super::measure::thread_cpu_seconds() - cpu_started;
+    if cancel.is_cancelled() {
+        return Err(TaskError::Cancelled);
+    }
+    let requests: Vec<GenRequest> = offers
+        .iter()
+        .map(|(layout, prompt)| GenRequest {
             prompt: GenPrompt::Raw(prompt.prompt.clone()),
             max_tokens: settings.max_tokens,
             sampling: Sampling::with_temperature(settings.temperature),
             stop: Vec::new(),
-            session: Some(SessionKey::document(&resolved.display_path)),
-        },
-        cancel,
-        &mut |delta| match session.push(delta) {
+            session: Some(session_of(&resolved.display_path, *layout)),
+        })
+        .collect();
+    let (chosen, generation) =
+        generator.generate_within(&requests, prefill_limit, cancel, &mut |delta| match session
+            .push(delta)
+        {
             Some(_) => Flow::Stop,
             None => Flow::Continue,
-        },
-    )?;
+        })?;
+    let (layout, prompt) = offers.into_iter().nth(chosen).ok_or_else(|| {
+        TaskError::Generate(GenError::Backend(format!(
+            "the generator ran offer {chosen}, which was never made"
+        )))
+    })?;
     if generation.finish == FinishReason::Cancelled || cancel.is_cancelled() {
         return Err(TaskError::Cancelled);
     }
@@ -258,6 +431,8 @@ pub fn complete(
             total_secs: started.elapsed().as_secs_f64(),
             prompt_tokens: prompt.tokens,
             context_tokens: prompt.context.as_ref().map_or(0, |c| c.used_tokens),
+            prompt_budget: prompt.budget,
+            layout: Some(layout),
             generation: Some(generation.stats),
         },
     }))

@@ -2,9 +2,11 @@
 //! (`$QWEN_LS_CACHE_DIR`, else `$XDG_CACHE_HOME/qwen-ls`, else `~/.cache/qwen-ls`). Nothing is ever sent
 //! anywhere; [`summarize`] reads the file back for `qwen-ls stats`.
 //!
-//! Events: `suggestion` (every completion request that was answered: its outcome, end-to-end latency and the
-//! part of it spent in the engine), `accepted` (the client ran the item's acceptance command) and `dismissed`
-//! (a shown suggestion was superseded by the next request for the same document without being accepted).
+//! Events: `suggestion` (every completion request that was answered: its outcome, end-to-end latency, the
+//! part of it spent in the engine, and for a generation the prompt's tokens, how many came from the KV cache
+//! and how many were prefilled), `warmup` (a background prefill: why, how it ended, its tokens), `accepted`
+//! (the client ran the item's acceptance command) and `dismissed` (a shown suggestion was superseded by the
+//! next request for the same document without being accepted).
 //! The file is rotated to `suggestions.jsonl.1` past [`MAX_LOG_BYTES`].
 
 use std::collections::{HashMap, HashSet};
@@ -97,6 +99,44 @@ pub struct Suggestion {
     pub generated_tokens: usize,
     /// Characters of the suggestion shown (0 unless shown).
     pub chars: usize,
+    /// The prompt of the generation, when one ran.
+    pub tokens: Option<PromptTokens>,
+}
+
+/// Where a generation's prompt tokens came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTokens {
+    /// Which prompt ran: `"full"` (`completion.budget`) or `"fast"` (sized to the measured speed).
+    pub layout: &'static str,
+    /// Its budget.
+    pub budget: usize,
+    /// Tokens of the prompt.
+    pub prompt: usize,
+    /// Tokens reused from the session's KV cache.
+    pub reused: usize,
+    /// Tokens run through the model.
+    pub prefilled: usize,
+}
+
+/// One background prefill (warm-up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmUp {
+    /// The document.
+    pub document: String,
+    /// What asked for it (`open`, `edit`, `request`).
+    pub trigger: &'static str,
+    /// How it ended (`done`, `already-warm`, `preempted`, `cancelled`, `failed`).
+    pub finish: &'static str,
+    /// Tokens of the prompt part warmed.
+    pub prompt_tokens: usize,
+    /// Tokens already in the cache.
+    pub reused_tokens: usize,
+    /// Tokens prefilled.
+    pub prefilled_tokens: usize,
+    /// Waiting for the engine to be idle.
+    pub queue: Duration,
+    /// Prefilling.
+    pub prefill: Duration,
 }
 
 /// The append-only log. All methods are best effort: an I/O failure is logged once and disables the log.
@@ -161,7 +201,7 @@ impl SuggestionLog {
                 json!({"event": "dismissed", "ts": now_ms(), "id": previous}),
             );
         }
-        let line = json!({
+        let mut line = json!({
             "event": "suggestion",
             "ts": now_ms(),
             "id": s.id,
@@ -175,6 +215,31 @@ impl SuggestionLog {
             "prompt_cpu_ms": ms(s.prompt_cpu),
             "generated_tokens": s.generated_tokens,
             "chars": s.chars,
+        });
+        if let Some(t) = &s.tokens {
+            line["layout"] = json!(t.layout);
+            line["budget"] = json!(t.budget);
+            line["prompt_tokens"] = json!(t.prompt);
+            line["reused_tokens"] = json!(t.reused);
+            line["prefilled_tokens"] = json!(t.prefilled);
+        }
+        self.write(&mut state, line);
+    }
+
+    /// Records a warm-up.
+    pub fn warm_up(&self, w: &WarmUp) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let line = json!({
+            "event": "warmup",
+            "ts": now_ms(),
+            "document": w.document,
+            "trigger": w.trigger,
+            "finish": w.finish,
+            "prompt_tokens": w.prompt_tokens,
+            "reused_tokens": w.reused_tokens,
+            "prefilled_tokens": w.prefilled_tokens,
+            "queue_ms": ms(w.queue),
+            "prefill_ms": ms(w.prefill),
         });
         self.write(&mut state, line);
     }
@@ -241,6 +306,18 @@ pub struct Summary {
     pub shown_latency_ms: Vec<f64>,
     /// Server time of every generated request: latency minus debounce and engine time (ms, sorted).
     pub overhead_ms: Vec<f64>,
+    /// Prompt tokens of every generation (sorted).
+    pub prompt_tokens: Vec<f64>,
+    /// Prompt tokens reused from the KV cache, per generation (sorted).
+    pub reused_tokens: Vec<f64>,
+    /// Prompt tokens prefilled, per generation (sorted).
+    pub prefilled_tokens: Vec<f64>,
+    /// Generations that ran the fast prompt (sized to the measured speed) instead of the full one.
+    pub fast_prompts: usize,
+    /// Warm-ups by how they ended.
+    pub warm_ups: std::collections::BTreeMap<String, usize>,
+    /// Tokens prefilled by warm-ups.
+    pub warm_up_tokens: usize,
     /// Lines that were not valid events.
     pub bad_lines: usize,
 }
@@ -314,6 +391,27 @@ pub fn summarize(reader: impl BufRead) -> Summary {
                         .overhead_ms
                         .push((latency - debounce - engine).max(0.0));
                 }
+                let count = |key: &str| value.get(key).and_then(Value::as_f64);
+                if let (Some(prompt), Some(reused), Some(prefilled)) = (
+                    count("prompt_tokens"),
+                    count("reused_tokens"),
+                    count("prefilled_tokens"),
+                ) {
+                    summary.prompt_tokens.push(prompt);
+                    summary.reused_tokens.push(reused);
+                    summary.prefilled_tokens.push(prefilled);
+                    if value.get("layout").and_then(Value::as_str) == Some("fast") {
+                        summary.fast_prompts += 1;
+                    }
+                }
+            }
+            Some("warmup") => {
+                let finish = value.get("finish").and_then(Value::as_str).unwrap_or("?");
+                *summary.warm_ups.entry(finish.to_owned()).or_default() += 1;
+                summary.warm_up_tokens += value
+                    .get("prefilled_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0) as usize;
             }
             Some("accepted") if shown.contains(id) => {
                 if accepted.insert(id.to_owned()) {
@@ -325,8 +423,15 @@ pub fn summarize(reader: impl BufRead) -> Summary {
             _ => summary.bad_lines += 1,
         }
     }
-    summary.shown_latency_ms.sort_by(f64::total_cmp);
-    summary.overhead_ms.sort_by(f64::total_cmp);
+    for values in [
+        &mut summary.shown_latency_ms,
+        &mut summary.overhead_ms,
+        &mut summary.prompt_tokens,
+        &mut summary.reused_tokens,
+        &mut summary.prefilled_tokens,
+    ] {
+        values.sort_by(f64::total_cmp);
+    }
     summary
 }
 
@@ -365,6 +470,41 @@ impl fmt::Display for Summary {
             q(&self.overhead_ms, 0.5),
             q(&self.overhead_ms, 0.95)
         )?;
+        let tokens =
+            |values: &[f64], p| quantile(values, p).map_or("-".to_owned(), |v| format!("{v:.0}"));
+        writeln!(
+            f,
+            "prompt tokens         p50 {}  p95 {}  ({} generations, {} with the fast prompt)",
+            tokens(&self.prompt_tokens, 0.5),
+            tokens(&self.prompt_tokens, 0.95),
+            self.prompt_tokens.len(),
+            self.fast_prompts
+        )?;
+        writeln!(
+            f,
+            "  reused from cache   p50 {}  p95 {}",
+            tokens(&self.reused_tokens, 0.5),
+            tokens(&self.reused_tokens, 0.95)
+        )?;
+        writeln!(
+            f,
+            "  prefilled           p50 {}  p95 {}",
+            tokens(&self.prefilled_tokens, 0.5),
+            tokens(&self.prefilled_tokens, 0.95)
+        )?;
+        if !self.warm_ups.is_empty() {
+            let ends: Vec<String> = self
+                .warm_ups
+                .iter()
+                .map(|(finish, n)| format!("{finish} {n}"))
+                .collect();
+            writeln!(
+                f,
+                "warm-ups              {} ({} tokens prefilled)",
+                ends.join(", "),
+                self.warm_up_tokens
+            )?;
+        }
         if self.bad_lines > 0 {
             writeln!(f, "unreadable lines      {}", self.bad_lines)?;
         }
@@ -389,6 +529,13 @@ mod tests {
             engine: Duration::from_millis(engine),
             generated_tokens: 3,
             chars: 10,
+            tokens: (outcome == Outcome::Shown).then(|| PromptTokens {
+                layout: if latency > 250 { "fast" } else { "full" },
+                budget: 2048,
+                prompt: 1000 + latency as usize,
+                reused: 900,
+                prefilled: 100 + latency as usize,
+            }),
         }
     }
 
@@ -405,6 +552,16 @@ mod tests {
         log.suggestion(&suggestion("d", Outcome::Empty, 50, 48));
         log.suggestion(&suggestion("e", Outcome::Shown, 300, 290));
         log.dismiss_document("src/lib.rs"); // dismisses e
+        log.warm_up(&WarmUp {
+            document: "src/lib.rs".into(),
+            trigger: "open",
+            finish: "preempted",
+            prompt_tokens: 500,
+            reused_tokens: 20,
+            prefilled_tokens: 64,
+            queue: Duration::ZERO,
+            prefill: Duration::from_millis(800),
+        });
         let text = std::fs::read_to_string(&path).expect("log written");
         let summary = summarize(std::io::Cursor::new(format!("{text}not json\n")));
         assert_eq!(summary.count(Outcome::Shown), 3);
@@ -417,8 +574,22 @@ mod tests {
         assert_eq!(summary.overhead_ms, vec![2.0, 10.0, 10.0, 20.0]);
         assert_eq!(quantile(&summary.shown_latency_ms, 0.5), Some(200.0));
         assert_eq!(quantile(&summary.shown_latency_ms, 0.95), Some(300.0));
+        assert_eq!(summary.prompt_tokens, vec![1100.0, 1200.0, 1300.0]);
+        assert_eq!(summary.reused_tokens, vec![900.0; 3]);
+        assert_eq!(summary.prefilled_tokens, vec![200.0, 300.0, 400.0]);
+        assert_eq!(summary.fast_prompts, 1);
+        assert_eq!(summary.warm_ups.get("preempted"), Some(&1));
+        assert_eq!(summary.warm_up_tokens, 64);
         let shown = summary.to_string();
         assert!(shown.contains("acceptance rate       33.3%"), "{shown}");
+        assert!(
+            shown.contains("  prefilled           p50 300  p95 400"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("warm-ups              preempted 1 (64 tokens prefilled)"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! Generator           generator/      the model boundary: LocalGenerator (engine) today, a remote server later;
 //!                                     load_generator(settings, store, progress) builds one
 //! Caches              caches.rs       forward cache, explanations, completion ids (per model/configuration)
-//! complete(…)         completion.rs   inline completion (FIM prompt in fim.rs, rules in complete/)
+//! complete(…)         completion.rs   inline completion (FIM prompt and editing regions in fim/, rules in
+//!                                     complete/); warm_up(…) prefills the next prompt in the background
 //! explain(…)          explain.rs      hover explanation of the function at a position (functions.rs)
 //! refactor(…), patch(…)  edit.rs      instruction → checked patch (prompt in edit_prompt.rs, patch/)
 //! SuggestionLog       measure.rs      local log of completion outcomes (LSP writes, `qwen-ls stats` reads)
@@ -35,7 +36,8 @@ mod workspace;
 pub use caches::Caches;
 pub use checker::TreeSitterChecker;
 pub use completion::{
-    complete, completion_prompt, Completion, CompletionRequest, CompletionSource, TaskStats,
+    complete, completion_prompt, warm_up, Completion, CompletionRequest, CompletionSource,
+    TaskStats, LATENCY_TARGET, MIN_FAST_BUDGET,
 };
 pub use edit::{
     add_documentation_instruction, fix_diagnostics_instruction, patch, refactor, DiagnosticInfo,
@@ -44,12 +46,12 @@ pub use edit::{
 pub use edit_prompt::EDIT_SYSTEM;
 pub use error::TaskError;
 pub use explain::{explain, explain_target, ExplainRequest, Explanation, EXPLAIN_SYSTEM};
-pub use fim::{CompletionPrompt, PREFIX_SHARE, SUFFIX_SHARE};
+pub use fim::{CompletionPrompt, Layout, MOVE_DOWN_LINES, PREFIX_SHARE, SUFFIX_SHARE};
 pub use functions::{function_at, function_named, functions_in, FunctionAt};
 pub use generator::{
     load_generator, FinishReason, Flow, GenError, GenOutput, GenPrompt, GenRequest, GenStats,
     Generator, GeneratorInfo, LoadedGenerator, LoaderError, LocalGenerator, LocalOptions, Sampling,
-    SessionKey,
+    SessionKey, Speed, WarmFinish, WarmOutput,
 };
 pub use settings::{
     Backend, CodeActionSettings, CompletionSettings, DTypeSetting, DebugSettings, HoverSettings,

@@ -116,6 +116,9 @@ pub struct CompletionSettings {
     pub temperature: f32,
     /// `completion.debounceMs`: base debounce.
     pub debounce_ms: u64,
+    /// `completion.suffixTokens`: tokens of text after the cursor in the prompt at most. Each keystroke re-runs
+    /// them (they follow the cursor), so they cost latency while the user types.
+    pub suffix_tokens: usize,
 }
 
 impl Default for CompletionSettings {
@@ -126,6 +129,7 @@ impl Default for CompletionSettings {
             max_tokens: 128,
             temperature: 0.0,
             debounce_ms: 75,
+            suffix_tokens: 48,
         }
     }
 }
@@ -241,6 +245,7 @@ mod tests {
         let c = s.completion;
         assert!(c.enabled);
         assert_eq!((c.budget, c.max_tokens, c.debounce_ms), (2048, 128, 75));
+        assert_eq!(c.suffix_tokens, 48);
         assert_eq!(c.temperature, 0.0);
         assert_eq!(
             s.hover,
@@ -274,6 +279,7 @@ mod tests {
             ("completion.budget", "`2048`"),
             ("completion.maxTokens", "`128`"),
             ("completion.debounceMs", "`75`"),
+            ("completion.suffixTokens", "`48`"),
             ("hover.budget", "`4096`"),
             ("hover.maxTokens", "`256`"),
             ("codeActions.budget", "`8192`"),

@@ -6,22 +6,36 @@
 //!   only the tokens after the common prefix.
 //! - **One generation at a time**: the CPU is saturated by one forward pass, so requests wait in a
 //!   [`FairQueue`] (arrival order); a request cancelled while it waits never starts.
+//! - **Choosing among offers** ([`Generator::generate_within`]) happens once the request holds the slot, when
+//!   the session's sequence is back in the pool: the cost of an offer is its tokens after the cached prefix
+//!   over the measured prefill speed.
+//! - **Warm-ups** ([`Generator::warm`]) take the slot only when no request waits, prefill in small chunks and
+//!   stop at the next chunk when a request arrives (the queue cancels their preemption token); they go through
+//!   the same pool, so its bounds hold for them too.
+//! - **Speed**: moving averages of the prefill and decode rates of recent generations and warm-ups.
 //! - **Early stop**: the streaming callback's [`Flow::Stop`] cancels a child of the request's token, so the
 //!   engine stops at the next token without the caller's token being touched.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qwen_engine::{
-    generate, CancelToken, GenerateError, GenerateParams, LoadedModel, SamplingParams, Sequence,
-    StopReason, DEFAULT_PREFILL_CHUNK,
+    generate, CancelToken, GenerateError, GenerateParams, LoadedModel, Prompt, SamplingParams,
+    Sequence, SequenceError, StopReason, DEFAULT_PREFILL_CHUNK,
 };
 
 use super::queue::FairQueue;
 use super::{
     FinishReason, Flow, GenError, GenOutput, GenRequest, GenStats, Generator, GeneratorInfo,
-    SessionKey,
+    SessionKey, Speed, WarmFinish, WarmOutput,
 };
+
+/// Weight of the newest observation in the speed averages.
+const SPEED_WEIGHT: f64 = 0.3;
+/// Prefills shorter than this say more about fixed costs than about speed: not averaged.
+const MIN_PREFILL_SAMPLE: usize = 8;
+/// Decodes shorter than this are not averaged.
+const MIN_DECODE_SAMPLE: usize = 4;
 
 /// Limits of the session pool and prefill chunking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +46,8 @@ pub struct LocalOptions {
     pub max_sessions: usize,
     /// Prefill chunk in tokens (cancellation is checked between chunks).
     pub prefill_chunk: usize,
+    /// Prefill chunk of warm-ups: small, because a request that arrives waits for the chunk running.
+    pub warm_chunk: usize,
 }
 
 impl Default for LocalOptions {
@@ -40,6 +56,7 @@ impl Default for LocalOptions {
             max_kv_bytes: 1 << 30,
             max_sessions: 8,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
+            warm_chunk: 16,
         }
     }
 }
@@ -56,6 +73,50 @@ pub struct LocalGenerator {
     queue: FairQueue,
     /// Least recently used first.
     pool: Mutex<Vec<PoolEntry>>,
+    speed: Mutex<SpeedMeter>,
+}
+
+/// Moving averages of (seconds, tokens): their ratio weighs long runs more than short ones.
+#[derive(Debug, Default)]
+struct SpeedMeter {
+    prefill: Option<(f64, f64)>,
+    decode: Option<(f64, f64)>,
+}
+
+fn average_in(average: &mut Option<(f64, f64)>, secs: f64, tokens: usize) {
+    let sample = (secs, tokens as f64);
+    *average = Some(match *average {
+        None => sample,
+        Some((s, t)) => (
+            s + SPEED_WEIGHT * (sample.0 - s),
+            t + SPEED_WEIGHT * (sample.1 - t),
+        ),
+    });
+}
+
+fn rate_of(average: Option<(f64, f64)>) -> Option<f64> {
+    average.and_then(|(secs, tokens)| (secs > 0.0).then(|| tokens / secs))
+}
+
+impl SpeedMeter {
+    fn prefilled(&mut self, tokens: usize, secs: f64) {
+        if tokens >= MIN_PREFILL_SAMPLE && secs > 0.0 {
+            average_in(&mut self.prefill, secs, tokens);
+        }
+    }
+
+    fn decoded(&mut self, steps: usize, secs: f64) {
+        if steps >= MIN_DECODE_SAMPLE && secs > 0.0 {
+            average_in(&mut self.decode, secs, steps);
+        }
+    }
+
+    fn speed(&self) -> Option<Speed> {
+        Some(Speed {
+            prefill_tok_s: rate_of(self.prefill)?,
+            decode_tok_s: rate_of(self.decode),
+        })
+    }
 }
 
 impl std::fmt::Debug for LocalGenerator {
@@ -75,12 +136,18 @@ impl LocalGenerator {
             options,
             queue: FairQueue::default(),
             pool: Mutex::new(Vec::new()),
+            speed: Mutex::new(SpeedMeter::default()),
         }
     }
 
     /// The model.
     pub fn model(&self) -> &LoadedModel {
         &self.model
+    }
+
+    /// Whether a warm-up holds the engine now.
+    pub fn warming(&self) -> bool {
+        self.queue.background_running()
     }
 
     /// Sessions currently kept warm.
@@ -103,6 +170,58 @@ impl LocalGenerator {
 
     fn sequence_bytes(&self, sequence: &Sequence) -> u64 {
         sequence.cache().bytes() as u64
+    }
+
+    fn lock_speed(&self) -> std::sync::MutexGuard<'_, SpeedMeter> {
+        self.speed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The prompt's token ids, refused when they fill the context window.
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<u32>, GenError> {
+        let ids = prompt
+            .to_ids(&self.model.tokenizer)
+            .map_err(|e| GenError::Prompt(e.to_string()))?;
+        let window = self.model.model.config().max_position_embeddings;
+        if ids.len() >= window {
+            return Err(GenError::PromptTooLong {
+                tokens: ids.len(),
+                window,
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Tokens of `ids` the session's sequence holds (0 for a session not in the pool).
+    fn cached_prefix(&self, key: Option<&SessionKey>, ids: &[u32]) -> usize {
+        let Some(key) = key else { return 0 };
+        self.lock_pool()
+            .iter()
+            .find(|e| &e.key == key)
+            .map_or(0, |e| e.sequence.common_prefix(ids))
+    }
+
+    /// The offer to run (see [`Generator::generate_within`]) and its prompt and ids. Unknown speed: the
+    /// last (cheapest) offer, whose timing then gives a first measurement.
+    fn choose(
+        &self,
+        offers: &[GenRequest],
+        prefill_limit: Duration,
+    ) -> Result<(usize, Prompt, Vec<u32>), GenError> {
+        let speed = self.speed();
+        for (index, offer) in offers.iter().enumerate() {
+            let prompt = offer.prompt.to_prompt();
+            let ids = self.tokenize(&prompt)?;
+            if index + 1 == offers.len() {
+                return Ok((index, prompt, ids));
+            }
+            let Some(speed) = speed else { continue };
+            let cached = self.cached_prefix(offer.session.as_ref(), &ids);
+            let secs = (ids.len() - cached.min(ids.len())) as f64 / speed.prefill_tok_s;
+            if secs <= prefill_limit.as_secs_f64() {
+                return Ok((index, prompt, ids));
+            }
+        }
+        Err(GenError::Prompt("no prompt was offered".to_string()))
     }
 
     fn take(&self, key: Option<&SessionKey>) -> Sequence {
@@ -145,32 +264,43 @@ impl Generator for LocalGenerator {
         cancel: &CancelToken,
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<GenOutput, GenError> {
+        self.generate_within(
+            std::slice::from_ref(request),
+            Duration::MAX,
+            cancel,
+            on_text,
+        )
+        .map(|(_, output)| output)
+    }
+
+    fn generate_within(
+        &self,
+        offers: &[GenRequest],
+        prefill_limit: Duration,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<(usize, GenOutput), GenError> {
         let queued = Instant::now();
         let Some(_slot) = self.queue.acquire(cancel) else {
-            return Ok(GenOutput {
-                text: String::new(),
-                finish: FinishReason::Cancelled,
-                stats: GenStats {
-                    queue_secs: queued.elapsed().as_secs_f64(),
-                    ..GenStats::default()
+            return Ok((
+                0,
+                GenOutput {
+                    text: String::new(),
+                    finish: FinishReason::Cancelled,
+                    stats: GenStats {
+                        queue_secs: queued.elapsed().as_secs_f64(),
+                        ..GenStats::default()
+                    },
                 },
-            });
+            ));
         };
         let queue_secs = queued.elapsed().as_secs_f64();
+        let (chosen, prompt, ids) = self.choose(offers, prefill_limit)?;
+        let request = &offers[chosen];
         let session = request.session.as_ref().map_or("", |s| s.0.as_str());
-        let _span = tracing::debug_span!("generate", session, queue_secs).entered();
-        let prompt = request.prompt.to_prompt();
+        let _span = tracing::debug_span!("generate", session, queue_secs, offer = chosen).entered();
         let tokenizer = &self.model.tokenizer;
-        let ids = prompt
-            .to_ids(tokenizer)
-            .map_err(|e| GenError::Prompt(e.to_string()))?;
         let window = self.model.model.config().max_position_embeddings;
-        if ids.len() >= window {
-            return Err(GenError::PromptTooLong {
-                tokens: ids.len(),
-                window,
-            });
-        }
         let params = GenerateParams {
             max_tokens: request.max_tokens.min(window - ids.len()),
             sampling: SamplingParams {
@@ -221,22 +351,78 @@ impl Generator for LocalGenerator {
             StopReason::Cancelled => FinishReason::Cancelled,
         };
         let s = generation.stats;
-        Ok(GenOutput {
-            text,
-            finish,
-            stats: GenStats {
-                prompt_tokens: s.prompt_tokens,
-                reused_tokens: s.reused_tokens,
-                cached_tokens: None,
-                prefilled_tokens: s.prefilled_tokens,
-                generated_tokens: s.generated_tokens,
-                queue_secs,
-                prefill_secs: s.prefill_secs,
-                decode_secs: s.decode_secs,
-                prefill_tok_s: s.prefill_tok_s,
-                decode_tok_s: s.decode_tok_s,
+        {
+            let mut speed = self.lock_speed();
+            speed.prefilled(s.prefilled_tokens, s.prefill_secs);
+            speed.decoded(s.decode_steps, s.decode_secs);
+        }
+        Ok((
+            chosen,
+            GenOutput {
+                text,
+                finish,
+                stats: GenStats {
+                    prompt_tokens: s.prompt_tokens,
+                    reused_tokens: s.reused_tokens,
+                    cached_tokens: None,
+                    prefilled_tokens: s.prefilled_tokens,
+                    generated_tokens: s.generated_tokens,
+                    queue_secs,
+                    prefill_secs: s.prefill_secs,
+                    decode_secs: s.decode_secs,
+                    prefill_tok_s: s.prefill_tok_s,
+                    decode_tok_s: s.decode_tok_s,
+                },
             },
-        })
+        ))
+    }
+
+    fn warm(&self, request: &GenRequest, cancel: &CancelToken) -> Result<WarmOutput, GenError> {
+        let queued = Instant::now();
+        let preempt = cancel.child();
+        let Some(_slot) = self.queue.acquire_background(cancel, &preempt) else {
+            return Ok(WarmOutput::nothing(WarmFinish::Cancelled));
+        };
+        let queue_secs = queued.elapsed().as_secs_f64();
+        let ids = self.tokenize(&request.prompt.to_prompt())?;
+        let mut sequence = self.take(request.session.as_ref());
+        let held = sequence.common_prefix(&ids);
+        let mut output = WarmOutput {
+            finish: WarmFinish::AlreadyWarm,
+            prompt_tokens: ids.len(),
+            reused_tokens: held,
+            prefilled_tokens: 0,
+            queue_secs,
+            prefill_secs: 0.0,
+        };
+        if held == ids.len() {
+            self.put(request.session.clone(), sequence);
+            return Ok(output);
+        }
+        let session = request.session.as_ref().map_or("", |s| s.0.as_str());
+        let _span = tracing::debug_span!("warm", session, held, tokens = ids.len()).entered();
+        let started = Instant::now();
+        let result = sequence.prefill(&self.model.model, &ids, self.options.warm_chunk, &preempt);
+        output.prefill_secs = started.elapsed().as_secs_f64();
+        output.prefilled_tokens = sequence.len().saturating_sub(held);
+        self.put(request.session.clone(), sequence);
+        self.lock_speed()
+            .prefilled(output.prefilled_tokens, output.prefill_secs);
+        output.finish = match result {
+            Ok(_) => WarmFinish::Done,
+            Err(SequenceError::Cancelled) if cancel.is_cancelled() => WarmFinish::Cancelled,
+            Err(SequenceError::Cancelled) => WarmFinish::Preempted,
+            Err(e) => return Err(GenError::Backend(e.to_string())),
+        };
+        Ok(output)
+    }
+
+    fn keeps_sessions(&self) -> bool {
+        true
+    }
+
+    fn speed(&self) -> Option<Speed> {
+        self.lock_speed().speed()
     }
 
     fn reset_sessions(&self) {

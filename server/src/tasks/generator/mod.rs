@@ -6,12 +6,19 @@
 //! - prompts are engine [`Prompt`]s (pieces: text or named special token) for raw/FIM completion, or chat
 //!   [`Message`]s. A local backend tokenizes the pieces (user text can never become a special token); a remote
 //!   one sends `Prompt::to_text` to `/v1/completions` and the messages to `/v1/chat/completions`;
-//! - a [`SessionKey`] names the KV cache a request should reuse (one per document for completions, one for
-//!   chat). Locally it picks a warm `Sequence`; remotely prefix caching is automatic and the key is a hint;
-//! - cancellation is a [`CancelToken`] checked between prefill chunks and every token; the streaming callback
-//!   can also end the generation ([`Flow::Stop`]) — completion stop rules decide mid-stream;
+//! - a [`SessionKey`] names the KV cache a request should reuse (one per document and prompt layout for
+//!   completions, one for chat). Locally it picks a warm `Sequence`; remotely prefix caching is automatic and
+//!   the key is a hint;
+//! - cancellation is a [`CancelToken`] checked before every layer of a prefill chunk and every token; the
+//!   streaming callback can also end the generation ([`Flow::Stop`]) — completion stop rules decide mid-stream;
 //! - [`GenStats`] carries both the local counters (reused/prefilled tokens, tok/s) and the server-reported
-//!   cached-token count the remote backend fills when the server reports one.
+//!   cached-token count the remote backend fills when the server reports one;
+//! - a caller with a latency target offers several prompts, best first ([`Generator::generate_within`]): the
+//!   backend runs the first one its warm cache and measured [`Speed`] can prefill in time. Only the backend
+//!   can tell, and only once it holds the slot: until then the previous request of the same session may still
+//!   be writing the cache;
+//! - [`Generator::warm`] prefills a prompt the editor will probably continue, in the background: it runs only
+//!   while no request waits and gives way to any request that arrives.
 //!
 //! Calls are synchronous and may block for seconds: the LSP calls them from `spawn_blocking`.
 
@@ -188,6 +195,62 @@ pub struct GenOutput {
     pub finish: FinishReason,
     /// Counters and speeds.
     pub stats: GenStats,
+}
+
+/// A generator's measured speed (moving averages over recent generations), for sizing prompts to a latency
+/// target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speed {
+    /// Prompt tokens run through the model per second.
+    pub prefill_tok_s: f64,
+    /// Tokens generated per second (`None` until a generation decoded a few tokens).
+    pub decode_tok_s: Option<f64>,
+}
+
+/// How a warm-up ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmFinish {
+    /// The whole prompt is in the session's cache now.
+    Done,
+    /// The session's cache already held the whole prompt: nothing ran.
+    AlreadyWarm,
+    /// A request arrived: the warm-up stopped and gave way (what it prefilled stays in the cache).
+    Preempted,
+    /// The caller cancelled it (a newer warm-up superseded it).
+    Cancelled,
+    /// The backend keeps no cache it could warm (a remote server).
+    Unsupported,
+}
+
+/// The result of [`Generator::warm`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmOutput {
+    /// How it ended.
+    pub finish: WarmFinish,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens the session's cache held before.
+    pub reused_tokens: usize,
+    /// Prompt tokens run through the model (fewer than the rest when it stopped early).
+    pub prefilled_tokens: usize,
+    /// Seconds waiting for the engine to be idle.
+    pub queue_secs: f64,
+    /// Seconds of prefill.
+    pub prefill_secs: f64,
+}
+
+impl WarmOutput {
+    /// A warm-up that did nothing and ended with `finish`.
+    pub fn nothing(finish: WarmFinish) -> WarmOutput {
+        WarmOutput {
+            finish,
+            prompt_tokens: 0,
+            reused_tokens: 0,
+            prefilled_tokens: 0,
+            queue_secs: 0.0,
+            prefill_secs: 0.0,
+        }
+    }
 }
 
 /// What a generator is, for status lines and prompt sizing.
@@ -393,6 +456,44 @@ pub trait Generator: Send + Sync {
         cancel: &CancelToken,
         on_text: &mut dyn FnMut(&str) -> Flow,
     ) -> Result<GenOutput, GenError>;
+
+    /// Runs the first of `offers` (best first) whose prompt the backend expects to prefill within
+    /// `prefill_limit`, judged by what its session's cache holds and the measured [`Speed`], else the last
+    /// one; returns the index of the offer run with its output. A backend that cannot tell runs the first.
+    fn generate_within(
+        &self,
+        offers: &[GenRequest],
+        prefill_limit: std::time::Duration,
+        cancel: &CancelToken,
+        on_text: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<(usize, GenOutput), GenError> {
+        let _ = prefill_limit;
+        let first = offers
+            .first()
+            .ok_or_else(|| GenError::Prompt("no prompt was offered".to_string()))?;
+        self.generate(first, cancel, on_text)
+            .map(|output| (0, output))
+    }
+
+    /// Prefills `request`'s prompt into its session's cache at low priority, so that a request continuing it
+    /// starts warm: it waits until no request is queued or running, and stops at its next check (within one
+    /// small prefill chunk) when a request arrives. Nothing is generated. Backends without a cache of their
+    /// own answer [`WarmFinish::Unsupported`].
+    fn warm(&self, request: &GenRequest, cancel: &CancelToken) -> Result<WarmOutput, GenError> {
+        let _ = (request, cancel);
+        Ok(WarmOutput::nothing(WarmFinish::Unsupported))
+    }
+
+    /// Whether the backend keeps a KV cache per [`SessionKey`] that [`Generator::generate_within`] weighs
+    /// and [`Generator::warm`] fills (the local engine); a remote server's prefix cache is its own business.
+    fn keeps_sessions(&self) -> bool {
+        false
+    }
+
+    /// The measured speed, once known (`None` for backends that do not measure it).
+    fn speed(&self) -> Option<Speed> {
+        None
+    }
 
     /// Forgets every session's cached state (e.g. after a configuration change).
     fn reset_sessions(&self) {}

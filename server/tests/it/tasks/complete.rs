@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use qwen_ls::tasks::{
     complete, completion_prompt, Caches, CancelToken, Change, CompletionRequest,
-    CompletionSettings, CompletionSource, TaskError,
+    CompletionSettings, CompletionSource, Layout, TaskError,
 };
 
 use super::support::{repo_copy, workspace, Scripted};
@@ -131,8 +131,10 @@ fn open_documents_win_over_the_disk() {
     let prompt = completion_prompt(
         &workspace,
         &Scripted::new(""),
+        &Caches::new(),
         &CompletionSettings::default(),
         &request,
+        Layout::Full,
     )
     .expect("prompt")
     .prompt
