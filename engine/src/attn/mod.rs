@@ -24,6 +24,7 @@ use candle_core::Result;
 use rayon::prelude::*;
 
 use crate::cache::{HostBlock, HostLayer, KvCache, PANEL};
+use crate::kernels::Isa;
 
 /// Keys per tile (at most; a tile also ends at a cache block boundary).
 pub const KEY_TILE: usize = 128;
@@ -44,10 +45,14 @@ pub enum AttnIsa {
 }
 
 impl AttnIsa {
-    /// The best level this CPU supports.
+    /// The best level this CPU supports within the process's kernel level ([`Isa::selected`]): a process
+    /// forced to AVX2 or scalar kernels runs portable attention too, so a forced level measures what a CPU
+    /// of that level runs.
     pub fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && Isa::selected().is_ok_and(|isa| isa.has_avx512())
+        {
             return AttnIsa::Avx512;
         }
         AttnIsa::Portable
