@@ -16,14 +16,16 @@
 //! one `didChange` and one completion request per character, `--gap-ms` apart, each request cancelling the
 //! previous one with `$/cancelRequest`, then pauses: the pause latency is the last request's. Tokens reused
 //! from the KV cache and prefilled come from the server's suggestion log (older builds do not log them).
+//! The server runs at this process's instruction-set level (`qwen-ls --isa LEVEL bench typing …`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
+
+use qwen_engine::kernels::{Isa, ISA_ENV};
 
 use super::lsp_client::{file_uri, Launch, LspClient, Scratch};
 use crate::tasks::measure::{quantile, LOG_FILE_NAME};
@@ -55,10 +57,6 @@ pub struct TypingBenchArgs {
     /// Milliseconds between keystrokes.
     #[arg(long, default_value_t = 110)]
     gap_ms: u64,
-    /// Cap the engine's instruction set (`scalar`, `avx2`, `avx512-vnni`, `amx`): sets `QWEN_LS_ISA` for the
-    /// server.
-    #[arg(long)]
-    isa: Option<String>,
     /// Run this qwen-ls binary as the server instead of this one (to measure another build the same way).
     #[arg(long)]
     server: Option<PathBuf>,
@@ -193,7 +191,10 @@ struct Sample {
     latency_ms: f64,
     /// The first line of the suggestion (empty when none).
     first_line: String,
-    id: Option<String>,
+    /// The document, as the server's log names it (workspace-relative).
+    document: String,
+    /// When the answer arrived (ms since the epoch): the server logged the request just before.
+    answered_ms: u128,
 }
 
 /// What one pass measured.
@@ -210,6 +211,7 @@ struct Pass {
 struct Typing<'a> {
     client: &'a mut LspClient,
     uri: String,
+    document: String,
     version: i32,
 }
 
@@ -252,9 +254,8 @@ impl Typing<'_> {
                 .unwrap_or("")
                 .trim_end()
                 .to_string(),
-            id: item["command"]["arguments"][0]["id"]
-                .as_str()
-                .map(str::to_string),
+            document: self.document.clone(),
+            answered_ms: now_ms(),
         })
     }
 
@@ -330,10 +331,8 @@ fn run_pass(
         Some(path) => path.clone(),
         None => std::env::current_exe()?,
     };
-    let mut env = Vec::new();
-    if let Some(isa) = &options.isa {
-        env.push(("QWEN_LS_ISA", isa.clone()));
-    }
+    // The server runs at this process's level (the global `--isa` / `QWEN_LS_ISA` cap, else the best).
+    let env = vec![(ISA_ENV, isa()?.name().to_owned())];
     let mut client = LspClient::start(&Launch {
         binary: &binary,
         cache_dir: scratch.path(),
@@ -348,6 +347,12 @@ fn run_pass(
         let mut typing = Typing {
             client: &mut client,
             uri: uri.clone(),
+            document: site
+                .path
+                .strip_prefix(root)
+                .unwrap_or(&site.path)
+                .to_string_lossy()
+                .into_owned(),
             version: 1,
         };
         let opened = if warm { site.text.clone() } else { site.cut() };
@@ -405,6 +410,10 @@ fn run_pass(
     Ok((pass, events))
 }
 
+fn isa() -> anyhow::Result<Isa> {
+    Ok(Isa::selected()?)
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -427,11 +436,32 @@ fn latency(samples: &[Sample]) -> Value {
     })
 }
 
-/// The log's token counts for the samples that showed a suggestion (matched by completion id).
-fn tokens(samples: &[Sample], by_id: &HashMap<String, &Value>) -> Value {
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// The server's log event of a sample: the last generation logged for its document before the answer
+/// arrived (the cancelled requests before it are logged as such and skipped).
+fn event_of<'e>(sample: &Sample, events: &'e [Value]) -> Option<&'e Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "suggestion" && e["document"] == sample.document.as_str())
+        .filter(|e| matches!(e["outcome"].as_str(), Some("shown" | "empty")))
+        .filter(|e| {
+            e["ts"]
+                .as_u64()
+                .is_some_and(|ts| u128::from(ts) <= sample.answered_ms)
+        })
+        .last()
+}
+
+/// The log's token counts for the samples (servers that log them).
+fn tokens(samples: &[Sample], events: &[Value]) -> Value {
     let events: Vec<&Value> = samples
         .iter()
-        .filter_map(|s| by_id.get(s.id.as_ref()?).copied())
+        .filter_map(|s| event_of(s, events))
         .filter(|e| e.get("prefilled_tokens").is_some())
         .collect();
     let field = |name: &str| sorted(events.iter().filter_map(|e| e[name].as_f64()).collect());
@@ -451,18 +481,13 @@ fn tokens(samples: &[Sample], by_id: &HashMap<String, &Value>) -> Value {
 }
 
 fn report(pass: &Pass, events: &[Value]) -> Value {
-    let by_id: HashMap<String, &Value> = events
-        .iter()
-        .filter(|e| e["event"] == "suggestion")
-        .filter_map(|e| Some((e["id"].as_str()?.to_string(), e)))
-        .collect();
     let warmups: Vec<&Value> = events.iter().filter(|e| e["event"] == "warmup").collect();
     json!({
         "first": latency(&pass.first),
-        "first_tokens": tokens(&pass.first, &by_id),
+        "first_tokens": tokens(&pass.first, events),
         "exact_match": { "exact": pass.exact, "of": pass.first.len() },
         "pause": latency(&pass.pauses),
-        "pause_tokens": tokens(&pass.pauses, &by_id),
+        "pause_tokens": tokens(&pass.pauses, events),
         "keystrokes": pass.keystrokes,
         "predicted_whole_line": pass.predicted_whole_line,
         "warmups": warmups.len(),
@@ -545,7 +570,7 @@ pub fn run(options: &TypingBenchArgs) -> anyhow::Result<()> {
         "suffix_tokens": options.suffix_tokens,
         "idle_secs": options.idle,
         "gap_ms": options.gap_ms,
-        "isa": options.isa,
+        "isa": isa()?.name(),
         "server": options.server,
         "load_average": { "before": load_before, "after": load_average() },
         "secs": started.elapsed().as_secs_f64(),
@@ -557,12 +582,12 @@ pub fn run(options: &TypingBenchArgs) -> anyhow::Result<()> {
     }
     println!("# qwen-ls bench typing {}", root.display());
     println!(
-        "{} call sites; completion.budget {}; keystrokes {} ms apart; warm pass after {} s idle; ISA cap {}; server {}",
+        "{} call sites; completion.budget {}; keystrokes {} ms apart; warm pass after {} s idle; ISA {}; server {}",
         sites.len(),
         options.budget,
         options.gap_ms,
         options.idle,
-        options.isa.as_deref().unwrap_or("none"),
+        result["isa"].as_str().unwrap_or("?"),
         options
             .server
             .as_ref()

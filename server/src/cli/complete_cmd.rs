@@ -44,6 +44,8 @@ pub fn run(args: &CompleteArgs) -> anyhow::Result<ExitCode> {
     if let Some(max_tokens) = args.model.max_tokens {
         settings.completion.max_tokens = max_tokens;
     }
+    // One answer, no editor waiting on keystrokes: always the full prompt.
+    settings.completion.latency_ms = 0;
     if let Some(budget) = args.budget {
         settings.completion.budget = budget;
     }

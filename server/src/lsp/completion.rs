@@ -28,8 +28,8 @@ use crate::index::CacheStore;
 use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
 use crate::tasks::measure::{Outcome, PromptTokens, Suggestion as Record};
 use crate::tasks::{
-    complete, completion_prompt, CancelToken, CompletionRequest, Flow, GenError, GenOutput,
-    GenRequest, Generator, GeneratorInfo, Layout, Settings, Speed, TaskError, Workspace,
+    complete_with_stats, completion_prompt, CancelToken, CompletionRequest, Flow, GenError,
+    GenOutput, GenRequest, Generator, GeneratorInfo, Layout, Settings, Speed, TaskError, Workspace,
 };
 
 /// A suggestion in LSP coordinates.
@@ -290,7 +290,7 @@ async fn suggest(
                 inner: engine.generator.as_ref(),
                 spent: Mutex::new(Duration::ZERO),
             };
-            let result = complete(
+            let result = complete_with_stats(
                 &workspace,
                 &timed,
                 &engine.caches,
@@ -300,8 +300,9 @@ async fn suggest(
             );
             if settings.debug.dump_prompt {
                 let (name, layout) = match &result {
-                    Ok(Some(c)) => (c.id.clone(), c.stats.layout.unwrap_or(Layout::Full)),
-                    _ => (format!("r{seq}"), Layout::Full),
+                    Ok((Some(c), _)) => (c.id.clone(), c.stats.layout.unwrap_or(Layout::Full)),
+                    Ok((None, stats)) => (format!("r{seq}"), stats.layout.unwrap_or(Layout::Full)),
+                    Err(_) => (format!("r{seq}"), Layout::Full),
                 };
                 dump_prompt(&workspace, &engine, &settings, &request, layout, &name);
             }
@@ -319,16 +320,11 @@ async fn suggest(
             state.generation_failed(&e).await;
             (Outcome::Failed, None)
         }
-        Ok(completion) => {
+        Ok((completion, stats)) => {
             state.generation_succeeded().await;
-            if let Some(c) = &completion {
-                record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
-                record.prompt_cpu = Duration::from_secs_f64(c.stats.prompt_cpu_secs);
-            }
-            if let Some((stats, generation)) = completion
-                .as_ref()
-                .and_then(|c| Some((&c.stats, c.stats.generation.as_ref()?)))
-            {
+            record.prompt = Duration::from_secs_f64(stats.prompt_secs);
+            record.prompt_cpu = Duration::from_secs_f64(stats.prompt_cpu_secs);
+            if let Some(generation) = stats.generation.as_ref() {
                 record.generated_tokens = generation.generated_tokens;
                 record.tokens = Some(PromptTokens {
                     layout: match stats.layout {

@@ -150,6 +150,7 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         }
         "completion.debounceMs" => s.completion.debounce_ms = count(value)? as u64,
         "completion.suffixTokens" => s.completion.suffix_tokens = count(value)?,
+        "completion.latencyMs" => s.completion.latency_ms = count(value)? as u64,
         "hover.enabled" => s.hover.enabled = boolean(value)?,
         "hover.budget" => s.hover.budget = positive(value)?,
         "hover.maxTokens" => s.hover.max_tokens = positive(value)?,

@@ -5,10 +5,11 @@
 //! remembered in the forward cache. Cancellation is checked before packing, before generating and, inside
 //! the generator, every token; a cancelled request answers [`TaskError::Cancelled`], never a stale edit.
 //!
-//! **Latency.** On a backend that keeps sessions (the local engine), two prompts are offered, each in its
-//! own editing region and KV session: the full one (`completion.budget`) and a fast one sized so that its
-//! cold prefill fits [`LATENCY_TARGET`] at the measured prefill speed. The generator runs the full one when
-//! its cache makes it fast enough (while typing in a region, or after a warm-up) and the fast one otherwise.
+//! **Latency.** On a backend that keeps sessions (the local engine), with a latency target
+//! (`completion.latencyMs`), two prompts are offered, each in its own editing region and KV session: the
+//! full one (`completion.budget`) and a fast one sized so that its cold prefill fits the target at the
+//! measured prefill speed. The generator runs the full one when its cache makes it fast enough (while typing
+//! in a region, or after a warm-up), else whichever it can prefill sooner.
 //! [`warm_up`] prefills the full prompt's part before the cursor in the background, so the budget grows back
 //! as the cache warms.
 
@@ -29,8 +30,6 @@ use super::generator::{
 use super::{Caches, CompletionSettings, TaskError, Workspace};
 use crate::syntax::language_for_path;
 
-/// How soon a suggestion should arrive: the fast prompt is sized so that it can, cold.
-pub const LATENCY_TARGET: Duration = Duration::from_secs(1);
 /// The fast prompt's budget at least (below it the model sees too little to be useful), and while the
 /// prefill speed is not measured yet.
 pub const MIN_FAST_BUDGET: usize = 256;
@@ -223,6 +222,9 @@ fn offers(
     mode: Mode,
 ) -> (Vec<(Layout, CompletionPrompt)>, Duration) {
     let full = full_prompt(workspace, generator, caches, settings, resolved);
+    let Some(target) = settings.latency_target() else {
+        return (vec![(Layout::Full, full)], Duration::MAX);
+    };
     if !generator.keeps_sessions() {
         return (vec![(Layout::Full, full)], Duration::MAX);
     }
@@ -237,7 +239,7 @@ fn offers(
         .map_or(UNMEASURED_DECODE, |rate| {
             Duration::from_secs_f64(expected_tokens as f64 / rate)
         });
-    let prefill_limit = LATENCY_TARGET.saturating_sub(decode);
+    let prefill_limit = target.saturating_sub(decode);
     let fast_budget = speed
         .map_or(0, |s| {
             (s.prefill_tok_s * prefill_limit.as_secs_f64()) as usize
@@ -330,6 +332,20 @@ pub fn complete(
     request: &CompletionRequest,
     cancel: &CancelToken,
 ) -> Result<Option<Completion>, TaskError> {
+    complete_with_stats(workspace, generator, caches, settings, request, cancel)
+        .map(|(completion, _)| completion)
+}
+
+/// [`complete`], with the call's timings and counters also when nothing is shown (a generation whose output
+/// post-processing rejected still ran a prompt: the suggestion log records its tokens).
+pub fn complete_with_stats(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    request: &CompletionRequest,
+    cancel: &CancelToken,
+) -> Result<(Option<Completion>, TaskStats), TaskError> {
     let started = Instant::now();
     let cpu_started = super::measure::thread_cpu_seconds();
     let _span = tracing::info_span!("complete", path = %request.path.display()).entered();
@@ -338,18 +354,20 @@ pub fn complete(
     let (prefix, suffix) = text.split_at(resolved.offset);
     if let Some(cached) = caches.forward().get(prefix, suffix) {
         let end = (resolved.offset + cached.replace_len).min(text.len());
-        return Ok(Some(Completion {
+        let stats = TaskStats {
+            total_secs: started.elapsed().as_secs_f64(),
+            ..TaskStats::default()
+        };
+        let completion = Completion {
             range: resolved.offset..end,
             text: cached.text,
             id: caches.next_completion_id(),
             version: request.version,
             source: CompletionSource::ForwardCache,
             stop: None,
-            stats: TaskStats {
-                total_secs: started.elapsed().as_secs_f64(),
-                ..TaskStats::default()
-            },
-        }));
+            stats: stats.clone(),
+        };
+        return Ok((Some(completion), stats));
     }
     if cancel.is_cancelled() {
         return Err(TaskError::Cancelled);
@@ -410,30 +428,32 @@ pub fn complete(
         result = ?outcome.result.as_ref().err(),
         "completion generated"
     );
+    let stats = TaskStats {
+        prompt_secs,
+        prompt_cpu_secs,
+        total_secs: started.elapsed().as_secs_f64(),
+        prompt_tokens: prompt.tokens,
+        context_tokens: prompt.context.as_ref().map_or(0, |c| c.used_tokens),
+        prompt_budget: prompt.budget,
+        layout: Some(layout),
+        generation: Some(generation.stats),
+    };
     let Ok(edit) = outcome.result else {
-        return Ok(None);
+        return Ok((None, stats));
     };
     if edit.range.start == resolved.offset {
         caches
             .forward()
             .insert(prefix, suffix, &edit.text, edit.range.len());
     }
-    Ok(Some(Completion {
+    let completion = Completion {
         range: edit.range,
         text: edit.text,
         id: caches.next_completion_id(),
         version: request.version,
         source: CompletionSource::Generated,
         stop: outcome.stop,
-        stats: TaskStats {
-            prompt_secs,
-            prompt_cpu_secs,
-            total_secs: started.elapsed().as_secs_f64(),
-            prompt_tokens: prompt.tokens,
-            context_tokens: prompt.context.as_ref().map_or(0, |c| c.used_tokens),
-            prompt_budget: prompt.budget,
-            layout: Some(layout),
-            generation: Some(generation.stats),
-        },
-    }))
+        stats: stats.clone(),
+    };
+    Ok((Some(completion), stats))
 }

@@ -36,8 +36,8 @@ mod workspace;
 pub use caches::Caches;
 pub use checker::TreeSitterChecker;
 pub use completion::{
-    complete, completion_prompt, warm_up, Completion, CompletionRequest, CompletionSource,
-    TaskStats, LATENCY_TARGET, MIN_FAST_BUDGET,
+    complete, complete_with_stats, completion_prompt, warm_up, Completion, CompletionRequest,
+    CompletionSource, TaskStats, MIN_FAST_BUDGET,
 };
 pub use edit::{
     add_documentation_instruction, fix_diagnostics_instruction, patch, refactor, DiagnosticInfo,

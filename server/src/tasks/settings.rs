@@ -119,6 +119,10 @@ pub struct CompletionSettings {
     /// `completion.suffixTokens`: tokens of text after the cursor in the prompt at most. Each keystroke re-runs
     /// them (they follow the cursor), so they cost latency while the user types.
     pub suffix_tokens: usize,
+    /// `completion.latencyMs`: how soon a suggestion should arrive. While the full prompt is not in the KV
+    /// cache, a smaller one sized to the measured prefill speed runs instead; 0 turns this off (always the
+    /// full prompt, however long it takes).
+    pub latency_ms: u64,
 }
 
 impl Default for CompletionSettings {
@@ -130,11 +134,17 @@ impl Default for CompletionSettings {
             temperature: 0.0,
             debounce_ms: 75,
             suffix_tokens: 48,
+            latency_ms: 1000,
         }
     }
 }
 
 impl CompletionSettings {
+    /// The latency target, `None` when off.
+    pub fn latency_target(&self) -> Option<Duration> {
+        (self.latency_ms > 0).then(|| Duration::from_millis(self.latency_ms))
+    }
+
     /// `debounce_ms` as a duration.
     pub fn debounce(&self) -> Duration {
         Duration::from_millis(self.debounce_ms)
@@ -245,7 +255,7 @@ mod tests {
         let c = s.completion;
         assert!(c.enabled);
         assert_eq!((c.budget, c.max_tokens, c.debounce_ms), (2048, 128, 75));
-        assert_eq!(c.suffix_tokens, 48);
+        assert_eq!((c.suffix_tokens, c.latency_ms), (48, 1000));
         assert_eq!(c.temperature, 0.0);
         assert_eq!(
             s.hover,
@@ -280,6 +290,7 @@ mod tests {
             ("completion.maxTokens", "`128`"),
             ("completion.debounceMs", "`75`"),
             ("completion.suffixTokens", "`48`"),
+            ("completion.latencyMs", "`1000`"),
             ("hover.budget", "`4096`"),
             ("hover.maxTokens", "`256`"),
             ("codeActions.budget", "`8192`"),

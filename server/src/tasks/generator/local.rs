@@ -56,7 +56,7 @@ impl Default for LocalOptions {
             max_kv_bytes: 1 << 30,
             max_sessions: 8,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
-            warm_chunk: 16,
+            warm_chunk: 32,
         }
     }
 }
@@ -200,28 +200,35 @@ impl LocalGenerator {
             .map_or(0, |e| e.sequence.common_prefix(ids))
     }
 
-    /// The offer to run (see [`Generator::generate_within`]) and its prompt and ids. Unknown speed: the
-    /// last (cheapest) offer, whose timing then gives a first measurement.
+    /// The offer to run (see [`Generator::generate_within`]) and its prompt and ids: the first whose
+    /// uncached tokens fit `prefill_limit` at the measured speed, else the one with the fewest uncached
+    /// tokens (the earlier on a tie; with no speed measured yet, always this one).
     fn choose(
         &self,
         offers: &[GenRequest],
         prefill_limit: Duration,
     ) -> Result<(usize, Prompt, Vec<u32>), GenError> {
         let speed = self.speed();
+        let mut cheapest: Option<(usize, Prompt, Vec<u32>, usize)> = None;
         for (index, offer) in offers.iter().enumerate() {
             let prompt = offer.prompt.to_prompt();
             let ids = self.tokenize(&prompt)?;
-            if index + 1 == offers.len() {
+            let uncached = ids.len()
+                - self
+                    .cached_prefix(offer.session.as_ref(), &ids)
+                    .min(ids.len());
+            let fits = speed
+                .is_some_and(|s| uncached as f64 / s.prefill_tok_s <= prefill_limit.as_secs_f64());
+            if fits {
                 return Ok((index, prompt, ids));
             }
-            let Some(speed) = speed else { continue };
-            let cached = self.cached_prefix(offer.session.as_ref(), &ids);
-            let secs = (ids.len() - cached.min(ids.len())) as f64 / speed.prefill_tok_s;
-            if secs <= prefill_limit.as_secs_f64() {
-                return Ok((index, prompt, ids));
+            if cheapest.as_ref().is_none_or(|c| uncached < c.3) {
+                cheapest = Some((index, prompt, ids, uncached));
             }
         }
-        Err(GenError::Prompt("no prompt was offered".to_string()))
+        cheapest
+            .map(|(index, prompt, ids, _)| (index, prompt, ids))
+            .ok_or_else(|| GenError::Prompt("no prompt was offered".to_string()))
     }
 
     fn take(&self, key: Option<&SessionKey>) -> Sequence {

@@ -458,8 +458,9 @@ pub trait Generator: Send + Sync {
     ) -> Result<GenOutput, GenError>;
 
     /// Runs the first of `offers` (best first) whose prompt the backend expects to prefill within
-    /// `prefill_limit`, judged by what its session's cache holds and the measured [`Speed`], else the last
-    /// one; returns the index of the offer run with its output. A backend that cannot tell runs the first.
+    /// `prefill_limit`, judged by what its session's cache holds and the measured [`Speed`], else the one it
+    /// can prefill soonest; returns the index of the offer run with its output. A backend that cannot tell
+    /// runs the first.
     fn generate_within(
         &self,
         offers: &[GenRequest],

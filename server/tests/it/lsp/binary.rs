@@ -1,6 +1,6 @@
 //! The real `qwen-ls` binary over stdio, on the fixture model (random weights: answers are gibberish but
 //! real) and a temporary copy of a fixture repository: the whole session's shapes, robustness against bad
-//! input, and a keystroke burst.
+//! input, a keystroke burst, and KV-cache reuse while typing with warm-ups while idle.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -541,4 +541,77 @@ fn keystroke_burst_cancels_all_but_the_last() {
         rss_after <= rss_before + 16 * 1024,
         "memory grew from {rss_before} to {rss_after} KiB"
     );
+}
+
+/// The suggestion log's events of one kind, in order.
+fn log_events(p: &Process, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(p.cache.path().join(LOG_FILE_NAME))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+#[test]
+fn typing_reuses_the_kv_cache_and_idle_time_warms_it() {
+    let p = Process::start();
+    p.initialize(json!({ "completion": { "maxTokens": 8, "debounceMs": 0, "budget": 200 } }));
+    let client = &p.client;
+    let path = p.repo.path().join("src/geometry.rs");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let uri = uri(&path);
+    client.open(&uri, "rust", &text);
+    // An opened document is warmed (where its cursor most likely is: the top) once the engine is idle.
+    client.wait_until("a warm-up after didOpen", TIMEOUT, |_| {
+        log_events(&p, "warmup")
+            .iter()
+            .any(|w| w["trigger"] == "open" && w["finish"] == "done")
+    });
+    let warm = &log_events(&p, "warmup")[0];
+    assert!(warm["prefilled_tokens"].as_u64() > Some(0), "{warm}");
+    // A request in a function body, then one keystroke there: the second request prefills only what changed
+    // at the cursor and the short suffix, not the prompt.
+    let at = text.find("circle_area(self.radius)").expect("call") + "circle_area(".len();
+    let ask = |offset: usize| {
+        let doc = client.doc(&uri);
+        let id = client.send_request(
+            "textDocument/inlineCompletion",
+            json!({ "textDocument": { "uri": uri }, "position": client.position(&doc.text, offset), "context": { "triggerKind": 1 } }),
+        );
+        client.wait_response(id, TIMEOUT)
+    };
+    let first = ask(at);
+    // A character the suggestion did not predict (typing through it is answered without generating).
+    let suggested = first["result"]["items"][0]["insertText"]
+        .as_str()
+        .unwrap_or("");
+    let typed = if suggested.starts_with('s') { "q" } else { "s" };
+    client.edit(&uri, at, at, typed);
+    ask(at + 1);
+    let generations: Vec<Value> = log_events(&p, "suggestion")
+        .into_iter()
+        .filter(|e| e.get("prefilled_tokens").is_some())
+        .collect();
+    assert_eq!(generations.len(), 2, "{generations:?}");
+    let (first, second) = (&generations[0], &generations[1]);
+    let count = |e: &Value, key: &str| e[key].as_u64().expect("a token count");
+    assert_eq!(
+        count(second, "reused_tokens") + count(second, "prefilled_tokens"),
+        count(second, "prompt_tokens")
+    );
+    assert!(
+        count(second, "prefilled_tokens") * 3 < count(second, "prompt_tokens"),
+        "a keystroke re-ran most of the prompt: {second}"
+    );
+    // (The budget is counted with the built-in Qwen tokenizer; the fixture model's own tokenizer differs.)
+    assert!(
+        count(first, "prefilled_tokens") > count(second, "prefilled_tokens"),
+        "{first}"
+    );
+    assert_eq!(second["layout"], "full");
+    // `qwen-ls stats` reads them back.
+    let summary = p.summary();
+    assert_eq!(summary.prefilled_tokens.len(), 2);
+    assert!(summary.warm_ups.contains_key("done"));
 }
