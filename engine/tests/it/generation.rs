@@ -149,7 +149,7 @@ fn a_prefill_cancelled_inside_a_chunk_keeps_a_reusable_prefix() {
             }
         });
         assert!(
-            seq.len() % 64 == 0 || seq.len() == prompt.len(),
+            seq.len().is_multiple_of(64) || seq.len() == prompt.len(),
             "{}",
             seq.len()
         );

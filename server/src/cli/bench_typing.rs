@@ -45,6 +45,9 @@ pub struct TypingBenchArgs {
     /// `completion.suffixTokens` (default: the server's default).
     #[arg(long)]
     suffix_tokens: Option<usize>,
+    /// `completion.latencyMs` (default: the server's default; 0: always the full prompt).
+    #[arg(long)]
+    latency_ms: Option<u64>,
     /// Call sites to visit.
     #[arg(long, default_value_t = 10)]
     sites: usize,
@@ -283,6 +286,9 @@ impl Typing<'_> {
             column += predicted;
         }
         let typed = &site.truth[predicted..(predicted + options.burst).min(site.truth.len())];
+        if typed.is_empty() {
+            return Ok(());
+        }
         let gap = Duration::from_millis(options.gap_ms);
         let mut previous: Option<i64> = None;
         let mut last = (0, Instant::now());
@@ -311,6 +317,9 @@ fn settings(options: &TypingBenchArgs) -> Value {
     }
     if let Some(suffix) = options.suffix_tokens {
         settings["completion"]["suffixTokens"] = json!(suffix);
+    }
+    if let Some(latency) = options.latency_ms {
+        settings["completion"]["latencyMs"] = json!(latency);
     }
     settings
 }
@@ -445,16 +454,14 @@ fn now_ms() -> u128 {
 /// The server's log event of a sample: the last generation logged for its document before the answer
 /// arrived (the cancelled requests before it are logged as such and skipped).
 fn event_of<'e>(sample: &Sample, events: &'e [Value]) -> Option<&'e Value> {
-    events
-        .iter()
-        .filter(|e| e["event"] == "suggestion" && e["document"] == sample.document.as_str())
-        .filter(|e| matches!(e["outcome"].as_str(), Some("shown" | "empty")))
-        .filter(|e| {
-            e["ts"]
+    events.iter().rev().find(|e| {
+        e["event"] == "suggestion"
+            && e["document"] == sample.document.as_str()
+            && matches!(e["outcome"].as_str(), Some("shown" | "empty"))
+            && e["ts"]
                 .as_u64()
                 .is_some_and(|ts| u128::from(ts) <= sample.answered_ms)
-        })
-        .last()
+    })
 }
 
 /// The log's token counts for the samples (servers that log them).
@@ -568,6 +575,7 @@ pub fn run(options: &TypingBenchArgs) -> anyhow::Result<()> {
         "sites": sites.len(),
         "budget": options.budget,
         "suffix_tokens": options.suffix_tokens,
+        "latency_ms": options.latency_ms,
         "idle_secs": options.idle,
         "gap_ms": options.gap_ms,
         "isa": isa()?.name(),

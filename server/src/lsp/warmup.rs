@@ -180,7 +180,7 @@ impl Warmer {
             }
             Err(TaskError::Cancelled) => ("cancelled", None),
             Err(e) => {
-                tracing::debug!("warm-up failed: {e}");
+                tracing::warn!("warm-up failed: {e}");
                 ("failed", None)
             }
         };

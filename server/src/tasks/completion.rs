@@ -10,8 +10,8 @@
 //! full one (`completion.budget`) and a fast one sized so that its cold prefill fits the target at the
 //! measured prefill speed. The generator runs the full one when its cache makes it fast enough (while typing
 //! in a region, or after a warm-up), else whichever it can prefill sooner.
-//! [`warm_up`] prefills the full prompt's part before the cursor in the background, so the budget grows back
-//! as the cache warms.
+//! [`warm_up`] prefills the fast prompt, then the full one, at the cursor in the background, so that the next
+//! answer is quick and the budget grows back as the cache warms.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -211,22 +211,16 @@ fn full_prompt(
     )
 }
 
-/// The prompts to offer, best first, and how long the prefill of the chosen one may take (see the module
-/// documentation).
-fn offers(
-    workspace: &Workspace,
+/// How long the prefill of a prompt may take so that the answer meets `completion.latencyMs` at the measured
+/// speed, and the fast prompt's budget for a new region; `None` without a target or without sessions.
+fn fast_plan(
     generator: &dyn Generator,
-    caches: &Caches,
     settings: &CompletionSettings,
-    resolved: &Resolved,
     mode: Mode,
-) -> (Vec<(Layout, CompletionPrompt)>, Duration) {
-    let full = full_prompt(workspace, generator, caches, settings, resolved);
-    let Some(target) = settings.latency_target() else {
-        return (vec![(Layout::Full, full)], Duration::MAX);
-    };
+) -> Option<(Duration, usize)> {
+    let target = settings.latency_target()?;
     if !generator.keeps_sessions() {
-        return (vec![(Layout::Full, full)], Duration::MAX);
+        return None;
     }
     let speed = generator.speed();
     let expected_tokens = match mode {
@@ -245,22 +239,57 @@ fn offers(
             (s.prefill_tok_s * prefill_limit.as_secs_f64()) as usize
         })
         .max(MIN_FAST_BUDGET);
-    if fast_budget >= full.budget {
-        return (vec![(Layout::Full, full)], prefill_limit);
-    }
-    let fast = build_prompt(
+    Some((prefill_limit, fast_budget))
+}
+
+fn fast_prompt(
+    workspace: &Workspace,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    resolved: &Resolved,
+    budget: usize,
+    full_budget: usize,
+) -> CompletionPrompt {
+    build_prompt(
         workspace,
         caches,
         settings,
         resolved,
         Layout::Fast,
-        fast_budget,
-        MIN_FAST_BUDGET.min(fast_budget)..=full.budget - 1,
-    );
-    (
-        vec![(Layout::Full, full), (Layout::Fast, fast)],
-        prefill_limit,
+        budget,
+        MIN_FAST_BUDGET.min(budget)..=full_budget.saturating_sub(1),
     )
+}
+
+/// The prompts to offer, best first, and how long the prefill of the chosen one may take (see the module
+/// documentation).
+fn offers(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    resolved: &Resolved,
+    mode: Mode,
+) -> (Vec<(Layout, CompletionPrompt)>, Duration) {
+    let full = full_prompt(workspace, generator, caches, settings, resolved);
+    match fast_plan(generator, settings, mode) {
+        Some((prefill_limit, fast_budget)) if fast_budget < full.budget => {
+            let fast = fast_prompt(
+                workspace,
+                caches,
+                settings,
+                resolved,
+                fast_budget,
+                full.budget,
+            );
+            (
+                vec![(Layout::Full, full), (Layout::Fast, fast)],
+                prefill_limit,
+            )
+        }
+        Some((prefill_limit, _)) => (vec![(Layout::Full, full)], prefill_limit),
+        None => (vec![(Layout::Full, full)], Duration::MAX),
+    }
 }
 
 /// The exact prompt text [`complete`] sends in `layout` for `request` (for `qwen-ls.debug.dumpPrompt`): the
@@ -277,22 +306,23 @@ pub fn completion_prompt(
     let full = prompt_budget(generator, settings);
     Ok(match layout {
         Layout::Full => full_prompt(workspace, generator, caches, settings, &resolved),
-        Layout::Fast => build_prompt(
+        Layout::Fast => fast_prompt(
             workspace,
             caches,
             settings,
             &resolved,
-            Layout::Fast,
-            MIN_FAST_BUDGET.min(full),
-            0..=full,
+            MIN_FAST_BUDGET.min(full.saturating_sub(1)),
+            full,
         ),
     })
 }
 
-/// Prefills, at low priority, the part of the full completion prompt at `request`'s cursor that stays put
-/// while the user types there (everything before the cursor), so that the next request there starts warm.
+/// Prefills, at low priority, the completion prompts at `request`'s cursor, so that the next request there
+/// starts warm: the fast prompt first (with a latency target: a few seconds of idle time make the next answer
+/// quick), then the full one. A request at the same place reuses all of it; after a keystroke, everything
+/// before the cursor (the suffix window after it is re-run anyway).
 /// Waits until the generator is idle and gives way to any request ([`Generator::warm`]); does nothing on a
-/// backend without sessions.
+/// backend without sessions. The counts are summed over both prompts; the finish is the last one's.
 pub fn warm_up(
     workspace: &Workspace,
     generator: &dyn Generator,
@@ -309,18 +339,45 @@ pub fn warm_up(
         return Err(TaskError::Cancelled);
     }
     let _span = tracing::debug_span!("warm_up", path = %resolved.display_path).entered();
-    let prompt = full_prompt(workspace, generator, caches, settings, &resolved);
-    let output = generator.warm(
-        &GenRequest {
-            prompt: GenPrompt::Raw(prompt.stable),
-            max_tokens: 0,
-            sampling: Sampling::greedy(),
-            stop: Vec::new(),
-            session: Some(session_of(&resolved.display_path, Layout::Full)),
-        },
-        cancel,
-    )?;
-    Ok(output)
+    let full = full_prompt(workspace, generator, caches, settings, &resolved);
+    let mut prompts = Vec::new();
+    if let Some((_, fast_budget)) = fast_plan(generator, settings, Mode::SingleLine) {
+        if fast_budget < full.budget {
+            let fast = fast_prompt(
+                workspace,
+                caches,
+                settings,
+                &resolved,
+                fast_budget,
+                full.budget,
+            );
+            prompts.push((Layout::Fast, fast));
+        }
+    }
+    prompts.push((Layout::Full, full));
+    let mut total = WarmOutput::nothing(WarmFinish::AlreadyWarm);
+    for (layout, prompt) in prompts {
+        let output = generator.warm(
+            &GenRequest {
+                prompt: GenPrompt::Raw(prompt.prompt),
+                max_tokens: 0,
+                sampling: Sampling::greedy(),
+                stop: Vec::new(),
+                session: Some(session_of(&resolved.display_path, layout)),
+            },
+            cancel,
+        )?;
+        total.prompt_tokens += output.prompt_tokens;
+        total.reused_tokens += output.reused_tokens;
+        total.prefilled_tokens += output.prefilled_tokens;
+        total.queue_secs += output.queue_secs;
+        total.prefill_secs += output.prefill_secs;
+        total.finish = output.finish;
+        if !matches!(output.finish, WarmFinish::Done | WarmFinish::AlreadyWarm) {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Computes the inline completion at the cursor; `Ok(None)` when there is nothing useful to show.

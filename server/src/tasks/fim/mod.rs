@@ -42,9 +42,6 @@ use windows::suffix_window;
 pub struct CompletionPrompt {
     /// The prompt pieces (specials by name: code containing `<|file_sep|>` stays text).
     pub prompt: Prompt,
-    /// The pieces up to the cursor (everything before `<|fim_suffix|>`): what stays put while the user
-    /// types at the cursor, and what a warm-up prefills.
-    pub stable: Prompt,
     /// Bytes of the document sent as the FIM prefix (ends at the cursor).
     pub prefix: Range<usize>,
     /// Bytes of the document sent as the FIM suffix (starts at the cursor).
@@ -119,28 +116,26 @@ fn assemble(
 ) -> CompletionPrompt {
     let (text, offset) = (input.text, input.offset);
     let (suffix_end, suffix_tokens) = suffix_window(workspace, text, offset, region.suffix_cap);
-    let mut stable = Prompt::new(PromptKind::Fim);
+    let mut prompt = Prompt::new(PromptKind::Fim);
     let mut tokens = prefix_tokens + suffix_tokens + region::FIM_SPECIALS;
     if let Some(context) = &region.context {
-        stable.push_special(SpecialToken::RepoName);
-        stable.push_text(format!("{}\n", context.repo_name));
+        prompt.push_special(SpecialToken::RepoName);
+        prompt.push_text(format!("{}\n", context.repo_name));
         for item in &context.items {
-            stable.push_special(SpecialToken::FileSep);
-            stable.push_text(format!("{}\n{}", item.path, item.text));
+            prompt.push_special(SpecialToken::FileSep);
+            prompt.push_text(format!("{}\n{}", item.path, item.text));
         }
-        stable.push_special(SpecialToken::FileSep);
-        stable.push_text(format!("{}\n", input.display_path));
+        prompt.push_special(SpecialToken::FileSep);
+        prompt.push_text(format!("{}\n", input.display_path));
         tokens += context.used_tokens + region.fixed - region::FIM_SPECIALS;
     }
-    stable.push_special(SpecialToken::FimPrefix);
-    stable.push_text(&text[prefix_start..offset]);
-    let mut prompt = stable.clone();
+    prompt.push_special(SpecialToken::FimPrefix);
+    prompt.push_text(&text[prefix_start..offset]);
     prompt.push_special(SpecialToken::FimSuffix);
     prompt.push_text(&text[offset..suffix_end]);
     prompt.push_special(SpecialToken::FimMiddle);
     CompletionPrompt {
         prompt,
-        stable,
         prefix: prefix_start..offset,
         suffix: offset..suffix_end,
         prefix_tokens,

@@ -177,14 +177,17 @@ pub enum Layout {
     Fast,
 }
 
+/// A remembered region: (document, layout) and the region.
+type Entry = ((String, Layout), Arc<Region>);
+
 /// The regions of recently completed documents, most recently used first.
 #[derive(Debug, Default)]
 pub(crate) struct Regions {
-    entries: Mutex<VecDeque<((String, Layout), Arc<Region>)>>,
+    entries: Mutex<VecDeque<Entry>>,
 }
 
 impl Regions {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<((String, Layout), Arc<Region>)>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Entry>> {
         // Every critical section is one lookup or insert of whole values.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }

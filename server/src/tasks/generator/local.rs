@@ -413,10 +413,13 @@ impl Generator for LocalGenerator {
         output.prefill_secs = started.elapsed().as_secs_f64();
         output.prefilled_tokens = sequence.len().saturating_sub(held);
         self.put(request.session.clone(), sequence);
-        self.lock_speed()
-            .prefilled(output.prefilled_tokens, output.prefill_secs);
         output.finish = match result {
-            Ok(_) => WarmFinish::Done,
+            Ok(_) => {
+                // A stopped warm-up's time includes the chunk it dropped: only finished ones are a speed.
+                self.lock_speed()
+                    .prefilled(output.prefilled_tokens, output.prefill_secs);
+                WarmFinish::Done
+            }
             Err(SequenceError::Cancelled) if cancel.is_cancelled() => WarmFinish::Cancelled,
             Err(SequenceError::Cancelled) => WarmFinish::Preempted,
             Err(e) => return Err(GenError::Backend(e.to_string())),

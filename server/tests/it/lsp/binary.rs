@@ -556,18 +556,27 @@ fn log_events(p: &Process, kind: &str) -> Vec<Value> {
 #[test]
 fn typing_reuses_the_kv_cache_and_idle_time_warms_it() {
     let p = Process::start();
-    p.initialize(json!({ "completion": { "maxTokens": 8, "debounceMs": 0, "budget": 200 } }));
+    // A budget well inside the fixture model's 256 positions: it counts its own tokenizer's tokens.
+    p.initialize(json!({ "completion": { "maxTokens": 8, "debounceMs": 0, "budget": 150 } }));
     let client = &p.client;
     let path = p.repo.path().join("src/geometry.rs");
     let text = std::fs::read_to_string(&path).expect("fixture");
     let uri = uri(&path);
     client.open(&uri, "rust", &text);
     // An opened document is warmed (where its cursor most likely is: the top) once the engine is idle.
-    client.wait_until("a warm-up after didOpen", TIMEOUT, |_| {
-        log_events(&p, "warmup")
-            .iter()
-            .any(|w| w["trigger"] == "open" && w["finish"] == "done")
-    });
+    let deadline = Instant::now() + TIMEOUT;
+    while !log_events(&p, "warmup")
+        .iter()
+        .any(|w| w["trigger"] == "open" && w["finish"] == "done")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no warm-up after didOpen: {:?}\n{}",
+            log_events(&p, "warmup"),
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let warm = &log_events(&p, "warmup")[0];
     assert!(warm["prefilled_tokens"].as_u64() > Some(0), "{warm}");
     // A request in a function body, then one keystroke there: the second request prefills only what changed
