@@ -489,6 +489,12 @@ fn tokens(samples: &[Sample], events: &[Value]) -> Value {
 
 fn report(pass: &Pass, events: &[Value]) -> Value {
     let warmups: Vec<&Value> = events.iter().filter(|e| e["event"] == "warmup").collect();
+    let mut finishes = serde_json::Map::new();
+    for w in &warmups {
+        let finish = w["finish"].as_str().unwrap_or("?").to_owned();
+        let n = finishes.get(&finish).and_then(Value::as_u64).unwrap_or(0);
+        finishes.insert(finish, json!(n + 1));
+    }
     json!({
         "first": latency(&pass.first),
         "first_tokens": tokens(&pass.first, events),
@@ -498,6 +504,7 @@ fn report(pass: &Pass, events: &[Value]) -> Value {
         "keystrokes": pass.keystrokes,
         "predicted_whole_line": pass.predicted_whole_line,
         "warmups": warmups.len(),
+        "warmup_finishes": finishes,
         "warmup_tokens": warmups.iter().filter_map(|w| w["prefilled_tokens"].as_u64()).sum::<u64>(),
     })
 }
@@ -542,8 +549,8 @@ fn print_pass(name: &str, r: &Value) {
         r["pause_tokens"]["n"]
     );
     println!(
-        "  warm-ups {} ({} tokens prefilled)",
-        r["warmups"], r["warmup_tokens"]
+        "  warm-ups {} {} ({} tokens prefilled)",
+        r["warmups"], r["warmup_finishes"], r["warmup_tokens"]
     );
 }
 
