@@ -1,15 +1,18 @@
 //! `tasks::complete` with a scripted generator: stop rules end the generation mid-stream, typing through a
-//! shown suggestion is answered without generating, cancellation, and nothing for useless output.
+//! shown suggestion is answered without generating, cancellation, and nothing for useless output; with the
+//! fixture model: a warm-up makes the next request at its place nearly free, a keystroke cheap.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use qwen_engine::{LoadOptions, LoadedModel};
 use qwen_ls::tasks::{
-    complete, completion_prompt, Caches, CancelToken, Change, CompletionRequest,
-    CompletionSettings, CompletionSource, Layout, TaskError,
+    complete, complete_with_stats, completion_prompt, warm_up, Caches, CancelToken, Change,
+    CompletionRequest, CompletionSettings, CompletionSource, Layout, LocalGenerator, LocalOptions,
+    TaskError, WarmFinish,
 };
 
-use super::support::{repo_copy, workspace, Scripted};
+use super::support::{model_with_window, repo_copy, workspace, Scripted};
 
 const DOC: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    \n}\n";
 
@@ -144,4 +147,83 @@ fn open_documents_win_over_the_disk() {
         "{prompt}"
     );
     assert_eq!(workspace.open_documents(), ["src/lib.rs"]);
+}
+
+/// The fixture model as the local generator, with `window` positions (its tokenizer is not the Qwen one the
+/// budgets are counted with: budgets stay well inside the window).
+fn local_generator(window: usize) -> (tempfile::TempDir, LocalGenerator) {
+    let dir = model_with_window("qwen3-moe-tiny", window);
+    let model = LoadedModel::load(dir.path(), &LoadOptions::default()).expect("fixture model");
+    (dir, LocalGenerator::new(model, LocalOptions::default()))
+}
+
+#[test]
+fn a_warm_up_leaves_the_request_at_its_place_one_token_and_a_keystroke_a_few() {
+    let (_dir, root) = repo_copy("polyglot");
+    let workspace = workspace(&root);
+    let (_model, generator) = local_generator(1024);
+    let caches = Caches::new();
+    let settings = CompletionSettings {
+        budget: 400,
+        max_tokens: 4,
+        suffix_tokens: 16,
+        ..CompletionSettings::default()
+    };
+    let text = std::fs::read_to_string(root.join("src/geometry.rs")).expect("fixture");
+    let at = text.find("circle_area(self.radius)").expect("call") + "circle_area(".len();
+    let at_cursor = |text: &str, offset: usize| CompletionRequest {
+        path: PathBuf::from("src/geometry.rs"),
+        text: Some(Arc::from(text)),
+        offset,
+        version: Some(1),
+        language_id: "rust".into(),
+    };
+    let never = CancelToken::new();
+    let warm = warm_up(
+        &workspace,
+        &generator,
+        &caches,
+        &settings,
+        &at_cursor(&text, at),
+        &never,
+    )
+    .expect("warm-up");
+    assert_eq!(warm.finish, WarmFinish::Done);
+    assert!(warm.prefilled_tokens > 100, "{warm:?}");
+    let stats = |request: &CompletionRequest| {
+        let (_, stats) =
+            complete_with_stats(&workspace, &generator, &caches, &settings, request, &never)
+                .expect("runs");
+        stats.generation.expect("a generation")
+    };
+    // At the warmed place: everything but the last token comes from the cache.
+    let first = stats(&at_cursor(&text, at));
+    assert_eq!(first.prefilled_tokens, 1, "{first:?}");
+    // A keystroke there: the tokens from the edit on (the typed text, the suffix window, the FIM tokens).
+    let mut typed = text.clone();
+    typed.insert(at, 'q');
+    let second = stats(&at_cursor(&typed, at + 1));
+    // (Counted in the fixture tokenizer's tokens, up to about twice the Qwen ones the windows are cut by.)
+    assert!(
+        second.reused_tokens > 8 * second.prefilled_tokens,
+        "{second:?}"
+    );
+    assert!(
+        second.prefilled_tokens <= 2 * settings.suffix_tokens + 8,
+        "{second:?}"
+    );
+    // Again at the same place: the warm-up finds it warm and runs nothing.
+    let again = warm_up(
+        &workspace,
+        &generator,
+        &caches,
+        &settings,
+        &at_cursor(&typed, at + 1),
+        &never,
+    )
+    .expect("warm-up");
+    assert_eq!(
+        (again.finish, again.prefilled_tokens),
+        (WarmFinish::AlreadyWarm, 0)
+    );
 }
