@@ -31,6 +31,7 @@ export const SERVER_KEYS = [
   "codeActions.enabled",
   "codeActions.budget",
   "codeActions.maxTokens",
+  "codeActions.preview",
   "debug.dumpPrompt",
   "logFile",
 ] as const;

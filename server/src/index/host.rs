@@ -21,6 +21,11 @@ use super::walk::{read_file, walk, SkippedFile};
 use super::{ignore_rules, ChangeError, IndexConfig, IndexError};
 use crate::syntax::language_for_path;
 
+mod rescan;
+mod verify;
+
+pub use verify::IndexCheck;
+
 /// How many recently edited files are remembered for ranking.
 const RECENT_FILES: usize = 16;
 
@@ -59,6 +64,12 @@ pub enum Change {
     Delete {
         /// Path.
         path: String,
+    },
+    /// An ignore file (`.gitignore`, `.ignore` or the configured one) in `dir` was created, changed or
+    /// deleted: every file under `dir` (`""`: the whole workspace) is decided again, as the walk would.
+    IgnoreRules {
+        /// Workspace-relative directory holding the ignore file; `""` for the root.
+        dir: String,
     },
     /// A file was renamed on disk.
     Rename {
@@ -258,9 +269,26 @@ impl IndexHost {
             }
             Change::Delete { path } => {
                 let path = checked_path(&path)?;
-                self.documents.remove(&path);
-                self.set_entry(&path, None);
-                self.forget_recent(&path);
+                if self.files.contains_key(&path) || self.documents.contains_key(&path) {
+                    self.documents.remove(&path);
+                    self.set_entry(&path, None);
+                    self.forget_recent(&path);
+                } else {
+                    // A deleted directory is reported once, not per file.
+                    for file in self.files_under(&path) {
+                        self.documents.remove(&file);
+                        self.set_entry(&file, None);
+                        self.forget_recent(&file);
+                    }
+                }
+            }
+            Change::IgnoreRules { dir } => {
+                let dir = if dir.is_empty() {
+                    dir.into()
+                } else {
+                    checked_path(&dir)?
+                };
+                self.reapply_ignore_rules(&dir);
             }
             Change::Rename { from, to } => {
                 let from = checked_path(&from)?;

@@ -25,7 +25,7 @@ pub use document::TextEdit;
 pub use file_index::{FileIndex, FileSymbols};
 pub use filter::SkipReason;
 pub use graph::FileGraph;
-pub use host::{Change, IndexHost, LoadReport};
+pub use host::{Change, IndexCheck, IndexHost, LoadReport};
 pub use postings::{Postings, WindowRef};
 pub use snapshot::IndexSnapshot;
 pub use walk::SkippedFile;

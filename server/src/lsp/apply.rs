@@ -6,13 +6,18 @@
 //! disk.
 //! If any file moved on, the whole edit is dropped with a message — a multi-file change applied in part, or
 //! applied to a different text, is worse than none.
+//!
+//! With `codeActions.preview` (the default) and a client that supports change annotations, every edit carries
+//! one annotation with `needsConfirmation`: the editor shows the change for review (VS Code's refactor
+//! preview) and applies it only when the user accepts.
 
 use std::sync::Arc;
 
 use tower_lsp_server::ls_types::request::ApplyWorkspaceEdit;
 use tower_lsp_server::ls_types::{
-    ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, CreateFile, DocumentChangeOperation,
-    DocumentChanges, ResourceOp, TextEdit, Uri, WorkspaceEdit,
+    AnnotatedTextEdit, ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, ChangeAnnotation,
+    CreateFile, DocumentChangeOperation, DocumentChanges, OneOf, ResourceOp, TextEdit, Uri,
+    WorkspaceEdit,
 };
 
 use super::documents::Document;
@@ -20,6 +25,9 @@ use super::edits::{minimal_edits, text_document_edit};
 use super::position::lsp_range;
 use super::state::State;
 use crate::tasks::FileEdit;
+
+/// The one change annotation of a reviewed edit.
+const REVIEW: &str = "qwen-ls.review";
 
 /// Why an edit was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,7 @@ fn file_uri(abs: &std::path::Path) -> Option<Uri> {
 /// Builds the edit for `files`, or says which file changed since the edit was computed.
 pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit, Dropped> {
     let support = state.support();
+    let review = support.change_annotations && state.settings().code_actions.preview;
     let (open, encoding): (Vec<Option<Document>>, _) = {
         let docs = state.documents.lock();
         (
@@ -79,11 +88,14 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
                     CreateFile {
                         uri: uri.clone(),
                         options: None,
-                        annotation_id: None,
+                        annotation_id: review.then(|| REVIEW.to_owned()),
                     },
                 )));
             }
-            let edit = text_document_edit(uri, version, before, &file.after, encoding);
+            let mut edit = text_document_edit(uri, version, before, &file.after, encoding);
+            if review {
+                edit.edits = edit.edits.into_iter().map(annotated).collect();
+            }
             operations.push(DocumentChangeOperation::Edit(edit));
         } else {
             let rope = ropey::Rope::from_str(before);
@@ -95,8 +107,15 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
         }
     }
     Ok(if support.document_changes {
+        let annotation = ChangeAnnotation {
+            label: "qwen-ls: the model's change".to_owned(),
+            needs_confirmation: Some(true),
+            description: Some("Review before it applies (setting codeActions.preview)".to_owned()),
+        };
         WorkspaceEdit {
             document_changes: Some(DocumentChanges::Operations(operations)),
+            change_annotations: review
+                .then(|| std::iter::once((REVIEW.to_owned(), annotation)).collect()),
             ..WorkspaceEdit::default()
         }
     } else {
@@ -105,6 +124,16 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
             ..WorkspaceEdit::default()
         }
     })
+}
+
+fn annotated(edit: OneOf<TextEdit, AnnotatedTextEdit>) -> OneOf<TextEdit, AnnotatedTextEdit> {
+    match edit {
+        OneOf::Left(text_edit) => OneOf::Right(AnnotatedTextEdit {
+            text_edit,
+            annotation_id: REVIEW.to_owned(),
+        }),
+        annotated @ OneOf::Right(_) => annotated,
+    }
 }
 
 /// What a command reports: `{ "applied": bool, "message"? }`.

@@ -33,14 +33,18 @@ pub const STATUS: &str = "qwen-ls.status";
 /// The exact completion prompt at a position.
 pub const DUMP_PROMPT: &str = "qwen-ls.debug.dumpPrompt";
 
+/// Compares the live index with a fresh re-index (tests of file watching in the clients use it).
+pub const VERIFY_INDEX: &str = "qwen-ls.debug.verifyIndex";
+
 /// Every command, as announced in `executeCommandProvider`.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     REFACTOR,
     APPLY_INSTRUCTION,
     EXPLAIN,
     COMPLETION_ACCEPTED,
     STATUS,
     DUMP_PROMPT,
+    VERIFY_INDEX,
 ];
 
 #[derive(Deserialize)]
@@ -104,6 +108,7 @@ pub async fn execute(
             let args: PositionArgs = first_arg(&command, &arguments)?;
             dump_prompt(&state, &args).await.map(Some)
         }
+        VERIFY_INDEX => verify_index(&state).await.map(Some),
         REFACTOR => {
             let args: RefactorArgs = first_arg(&command, &arguments)?;
             Ok(Some(
@@ -303,4 +308,24 @@ async fn finish(
             },
         },
     }
+}
+
+/// `qwen-ls.debug.verifyIndex`: `{ equal, files, freshFiles, difference }` once the index is loaded.
+async fn verify_index(state: &State) -> Result<Value> {
+    let Some(workspace) = state.workspace() else {
+        return Err(Error::invalid_request("the workspace is not indexed yet"));
+    };
+    let check = blocking(move || workspace.verify_index())
+        .await
+        .map_err(|e| Error {
+            code: ErrorCode::InternalError,
+            message: format!("verifyIndex: {e}").into(),
+            data: None,
+        })?;
+    Ok(json!({
+        "equal": check.first_difference.is_none(),
+        "files": check.files,
+        "freshFiles": check.fresh_files,
+        "difference": check.first_difference,
+    }))
 }

@@ -7,7 +7,8 @@
 //! transport for each message in the order it was read:
 //!
 //! - `didOpen` / `didChange` / `didClose` are applied to [`Documents`] right here (a rope edit: microseconds)
-//!   and the implied index [`Change`] is queued to the one index writer, in the same order;
+//!   and the implied index [`Change`] is queued to the one index writer, in the same order; so are the
+//!   changes of `workspace/didChangeWatchedFiles` (files changed outside the editor, `watch.rs`);
 //! - requests that read a document (`inlineCompletion`, `completion`, `hover`, `codeAction`,
 //!   `executeCommand`) are stamped with the document's version *at arrival* and routed to internal methods
 //!   ([`internal`]) that receive `{ "params": <original>, "arrival": <stamp> }`. A handler compares the stamp
@@ -49,6 +50,10 @@ pub mod internal {
     /// `workspace/executeCommand`, stamped with the document of its first argument's `uri` (if any).
     pub const EXECUTE_COMMAND: &str = "qwen-ls/internal/executeCommand";
 }
+
+/// File events are index changes like the editor's own: queued here, in arrival order, so that a request
+/// sent after them reads an index that includes them.
+const WATCHED_FILES: &str = "workspace/didChangeWatchedFiles";
 
 /// The state of the request's document when the request arrived.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,21 +123,25 @@ impl SharedDocuments {
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<Uri>().ok());
         let mut docs = self.lock();
-        let result: Result<Option<Change>, String> = match method {
+        let result: Result<Vec<Change>, String> = match method {
             "textDocument/didOpen" => serde_json::from_value(params)
-                .map(|p| docs.open(p))
+                .map(|p| docs.open(p).into_iter().collect())
                 .map_err(|e| e.to_string()),
             "textDocument/didChange" => serde_json::from_value(params)
                 .map_err(|e| e.to_string())
-                .and_then(|p| docs.change(p).map_err(|e: SyncError| e.to_string())),
+                .and_then(|p| docs.change(p).map_err(|e: SyncError| e.to_string()))
+                .map(|c| c.into_iter().collect()),
             "textDocument/didClose" => serde_json::from_value(params)
                 .map_err(|e| e.to_string())
-                .and_then(|p| docs.close(p).map_err(|e: SyncError| e.to_string())),
+                .and_then(|p| docs.close(p).map_err(|e: SyncError| e.to_string()))
+                .map(|c| c.into_iter().collect()),
+            WATCHED_FILES => serde_json::from_value(params)
+                .map(|p| super::watch::changes(&docs, &p))
+                .map_err(|e| e.to_string()),
             _ => return false,
         };
         match result {
-            Ok(Some(change)) => self.sink.send(change),
-            Ok(None) => {}
+            Ok(changes) => changes.into_iter().for_each(|c| self.sink.send(c)),
             Err(e) => tracing::warn!("{method}: {e}"),
         }
         drop(docs);
@@ -223,12 +232,13 @@ where
             }))
             .boxed();
         }
-        if method.starts_with("textDocument/did")
-            && matches!(
-                method,
-                "textDocument/didOpen" | "textDocument/didChange" | "textDocument/didClose"
-            )
-        {
+        if matches!(
+            method,
+            "textDocument/didOpen"
+                | "textDocument/didChange"
+                | "textDocument/didClose"
+                | WATCHED_FILES
+        ) {
             let (method, id, params) = request.into_parts();
             let close = (method == "textDocument/didClose" && id.is_none()).then(|| params.clone());
             self.documents.sync(&method, params);

@@ -10,8 +10,8 @@ use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
     CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
-    DidChangeConfigurationParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
-    ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover, HoverParams,
+    DidChangeConfigurationParams, DidCloseTextDocumentParams,
+    ExecuteCommandOptions, ExecuteCommandParams, Hover, HoverParams,
     HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
     InlineCompletionParams, InlineCompletionResponse, OneOf, ServerCapabilities, ServerInfo,
     TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
@@ -23,8 +23,9 @@ use super::front_door::Stamped;
 use super::guard::catch_panics;
 use super::position::Encoding;
 use super::state::{ClientSupport, State};
-use super::{actions, commands, completion, config, hover, logging_hook, startup};
-use crate::index::{Change, IndexConfig};
+use super::{actions, commands, completion, config, hover, logging_hook, startup, watch};
+use crate::index::IndexConfig;
+use crate::syntax::lsp_language_ids;
 
 /// The server: a handle on the shared [`State`].
 pub struct Server {
@@ -149,6 +150,13 @@ impl LanguageServer for Server {
                 .and_then(|w| w.workspace_edit.as_ref())
                 .and_then(|e| e.document_changes)
                 .unwrap_or(false),
+            change_annotations: workspace
+                .and_then(|w| w.workspace_edit.as_ref())
+                .is_some_and(|e| e.change_annotation_support.is_some()),
+            watch_files: workspace
+                .and_then(|w| w.did_change_watched_files.as_ref())
+                .and_then(|w| w.dynamic_registration)
+                .unwrap_or(false),
         });
         let client_has_inline = capabilities
             .text_document
@@ -201,6 +209,10 @@ impl LanguageServer for Server {
                 commands: commands::ALL.iter().map(|c| (*c).to_owned()).collect(),
                 ..ExecuteCommandOptions::default()
             }),
+            // The languages with a grammar (PROTOCOL.md): clients register for exactly these.
+            experimental: Some(serde_json::json!({
+                "qwenLs": { "languageIds": lsp_language_ids() }
+            })),
             ..ServerCapabilities::default()
         };
         Ok(InitializeResult {
@@ -215,6 +227,8 @@ impl LanguageServer for Server {
 
     async fn initialized(&self, _: InitializedParams) {
         startup::start(&self.state);
+        let state = self.state.clone();
+        tokio::spawn(async move { watch::register(&state).await });
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -255,22 +269,6 @@ impl LanguageServer for Server {
             .relative_path_of_uri(&uri)
             .unwrap_or_else(|| uri.as_str().to_owned());
         self.state.log.dismiss_document(&key);
-    }
-
-    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
-        for event in params.changes {
-            let Some(path) = file_path(&event.uri) else {
-                continue;
-            };
-            let Some(relative) = self.state.documents.lock().relative_path(&path) else {
-                continue;
-            };
-            let change = match event.typ {
-                FileChangeType::DELETED => Change::Delete { path: relative },
-                _ => Change::Write { path: relative },
-            };
-            self.state.feed.send_change(change);
-        }
     }
 
     async fn code_action_resolve(&self, params: CodeAction) -> Result<CodeAction> {

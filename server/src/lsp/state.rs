@@ -58,6 +58,10 @@ pub struct ClientSupport {
     pub apply_edit: bool,
     /// `workspace.workspaceEdit.documentChanges`.
     pub document_changes: bool,
+    /// `workspace.didChangeWatchedFiles.dynamicRegistration`: we may ask the client to watch files.
+    pub watch_files: bool,
+    /// `workspace.workspaceEdit.changeAnnotationSupport`: edits may ask for the user's confirmation.
+    pub change_annotations: bool,
 }
 
 /// A completion being computed for a document.

@@ -167,6 +167,9 @@ pub struct CodeActionSettings {
     pub budget: usize,
     /// `codeActions.maxTokens`.
     pub max_tokens: usize,
+    /// `codeActions.preview`: edits ask the editor to show them for review before they apply (LSP change
+    /// annotations with `needsConfirmation`).
+    pub preview: bool,
 }
 
 impl Default for CodeActionSettings {
@@ -175,6 +178,7 @@ impl Default for CodeActionSettings {
             enabled: true,
             budget: 8192,
             max_tokens: 1024,
+            preview: true,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::context::{TokenCountCache, TokenCounter};
 use crate::index::{
-    CacheStore, Change, ChangeError, IndexConfig, IndexHost, IndexSnapshot, LoadReport,
+    CacheStore, Change, ChangeError, IndexCheck, IndexConfig, IndexHost, IndexSnapshot, LoadReport,
 };
 use crate::token_count::QwenTokenCounter;
 
@@ -125,9 +125,14 @@ impl Workspace {
                     open.insert(to);
                 }
             }
-            Change::Edit { .. } | Change::Write { .. } => {}
+            Change::Edit { .. } | Change::Write { .. } | Change::IgnoreRules { .. } => {}
         }
         Ok(())
+    }
+
+    /// Compares the index with a fresh walk of the disk (plus the open documents); blocking, a full index.
+    pub fn verify_index(&self) -> Result<IndexCheck, TaskError> {
+        Ok(self.lock_host().verify()?)
     }
 
     /// A consistent view of the index including every change applied so far.

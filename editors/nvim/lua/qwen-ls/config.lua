@@ -25,11 +25,14 @@ M.SERVER_KEYS = {
   "codeActions.enabled",
   "codeActions.budget",
   "codeActions.maxTokens",
+  "codeActions.preview",
   "debug.dumpPrompt",
   "logFile",
 }
 
---- Filetypes the server has tree-sitter grammars for.
+--- Filetypes the server has tree-sitter grammars for: the LSP language ids a server of this version announces
+--- at initialize (`capabilities.experimental.qwenLs.languageIds`, PROTOCOL.md). A server that announces a
+--- different list wins: buffers of other filetypes are detached (client.lua).
 M.FILETYPES = {
   "rust",
   "python",
@@ -38,9 +41,6 @@ M.FILETYPES = {
   "typescript",
   "typescriptreact",
   "go",
-  "c",
-  "cpp",
-  "java",
 }
 
 M.defaults = {
@@ -73,6 +73,11 @@ M.defaults = {
   },
   -- Create :QwenRefactor, :QwenRefactorWorkspace, :QwenExplain, :QwenStatus, :QwenRestart.
   commands = true,
+  -- Let the server ask Neovim to watch the workspace's source and ignore files (workspace/didChangeWatchedFiles),
+  -- so a `git checkout` or a generator outside the editor reaches the index. Neovim announces this only on
+  -- macOS and Windows by default; on Linux it uses inotifywait when installed (inotify-tools), else a
+  -- per-directory watcher.
+  watch_files = true,
   -- Called as on_attach(client, bufnr) after the plugin's own attach work.
   on_attach = nil,
 }
@@ -176,6 +181,7 @@ function M.validate(opts)
     end
   end
   compat.validate("commands", opts.commands, "boolean")
+  compat.validate("watch_files", opts.watch_files, "boolean")
   compat.validate("on_attach", opts.on_attach, "function", true)
 end
 

@@ -20,6 +20,13 @@ function M.ghost_mode()
 end
 
 local function on_attach(client, bufnr)
+  if not require("qwen-ls.client").serves(client, vim.bo[bufnr].filetype) then
+    -- The server does not serve this language (it announced its own list at initialize).
+    vim.schedule(function()
+      vim.lsp.buf_detach_client(bufnr, client.id)
+    end)
+    return
+  end
   local mode = M.ghost_mode()
   if mode then
     require("qwen-ls.inline").attach(client, bufnr, mode, M.config)

@@ -247,6 +247,17 @@ impl Client {
 
     /// `initialize` + `initialized`; returns the initialize result.
     pub fn initialize(&self, root: &std::path::Path, options: Value, encodings: &[&str]) -> Value {
+        self.initialize_watching(root, options, encodings, false)
+    }
+
+    /// [`Client::initialize`], announcing `workspace.didChangeWatchedFiles.dynamicRegistration` when `watch`.
+    pub fn initialize_watching(
+        &self,
+        root: &std::path::Path,
+        options: Value,
+        encodings: &[&str],
+        watch: bool,
+    ) -> Value {
         let root_uri = format!("file://{}", root.display());
         let result = self.request(
             "initialize",
@@ -258,7 +269,11 @@ impl Client {
                 "capabilities": {
                     "general": { "positionEncodings": encodings },
                     "window": { "workDoneProgress": true },
-                    "workspace": { "applyEdit": true, "workspaceEdit": { "documentChanges": true } },
+                    "workspace": {
+                        "applyEdit": true,
+                        "workspaceEdit": { "documentChanges": true },
+                        "didChangeWatchedFiles": { "dynamicRegistration": watch },
+                    },
                     "textDocument": {
                         "inlineCompletion": {},
                         "hover": { "contentFormat": ["markdown"] },

@@ -2,8 +2,10 @@
 //! fixture GGUF on loopback), a proxy in front of it that can answer `429` first, and a fake server that
 //! sends whatever bytes a test wants (malformed or truncated streams).
 //!
-//! The python comes from `QWEN_LS_LLAMA_PYTHON` (a venv with `llama-cpp-python[server]`; `.ci/run` builds
-//! one). Without it the tests that need the server print a loud SKIPPED line and pass — unless
+//! The python comes from `QWEN_LS_LLAMA_PYTHON`: a venv with `llama-cpp-python[server]` (`python -m
+//! llama_cpp.server`), or, with `QWEN_LS_LLAMA_SERVER=xllamacpp`, one with the prebuilt `xllamacpp` wheel, whose
+//! llama.cpp server `xllamacpp_server.py` (beside this file) starts with the same arguments; `.ci/run` installs
+//! one. Without it the tests that need the server print a loud SKIPPED line and pass — unless
 //! `QWEN_LS_REQUIRE_REMOTE=1`, which CI sets, turns the skip into a failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -55,7 +57,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// `python -m llama_cpp.server` on loopback; killed on drop.
+/// A llama.cpp OpenAI-compatible server (see the module documentation) on loopback; killed on drop.
 pub struct LlamaServer {
     python: PathBuf,
     model: PathBuf,
@@ -100,8 +102,18 @@ impl LlamaServer {
     pub fn restart(&mut self) {
         self.kill();
         let log = std::fs::File::create(&self.log).expect("server log");
-        let child = Command::new(&self.python)
-            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1"])
+        let mut command = Command::new(&self.python);
+        match std::env::var("QWEN_LS_LLAMA_SERVER").as_deref() {
+            Ok("xllamacpp") => command.arg(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/remote/xllamacpp_server.py"),
+            ),
+            Ok("") | Ok("llama-cpp-python") | Err(_) => command.args(["-m", "llama_cpp.server"]),
+            Ok(other) => panic!(
+                "QWEN_LS_LLAMA_SERVER={other}: expected `xllamacpp` or `llama-cpp-python`"
+            ),
+        };
+        let child = command
+            .args(["--host", "127.0.0.1"])
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--model")
@@ -112,7 +124,7 @@ impl LlamaServer {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start llama_cpp.server");
+            .expect("start the llama.cpp server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
@@ -121,14 +133,14 @@ impl LlamaServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("llama_cpp.server exited ({status}):\n{}", self.log_text());
+                panic!("the llama.cpp server exited ({status}):\n{}", self.log_text());
             }
             if http_get(self.port, "/v1/models").is_some_and(|b| b.contains(ALIAS)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("llama_cpp.server did not come up:\n{}", self.log_text());
+        panic!("the llama.cpp server did not come up:\n{}", self.log_text());
     }
 
     /// The server's output so far.

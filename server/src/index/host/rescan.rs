@@ -1,0 +1,71 @@
+//! Changes that touch many files at once: a deleted directory, and an ignore file that changed (files under
+//! its directory become ignored or included again). Both end in exactly the state a fresh walk would give,
+//! through the same per-file `set_entry` path as single changes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::IndexHost;
+use crate::index::file_index::{analyze, FileIndex};
+use crate::index::ignore_rules;
+use crate::index::walk::walk;
+use crate::syntax::language_for_path;
+
+impl IndexHost {
+    /// Indexed files strictly under the directory `dir` (workspace-relative; `""` is the root).
+    pub(super) fn files_under(&self, dir: &str) -> Vec<Arc<str>> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.files
+            .keys()
+            .filter(|path| path.starts_with(&prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Decides every file under `dir` again after one of its ignore files changed: indexed files the rules
+    /// now exclude are dropped, files they now include are read (open documents keep the editor's text).
+    pub(super) fn reapply_ignore_rules(&mut self, dir: &Arc<str>) {
+        let base = self.root.join(&**dir);
+        let found = Mutex::new(Vec::new());
+        if base.is_dir() {
+            // The walk applies the ignore files of `dir`'s ancestors too, as a walk from the root does.
+            walk(&base, &self.config, &|file| {
+                let path: Arc<str> = if dir.is_empty() {
+                    file.path.clone()
+                } else {
+                    format!("{dir}/{}", file.path).into()
+                };
+                if !ignore_rules::is_ignored(&self.root, &path, &self.config) {
+                    if let Ok(mut found) = found.lock() {
+                        found.push((path, file));
+                    }
+                }
+            });
+        }
+        let found = found.into_inner().unwrap_or_default();
+        let included: BTreeSet<Arc<str>> = found.iter().map(|(path, _)| path.clone()).collect();
+        for path in self.files_under(dir) {
+            if !included.contains(&path) && !self.documents.contains_key(&path) {
+                self.set_entry(&path, None);
+                self.forget_recent(&path);
+            }
+        }
+        for (path, file) in found {
+            if self.files.contains_key(&path) {
+                continue;
+            }
+            let language = language_for_path(Path::new(&*path));
+            let (symbols, _tree, error) = analyze(language, &file.text);
+            if let Some(error) = error {
+                tracing::warn!("{path}: indexed as text only: {error}");
+            }
+            let entry = FileIndex::assemble(path.clone(), language, file.text.into(), file.lossy, symbols);
+            self.set_entry(&path, Some(entry));
+        }
+    }
+}

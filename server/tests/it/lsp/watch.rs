@@ -1,0 +1,185 @@
+//! Files changed outside the editor: the server registers `workspace/didChangeWatchedFiles` for the indexed
+//! languages and the ignore files, and every event goes through the index's incremental path. After files
+//! created, changed and deleted, a 100-file branch switch, an ignore-rule change and a deleted directory —
+//! all behind the editor's back — the live index must equal a fresh re-index (`qwen-ls.debug.verifyIndex`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qwen_ls::tasks::{
+    CancelToken, FinishReason, Flow, GenError, GenOutput, GenRequest, GenStats, Generator,
+    GeneratorInfo,
+};
+use serde_json::{json, Value};
+
+use super::{uri, Client, InProcess};
+
+/// A model that never says anything: these tests are about the index.
+struct Silent;
+
+impl Generator for Silent {
+    fn info(&self) -> GeneratorInfo {
+        GeneratorInfo {
+            backend: "local",
+            model: "silent".to_owned(),
+            context_window: Some(4096),
+        }
+    }
+
+    fn generate(
+        &self,
+        _: &GenRequest,
+        _: &CancelToken,
+        _: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<GenOutput, GenError> {
+        Ok(GenOutput {
+            text: String::new(),
+            finish: FinishReason::EndOfText,
+            stats: GenStats::default(),
+        })
+    }
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let file = root.join(path);
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(file, text).expect("write");
+}
+
+/// `{ uri, type }` events (1 created, 2 changed, 3 deleted) sent as one notification.
+fn events(client: &Client, root: &Path, events: &[(&str, u8)]) {
+    let changes: Vec<Value> = events
+        .iter()
+        .map(|(path, typ)| json!({ "uri": uri(&root.join(path)), "type": typ }))
+        .collect();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({ "changes": changes }),
+    );
+}
+
+/// `qwen-ls.debug.verifyIndex`; the front door holds it until the events sent before it are applied.
+fn verify(client: &Client) -> Value {
+    client.request(
+        "workspace/executeCommand",
+        json!({ "command": "qwen-ls.debug.verifyIndex", "arguments": [] }),
+    )
+}
+
+fn assert_equal(client: &Client, files: usize, what: &str) {
+    let check = verify(client);
+    assert_eq!(check["equal"], true, "{what}: {check}");
+    assert_eq!(check["files"], files, "{what}: {check}");
+}
+
+fn module(i: usize, body: &str) -> String {
+    format!("pub fn function_{i}() -> u32 {{\n    {body}\n}}\n")
+}
+
+#[test]
+fn files_changed_behind_the_editors_back_keep_the_index_equal_to_a_full_reindex() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("ws");
+    write(&root, "src/lib.rs", "pub fn lib() -> u32 { 1 }\n");
+    write(&root, ".gitignore", "build/\n");
+    write(&root, "build/out.rs", "pub fn built() {}\n");
+    for i in 0..100 {
+        write(&root, &format!("gen/m{i}.rs"), &module(i, "1"));
+    }
+    let server = InProcess::start(Arc::new(Silent), None, None);
+    let client = &server.client;
+    let init = client.initialize_watching(&root, json!({}), &["utf-16"], true);
+    assert_eq!(
+        init["capabilities"]["experimental"]["qwenLs"]["languageIds"],
+        json!(qwen_ls::syntax::lsp_language_ids()),
+        "the served languages are the grammar table's"
+    );
+    client.wait_ready();
+    client.wait_until("the watcher registration", Duration::from_secs(10), |c| {
+        !c.server_requests("client/registerCapability").is_empty()
+    });
+    let registration = &client.server_requests("client/registerCapability")[0]["registrations"][0];
+    assert_eq!(registration["method"], "workspace/didChangeWatchedFiles");
+    let globs: Vec<&str> = registration["registerOptions"]["watchers"]
+        .as_array()
+        .expect("watchers")
+        .iter()
+        .filter_map(|w| w["globPattern"].as_str())
+        .collect();
+    assert_eq!(
+        globs,
+        [
+            "**/*.{rs,py,pyi,js,mjs,cjs,jsx,ts,mts,cts,tsx,go}",
+            "**/.gitignore",
+            "**/.ignore",
+            "**/.qwenignore"
+        ]
+    );
+    assert_equal(client, 101, "after the first index");
+
+    // Without an event the index cannot know: the check must be able to fail.
+    write(&root, "src/lib.rs", "pub fn lib() -> u32 { 2 }\npub fn unseen() {}\n");
+    let stale = verify(client);
+    assert_eq!(stale["equal"], false, "{stale}");
+    events(client, &root, &[("src/lib.rs", 2)]);
+    assert_equal(client, 101, "a changed file");
+
+    write(&root, "src/new.rs", "pub fn created() {}\n");
+    events(client, &root, &[("src/new.rs", 1)]);
+    assert_equal(client, 102, "a created file");
+
+    std::fs::remove_file(root.join("src/new.rs")).expect("rm");
+    events(client, &root, &[("src/new.rs", 3)]);
+    assert_equal(client, 101, "a deleted file");
+
+    // A branch switch: 40 files deleted, 60 changed, 100 created in a new directory, one event each.
+    let mut switch = Vec::new();
+    for i in 0..100 {
+        let path = format!("gen/m{i}.rs");
+        if i < 40 {
+            std::fs::remove_file(root.join(&path)).expect("rm");
+            switch.push((path, 3));
+        } else {
+            write(&root, &path, &module(i, "2 + 2"));
+            switch.push((path, 2));
+        }
+        let created = format!("feature/f{i}.rs");
+        write(&root, &created, &module(i + 100, "3"));
+        switch.push((created, 1));
+    }
+    let borrowed: Vec<(&str, u8)> = switch.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    events(client, &root, &borrowed);
+    assert_equal(client, 161, "a branch switch of 200 files");
+
+    // An ignore rule added behind the editor's back drops the files it matches...
+    write(&root, ".gitignore", "build/\nfeature/\n");
+    events(client, &root, &[(".gitignore", 2)]);
+    assert_equal(client, 61, "feature/ ignored");
+    // ...and removing it brings them (and build/) back.
+    std::fs::remove_file(root.join(".gitignore")).expect("rm");
+    events(client, &root, &[(".gitignore", 3)]);
+    assert_equal(client, 162, ".gitignore deleted");
+
+    // A deleted directory is reported once.
+    std::fs::remove_dir_all(root.join("gen")).expect("rm -r");
+    events(client, &root, &[("gen", 3)]);
+    assert_equal(client, 102, "a deleted directory");
+
+    client.shutdown_and_exit();
+    assert!(server.join(), "clean exit");
+}
+
+#[test]
+fn no_registration_for_a_client_that_cannot_watch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "lib.rs", "pub fn lib() {}\n");
+    let server = InProcess::start(Arc::new(Silent), None, None);
+    let client = &server.client;
+    client.initialize_watching(dir.path(), json!({}), &["utf-16"], false);
+    client.wait_ready();
+    assert_equal(client, 1, "loaded");
+    assert!(client.server_requests("client/registerCapability").is_empty());
+    client.shutdown_and_exit();
+    assert!(server.join(), "clean exit");
+}
