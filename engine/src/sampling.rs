@@ -142,7 +142,10 @@ pub fn log_softmax_at(logits: &[f32], index: u32) -> f32 {
         .filter(|l| !l.is_nan())
         .map(|&l| f64::from(l - max).exp())
         .sum();
-    let chosen = logits.get(index as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    let chosen = logits
+        .get(index as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
     (f64::from(chosen - max) - sum.ln()) as f32
 }
 

@@ -15,6 +15,7 @@ use super::cache::{CacheStatus, CacheStore};
 use super::document::{Document, TextEdit};
 use super::file_index::{analyze, content_hash, FileIndex};
 use super::filter::SecretMatcher;
+use super::mounts::Mounts;
 use super::postings::Postings;
 use super::snapshot::{FileMap, GraphCell, IndexSnapshot, SymbolMap};
 use super::walk::{read_file, walk, SkippedFile};
@@ -104,6 +105,8 @@ pub struct LoadReport {
 /// The single writer of the index.
 pub struct IndexHost {
     root: Arc<Path>,
+    /// The other workspace folders, indexed under `@name/` (`mounts.rs`).
+    mounts: Mounts,
     config: IndexConfig,
     secrets: SecretMatcher,
     cache: Option<CacheStore>,
@@ -124,6 +127,18 @@ impl IndexHost {
         config: IndexConfig,
         cache: Option<CacheStore>,
     ) -> Result<(Self, LoadReport), IndexError> {
+        Self::load_folders(root, Mounts::default(), config, cache)
+    }
+
+    /// [`IndexHost::load`] for a workspace of several folders: `root` and the `mounts` (indexed under
+    /// `@name/`). The persistent cache belongs to a single root: it is used only without mounts.
+    pub fn load_folders(
+        root: &Path,
+        mounts: Mounts,
+        config: IndexConfig,
+        cache: Option<CacheStore>,
+    ) -> Result<(Self, LoadReport), IndexError> {
+        let cache = cache.filter(|_| mounts.is_empty());
         let started = Instant::now();
         let root = root.canonicalize().map_err(|source| IndexError::Root {
             path: root.to_path_buf(),
@@ -142,27 +157,41 @@ impl IndexHost {
         let cached = Mutex::new(cached);
         let results = Mutex::new(Vec::new());
         let parsed = AtomicUsize::new(0);
-        let skipped = walk(&root, &config, &|file| {
-            let language = language_for_path(Path::new(&*file.path));
-            let hash = content_hash(&file.text);
-            let hit = cached.lock().ok().and_then(|mut c| c.remove(&*file.path));
-            let symbols = match hit {
-                Some(hit) if hit.matches(hash, language, file.lossy) => hit.symbols,
-                _ => {
-                    parsed.fetch_add(1, Ordering::Relaxed);
-                    let (symbols, _tree, error) = analyze(language, &file.text);
-                    if let Some(error) = error {
-                        tracing::warn!("{}: indexed as text only: {error}", file.path);
-                    }
-                    symbols
+        let mut skipped = Vec::new();
+        let folders = std::iter::once((None, root.as_path()))
+            .chain(mounts.iter().map(|m| (Some(&*m.prefix), &*m.root)));
+        for (prefix, folder) in folders {
+            let before = skipped.len();
+            skipped.extend(walk(folder, &config, &|mut file| {
+                if let Some(prefix) = prefix {
+                    file.path = Mounts::join(prefix, &file.path).into();
                 }
-            };
-            let entry =
-                FileIndex::assemble(file.path, language, file.text.into(), file.lossy, symbols);
-            if let Ok(mut list) = results.lock() {
-                list.push(entry);
+                let language = language_for_path(Path::new(&*file.path));
+                let hash = content_hash(&file.text);
+                let hit = cached.lock().ok().and_then(|mut c| c.remove(&*file.path));
+                let symbols = match hit {
+                    Some(hit) if hit.matches(hash, language, file.lossy) => hit.symbols,
+                    _ => {
+                        parsed.fetch_add(1, Ordering::Relaxed);
+                        let (symbols, _tree, error) = analyze(language, &file.text);
+                        if let Some(error) = error {
+                            tracing::warn!("{}: indexed as text only: {error}", file.path);
+                        }
+                        symbols
+                    }
+                };
+                let entry =
+                    FileIndex::assemble(file.path, language, file.text.into(), file.lossy, symbols);
+                if let Ok(mut list) = results.lock() {
+                    list.push(entry);
+                }
+            }));
+            if let Some(prefix) = prefix {
+                for file in &mut skipped[before..] {
+                    file.path = Mounts::join(prefix, &file.path);
+                }
             }
-        });
+        }
         let entries = results.into_inner().unwrap_or_default();
         let parsed = parsed.into_inner();
         let mut report = LoadReport {
@@ -181,8 +210,10 @@ impl IndexHost {
             .collect();
         let definers = build_definers(&files);
         let postings = Postings::build(&files);
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
         let host = Self {
             root: root.into(),
+            mounts,
             secrets: SecretMatcher::new(&config.secret_patterns),
             config,
             cache,
@@ -230,6 +261,11 @@ impl IndexHost {
     /// The workspace root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The other workspace folders (indexed under `@name/`).
+    pub fn mounts(&self) -> &Mounts {
+        &self.mounts
     }
 
     /// The version of an open document.
@@ -338,11 +374,12 @@ impl IndexHost {
     /// Reads a file from disk through the same filters as the walk; removes it from the index if it is
     /// gone, ignored or rejected.
     fn reload_from_disk(&mut self, path: &Arc<str>) {
-        let absolute = self.root.join(&**path);
-        let entry = if ignore_rules::is_ignored(&self.root, path, &self.config) {
+        let (folder, inside) = self.mounts.locate(&self.root, path);
+        let absolute = folder.join(inside);
+        let entry = if inside.is_empty() || ignore_rules::is_ignored(folder, inside, &self.config) {
             None
         } else {
-            match read_file(&absolute, path, &self.config, &self.secrets) {
+            match read_file(&absolute, inside, &self.config, &self.secrets) {
                 Ok(file) => {
                     let language = language_for_path(Path::new(&**path));
                     let (symbols, _tree, error) = analyze(language, &file.text);

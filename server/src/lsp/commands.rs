@@ -15,6 +15,7 @@ use super::guard::{blocking, cancellable};
 use super::hover::{explain_at, Where};
 use super::position::{byte_range, offset};
 use super::state::State;
+use crate::tasks::measure::PartialUnit;
 use crate::tasks::{
     completion_prompt, patch, refactor, CompletionRequest, EditAnswer, PatchRequest,
     RefactorRequest, TaskError,
@@ -28,6 +29,8 @@ pub const APPLY_INSTRUCTION: &str = "qwen-ls.applyInstruction";
 pub const EXPLAIN: &str = "qwen-ls.explain";
 /// Records that a suggestion was accepted.
 pub const COMPLETION_ACCEPTED: &str = "qwen-ls.completionAccepted";
+/// Records that the next word or line of a suggestion was accepted.
+pub const COMPLETION_PARTIALLY_ACCEPTED: &str = "qwen-ls.completionPartiallyAccepted";
 /// The server's state.
 pub const STATUS: &str = "qwen-ls.status";
 /// The exact completion prompt at a position.
@@ -37,11 +40,12 @@ pub const DUMP_PROMPT: &str = "qwen-ls.debug.dumpPrompt";
 pub const VERIFY_INDEX: &str = "qwen-ls.debug.verifyIndex";
 
 /// Every command, as announced in `executeCommandProvider`.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     REFACTOR,
     APPLY_INSTRUCTION,
     EXPLAIN,
     COMPLETION_ACCEPTED,
+    COMPLETION_PARTIALLY_ACCEPTED,
     STATUS,
     DUMP_PROMPT,
     VERIFY_INDEX,
@@ -74,6 +78,14 @@ struct AcceptedArgs {
     id: String,
 }
 
+#[derive(Deserialize)]
+struct PartiallyAcceptedArgs {
+    id: String,
+    unit: String,
+    #[serde(default)]
+    chars: usize,
+}
+
 fn first_arg<T: for<'de> Deserialize<'de>>(command: &str, arguments: &[Value]) -> Result<T> {
     let first = arguments.first().cloned().unwrap_or(Value::Null);
     serde_json::from_value(first)
@@ -94,6 +106,17 @@ pub async fn execute(
         COMPLETION_ACCEPTED => {
             let args: AcceptedArgs = first_arg(&command, &arguments)?;
             state.log.accepted(&args.id);
+            Ok(None)
+        }
+        COMPLETION_PARTIALLY_ACCEPTED => {
+            let args: PartiallyAcceptedArgs = first_arg(&command, &arguments)?;
+            let unit = PartialUnit::parse(&args.unit).ok_or_else(|| {
+                Error::invalid_params(format!(
+                    "{command}: unit {:?}: expected \"word\" or \"line\"",
+                    args.unit
+                ))
+            })?;
+            state.log.partially_accepted(&args.id, unit, args.chars);
             Ok(None)
         }
         EXPLAIN => {

@@ -29,8 +29,7 @@ use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
 use crate::tasks::measure::{Outcome, Suggestion as Record};
 use crate::tasks::{
     complete, complete_alternatives, completion_prompt, CancelToken, CompletionRequest, Flow,
-    GenError, GenOutput,
-    GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
+    GenError, GenOutput, GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
 };
 
 /// A suggestion in LSP coordinates.
@@ -319,12 +318,20 @@ async fn suggest(
                     // The log records the first (best) suggestion; accepting another one is logged by its id.
                     record.id = c.id.clone();
                     record.chars = c.text.chars().count();
+                    // Alternatives are named after the request's first suggestion (`<id>~<n>`), so the log
+                    // counts accepting one for the request.
+                    let first_id = c.id.clone();
                     let shown = completions
                         .into_iter()
-                        .map(|c| Shown {
+                        .enumerate()
+                        .map(|(n, c)| Shown {
                             range: lsp_range(&doc.text, c.range, encoding),
                             text: c.text,
-                            id: c.id,
+                            id: if n == 0 {
+                                c.id
+                            } else {
+                                format!("{first_id}~{n}")
+                            },
                         })
                         .collect();
                     (Outcome::Shown, shown)

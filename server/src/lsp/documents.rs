@@ -14,7 +14,7 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::position::{byte_range, Encoding};
-use crate::index::{Change, TextEdit};
+use crate::index::{Change, Mounts, TextEdit};
 
 /// One open document.
 #[derive(Clone, Debug)]
@@ -57,6 +57,8 @@ pub struct Documents {
     docs: HashMap<Uri, Document>,
     root: Option<PathBuf>,
     canonical_root: Option<PathBuf>,
+    /// The other workspace folders (their files' workspace paths start with `@name/`).
+    mounts: Mounts,
     /// Documents larger than this (bytes, at open) are served as text but not indexed.
     max_indexed_bytes: usize,
     /// The position encoding agreed at `initialize`.
@@ -71,8 +73,34 @@ impl Documents {
             docs: HashMap::new(),
             root,
             canonical_root,
+            mounts: Mounts::default(),
             max_indexed_bytes,
             encoding,
+        }
+    }
+
+    /// The workspace's folders changed: a new root and other folders; every open document is placed again
+    /// (its workspace path, `None` outside every folder).
+    pub fn refolder(&mut self, root: Option<PathBuf>, mounts: Mounts) {
+        self.canonical_root = root.as_ref().and_then(|r| r.canonicalize().ok());
+        self.root = root;
+        self.mounts = mounts;
+        let placed: Vec<(Uri, Option<String>)> = self
+            .docs
+            .iter()
+            .map(|(uri, d)| {
+                let path = d
+                    .file
+                    .as_deref()
+                    .filter(|_| d.text.len_bytes() <= self.max_indexed_bytes)
+                    .and_then(|f| self.relative_path(f));
+                (uri.clone(), path)
+            })
+            .collect();
+        for (uri, path) in placed {
+            if let Some(doc) = self.docs.get_mut(&uri) {
+                doc.indexed_path = path;
+            }
         }
     }
 
@@ -115,6 +143,12 @@ impl Documents {
 
     /// The workspace-relative path of a file, when it is inside the workspace.
     pub fn relative_path(&self, file: &Path) -> Option<String> {
+        if let Some(mounted) = self.mounts.index_path(file).or_else(|| {
+            let canonical = file.parent()?.canonicalize().ok()?.join(file.file_name()?);
+            self.mounts.index_path(&canonical)
+        }) {
+            return Some(mounted);
+        }
         let roots = [self.root.as_deref(), self.canonical_root.as_deref()];
         let direct = roots
             .into_iter()

@@ -113,9 +113,12 @@ fn empty_root() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-async fn load_index(state: Arc<State>) {
+/// (Re)indexes the workspace folders; a newer call (the folders changed again) supersedes an older one.
+pub async fn load_index(state: Arc<State>) {
+    let epoch = state.index_epoch.fetch_add(1, Ordering::SeqCst) + 1;
     state.update_status(|s| s.index = IndexState::Loading).await;
     let root = state.root();
+    let folders = state.folders();
     let title = match &root {
         Some(root) => root.display().to_string(),
         None => "no workspace folder".to_owned(),
@@ -129,6 +132,7 @@ async fn load_index(state: Arc<State>) {
         };
         let options = WorkspaceOptions {
             index: IndexConfig::default(),
+            folders,
             persistent_cache: persistent,
         };
         Workspace::load(&root, &options)
@@ -137,6 +141,9 @@ async fn load_index(state: Arc<State>) {
     })
     .await;
     progress.end().await;
+    if state.index_epoch.load(Ordering::SeqCst) != epoch {
+        return; // The folders changed meanwhile: a newer index is loading.
+    }
     match loaded {
         Ok((workspace, files)) => {
             tracing::info!("indexed {files} files in {:.1?}", started.elapsed());

@@ -42,7 +42,9 @@ pub fn glob_patterns() -> Vec<String> {
 /// dynamic registration for it. A refusal is logged: the index then follows the editor's own edits only.
 pub async fn register(state: &State) {
     if !state.support().watch_files {
-        tracing::info!("the client does not watch files for servers: changes outside the editor are not seen");
+        tracing::info!(
+            "the client does not watch files for servers: changes outside the editor are not seen"
+        );
         return;
     }
     let watchers: Vec<_> = glob_patterns()
@@ -56,7 +58,9 @@ pub async fn register(state: &State) {
     };
     match state.client.register_capability(vec![registration]).await {
         Ok(()) => tracing::info!("watching {:?}", glob_patterns()),
-        Err(e) => tracing::warn!("the client refused to watch files ({e}): changes outside the editor are not seen"),
+        Err(e) => tracing::warn!(
+            "the client refused to watch files ({e}): changes outside the editor are not seen"
+        ),
     }
 }
 

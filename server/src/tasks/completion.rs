@@ -172,7 +172,9 @@ pub fn complete(
     request: &CompletionRequest,
     cancel: &CancelToken,
 ) -> Result<Option<Completion>, TaskError> {
-    complete_sampled(workspace, generator, caches, settings, request, cancel, None)
+    complete_sampled(
+        workspace, generator, caches, settings, request, cancel, None,
+    )
 }
 
 /// [`complete`], or with `alternative` one more suggestion drawn with that sampling: an alternative neither
@@ -235,7 +237,8 @@ pub(super) fn complete_sampled(
         &GenRequest {
             prompt: GenPrompt::Raw(prompt.prompt.clone()),
             max_tokens: settings.max_tokens,
-            sampling: alternative.unwrap_or_else(|| Sampling::with_temperature(settings.temperature)),
+            sampling: alternative
+                .unwrap_or_else(|| Sampling::with_temperature(settings.temperature)),
             stop: Vec::new(),
             session: Some(SessionKey::document(&resolved.display_path)),
         },

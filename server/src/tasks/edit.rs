@@ -7,7 +7,7 @@
 //! front end can save or show it when it cannot be turned into a patch.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -189,6 +189,17 @@ fn line_of(text: &str, offset: usize) -> u32 {
         .count() as u32
 }
 
+/// The workspace path of a file an edit may change: inside the workspace, and in its first folder.
+fn editable_path(workspace: &Workspace, path: &Path) -> Result<String, TaskError> {
+    let relative = workspace
+        .relative_path(path)
+        .ok_or_else(|| TaskError::OutsideWorkspace(path.to_path_buf()))?;
+    if workspace.mounts().locate(workspace.root(), &relative).0 != workspace.root() {
+        return Err(TaskError::OtherFolder(path.to_path_buf()));
+    }
+    Ok(relative)
+}
+
 /// Edits the range (or the function at it) of one file; edits to other files are refused.
 pub fn refactor(
     workspace: &Workspace,
@@ -202,9 +213,7 @@ pub fn refactor(
     if request.instruction.trim().is_empty() {
         return Err(TaskError::EmptyInstruction);
     }
-    let relative = workspace
-        .relative_path(&request.path)
-        .ok_or_else(|| TaskError::OutsideWorkspace(request.path.clone()))?;
+    let relative = editable_path(workspace, &request.path)?;
     let text = match &request.text {
         Some(text) => text.clone(),
         None => workspace.read_document(&relative)?,
@@ -292,9 +301,7 @@ pub fn patch(
     }
     let mut files = Vec::new();
     for path in &request.files {
-        let relative = workspace
-            .relative_path(path)
-            .ok_or_else(|| TaskError::OutsideWorkspace(path.clone()))?;
+        let relative = editable_path(workspace, path)?;
         let text = workspace.read_document(&relative)?;
         files.push(Shown {
             path: relative,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::context::{TokenCountCache, TokenCounter};
 use crate::index::{
     CacheStore, Change, ChangeError, IndexCheck, IndexConfig, IndexHost, IndexSnapshot, LoadReport,
+    Mounts,
 };
 use crate::token_count::QwenTokenCounter;
 
@@ -23,6 +24,9 @@ use super::TaskError;
 pub struct WorkspaceOptions {
     /// Index limits and ignore rules.
     pub index: IndexConfig,
+    /// The other workspace folders, indexed beside the root under `@name/` (context ranks them below the
+    /// folder that holds the file; the persistent index cache is used only for a single folder).
+    pub folders: Vec<PathBuf>,
     /// Use (and update) the persistent index cache and token-count memo in the user's cache directory.
     pub persistent_cache: bool,
 }
@@ -30,6 +34,7 @@ pub struct WorkspaceOptions {
 /// The index and token accounting of one workspace; see the module documentation. `Send + Sync`.
 pub struct Workspace {
     root: PathBuf,
+    mounts: Mounts,
     host: Mutex<IndexHost>,
     open: Mutex<BTreeSet<String>>,
     counter: &'static QwenTokenCounter,
@@ -60,7 +65,9 @@ impl Workspace {
             .persistent_cache
             .then(|| CacheStore::for_workspace(&canonical))
             .flatten();
-        let (host, report) = IndexHost::load(&canonical, options.index.clone(), cache)?;
+        let mounts = Mounts::new(&canonical, &options.folders);
+        let (host, report) =
+            IndexHost::load_folders(&canonical, mounts, options.index.clone(), cache)?;
         if report.cache_outdated {
             if let Err(e) = host.save_cache() {
                 tracing::warn!("{e}");
@@ -83,6 +90,7 @@ impl Workspace {
         let counter = QwenTokenCounter::builtin().map_err(TaskError::Tokenizer)?;
         Ok(Workspace {
             root: host.root().to_path_buf(),
+            mounts: host.mounts().clone(),
             host: Mutex::new(host),
             open: Mutex::new(BTreeSet::new()),
             counter,
@@ -102,9 +110,14 @@ impl Workspace {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The workspace root (absolute, canonical).
+    /// The workspace root (absolute, canonical): the first folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The other folders.
+    pub fn mounts(&self) -> &Mounts {
+        &self.mounts
     }
 
     /// Applies one change (in arrival order; document edits must carry a newer version).
@@ -153,6 +166,16 @@ impl Workspace {
     /// The workspace-relative, `/`-separated form of `path` (absolute, or relative to the root). `None` for
     /// a path outside the root or with `..`.
     pub fn relative_path(&self, path: &Path) -> Option<String> {
+        if path.is_absolute() && !path.starts_with(&self.root) {
+            let canonical = || Some(path.parent()?.canonicalize().ok()?.join(path.file_name()?));
+            if let Some(mounted) = self
+                .mounts
+                .index_path(path)
+                .or_else(|| self.mounts.index_path(&canonical()?))
+            {
+                return Some(mounted);
+            }
+        }
         let relative = if path.is_absolute() {
             match path.strip_prefix(&self.root) {
                 Ok(rest) => rest.to_path_buf(),
@@ -186,7 +209,8 @@ impl Workspace {
 
     /// The absolute path of a workspace-relative path.
     pub fn absolute_path(&self, relative: &str) -> PathBuf {
-        self.root.join(relative)
+        let (folder, inside) = self.mounts.locate(&self.root, relative);
+        folder.join(inside)
     }
 
     /// The current text of a document: an open document's editor text, else the indexed text, else the file

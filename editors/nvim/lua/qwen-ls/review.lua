@@ -25,6 +25,20 @@ function M.needs_review(edit)
   return false
 end
 
+--- `edit` without its change annotations: the user confirmed in the review buffer already (Neovim 0.12
+--- would otherwise ask again, with a blocking prompt).
+function M.confirmed(edit)
+  local copy = vim.deepcopy(edit)
+  copy.changeAnnotations = nil
+  for _, change in ipairs(copy.documentChanges or {}) do
+    change.annotationId = nil
+    for _, text_edit in ipairs(change.edits or {}) do
+      text_edit.annotationId = nil
+    end
+  end
+  return copy
+end
+
 local function text_of(lines)
   return table.concat(lines, "\n") .. "\n"
 end
@@ -34,7 +48,7 @@ local diff = (vim.text and vim.text.diff) or vim.diff
 --- The unified diff of `edit` against the buffers' current text, as lines.
 function M.diff_lines(edit, encoding)
   local out = {}
-  for _, change in ipairs(edit.documentChanges or {}) do
+  for _, change in ipairs(M.confirmed(edit).documentChanges or {}) do
     if change.textDocument and change.edits then
       local uri = change.textDocument.uri
       local bufnr = vim.uri_to_bufnr(uri)
@@ -78,7 +92,7 @@ function M.show(edit, encoding)
   end
   local function apply()
     close()
-    vim.lsp.util.apply_workspace_edit(edit, encoding)
+    vim.lsp.util.apply_workspace_edit(M.confirmed(edit), encoding)
     vim.notify("qwen-ls: refactor applied", vim.log.levels.INFO)
   end
   local function discard()

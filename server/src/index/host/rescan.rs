@@ -30,17 +30,24 @@ impl IndexHost {
     /// Decides every file under `dir` again after one of its ignore files changed: indexed files the rules
     /// now exclude are dropped, files they now include are read (open documents keep the editor's text).
     pub(super) fn reapply_ignore_rules(&mut self, dir: &Arc<str>) {
-        let base = self.root.join(&**dir);
+        // `dir` may be in another workspace folder (`@name/…`): its rules are that folder's.
+        let (folder, inside) = self.mounts.locate(&self.root, dir);
+        let base = folder.join(inside);
         let found = Mutex::new(Vec::new());
         if base.is_dir() {
             // The walk applies the ignore files of `dir`'s ancestors too, as a walk from the root does.
             walk(&base, &self.config, &|file| {
+                let within: String = if inside.is_empty() {
+                    file.path.to_string()
+                } else {
+                    format!("{inside}/{}", file.path)
+                };
                 let path: Arc<str> = if dir.is_empty() {
                     file.path.clone()
                 } else {
                     format!("{dir}/{}", file.path).into()
                 };
-                if !ignore_rules::is_ignored(&self.root, &path, &self.config) {
+                if !ignore_rules::is_ignored(folder, &within, &self.config) {
                     if let Ok(mut found) = found.lock() {
                         found.push((path, file));
                     }
@@ -64,7 +71,13 @@ impl IndexHost {
             if let Some(error) = error {
                 tracing::warn!("{path}: indexed as text only: {error}");
             }
-            let entry = FileIndex::assemble(path.clone(), language, file.text.into(), file.lossy, symbols);
+            let entry = FileIndex::assemble(
+                path.clone(),
+                language,
+                file.text.into(),
+                file.lossy,
+                symbols,
+            );
             self.set_entry(&path, Some(entry));
         }
     }

@@ -140,7 +140,11 @@ mod tests {
     #[test]
     fn every_language_the_server_announces_has_lexical_rules() {
         for id in crate::syntax::lsp_language_ids() {
-            assert_ne!(Lang::from_id(id), Lang::Other, "{id}: served without completion rules");
+            assert_ne!(
+                Lang::from_id(id),
+                Lang::Other,
+                "{id}: served without completion rules"
+            );
         }
     }
 }

@@ -789,7 +789,11 @@ fn an_invoked_completion_offers_distinct_alternatives() {
         ["values.len() as i32", "values.iter().sum()", "0"],
         "{result}"
     );
-    assert_eq!(s.model.started.load(Ordering::SeqCst), 4, "one greedy + three sampled");
+    assert_eq!(
+        s.model.started.load(Ordering::SeqCst),
+        4,
+        "one greedy + three sampled"
+    );
     let ids: Vec<&str> = result["items"]
         .as_array()
         .expect("items")
@@ -797,13 +801,51 @@ fn an_invoked_completion_offers_distinct_alternatives() {
         .filter_map(|i| i["command"]["arguments"][0]["id"].as_str())
         .collect();
     assert_eq!(ids.len(), 3);
-    assert!(ids[0] != ids[1] && ids[1] != ids[2], "each suggestion has its own id");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2],
+        "each suggestion has its own id"
+    );
+    // Accepting a word of the second alternative, then all of it: counted for this request.
+    let partial = json!({ "id": ids[1], "unit": "word", "chars": 7 });
+    assert_eq!(
+        command(client, "qwen-ls.completionPartiallyAccepted", partial),
+        Value::Null
+    );
+    assert_eq!(
+        command(
+            client,
+            "qwen-ls.completionAccepted",
+            json!({ "id": ids[1] })
+        ),
+        Value::Null
+    );
+    let bad = client.call(
+        "workspace/executeCommand",
+        json!({
+            "command": "qwen-ls.completionPartiallyAccepted",
+            "arguments": [{ "id": ids[1], "unit": "page" }],
+        }),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
 
     // Automatic: one suggestion, no new generation (the shown one comes from the forward cache).
     let automatic = inline(client, &s.uri, position_of(&text, cursor), 2);
-    assert_eq!(automatic["items"].as_array().map(Vec::len), Some(1), "{automatic}");
+    assert_eq!(
+        automatic["items"].as_array().map(Vec::len),
+        Some(1),
+        "{automatic}"
+    );
     assert_eq!(automatic["items"][0]["insertText"], "values.len() as i32");
     assert_eq!(s.model.started.load(Ordering::SeqCst), 4);
     client.shutdown_and_exit();
     assert!(s.server.join(), "clean exit");
+    let summary = summarize(std::io::BufReader::new(
+        std::fs::File::open(&s.log).expect("log"),
+    ));
+    assert_eq!(summary.accepted, 1, "{summary:?}");
+    assert_eq!(
+        (summary.partially_accepted, summary.partial_words),
+        (1, 1),
+        "{summary:?}"
+    );
 }

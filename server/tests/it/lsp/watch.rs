@@ -2,6 +2,8 @@
 //! languages and the ignore files, and every event goes through the index's incremental path. After files
 //! created, changed and deleted, a 100-file branch switch, an ignore-rule change and a deleted directory —
 //! all behind the editor's back — the live index must equal a fresh re-index (`qwen-ls.debug.verifyIndex`).
+//! Several workspace folders: all indexed, changed by `workspace/didChangeWorkspaceFolders`, context packed
+//! from the folder holding the file first.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -119,7 +121,11 @@ fn files_changed_behind_the_editors_back_keep_the_index_equal_to_a_full_reindex(
     assert_equal(client, 101, "after the first index");
 
     // Without an event the index cannot know: the check must be able to fail.
-    write(&root, "src/lib.rs", "pub fn lib() -> u32 { 2 }\npub fn unseen() {}\n");
+    write(
+        &root,
+        "src/lib.rs",
+        "pub fn lib() -> u32 { 2 }\npub fn unseen() {}\n",
+    );
     let stale = verify(client);
     assert_eq!(stale["equal"], false, "{stale}");
     events(client, &root, &[("src/lib.rs", 2)]);
@@ -179,7 +185,117 @@ fn no_registration_for_a_client_that_cannot_watch() {
     client.initialize_watching(dir.path(), json!({}), &["utf-16"], false);
     client.wait_ready();
     assert_equal(client, 1, "loaded");
-    assert!(client.server_requests("client/registerCapability").is_empty());
+    assert!(client
+        .server_requests("client/registerCapability")
+        .is_empty());
+    client.shutdown_and_exit();
+    assert!(server.join(), "clean exit");
+}
+
+fn status(client: &Client) -> Value {
+    client.request(
+        "workspace/executeCommand",
+        json!({ "command": "qwen-ls.status", "arguments": [] }),
+    )
+}
+
+#[test]
+fn every_workspace_folder_is_indexed_and_folders_can_change() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = dir.path().join("app");
+    let lib = dir.path().join("lib");
+    let extra = dir.path().join("extra");
+    // The same words everywhere, so that only the folder decides the order of the context.
+    let body = "pub fn parse_config(text: &str) -> usize {\n    text.len()\n}\n";
+    write(&app, "src/app_config.rs", body);
+    write(&lib, "src/lib_config.rs", body);
+    write(
+        &lib,
+        "src/current.rs",
+        "pub fn load() -> usize {\n    parse_config(\"\")\n}\n",
+    );
+    write(&extra, "x.rs", "pub fn extra() {}\n");
+    let server = InProcess::start(Arc::new(Silent), None, None);
+    let client = &server.client;
+    let init = client.initialize_folders(&[&app, &lib], json!({}), &["utf-16"], true);
+    assert_eq!(
+        init["capabilities"]["workspace"]["workspaceFolders"],
+        json!({ "supported": true, "changeNotifications": true })
+    );
+    client.wait_ready();
+    assert_equal(client, 3, "two folders");
+    // Files changed in the second folder reach the index like the first's.
+    write(&lib, "src/more.rs", "pub fn more() {}\n");
+    events(client, &lib, &[("src/more.rs", 1)]);
+    assert_equal(client, 4, "a file created in the second folder");
+
+    // A file of the second folder: its own folder's context comes after (closer to the cursor than) the
+    // first folder's.
+    let current = lib.join("src/current.rs");
+    let text = std::fs::read_to_string(&current).expect("read");
+    client.open(&uri(&current), "rust", &text);
+    let prompt = client.request(
+        "workspace/executeCommand",
+        json!({
+            "command": "qwen-ls.debug.dumpPrompt",
+            "arguments": [{ "uri": uri(&current), "position": { "line": 1, "character": 4 } }],
+        }),
+    )["prompt"]
+        .as_str()
+        .expect("prompt")
+        .to_owned();
+    let at = |needle: &str| {
+        prompt
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {prompt}"))
+    };
+    assert!(
+        prompt.contains("<|file_sep|>@lib/src/current.rs\n<|fim_prefix|>"),
+        "{prompt}"
+    );
+    assert!(
+        at("<|file_sep|>src/app_config.rs") < at("<|file_sep|>@lib/src/lib_config.rs"),
+        "the other folder ranks lower (earlier = less relevant): {prompt}"
+    );
+
+    // Edits stay in the first folder for now: a refactor in the second says so.
+    let refactor = client.request(
+        "workspace/executeCommand",
+        json!({
+            "command": "qwen-ls.refactor",
+            "arguments": [{
+                "uri": uri(&current),
+                "range": { "start": { "line": 1, "character": 0 }, "end": { "line": 1, "character": 0 } },
+                "instruction": "inline it",
+            }],
+        }),
+    );
+    assert_eq!(refactor["applied"], false, "{refactor}");
+    assert!(
+        refactor["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("first workspace folder"),
+        "{refactor}"
+    );
+
+    // A folder added, then the second one removed.
+    client.notify(
+        "workspace/didChangeWorkspaceFolders",
+        json!({ "event": { "added": [{ "uri": uri(&extra), "name": "extra" }], "removed": [] } }),
+    );
+    client.wait_until("the third folder indexed", Duration::from_secs(30), |c| {
+        status(c)["indexedFiles"] == 5
+    });
+    assert_equal(client, 5, "three folders");
+    client.notify(
+        "workspace/didChangeWorkspaceFolders",
+        json!({ "event": { "added": [], "removed": [{ "uri": uri(&lib), "name": "lib" }] } }),
+    );
+    client.wait_until("the second folder dropped", Duration::from_secs(30), |c| {
+        status(c)["indexedFiles"] == 2
+    });
+    assert_equal(client, 2, "the second folder removed");
     client.shutdown_and_exit();
     assert!(server.join(), "clean exit");
 }

@@ -108,9 +108,9 @@ impl LlamaServer {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/remote/xllamacpp_server.py"),
             ),
             Ok("") | Ok("llama-cpp-python") | Err(_) => command.args(["-m", "llama_cpp.server"]),
-            Ok(other) => panic!(
-                "QWEN_LS_LLAMA_SERVER={other}: expected `xllamacpp` or `llama-cpp-python`"
-            ),
+            Ok(other) => {
+                panic!("QWEN_LS_LLAMA_SERVER={other}: expected `xllamacpp` or `llama-cpp-python`")
+            }
         };
         let child = command
             .args(["--host", "127.0.0.1"])
@@ -133,7 +133,10 @@ impl LlamaServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("the llama.cpp server exited ({status}):\n{}", self.log_text());
+                panic!(
+                    "the llama.cpp server exited ({status}):\n{}",
+                    self.log_text()
+                );
             }
             if http_get(self.port, "/v1/models").is_some_and(|b| b.contains(ALIAS)) {
                 return;

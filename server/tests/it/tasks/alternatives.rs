@@ -61,7 +61,10 @@ fn alternatives_are_distinct_ranked_by_logprob_and_reproducible() {
     );
     for (i, a) in first.iter().enumerate() {
         for b in &first[i + 1..] {
-            assert!(a.text.trim_end() != b.text.trim_end(), "duplicate: {listed:?}");
+            assert!(
+                a.text.trim_end() != b.text.trim_end(),
+                "duplicate: {listed:?}"
+            );
         }
     }
     let scores: Vec<f64> = listed
