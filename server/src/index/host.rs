@@ -192,6 +192,7 @@ impl IndexHost {
                 }
             }
         }
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
         let entries = results.into_inner().unwrap_or_default();
         let parsed = parsed.into_inner();
         let mut report = LoadReport {
@@ -210,7 +211,6 @@ impl IndexHost {
             .collect();
         let definers = build_definers(&files);
         let postings = Postings::build(&files);
-        skipped.sort_by(|a, b| a.path.cmp(&b.path));
         let host = Self {
             root: root.into(),
             mounts,
@@ -379,7 +379,7 @@ impl IndexHost {
         let entry = if inside.is_empty() || ignore_rules::is_ignored(folder, inside, &self.config) {
             None
         } else {
-            match read_file(&absolute, inside, &self.config, &self.secrets) {
+            match read_file(&absolute, &Arc::from(inside), &self.config, &self.secrets) {
                 Ok(file) => {
                     let language = language_for_path(Path::new(&**path));
                     let (symbols, _tree, error) = analyze(language, &file.text);

@@ -336,7 +336,11 @@ async fn finish(
 /// `qwen-ls.debug.verifyIndex`: `{ equal, files, freshFiles, difference }` once the index is loaded.
 async fn verify_index(state: &State) -> Result<Value> {
     let Some(workspace) = state.workspace() else {
-        return Err(Error::invalid_request("the workspace is not indexed yet"));
+        return Err(Error {
+            code: ErrorCode::InvalidRequest,
+            message: "qwen-ls.debug.verifyIndex: the workspace is not indexed yet".into(),
+            data: None,
+        });
     };
     let check = blocking(move || workspace.verify_index())
         .await

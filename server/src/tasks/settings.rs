@@ -259,7 +259,8 @@ mod tests {
             CodeActionSettings {
                 enabled: true,
                 budget: 8192,
-                max_tokens: 1024
+                max_tokens: 1024,
+                preview: true,
             }
         );
         assert!(!s.debug.dump_prompt);

@@ -146,6 +146,16 @@ impl LlamaServer {
         panic!("the llama.cpp server did not come up:\n{}", self.log_text());
     }
 
+    /// What the server logs when a client closes a stream mid-generation.
+    pub fn disconnect_marker(&self) -> &'static str {
+        match std::env::var("QWEN_LS_LLAMA_SERVER").as_deref() {
+            // llama-server: the HTTP layer cancels the task of a connection that went away.
+            Ok("xllamacpp") => "cancel task",
+            // llama-cpp-python (uvicorn + sse-starlette).
+            _ => "Disconnected from client",
+        }
+    }
+
     /// The server's output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -202,6 +212,7 @@ pub struct Proxy {
     /// `http://127.0.0.1:<port>/v1`.
     pub endpoint: String,
     requests: Arc<AtomicUsize>,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -211,14 +222,20 @@ impl Proxy {
         let endpoint = format!("http://{}/v1", listener.local_addr().expect("addr"));
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().take(1000).map_while(Result::ok) {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
+                let seen = seen.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(client.try_clone().expect("clone"));
                     let Some((head, body)) = read_request(&mut reader) else {
                         return;
                     };
+                    if let (Some(line), Ok(mut seen)) = (head.first(), seen.lock()) {
+                        seen.push(line.clone());
+                    }
                     let mut client = client;
                     if n < busy {
                         let message = r#"{"error":{"message":"rate limited by the test proxy"}}"#;
@@ -234,12 +251,21 @@ impl Proxy {
                 });
             }
         });
-        Proxy { endpoint, requests }
+        Proxy {
+            endpoint,
+            requests,
+            lines,
+        }
     }
 
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The request lines received so far (`POST /v1/completions HTTP/1.1`).
+    pub fn request_lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
