@@ -5,7 +5,7 @@
  * keeps the two equal and the integration test compares them with the server's answer), and narrows its
  * document selector to exactly what the server announced before any document is synchronised.
  */
-import type { ClientCapabilities, DocumentSelector, FeatureState, ServerCapabilities, StaticFeature } from "vscode-languageclient";
+import type { DocumentSelector, FeatureState, ServerCapabilities, StaticFeature } from "vscode-languageclient";
 
 /** The languages of the server's grammar table (what a server of this version announces). */
 export const LANGUAGES = ["rust", "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go"];
@@ -24,7 +24,7 @@ export function announcedLanguages(capabilities: unknown): string[] | undefined 
   if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) {
     return undefined;
   }
-  return ids as string[];
+  return ids;
 }
 
 /**
@@ -36,7 +36,8 @@ export class ServedLanguages implements StaticFeature {
   /** What the server announced (`undefined` until initialize, or when it announced nothing). */
   served: string[] | undefined;
 
-  fillClientCapabilities(_capabilities: ClientCapabilities): void {}
+  /** Nothing to announce: the list comes from the server. */
+  fillClientCapabilities(): void {}
 
   preInitialize(capabilities: ServerCapabilities, selector: DocumentSelector | undefined): void {
     this.served = announcedLanguages(capabilities);

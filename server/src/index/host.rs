@@ -299,7 +299,9 @@ impl IndexHost {
             }
             Change::Write { path } => {
                 let path = checked_path(&path)?;
-                if !self.documents.contains_key(&path) {
+                if let Some(dir) = self.new_directory_of(&path) {
+                    self.reapply_ignore_rules(&dir);
+                } else if !self.documents.contains_key(&path) {
                     self.reload_from_disk(&path);
                 }
             }

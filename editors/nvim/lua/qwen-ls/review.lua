@@ -110,10 +110,14 @@ end
 function M.handler(err, result, ctx, config)
   if result and M.needs_review(result.edit) then
     local client = vim.lsp.get_client_by_id(ctx.client_id)
-    local ok, problem = pcall(M.show, result.edit, client and client.offset_encoding or "utf-16")
-    if not ok then
-      return { applied = false, failureReason = "qwen-ls: cannot show the change: " .. tostring(problem) }
-    end
+    local encoding = client and client.offset_encoding or "utf-16"
+    -- Windows cannot be opened while the client dispatches a server request: show it right after.
+    vim.schedule(function()
+      local ok, problem = pcall(M.show, result.edit, encoding)
+      if not ok then
+        vim.notify("qwen-ls: cannot show the change for review: " .. tostring(problem), vim.log.levels.ERROR)
+      end
+    end)
     return { applied = false, failureReason = M.HELD }
   end
   return vim.lsp.handlers["workspace/applyEdit"](err, result, ctx, config)

@@ -158,6 +158,8 @@ before(async () => {
       "editor.inlineSuggest.enabled": true,
       "editor.hover.delay": 200,
       "editor.minimap.enabled": false,
+      "chat.disableAIFeatures": true,
+      "workbench.secondarySideBar.defaultVisibility": "hidden",
       "files.autoSave": "off",
       "qwen-ls.path": bin,
       "qwen-ls.backend": "openai",
@@ -261,11 +263,13 @@ test("Refactor with instruction… shows the refactor preview and, applied, give
   await p().locator(".quick-input-widget", { hasText: "What should change?" }).first().waitFor({ timeout: 10_000 });
   await p().keyboard.type("use an iterator sum instead of the loop");
   await p().keyboard.press("Enter");
-  // The edit carries a change annotation with needsConfirmation: VS Code shows it for review first.
+  // The edit carries a change annotation with needsConfirmation: VS Code shows it in the refactor preview,
+  // unticked, and applies nothing until the user ticks it and presses Apply.
   const apply = p().getByRole("button", { name: "Apply", exact: true }).first();
   await apply.waitFor({ timeout: GEN_MS });
   await shot("3-refactor-preview");
   assert.equal(fs.readFileSync(path.join(workspace, "src", "lib.rs"), "utf8") === expectedLib, false, "applied before review");
+  await p().locator(".part.panel").getByRole("checkbox").first().click();
   await apply.click();
   await p().locator(".monaco-editor .view-lines", { hasText: "values.iter().sum()" }).first().waitFor({ timeout: 20_000 });
   await p().locator(".monaco-editor .view-lines").first().click();
@@ -284,8 +288,11 @@ test("typing shows ghost text, Alt+] shows an alternative and Tab accepts it", {
   await p().keyboard.press("Enter");
   const ghost = p().locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text").first();
   await ghost.waitFor({ timeout: GEN_MS });
+  // The ghost text is drawn as many decorations (a token each): their text, whitespace folded.
   const ghostText = async (): Promise<string> =>
-    (await p().locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text").allInnerTexts()).join("\n").replace(/\u00a0/g, " ");
+    (await p().locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text").allInnerTexts())
+      .join(" ")
+      .replace(/\s+/g, " ");
   const first = await ghostText();
   assert.match(first, /if n < 2/);
   await shot("5-ghost-text");

@@ -15,16 +15,39 @@ use crate::syntax::language_for_path;
 impl IndexHost {
     /// Indexed files strictly under the directory `dir` (workspace-relative; `""` is the root).
     pub(super) fn files_under(&self, dir: &str) -> Vec<Arc<str>> {
-        let prefix = if dir.is_empty() {
-            String::new()
+        let prefix: Arc<str> = if dir.is_empty() {
+            "".into()
         } else {
-            format!("{dir}/")
+            format!("{dir}/").into()
         };
         self.files
-            .keys()
-            .filter(|path| path.starts_with(&prefix))
+            .range(prefix.clone()..)
+            .map(|(path, _)| path)
+            .take_while(|path| path.starts_with(&*prefix))
             .cloned()
             .collect()
+    }
+
+    /// The outermost directory above `path` that holds no indexed file yet (a directory that appeared with
+    /// this file), if any. File watchers can miss the first files of a new directory (inotify watches a
+    /// directory only once it has seen it created), so such a directory is walked as a whole.
+    pub(super) fn new_directory_of(&self, path: &str) -> Option<Arc<str>> {
+        let mut found = None;
+        let mut dir = path;
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            let prefix = format!("{parent}/");
+            let known = self
+                .files
+                .range::<str, _>(prefix.as_str()..)
+                .next()
+                .is_some_and(|(p, _)| p.starts_with(&prefix));
+            if known {
+                break;
+            }
+            found = Some(parent);
+            dir = parent;
+        }
+        found.map(Arc::from)
     }
 
     /// Decides every file under `dir` again after one of its ignore files changed: indexed files the rules
