@@ -269,12 +269,12 @@ async fn suggest(
                 inner: engine.generator.as_ref(),
                 spent: Mutex::new(Duration::ZERO),
             };
-            let (workspace, generator, caches) = (&workspace, &timed, &engine.caches);
+            let (ws, generator, caches) = (&*workspace, &timed, &engine.caches);
             let (completion, cancel) = (&settings.completion, &generation_cancel);
             let result = if explicit {
-                complete_alternatives(workspace, generator, caches, completion, &request, cancel)
+                complete_alternatives(ws, generator, caches, completion, &request, cancel)
             } else {
-                complete(workspace, generator, caches, completion, &request, cancel)
+                complete(ws, generator, caches, completion, &request, cancel)
                     .map(|c| c.into_iter().collect())
             };
             if settings.debug.dump_prompt {

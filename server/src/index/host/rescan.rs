@@ -3,6 +3,7 @@
 //! through the same per-file `set_entry` path as single changes.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -38,7 +39,7 @@ impl IndexHost {
             let prefix = format!("{parent}/");
             let known = self
                 .files
-                .range::<str, _>(prefix.as_str()..)
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                 .next()
                 .is_some_and(|(p, _)| p.starts_with(&prefix));
             if known {
