@@ -76,9 +76,10 @@ start_fake_openai() {
     echo "!! python3 not found: the editor tests need it for editors/testdata/fake_openai.py (the scripted model server)" >&2
     exit 1
   fi
-  local out="$DEPS/fake_openai.out"
   mkdir -p "$DEPS"
-  : >"$out"
+  # One file per run: two runs at once (editors/test.sh nvim and e2e) must not read each other's port.
+  local out
+  out="$(mktemp "$DEPS/fake_openai.XXXXXX.out")"
   python3 "$EDITORS/testdata/fake_openai.py" >"$out" 2>"$DEPS/fake_openai.log" &
   FAKE_PID=$!
   trap stop_fake_openai EXIT

@@ -29,9 +29,11 @@ function M.capabilities(config)
   local caps = vim.lsp.protocol.make_client_capabilities()
   caps.textDocument = caps.textDocument or {}
   caps.textDocument.inlineCompletion = caps.textDocument.inlineCompletion or { dynamicRegistration = false }
-  -- Refactor edits may ask for review (change annotations): review.lua shows them before they apply.
+  -- Refactor edits may ask for review (change annotations, which only versioned `documentChanges` carry):
+  -- review.lua shows them before they apply. Neovim applies `documentChanges` itself but does not announce them.
   caps.workspace = caps.workspace or {}
   caps.workspace.workspaceEdit = vim.tbl_extend("force", caps.workspace.workspaceEdit or {}, {
+    documentChanges = true,
     changeAnnotationSupport = { groupsOnLabel = false },
   })
   if config and config.watch_files then

@@ -129,10 +129,13 @@ return function(H)
     return function()
       local child = start(mode, file, remote, ws)
       local ok, err = xpcall(body, debug.traceback, child)
-      child:stop()
       if not ok then
-        diagnose(nil, err)
+        -- With the child's LSP log and messages, while it still runs.
+        local _, report = pcall(diagnose, child, err)
+        child:stop()
+        error(report, 0)
       end
+      child:stop()
     end
   end
 

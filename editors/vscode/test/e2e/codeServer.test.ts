@@ -269,8 +269,11 @@ test("Refactor with instruction… shows the refactor preview and, applied, give
   await apply.waitFor({ timeout: GEN_MS });
   await shot("3-refactor-preview");
   assert.equal(fs.readFileSync(path.join(workspace, "src", "lib.rs"), "utf8") === expectedLib, false, "applied before review");
-  await p().locator(".part.panel").getByRole("checkbox").first().click();
+  const fileRow = p().locator(".part.panel .monaco-list-row", { hasText: "lib.rs" }).first();
+  await fileRow.locator("input[type=checkbox], .monaco-checkbox, [role=checkbox]").first().click();
+  await shot("3b-refactor-ticked");
   await apply.click();
+  await shot("3c-refactor-after-apply");
   await p().locator(".monaco-editor .view-lines", { hasText: "values.iter().sum()" }).first().waitFor({ timeout: 20_000 });
   await p().locator(".monaco-editor .view-lines").first().click();
   await p().keyboard.press("Control+S");
