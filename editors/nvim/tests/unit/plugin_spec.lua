@@ -117,6 +117,13 @@ return function(H)
     child:input("<M-Right>")
     child:wait("return vim.api.nvim_get_current_line() == 'print'", 2000, "one word accepted")
     H.eq("('hi')", child:wait(shown_extmark, 2000, "the rest still shown"))
+    -- The partial accept is reported for `qwen-ls stats`, with the suggestion's id.
+    local partial = child:wait([[
+      for _, p in ipairs(require("fake_server").requests("workspace/executeCommand")) do
+        if p.command == "qwen-ls.completionPartiallyAccepted" then return p.arguments[1] end
+      end
+    ]], 2000, "completionPartiallyAccepted")
+    H.eq({ id = "c1", unit = "word", chars = 5 }, partial)
     child:input("<C-]>")
     child:wait("return require('qwen-ls.ghost').shown_text(0) == nil", 2000, "dismissed")
     child:input("<Tab>")
