@@ -7,14 +7,13 @@ use std::path::Path;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
-use super::IndexConfig;
+use super::{IndexConfig, SkipReason};
 
-/// Whether the walk would have skipped this workspace-relative file.
-pub fn is_ignored(root: &Path, relative: &str, config: &IndexConfig) -> bool {
+/// Why the walk would have skipped this workspace-relative file by its rules, if it would:
+/// [`SkipReason::Private`] when the deciding rule comes from the configured ignore file (`.qwenignore`),
+/// [`SkipReason::Ignored`] for the other ignore files, [`SkipReason::Hidden`] for a hidden component.
+pub fn ignored_by(root: &Path, relative: &str, config: &IndexConfig) -> Option<SkipReason> {
     let components: Vec<&str> = relative.split('/').collect();
-    if !config.include_hidden && components.iter().any(|c| c.starts_with('.')) {
-        return true;
-    }
     let absolute = root.join(relative);
     let mut directories = vec![root.to_path_buf()];
     for component in &components[..components.len().saturating_sub(1)] {
@@ -25,12 +24,23 @@ pub fn is_ignored(root: &Path, relative: &str, config: &IndexConfig) -> bool {
     for directory in directories.iter().rev() {
         let matcher = matcher_for(directory, root, config);
         match matcher.matched_path_or_any_parents(&absolute, false) {
-            Match::Ignore(_) => return true,
-            Match::Whitelist(_) => return false,
+            Match::Ignore(glob) => {
+                let from_own_file = glob
+                    .from()
+                    .and_then(Path::file_name)
+                    .is_some_and(|name| name == config.ignore_file_name.as_str());
+                return Some(if from_own_file {
+                    SkipReason::Private
+                } else {
+                    SkipReason::Ignored
+                });
+            }
+            Match::Whitelist(_) => return None,
             Match::None => {}
         }
     }
-    false
+    let hidden = !config.include_hidden && components.iter().any(|c| c.starts_with('.'));
+    hidden.then_some(SkipReason::Hidden)
 }
 
 fn matcher_for(directory: &Path, root: &Path, config: &IndexConfig) -> Gitignore {
