@@ -40,7 +40,7 @@ impl fmt::Display for SkipReason {
             Self::Binary => f.write_str("binary"),
             Self::Minified => f.write_str("minified or generated (line lengths)"),
             Self::Secret => f.write_str("matches a secret pattern"),
-            Self::Private => f.write_str("listed in .qwenignore"),
+            Self::Private => f.write_str("is listed in .qwenignore"),
             Self::Ignored => f.write_str("ignored (.gitignore, .ignore)"),
             Self::Hidden => f.write_str("hidden"),
             Self::Outside => f.write_str("outside the workspace"),

@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::filter::{check_content, SecretMatcher, SkipReason};
-use super::ignore_rules::ignored_by;
+use super::ignore_rules::{ignored_by, listed_in_own_ignore_file};
 use super::walk::{read_file, WalkedFile};
 use super::IndexConfig;
 
@@ -72,37 +72,61 @@ impl Gate {
 
     /// Judges a path (absolute, or relative to the root) by name alone, before anything is read.
     pub fn check_path(&self, path: &Path) -> Admission {
-        let absolute = match (&self.0.roots, path.is_absolute()) {
-            (Some((root, _)), false) => root.join(path),
-            _ => path.to_path_buf(),
+        let names = self.names(path);
+        if let Some(reason) = self.refusal_of(&names) {
+            return Admission::Refused(reason);
+        }
+        let (Some((_, canonical_root)), Some(relative)) = (&self.0.roots, names.real_relative) else {
+            return Admission::Unindexed(SkipReason::Outside);
         };
-        let real = real_path(&absolute);
-        let given_relative = self.relative(&absolute);
-        let real_relative = self.relative(&real);
+        if names.given_relative.as_deref() != Some(relative.as_str()) {
+            // Through a link: the walk indexes the file at its real path, if at all.
+            return Admission::Unindexed(SkipReason::Link);
+        }
+        match ignored_by(canonical_root, &relative, &self.0.config) {
+            Some(reason) => Admission::Unindexed(reason),
+            None => Admission::Index(relative.into()),
+        }
+    }
+
+    /// Why the file at `path` (absolute, or relative to the root) may never be read or sent, if it may not:
+    /// the refusal half of [`Gate::check_path`], cheap enough for every request (no `.gitignore` is read).
+    pub fn refusal(&self, path: &Path) -> Option<SkipReason> {
+        self.refusal_of(&self.names(path))
+    }
+
+    fn refusal_of(&self, names: &Names) -> Option<SkipReason> {
         let candidates = [
-            given_relative.as_deref(),
-            real_relative.as_deref(),
-            absolute.to_str(),
-            real.to_str(),
+            names.given_relative.as_deref(),
+            names.real_relative.as_deref(),
+            names.absolute.to_str(),
+            names.real.to_str(),
         ];
         if candidates
             .into_iter()
             .flatten()
             .any(|p| self.0.secrets.is_secret(p))
         {
-            return Admission::Refused(SkipReason::Secret);
+            return Some(SkipReason::Secret);
         }
-        let (Some((_, canonical_root)), Some(relative)) = (&self.0.roots, real_relative) else {
-            return Admission::Unindexed(SkipReason::Outside);
+        let (Some((_, root)), Some(relative)) = (&self.0.roots, &names.real_relative) else {
+            return None;
         };
-        if given_relative.as_deref() != Some(relative.as_str()) {
-            // Through a link: the walk indexes the file at its real path, if at all.
-            return Admission::Unindexed(SkipReason::Link);
-        }
-        match ignored_by(canonical_root, &relative, &self.0.config) {
-            Some(SkipReason::Private) => Admission::Refused(SkipReason::Private),
-            Some(reason) => Admission::Unindexed(reason),
-            None => Admission::Index(relative.into()),
+        listed_in_own_ignore_file(root, relative, &self.0.config).then_some(SkipReason::Private)
+    }
+
+    /// The spellings of `path` the gate judges.
+    fn names(&self, path: &Path) -> Names {
+        let absolute = match (&self.0.roots, path.is_absolute()) {
+            (Some((root, _)), false) => root.join(path),
+            _ => path.to_path_buf(),
+        };
+        let real = real_path(&absolute);
+        Names {
+            given_relative: self.relative(&absolute),
+            real_relative: self.relative(&real),
+            absolute,
+            real,
         }
     }
 
@@ -162,6 +186,14 @@ impl Gate {
         }
         (!out.is_empty()).then_some(out)
     }
+}
+
+/// A path as given and as it really is.
+struct Names {
+    absolute: PathBuf,
+    real: PathBuf,
+    given_relative: Option<String>,
+    real_relative: Option<String>,
 }
 
 /// The path with every symbolic link resolved: the file itself, or its parent directory for a file that does

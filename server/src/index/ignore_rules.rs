@@ -9,38 +9,57 @@ use ignore::Match;
 
 use super::{IndexConfig, SkipReason};
 
-/// Why the walk would have skipped this workspace-relative file by its rules, if it would:
-/// [`SkipReason::Private`] when the deciding rule comes from the configured ignore file (`.qwenignore`),
-/// [`SkipReason::Ignored`] for the other ignore files, [`SkipReason::Hidden`] for a hidden component.
+/// Why the walk would have skipped this workspace-relative file by its rules, if it would: [`SkipReason::Ignored`]
+/// for an ignore file (`.gitignore`, `.ignore`, the configured one, `.git/info/exclude`), [`SkipReason::Hidden`]
+/// for a hidden component.
 pub fn ignored_by(root: &Path, relative: &str, config: &IndexConfig) -> Option<SkipReason> {
     let components: Vec<&str> = relative.split('/').collect();
     let absolute = root.join(relative);
-    let mut directories = vec![root.to_path_buf()];
-    for component in &components[..components.len().saturating_sub(1)] {
-        let next = directories[directories.len() - 1].join(component);
-        directories.push(next);
-    }
     // Deepest directory first: the first one with an opinion decides (a deeper `!pattern` re-includes).
-    for directory in directories.iter().rev() {
+    for directory in ancestors(root, &components).iter().rev() {
         let matcher = matcher_for(directory, root, config);
         match matcher.matched_path_or_any_parents(&absolute, false) {
-            Match::Ignore(glob) => {
-                let from_own_file = glob
-                    .from()
-                    .and_then(Path::file_name)
-                    .is_some_and(|name| name == config.ignore_file_name.as_str());
-                return Some(if from_own_file {
-                    SkipReason::Private
-                } else {
-                    SkipReason::Ignored
-                });
-            }
+            Match::Ignore(_) => return Some(SkipReason::Ignored),
             Match::Whitelist(_) => return None,
             Match::None => {}
         }
     }
     let hidden = !config.include_hidden && components.iter().any(|c| c.starts_with('.'));
     hidden.then_some(SkipReason::Hidden)
+}
+
+/// Whether the configured ignore file (`.qwenignore`) of an ancestor directory lists this workspace-relative
+/// file (the deepest one with an opinion decides). Only that file is read: cheap enough for every request.
+pub fn listed_in_own_ignore_file(root: &Path, relative: &str, config: &IndexConfig) -> bool {
+    let components: Vec<&str> = relative.split('/').collect();
+    let absolute = root.join(relative);
+    for directory in ancestors(root, &components).iter().rev() {
+        let file = directory.join(&config.ignore_file_name);
+        if !file.is_file() {
+            continue;
+        }
+        let mut builder = GitignoreBuilder::new(directory);
+        if let Some(e) = builder.add(&file) {
+            tracing::debug!("{}: {e}", file.display());
+        }
+        let matcher = builder.build().unwrap_or_else(|_| Gitignore::empty());
+        match matcher.matched_path_or_any_parents(&absolute, false) {
+            Match::Ignore(_) => return true,
+            Match::Whitelist(_) => return false,
+            Match::None => {}
+        }
+    }
+    false
+}
+
+/// The root and every directory between it and the file.
+fn ancestors(root: &Path, components: &[&str]) -> Vec<std::path::PathBuf> {
+    let mut directories = vec![root.to_path_buf()];
+    for component in &components[..components.len().saturating_sub(1)] {
+        let next = directories[directories.len() - 1].join(component);
+        directories.push(next);
+    }
+    directories
 }
 
 fn matcher_for(directory: &Path, root: &Path, config: &IndexConfig) -> Gitignore {

@@ -207,6 +207,7 @@ impl HfCache {
 }
 
 /// A commit id from a server, lowercased, if it is one (40 hex digits): only then may it name a snapshot folder.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))] // the hub client's (feature `hub`)
 pub fn checked_commit(commit: &str) -> Option<String> {
     let lower = commit.to_ascii_lowercase();
     super::hash::is_hex(&lower, 40).then_some(lower)

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::context::{TokenCountCache, TokenCounter};
 use crate::index::{
-    Admission, CacheStore, Change, ChangeError, Gate, IndexConfig, IndexHost, IndexSnapshot,
+    CacheStore, Change, ChangeError, Gate, IndexConfig, IndexHost, IndexSnapshot,
     LoadReport,
 };
 use crate::token_count::QwenTokenCounter;
@@ -186,12 +186,12 @@ impl Workspace {
     /// real path; `path` is absolute (inside the workspace or not) or relative to the root. Every task calls
     /// this for the document it works on before reading it.
     pub fn admit(&self, path: &Path) -> Result<(), TaskError> {
-        match self.gate.check_path(path) {
-            Admission::Refused(reason) => Err(TaskError::Refused {
+        match self.gate.refusal(path) {
+            Some(reason) => Err(TaskError::Refused {
                 path: path.to_path_buf(),
                 reason,
             }),
-            Admission::Index(_) | Admission::Unindexed(_) => Ok(()),
+            None => Ok(()),
         }
     }
 

@@ -12,7 +12,7 @@
 //!    remove the journal. If rename k fails, files 1..k-1 are restored from the old bytes held in memory (new
 //!    files are removed), and the error says exactly what was and was not restored.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -217,7 +217,7 @@ impl Generator for Answers {
         on_text(&self.0);
         Ok(GenOutput {
             text: self.0.clone(),
-            finish: FinishReason::Stop,
+            finish: FinishReason::EndOfText,
             stats: GenStats::default(),
         })
     }
