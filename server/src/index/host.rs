@@ -307,10 +307,11 @@ impl IndexHost {
         let new_len = edits.iter().try_fold(entry.text.len(), |len, e| {
             len.checked_sub(e.range.len())?.checked_add(e.new_text.len())
         });
-        let grown = self.gate.check_edit(
-            new_len.unwrap_or(usize::MAX),
-            edits.iter().map(|e| e.new_text.as_str()),
-        );
+        // (An invalid range is reported by `apply_edit` below.)
+        let grown = new_len.map_or(Ok(()), |len| {
+            self.gate
+                .check_edit(len, edits.iter().map(|e| e.new_text.as_str()))
+        });
         if let Err(reason) = grown {
             // The editor's text no longer passes the gate: the index falls back to the file on disk.
             tracing::info!("{path}: no longer indexing the open document: {reason}");

@@ -53,8 +53,10 @@ return function(H)
     H.eq({ openai = { model = "m" }, completion = { maxTokens = 3 } }, settings)
     H.eq({ "backend", "openai.endpoint" }, overridden)
     local dir = H.tempdir()
-    vim.fn.writefile({ "return require('qwen-ls.config').project_source()" }, dir .. "/.nvim.lua")
-    vim.fn.writefile({ "return require('qwen-ls.config').project_source()" }, dir .. "/init.lua")
+    -- Not a tail call: the calling file's frame must stay on the stack.
+    local body = { "local source = require('qwen-ls.config').project_source()", "return source" }
+    vim.fn.writefile(body, dir .. "/.nvim.lua")
+    vim.fn.writefile(body, dir .. "/init.lua")
     H.eq(dir .. "/.nvim.lua", dofile(dir .. "/.nvim.lua"))
     H.eq(nil, dofile(dir .. "/init.lua"))
   end)

@@ -170,6 +170,7 @@ fn an_apply_killed_between_renames_is_finished_by_the_next_run() {
             break;
         }
     }
+    eprintln!("kills that landed between two renames: {between}");
     assert!(
         between > 0,
         "no kill landed between two renames in 30 attempts: the test did not exercise the journal"
