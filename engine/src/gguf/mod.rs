@@ -153,9 +153,8 @@ impl GgufFile {
         // hostile header must be an error, not a panic.
         let read = std::panic::catch_unwind(|| Content::read(&mut std::io::Cursor::new(&mmap[..])));
         let content = match read {
-            Ok(content) => content.map_err(|e| {
-                corrupt(format!("cannot parse the header: {}", first_line(&e)))
-            })?,
+            Ok(content) => content
+                .map_err(|e| corrupt(format!("cannot parse the header: {}", first_line(&e))))?,
             Err(_) => {
                 return Err(corrupt(
                     "cannot parse the header: invalid values (general.alignment 0?)".to_string(),

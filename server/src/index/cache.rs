@@ -215,7 +215,8 @@ mod private_dir_tests {
         let dir = tempfile::tempdir().expect("tmp");
         let answers = dir.path().join("cache/qwen-ls/answers");
         create_private_dir(&answers).expect("create");
-        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
         assert_eq!(mode(&answers), 0o700);
         assert_eq!(mode(&dir.path().join("cache/qwen-ls")), 0o700);
         // An existing directory of ours, created before with the umask: narrowed.

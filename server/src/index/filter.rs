@@ -72,10 +72,14 @@ impl SecretMatcher {
         let mut anywhere = GlobSetBuilder::new();
         for pattern in patterns {
             let (builder, glob) = match pattern.strip_suffix('/') {
-                Some(dir) => (&mut anywhere, format!("**/{}/**", dir.trim_start_matches('/'))),
-                None if pattern.contains('/') => {
-                    (&mut anywhere, format!("**/{}", pattern.trim_start_matches('/')))
-                }
+                Some(dir) => (
+                    &mut anywhere,
+                    format!("**/{}/**", dir.trim_start_matches('/')),
+                ),
+                None if pattern.contains('/') => (
+                    &mut anywhere,
+                    format!("**/{}", pattern.trim_start_matches('/')),
+                ),
                 None => (&mut names, pattern.clone()),
             };
             match GlobBuilder::new(&glob).case_insensitive(true).build() {

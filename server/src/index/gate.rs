@@ -8,12 +8,12 @@
 //! oversized, binary or minified text) is *unindexed*: never packed into the prompt of another file, while a
 //! document the user is editing may still be completed as its own prompt.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::filter::{check_content, SecretMatcher, SkipReason};
 use super::ignore_rules::{ignored_by, listed_in_own_ignore_file};
-use super::walk::{read_file, WalkedFile};
+use super::walk::{read_file, relative_path, WalkedFile};
 use super::IndexConfig;
 
 /// What the gate says about one path.
@@ -76,7 +76,8 @@ impl Gate {
         if let Some(reason) = self.refusal_of(&names) {
             return Admission::Refused(reason);
         }
-        let (Some((_, canonical_root)), Some(relative)) = (&self.0.roots, names.real_relative) else {
+        let (Some((_, canonical_root)), Some(relative)) = (&self.0.roots, names.real_relative)
+        else {
             return Admission::Unindexed(SkipReason::Outside);
         };
         if names.given_relative.as_deref() != Some(relative.as_str()) {
@@ -163,28 +164,21 @@ impl Gate {
         let Some((_, root)) = &self.0.roots else {
             return Err(SkipReason::Outside);
         };
-        read_file(&root.join(&**relative), relative, &self.0.config, &self.0.secrets)
+        read_file(
+            &root.join(&**relative),
+            relative,
+            &self.0.config,
+            &self.0.secrets,
+        )
     }
 
     /// The workspace-relative, `/`-separated form of an absolute path (lexically, against either spelling of
     /// the root); `None` outside the root or for a non-UTF-8 path.
     fn relative(&self, path: &Path) -> Option<String> {
         let (root, canonical) = self.0.roots.as_ref()?;
-        let rest = path
-            .strip_prefix(canonical)
-            .or_else(|_| path.strip_prefix(root))
-            .ok()?;
-        let mut out = String::new();
-        for component in rest.components() {
-            let Component::Normal(part) = component else {
-                return None;
-            };
-            if !out.is_empty() {
-                out.push('/');
-            }
-            out.push_str(part.to_str()?);
-        }
-        (!out.is_empty()).then_some(out)
+        relative_path(canonical, path)
+            .or_else(|| relative_path(root, path))
+            .map(|r| r.to_string())
     }
 }
 

@@ -305,7 +305,8 @@ impl IndexHost {
             });
         }
         let new_len = edits.iter().try_fold(entry.text.len(), |len, e| {
-            len.checked_sub(e.range.len())?.checked_add(e.new_text.len())
+            len.checked_sub(e.range.len())?
+                .checked_add(e.new_text.len())
         });
         // (An invalid range is reported by `apply_edit` below.)
         let grown = new_len.map_or(Ok(()), |len| {

@@ -48,7 +48,8 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
         .iter()
         .filter_map(|f| Some((f.path.as_str(), f.confirm?)))
         .collect();
-    if !confirm.is_empty() && !(support.document_changes && support.change_annotations) {
+    let can_ask = support.document_changes && support.change_annotations;
+    if !confirm.is_empty() && !can_ask {
         let list: Vec<String> = confirm
             .iter()
             .map(|(path, what)| format!("`{path}` ({what})"))

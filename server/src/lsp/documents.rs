@@ -173,7 +173,10 @@ impl Documents {
                 (None, None)
             }
             Admission::Refused(reason) => {
-                tracing::warn!("{}: {reason}: refused (never read or sent)", item.uri.as_str());
+                tracing::warn!(
+                    "{}: {reason}: refused (never read or sent)",
+                    item.uri.as_str()
+                );
                 (None, Some(reason))
             }
         };
@@ -427,7 +430,10 @@ mod tests {
             assert!(docs.replay().is_empty());
         }
         // Outside the workspace too: a key file opened from anywhere.
-        assert_eq!(open(&mut docs, "file:///home/me/.ssh/config", "Host x"), None);
+        assert_eq!(
+            open(&mut docs, "file:///home/me/.ssh/config", "Host x"),
+            None
+        );
         assert_eq!(
             docs.refused(&uri("file:///home/me/.ssh/config")),
             Some(SkipReason::Secret)

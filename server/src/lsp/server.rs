@@ -11,11 +11,10 @@ use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
     CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
     DidChangeConfigurationParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
-    DidOpenTextDocumentParams, MessageType,
-    ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover, HoverParams,
-    HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
-    InlineCompletionParams, InlineCompletionResponse, OneOf, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover,
+    HoverParams, HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
+    InlineCompletionParams, InlineCompletionResponse, MessageType, OneOf, ServerCapabilities,
+    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -254,10 +253,8 @@ impl LanguageServer for Server {
         let Some(reason) = self.state.documents.lock().refused(&uri) else {
             return;
         };
-        let name = file_path(&uri).map_or_else(
-            || uri.as_str().to_owned(),
-            |p| p.display().to_string(),
-        );
+        let name =
+            file_path(&uri).map_or_else(|| uri.as_str().to_owned(), |p| p.display().to_string());
         self.state
             .show_problem(
                 &format!("refused:{}", uri.as_str()),

@@ -219,7 +219,9 @@ pub fn checked_repo_file(file: &str) -> bool {
     !file.is_empty()
         && !file.starts_with('/')
         && !file.chars().any(|c| c == '\\' || c.is_control())
-        && file.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && file
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// The blob name a snapshot entry points to (`None` when it is a regular file, not a link into `blobs/`).

@@ -140,8 +140,13 @@ fn download_file(
         .pinned()
         .get(&r.repo, file)
         .filter(|_| revision.is_none());
-    let expected = match (ExpectedHash::from_blob_name(raw_etag.trim_matches('"')), pinned) {
-        (Some(ExpectedHash::Sha256(h)), Some(pinned)) if !pinned.sha256.eq_ignore_ascii_case(&h) => {
+    let expected = match (
+        ExpectedHash::from_blob_name(raw_etag.trim_matches('"')),
+        pinned,
+    ) {
+        (Some(ExpectedHash::Sha256(h)), Some(pinned))
+            if !pinned.sha256.eq_ignore_ascii_case(&h) =>
+        {
             return Err(StoreError::HashMismatch {
                 path: cache.blob_path(&r.repo, &h),
                 algorithm: "sha256",

@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::context::{TokenCountCache, TokenCounter};
 use crate::index::{
-    CacheStore, Change, ChangeError, Gate, IndexConfig, IndexHost, IndexSnapshot,
-    LoadReport,
+    CacheStore, Change, ChangeError, Gate, IndexConfig, IndexHost, IndexSnapshot, LoadReport,
 };
 use crate::token_count::QwenTokenCounter;
 

@@ -271,32 +271,51 @@ fn hostile_hub_names_write_nothing_outside_the_cache(
     let size = bytes.len().to_string();
 
     // An ETag that is a path: refused (no hash, not pinned), nothing fetched.
-    serve_with(server, "evil/Etag-GGUF", "m.gguf", &bytes, &[
-        ("X-Repo-Commit", COMMIT),
-        ("X-Linked-Etag", "\"../../x\""),
-        ("ETag", "\"../../x\""),
-        ("X-Linked-Size", size.as_str()),
-    ]);
+    serve_with(
+        server,
+        "evil/Etag-GGUF",
+        "m.gguf",
+        &bytes,
+        &[
+            ("X-Repo-Commit", COMMIT),
+            ("X-Linked-Etag", "\"../../x\""),
+            ("ETag", "\"../../x\""),
+            ("X-Linked-Size", size.as_str()),
+        ],
+    );
     let err = store
-        .pull(&ModelSpec::parse("evil/Etag-GGUF:m.gguf").expect("spec"), &NoProgress)
+        .pull(
+            &ModelSpec::parse("evil/Etag-GGUF:m.gguf").expect("spec"),
+            &NoProgress,
+        )
         .expect_err("a path-shaped ETag is refused");
     assert!(err.to_string().contains("no hash"), "{err}");
 
     // A commit that is a path, with a real hash: refused before any snapshot link.
     let etag = format!("\"{}\"", sha256(&bytes));
-    serve_with(server, "evil/Commit-GGUF", "m.gguf", &bytes, &[
-        ("X-Repo-Commit", "../../evil"),
-        ("X-Linked-Etag", etag.as_str()),
-        ("ETag", etag.as_str()),
-        ("X-Linked-Size", size.as_str()),
-    ]);
+    serve_with(
+        server,
+        "evil/Commit-GGUF",
+        "m.gguf",
+        &bytes,
+        &[
+            ("X-Repo-Commit", "../../evil"),
+            ("X-Linked-Etag", etag.as_str()),
+            ("ETag", etag.as_str()),
+            ("X-Linked-Size", size.as_str()),
+        ],
+    );
     let err = store
-        .pull(&ModelSpec::parse("evil/Commit-GGUF:m.gguf").expect("spec"), &NoProgress)
+        .pull(
+            &ModelSpec::parse("evil/Commit-GGUF:m.gguf").expect("spec"),
+            &NoProgress,
+        )
         .expect_err("a path-shaped commit is refused");
     assert!(err.to_string().contains("unsafe commit"), "{err}");
 
     // A sharded model whose index names a shard outside the snapshot.
-    let index = br#"{"weight_map":{"a":"model-00001-of-00002.safetensors","b":"../evil.safetensors"}}"#;
+    let index =
+        br#"{"weight_map":{"a":"model-00001-of-00002.safetensors","b":"../evil.safetensors"}}"#;
     let files: [(&str, &[u8]); 3] = [
         ("config.json", br#"{"model_type":"qwen3"}"#),
         ("tokenizer.json", br#"{"model":{"type":"BPE"}}"#),
@@ -304,26 +323,46 @@ fn hostile_hub_names_write_nothing_outside_the_cache(
     ];
     for (name, content) in files {
         let quoted = format!("\"{}\"", git_sha1(content));
-        serve_with(server, "evil/Sharded", name, content, &[
-            ("X-Repo-Commit", COMMIT),
-            ("ETag", quoted.as_str()),
-        ]);
+        serve_with(
+            server,
+            "evil/Sharded",
+            name,
+            content,
+            &[("X-Repo-Commit", COMMIT), ("ETag", quoted.as_str())],
+        );
     }
     let shard = format!("\"{}\"", sha256(&bytes));
-    serve_with(server, "evil/Sharded", "../evil.safetensors", &bytes, &[
-        ("X-Repo-Commit", COMMIT),
-        ("X-Linked-Etag", shard.as_str()),
-        ("ETag", shard.as_str()),
-    ]);
+    serve_with(
+        server,
+        "evil/Sharded",
+        "../evil.safetensors",
+        &bytes,
+        &[
+            ("X-Repo-Commit", COMMIT),
+            ("X-Linked-Etag", shard.as_str()),
+            ("ETag", shard.as_str()),
+        ],
+    );
     let err = store
-        .pull(&ModelSpec::parse("evil/Sharded").expect("spec"), &NoProgress)
+        .pull(
+            &ModelSpec::parse("evil/Sharded").expect("spec"),
+            &NoProgress,
+        )
         .expect_err("a path-shaped shard is refused");
     assert!(err.to_string().contains("unsafe shard name"), "{err}");
 
-    assert_eq!(outside(), outside_before, "nothing was written outside the cache");
+    assert_eq!(
+        outside(),
+        outside_before,
+        "nothing was written outside the cache"
+    );
     for file in files_under(hub_dir) {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        assert!(name != "x" && name != "evil" && !name.starts_with("evil.safetensors"), "{}", file.display());
+        assert!(
+            name != "x" && name != "evil" && !name.starts_with("evil.safetensors"),
+            "{}",
+            file.display()
+        );
     }
     assert!(!hub_dir.join("x").exists() && !dir.join("x").exists());
 }

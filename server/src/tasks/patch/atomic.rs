@@ -133,7 +133,8 @@ fn write_all_with(
         entries: Vec::with_capacity(writes.len()),
     };
     for (write, temp) in writes.iter().zip(&temps) {
-        let (Some(target), Some(temp)) = (root_relative(root, &write.abs), root_relative(root, temp))
+        let (Some(target), Some(temp)) =
+            (root_relative(root, &write.abs), root_relative(root, temp))
         else {
             return Err(ApplyError::Prepare {
                 path: write.rel.clone(),
@@ -217,17 +218,8 @@ fn abandon(root: &Path, prepared: &[Prepared], created_dirs: &[PathBuf]) {
 
 /// `path` relative to `root`, `/`-separated; `None` outside it or with a name a journal cannot hold.
 fn root_relative(root: &Path, path: &Path) -> Option<String> {
-    let rest = path.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = rest
-        .components()
-        .map(|c| match c {
-            std::path::Component::Normal(part) => part.to_str(),
-            _ => None,
-        })
-        .collect();
-    let rel = parts?.join("/");
-    let plain = !rel.is_empty() && !rel.contains(['\t', '\n', '\r']);
-    plain.then_some(rel)
+    let rel = crate::index::walk::relative_path(root, path)?;
+    (!rel.contains(['\t', '\n', '\r'])).then(|| rel.to_string())
 }
 
 /// The directories missing above the targets, outermost first (created by [`prepare`]).
@@ -473,11 +465,12 @@ mod tests {
         write_all(
             dir.path(),
             &[planned(
-            dir.path(),
-            "run.sh",
-            Some("echo old\n"),
-            "echo new\n",
-        )])
+                dir.path(),
+                "run.sh",
+                Some("echo old\n"),
+                "echo new\n",
+            )],
+        )
         .expect("writes");
         assert_eq!(
             fs::metadata(&path).expect("meta").permissions().mode() & 0o7777,

@@ -285,7 +285,12 @@ pub(crate) fn remove(root: &Path) -> Result<(), JournalError> {
     match fs::remove_file(&journal) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => return Err(JournalError::Io { path: journal, source }),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: journal,
+                source,
+            })
+        }
     }
     sync_dir(root);
     Ok(())

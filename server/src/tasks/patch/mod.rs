@@ -26,8 +26,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 pub use atomic::ApplyError;
-pub use journal::{recover, JournalError, Recovered};
 pub use format::{render_block, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
+pub use journal::{recover, JournalError, Recovered};
 pub use matching::{IndentShift, MatchFailure, MatchKind};
 pub use outcome::{
     exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,

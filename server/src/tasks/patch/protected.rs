@@ -105,7 +105,10 @@ mod tests {
         for (path, what) in [
             (".vscode/settings.json", "VS Code settings and tasks"),
             ("sub/.VSCode/tasks.json", "VS Code settings and tasks"),
-            (".github/workflows/ci.yml", "GitHub settings and Actions workflows"),
+            (
+                ".github/workflows/ci.yml",
+                "GitHub settings and Actions workflows",
+            ),
             (".gitlab-ci.yml", "GitLab CI"),
             (".cargo/config.toml", "Cargo configuration"),
             ("tools/.envrc", "direnv (run by the shell)"),
@@ -113,7 +116,13 @@ mod tests {
         ] {
             assert_eq!(needs_confirmation(path), Some(what), "{path}");
         }
-        for path in ["src/main.rs", "github/x.yml", "docs/vscode.md", "envrc", "Cargo.toml"] {
+        for path in [
+            "src/main.rs",
+            "github/x.yml",
+            "docs/vscode.md",
+            "envrc",
+            "Cargo.toml",
+        ] {
             assert_eq!(needs_confirmation(path), None, "{path}");
         }
     }

@@ -67,8 +67,12 @@ fn paths_into_git_are_refused_in_any_case_at_any_depth() {
         ".qwen-ls-apply.journal",
         "src/.lib.rs.1.1.qwen-ls-tmp",
     ] {
-        let err = prepare(dir.path(), &create(path), &PatchOptions::new(&NoSyntaxCheck))
-            .expect_err(path);
+        let err = prepare(
+            dir.path(),
+            &create(path),
+            &PatchOptions::new(&NoSyntaxCheck),
+        )
+        .expect_err(path);
         let PatchError::Edits(errors) = &err else {
             panic!("{path}: {err}")
         };
@@ -155,9 +159,17 @@ fn patch_apply_holds_configuration_edits_and_refuses_syntax_errors() {
     let before = tree(dir.path());
     let out = cli.patch(dir.path(), &server.endpoint, &["--apply"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--allow-config-edits"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--allow-config-edits"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(tree(dir.path()), before, "nothing was written");
-    let out = cli.patch(dir.path(), &server.endpoint, &["--apply", "--allow-config-edits"]);
+    let out = cli.patch(
+        dir.path(),
+        &server.endpoint,
+        &["--apply", "--allow-config-edits"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(dir.path().join(".github/workflows/ci.yml").is_file());
     assert_eq!(
@@ -189,7 +201,11 @@ fn patch_apply_holds_configuration_edits_and_refuses_syntax_errors() {
             .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
-    let out = cli.patch(dir.path(), &server.endpoint, &["--apply", "--allow-syntax-errors"]);
+    let out = cli.patch(
+        dir.path(),
+        &server.endpoint,
+        &["--apply", "--allow-syntax-errors"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(std::fs::read_to_string(dir.path().join("src/lib.rs"))
         .expect("read")
@@ -269,10 +285,18 @@ fn lsp_configuration_edits_carry_a_confirmation_annotation_or_are_not_sent() {
     assert!(!operations.is_empty());
     for operation in operations {
         match operation.get("kind") {
-            Some(_) => assert_eq!(operation["annotationId"].as_str(), Some(id.as_str()), "{operation}"),
+            Some(_) => assert_eq!(
+                operation["annotationId"].as_str(),
+                Some(id.as_str()),
+                "{operation}"
+            ),
             None => {
                 for text_edit in operation["edits"].as_array().expect("edits") {
-                    assert_eq!(text_edit["annotationId"].as_str(), Some(id.as_str()), "{text_edit}");
+                    assert_eq!(
+                        text_edit["annotationId"].as_str(),
+                        Some(id.as_str()),
+                        "{text_edit}"
+                    );
                 }
             }
         }
@@ -282,7 +306,9 @@ fn lsp_configuration_edits_carry_a_confirmation_annotation_or_are_not_sent() {
     assert!(requests.is_empty(), "{requests:?}");
     assert_eq!(result["applied"], false, "{result}");
     assert!(
-        result["message"].as_str().is_some_and(|m| m.contains("needs your confirmation")),
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("needs your confirmation")),
         "{result}"
     );
 }

@@ -23,7 +23,8 @@ impl FakeOpenAi {
         let (completion, chat) = (completion.to_string(), chat.to_string());
         std::thread::spawn(move || {
             for stream in listener.incoming().take(10_000).map_while(Result::ok) {
-                let (recorded, completion, chat) = (recorded.clone(), completion.clone(), chat.clone());
+                let (recorded, completion, chat) =
+                    (recorded.clone(), completion.clone(), chat.clone());
                 std::thread::spawn(move || serve(stream, &recorded, &completion, &chat));
             }
         });
@@ -32,7 +33,10 @@ impl FakeOpenAi {
 
     /// Every request so far: (request line, body).
     pub fn requests(&self) -> Vec<(String, String)> {
-        self.bodies.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The bodies of generation requests (completions and chats).
@@ -68,10 +72,10 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<(String, String)>>, completion:
         return;
     }
     let request_line = request_line.trim().to_string();
-    recorded
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((request_line.clone(), String::from_utf8_lossy(&body).into_owned()));
+    recorded.lock().unwrap_or_else(|e| e.into_inner()).push((
+        request_line.clone(),
+        String::from_utf8_lossy(&body).into_owned(),
+    ));
     let mut out = stream;
     if request_line.starts_with("GET") && request_line.contains("/models") {
         let models = r#"{"object":"list","data":[{"id":"fake","object":"model"}]}"#;

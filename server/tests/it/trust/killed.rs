@@ -45,7 +45,8 @@ fn answer() -> String {
             new(&path)
         ));
     }
-    answer.push_str("zz/created.txt\n```\n<<<<<<< SEARCH\n=======\ncreated\n>>>>>>> REPLACE\n```\n");
+    answer
+        .push_str("zz/created.txt\n```\n<<<<<<< SEARCH\n=======\ncreated\n>>>>>>> REPLACE\n```\n");
     answer
 }
 
@@ -157,7 +158,10 @@ fn an_apply_killed_between_renames_is_finished_by_the_next_run() {
             match recover(&root).expect("recovers") {
                 Some(Recovered::Completed { conflicts, .. }) => assert!(conflicts.is_empty()),
                 Some(Recovered::RolledBack { .. }) => assert_eq!(before, 0, "attempt {attempt}"),
-                None => assert!(before == 0 || before == total, "attempt {attempt}: {before}"),
+                None => assert!(
+                    before == 0 || before == total,
+                    "attempt {attempt}: {before}"
+                ),
             }
         }
         let after = new_count(&root);

@@ -117,9 +117,12 @@ fn a_secret_file_opened_in_the_editor_reaches_no_prompt_and_no_index() {
             "workspace/executeCommand",
             json!({ "command": "qwen-ls.debug.dumpPrompt", "arguments": [{ "uri": secret, "position": at }] }),
         );
-        assert!(dumped["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("never reads or sends")), "{dumped}");
+        assert!(
+            dumped["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("never reads or sends")),
+            "{dumped}"
+        );
         let refactor = client.call(
             "workspace/executeCommand",
             json!({ "command": "qwen-ls.refactor", "arguments": [{ "uri": secret, "range": { "start": at, "end": at }, "instruction": "tidy" }] }),
@@ -135,7 +138,11 @@ fn a_secret_file_opened_in_the_editor_reaches_no_prompt_and_no_index() {
     let told: Vec<Value> = client
         .notifications("window/showMessage")
         .into_iter()
-        .filter(|m| m["message"].as_str().is_some_and(|t| t.contains("never read")))
+        .filter(|m| {
+            m["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("never read"))
+        })
         .collect();
     assert_eq!(told.len(), secret_uris.len(), "{told:?}");
 
@@ -155,8 +162,14 @@ fn a_secret_file_opened_in_the_editor_reaches_no_prompt_and_no_index() {
         json!({ "command": "qwen-ls.debug.dumpPrompt", "arguments": [{ "uri": lib, "position": at }] }),
     );
     let prompt = dumped["prompt"].as_str().expect("prompt");
-    assert!(prompt.contains(CONTROL), "packed context is in the prompt:\n{prompt}");
-    assert!(!leaks(prompt), "the dumped prompt holds the secret:\n{prompt}");
+    assert!(
+        prompt.contains(CONTROL),
+        "packed context is in the prompt:\n{prompt}"
+    );
+    assert!(
+        !leaks(prompt),
+        "the dumped prompt holds the secret:\n{prompt}"
+    );
     let fn_at = position_of(LIB, LIB.find("connect(").expect("fn"));
     client.request(
         "workspace/executeCommand",
@@ -172,12 +185,17 @@ fn a_secret_file_opened_in_the_editor_reaches_no_prompt_and_no_index() {
     );
     assert_eq!(refused["applied"], false, "{refused}");
     assert!(
-        refused["message"].as_str().is_some_and(|m| m.contains("never read")),
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("never read")),
         "{refused}"
     );
 
     let bodies = server.generation_bodies();
-    assert!(bodies.len() >= 3, "completion, explain and instruction reached the server: {bodies:?}");
+    assert!(
+        bodies.len() >= 3,
+        "completion, explain and instruction reached the server: {bodies:?}"
+    );
     assert!(
         bodies.iter().any(|b| b.contains(CONTROL)),
         "context was packed into the requests"
@@ -195,10 +213,19 @@ fn a_secret_file_opened_in_the_editor_reaches_no_prompt_and_no_index() {
     assert!(written > 0, "dumpPrompt wrote prompt files");
     // The index never took the secret in.
     let applied = applied.lock().expect("lock").clone();
-    assert!(applied.iter().any(|c| c.contains("src/lib.rs")), "{applied:?}");
+    assert!(
+        applied.iter().any(|c| c.contains("src/lib.rs")),
+        "{applied:?}"
+    );
     for change in &applied {
-        assert!(!leaks(change), "the index writer was handed the secret: {change}");
-        assert!(!change.contains(".env") && !change.contains("TFVARS"), "{change}");
+        assert!(
+            !leaks(change),
+            "the index writer was handed the secret: {change}"
+        );
+        assert!(
+            !change.contains(".env") && !change.contains("TFVARS"),
+            "{change}"
+        );
     }
     client.shutdown_and_exit();
     assert!(s.join());
@@ -211,7 +238,11 @@ fn tasks_and_the_index_refuse_secret_paths() {
     let dir = workspace();
     let root = dir.path().canonicalize().expect("canonical");
     let (workspace, report) = Workspace::load(&root, &WorkspaceOptions::default()).expect("load");
-    assert!(report.skipped.iter().any(|s| s.path == "Terraform.TFVARS"), "{:?}", report.skipped);
+    assert!(
+        report.skipped.iter().any(|s| s.path == "Terraform.TFVARS"),
+        "{:?}",
+        report.skipped
+    );
     let open = workspace.apply_change(Change::Open {
         path: ".env".into(),
         version: 1,
@@ -221,16 +252,82 @@ fn tasks_and_the_index_refuse_secret_paths() {
     let snapshot = workspace.snapshot();
     assert!(snapshot.file("src/lib.rs").is_some());
     for file in snapshot.files() {
-        assert!(!leaks(&file.text), "{} in the index holds the secret", file.path);
+        assert!(
+            !leaks(&file.text),
+            "{} in the index holds the secret",
+            file.path
+        );
     }
     for secret in [".env", "Terraform.TFVARS", "docs/notes.md"] {
         if cfg!(not(unix)) && secret == "docs/notes.md" {
             continue;
         }
         let refused = workspace.read_document(secret);
-        assert!(matches!(refused, Err(TaskError::Refused { .. })), "{secret}: {refused:?}");
+        assert!(
+            matches!(refused, Err(TaskError::Refused { .. })),
+            "{secret}: {refused:?}"
+        );
         let absolute = root.join(secret);
-        assert!(matches!(workspace.admit(&absolute), Err(TaskError::Refused { .. })), "{secret}");
+        assert!(
+            matches!(workspace.admit(&absolute), Err(TaskError::Refused { .. })),
+            "{secret}"
+        );
     }
     assert!(workspace.admit(Path::new("src/lib.rs")).is_ok());
+    // A file event under a directory that is a link to a credential directory: only the last component
+    // looks harmless, the real path does not.
+    #[cfg(unix)]
+    {
+        let home = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(home.path().join(".ssh")).expect("mkdir");
+        std::fs::write(home.path().join(".ssh/config"), SECRET_ON_DISK).expect("write");
+        std::os::unix::fs::symlink(home.path().join(".ssh"), root.join("linked")).expect("ln");
+        workspace
+            .apply_change(Change::Write {
+                path: "linked/config".into(),
+            })
+            .expect("a refused file event is not an error");
+        assert!(workspace.snapshot().file("linked/config").is_none());
+        assert!(matches!(
+            workspace.read_document("linked/config"),
+            Err(TaskError::Refused { .. })
+        ));
+    }
+}
+
+/// `qwen-ls patch --files .env` (and `complete` in it) is refused before any request leaves the process.
+#[test]
+fn the_command_line_refuses_secret_files_before_any_request() {
+    let dir = workspace();
+    let root = dir.path().canonicalize().expect("canonical");
+    let server = FakeOpenAi::start("x", "no edits");
+    let cache = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_qwen-ls"))
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .args(["--endpoint", &server.endpoint])
+            .env("QWEN_LS_CACHE_DIR", cache.path())
+            .env("QWEN_LS_LOG", "warn")
+            .output()
+            .expect("runs")
+    };
+    let env_file = root.join(".env").display().to_string();
+    let position = format!("{env_file}:1:5");
+    for args in [
+        vec!["patch", "Use the password", "--files", env_file.as_str()],
+        vec!["complete", position.as_str()],
+    ] {
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("never read or sent"), "{stderr}");
+        assert!(!leaks(&stderr) && !leaks(&String::from_utf8_lossy(&out.stdout)));
+    }
+    assert!(
+        server.generation_bodies().is_empty(),
+        "{:?}",
+        server.generation_bodies()
+    );
 }
