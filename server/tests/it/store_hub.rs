@@ -3,8 +3,6 @@
 //! `cargo test -p qwen-ls --features hub --test store_hub`. One test: it sets `HF_ENDPOINT` for the process.
 #![cfg(feature = "hub")]
 
-use crate::support;
-
 use std::fs;
 use std::time::Duration;
 
