@@ -6,13 +6,18 @@
 //! disk.
 //! If any file moved on, the whole edit is dropped with a message — a multi-file change applied in part, or
 //! applied to a different text, is worse than none.
+//!
+//! Edits of editor, CI, build-tool or shell configuration (`FileEdit::confirm`) carry a change annotation with
+//! `needsConfirmation`, so the editor asks the user before applying them; an editor that cannot ask (no
+//! `changeAnnotationSupport` or no `documentChanges`) gets no edit at all.
 
 use std::sync::Arc;
 
 use tower_lsp_server::ls_types::request::ApplyWorkspaceEdit;
 use tower_lsp_server::ls_types::{
-    ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, CreateFile, DocumentChangeOperation,
-    DocumentChanges, ResourceOp, TextEdit, Uri, WorkspaceEdit,
+    AnnotatedTextEdit, ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, ChangeAnnotation,
+    CreateFile, DocumentChangeOperation, DocumentChanges, OneOf, ResourceOp, TextDocumentEdit,
+    TextEdit, Uri, WorkspaceEdit,
 };
 
 use super::documents::Document;
@@ -39,6 +44,23 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
             docs.encoding,
         )
     };
+    let confirm: Vec<(&str, &str)> = files
+        .iter()
+        .filter_map(|f| Some((f.path.as_str(), f.confirm?)))
+        .collect();
+    let can_ask = support.document_changes && support.change_annotations;
+    if !confirm.is_empty() && !can_ask {
+        let list: Vec<String> = confirm
+            .iter()
+            .map(|(path, what)| format!("`{path}` ({what})"))
+            .collect();
+        return Err(Dropped(format!(
+            "qwen-ls: the edit changes {}, which needs your confirmation, and this editor cannot ask for it; \
+             nothing was applied",
+            list.join(", ")
+        )));
+    }
+    let mut annotations = std::collections::HashMap::new();
     let mut operations = Vec::new();
     let mut changes = std::collections::HashMap::new();
     for (file, doc) in files.iter().zip(open) {
@@ -74,16 +96,24 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
         };
         let before = file.before.as_deref().unwrap_or("");
         if support.document_changes {
+            let annotation = file.confirm.map(|what| {
+                annotations.insert(file.path.clone(), confirmation(&file.path, what));
+                file.path.clone()
+            });
             if file.before.is_none() {
                 operations.push(DocumentChangeOperation::Op(ResourceOp::Create(
                     CreateFile {
                         uri: uri.clone(),
                         options: None,
-                        annotation_id: None,
+                        annotation_id: annotation.clone(),
                     },
                 )));
             }
             let edit = text_document_edit(uri, version, before, &file.after, encoding);
+            let edit = match annotation {
+                Some(id) => annotated(edit, &id),
+                None => edit,
+            };
             operations.push(DocumentChangeOperation::Edit(edit));
         } else {
             let rope = ropey::Rope::from_str(before);
@@ -97,6 +127,7 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
     Ok(if support.document_changes {
         WorkspaceEdit {
             document_changes: Some(DocumentChanges::Operations(operations)),
+            change_annotations: (!annotations.is_empty()).then_some(annotations),
             ..WorkspaceEdit::default()
         }
     } else {
@@ -105,6 +136,33 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
             ..WorkspaceEdit::default()
         }
     })
+}
+
+/// The annotation of an edit to a configuration file: the editor asks before applying it.
+fn confirmation(path: &str, what: &str) -> ChangeAnnotation {
+    ChangeAnnotation {
+        label: format!("qwen-ls: edit {path}"),
+        needs_confirmation: Some(true),
+        description: Some(format!(
+            "{path} configures {what}, which can run programs: apply only if you meant to"
+        )),
+    }
+}
+
+/// `edit` with every text edit under the annotation `id`.
+fn annotated(edit: TextDocumentEdit, id: &str) -> TextDocumentEdit {
+    let edits = edit
+        .edits
+        .into_iter()
+        .map(|e| match e {
+            OneOf::Left(text_edit) => OneOf::Right(AnnotatedTextEdit {
+                text_edit,
+                annotation_id: id.to_owned(),
+            }),
+            annotated => annotated,
+        })
+        .collect();
+    TextDocumentEdit { edits, ..edit }
 }
 
 /// What a command reports: `{ "applied": bool, "message"? }`.

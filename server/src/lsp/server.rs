@@ -11,10 +11,10 @@ use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
     CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
     DidChangeConfigurationParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
-    ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover, HoverParams,
-    HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
-    InlineCompletionParams, InlineCompletionResponse, OneOf, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover,
+    HoverParams, HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
+    InlineCompletionParams, InlineCompletionResponse, MessageType, OneOf, ServerCapabilities,
+    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -24,7 +24,7 @@ use super::guard::catch_panics;
 use super::position::Encoding;
 use super::state::{ClientSupport, State};
 use super::{actions, commands, completion, config, hover, logging_hook, startup};
-use crate::index::{Change, IndexConfig};
+use crate::index::{Change, Gate, IndexConfig};
 
 /// The server: a handle on the shared [`State`].
 pub struct Server {
@@ -149,6 +149,9 @@ impl LanguageServer for Server {
                 .and_then(|w| w.workspace_edit.as_ref())
                 .and_then(|e| e.document_changes)
                 .unwrap_or(false),
+            change_annotations: workspace
+                .and_then(|w| w.workspace_edit.as_ref())
+                .is_some_and(|e| e.change_annotation_support.is_some()),
         });
         let client_has_inline = capabilities
             .text_document
@@ -161,11 +164,10 @@ impl LanguageServer for Server {
             encoding,
             params.client_info.as_ref().map(|c| &c.name)
         );
-        let max_indexed =
-            usize::try_from(IndexConfig::default().max_file_bytes).unwrap_or(usize::MAX);
+        let gate = Gate::new(root.as_deref(), IndexConfig::default());
         self.state
             .documents
-            .reset(Documents::new(root.clone(), encoding, max_indexed));
+            .reset(Documents::new(root.clone(), encoding, gate));
         self.state.set_root(root);
         self.apply_settings(config::parse(
             params
@@ -242,6 +244,27 @@ impl LanguageServer for Server {
                 engine.caches.clear();
             }
         }
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        // The front door already took the text in; here the user learns, once per file, why a refused
+        // document gets nothing from qwen-ls.
+        let uri = params.text_document.uri;
+        let Some(reason) = self.state.documents.lock().refused(&uri) else {
+            return;
+        };
+        let name =
+            file_path(&uri).map_or_else(|| uri.as_str().to_owned(), |p| p.display().to_string());
+        self.state
+            .show_problem(
+                &format!("refused:{}", uri.as_str()),
+                MessageType::INFO,
+                format!(
+                    "qwen-ls: {name} {reason}: it is never read, indexed or sent to a model, so it gets no \
+                     completions, hovers or code actions (see SECURITY.md)"
+                ),
+            )
+            .await;
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {

@@ -58,6 +58,8 @@ pub struct ClientSupport {
     pub apply_edit: bool,
     /// `workspace.workspaceEdit.documentChanges`.
     pub document_changes: bool,
+    /// `workspace.workspaceEdit.changeAnnotationSupport`: the editor can ask before applying an edit.
+    pub change_annotations: bool,
 }
 
 /// A completion being computed for a document.
