@@ -1,0 +1,285 @@
+//! Chunks and their exact token costs. A file's *map* chunk shows chosen lines of the file in order, each run
+//! of hidden lines replaced by one `⋮` line; once showing it costs as much as the whole file, it becomes the
+//! whole file. *Snippet* chunks are runs of whole lines, one chunk per run.
+//!
+//! Costs are exact and additive: a chunk starts with the special token `<|file_sep|>`, and inside a map chunk
+//! every piece after the first starts with `⋮` right after a newline, where no pre-token of the Qwen
+//! tokenizer can cross — so the cost of a chunk is the sum of its pieces' counts (the header counted with the
+//! first piece), each memoized by content.
+
+use std::cell::OnceCell;
+
+use super::render::item_text;
+use super::tokens::{TokenCountCache, TokenCounter};
+use crate::index::FileIndex;
+
+/// The line that stands for hidden lines in a map chunk.
+pub const ELISION: &str = "⋮\n";
+/// Source code is practically never denser than this many bytes per token: a whole file of `n` bytes costs
+/// at least `n / MAX_BYTES_PER_TOKEN` tokens (used to skip counting whole files that cannot be cheaper).
+pub const MAX_BYTES_PER_TOKEN: usize = 6;
+
+/// Counting: the tokenizer and its memo.
+#[derive(Clone, Copy)]
+pub struct Costs<'r> {
+    /// The tokenizer.
+    pub counter: &'r dyn TokenCounter,
+    /// The memo.
+    pub cache: &'r TokenCountCache,
+}
+
+impl Costs<'_> {
+    /// Exact tokens of `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.cache.count(self.counter, text)
+    }
+}
+
+/// A run of shown lines (0-based, inclusive) and the tokens of its piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// First line.
+    pub start: u32,
+    /// Last line.
+    pub end: u32,
+    tokens: usize,
+    /// Whether its piece was counted as the chunk's first (with the header).
+    first: bool,
+}
+
+/// The lines of one file and how to cut them.
+pub struct FileText<'s> {
+    /// The file.
+    pub file: &'s FileIndex,
+    starts: OnceCell<Vec<usize>>,
+}
+
+impl<'s> FileText<'s> {
+    /// Wraps a file.
+    pub fn new(file: &'s FileIndex) -> Self {
+        Self {
+            file,
+            starts: OnceCell::new(),
+        }
+    }
+
+    /// Last line (0-based); `None` for an empty file.
+    pub fn last_line(&self) -> Option<u32> {
+        self.file.line_count.checked_sub(1)
+    }
+
+    /// Bytes of lines `start..=end`.
+    pub fn byte_len(&self, start: u32, end: u32) -> usize {
+        let (from, to) = self.byte_range(start, end);
+        to - from
+    }
+
+    fn byte_range(&self, start: u32, end: u32) -> (usize, usize) {
+        let text_len = self.file.text.len();
+        if start == 0 && end + 1 >= self.file.line_count {
+            return (0, text_len);
+        }
+        let starts = self.starts.get_or_init(|| line_starts(&self.file.text));
+        let at = |line: u32| {
+            starts
+                .get(line as usize)
+                .copied()
+                .unwrap_or(text_len)
+                .min(text_len)
+        };
+        (at(start), at(end + 1))
+    }
+
+    /// Lines `start..=end`, each ending with a newline.
+    pub fn lines(&self, start: u32, end: u32) -> String {
+        let (from, to) = self.byte_range(start, end);
+        let mut text = self.file.text[from..to].to_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// A map chunk under construction.
+#[derive(Default)]
+pub struct MapChunk {
+    runs: Vec<Run>,
+    /// Tokens of the trailing `⋮` when the last run ends before the file does.
+    trailing: usize,
+}
+
+impl MapChunk {
+    /// Exact tokens of the chunk (0 when empty).
+    pub fn tokens(&self) -> usize {
+        self.runs.iter().map(|r| r.tokens).sum::<usize>() + self.trailing
+    }
+
+    /// Whether it shows nothing.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The shown runs, in order.
+    pub fn runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.runs.iter().map(|r| (r.start, r.end))
+    }
+
+    /// Whether it shows the whole file.
+    pub fn is_whole(&self, text: &FileText) -> bool {
+        matches!(self.runs.as_slice(), [run] if run.start == 0 && Some(run.end) == text.last_line())
+    }
+
+    /// The chunk after also showing lines `start..=end` (clamped to the file), or `None` when that adds
+    /// nothing. Becomes the whole file as soon as that is no more expensive.
+    pub fn with_lines(&self, text: &FileText, costs: Costs, start: u32, end: u32) -> Option<Self> {
+        let last = text.last_line()?;
+        let (start, end) = (start.min(last), end.min(last));
+        if start > end || self.shows(start, end) {
+            return None;
+        }
+        let mut runs: Vec<Run> = Vec::with_capacity(self.runs.len() + 1);
+        let mut merged = (start, end);
+        for run in &self.runs {
+            if run.end + 1 < merged.0 || merged.1 + 1 < run.start {
+                runs.push(*run);
+            } else {
+                merged = (merged.0.min(run.start), merged.1.max(run.end));
+            }
+        }
+        let at = runs.partition_point(|r| r.start < merged.0);
+        runs.insert(
+            at,
+            Run {
+                start: merged.0,
+                end: merged.1,
+                tokens: 0,
+                first: false,
+            },
+        );
+        let mut chunk = Self { runs, trailing: 0 };
+        chunk.recount(text, costs, Some(at));
+        let whole_at_least = text.file.text.len() / MAX_BYTES_PER_TOKEN;
+        if chunk.tokens() >= whole_at_least && !chunk.is_whole(text) {
+            let whole = costs.count(&item_text(&text.file.path, &text.lines(0, last)));
+            if whole <= chunk.tokens() {
+                return Some(Self {
+                    runs: vec![Run {
+                        start: 0,
+                        end: last,
+                        tokens: whole,
+                        first: true,
+                    }],
+                    trailing: 0,
+                });
+            }
+        }
+        Some(chunk)
+    }
+
+    /// Whether lines `start..=end` are all shown already.
+    fn shows(&self, start: u32, end: u32) -> bool {
+        self.runs.iter().any(|r| r.start <= start && end <= r.end)
+    }
+
+    /// Counts the runs whose piece changed: the new one at `changed`, and any whose "first" status changed.
+    fn recount(&mut self, text: &FileText, costs: Costs, changed: Option<usize>) {
+        for (i, run) in self.runs.iter_mut().enumerate() {
+            let first = i == 0;
+            if Some(i) == changed || run.first != first || run.tokens == 0 {
+                run.first = first;
+                run.tokens = costs.count(&piece(text, run.start, run.end, first));
+            }
+        }
+        let open_end = self
+            .runs
+            .last()
+            .is_some_and(|r| Some(r.end) != text.last_line());
+        self.trailing = if open_end { costs.count(ELISION) } else { 0 };
+    }
+
+    /// The chunk's content after its `<|file_sep|>path\n` header.
+    pub fn content(&self, text: &FileText) -> String {
+        let mut out = String::new();
+        for (i, run) in self.runs.iter().enumerate() {
+            if i > 0 || run.start > 0 {
+                out.push_str(ELISION);
+            }
+            out.push_str(&text.lines(run.start, run.end));
+        }
+        if self.trailing > 0 {
+            out.push_str(ELISION);
+        }
+        out
+    }
+}
+
+/// The text of one counted piece: the header with the first run, `⋮` with any other.
+fn piece(text: &FileText, start: u32, end: u32, first: bool) -> String {
+    let lines = text.lines(start, end);
+    match (first, start > 0) {
+        (true, false) => item_text(&text.file.path, &lines),
+        (true, true) => item_text(&text.file.path, &format!("{ELISION}{lines}")),
+        (false, _) => format!("{ELISION}{lines}"),
+    }
+}
+
+/// Snippet chunks of one file: merged runs of whole lines, each its own `<|file_sep|>` chunk.
+#[derive(Default, Clone)]
+pub struct Snippets {
+    runs: Vec<Run>,
+}
+
+impl Snippets {
+    /// Exact tokens of all the chunks.
+    pub fn tokens(&self) -> usize {
+        self.runs.iter().map(|r| r.tokens).sum()
+    }
+
+    /// The runs, in order.
+    pub fn runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.runs.iter().map(|r| (r.start, r.end))
+    }
+
+    /// The snippets after also taking lines `start..=end` (merged with runs they overlap or touch), or `None`
+    /// when that adds nothing.
+    pub fn with_lines(&self, text: &FileText, costs: Costs, start: u32, end: u32) -> Option<Self> {
+        let last = text.last_line()?;
+        let (start, end) = (start.min(last), end.min(last));
+        if start > end || self.runs.iter().any(|r| r.start <= start && end <= r.end) {
+            return None;
+        }
+        let mut runs = Vec::with_capacity(self.runs.len() + 1);
+        let mut merged = (start, end);
+        for run in &self.runs {
+            if run.end + 1 < merged.0 || merged.1 + 1 < run.start {
+                runs.push(*run);
+            } else {
+                merged = (merged.0.min(run.start), merged.1.max(run.end));
+            }
+        }
+        let tokens = costs.count(&item_text(&text.file.path, &text.lines(merged.0, merged.1)));
+        let at = runs.partition_point(|r| r.start < merged.0);
+        runs.insert(
+            at,
+            Run {
+                start: merged.0,
+                end: merged.1,
+                tokens,
+                first: true,
+            },
+        );
+        Some(Self { runs })
+    }
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(
+        text.bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    starts
+}

@@ -1,0 +1,88 @@
+//! The repository-map view of a file: a definition shown as its signature — its first line through the line
+//! of its name — under the signatures of the definitions enclosing it (`impl`, class, module), bodies elided.
+//! Like Aider's map, but ranked and packed with everything else; a signature covers its definition.
+
+use crate::index::FileIndex;
+use crate::syntax::{Definition, DefinitionKind};
+
+/// Lines of the signature of each definition of a file, with its enclosing definitions' first lines.
+pub struct FileOutline {
+    /// Per definition (parallel to `FileIndex::definitions`): the lines to show, ascending.
+    pub lines: Vec<Vec<u32>>,
+}
+
+/// A definition's signature spans at most this many lines (a long parameter list is cut).
+const MAX_SIGNATURE_LINES: u32 = 3;
+
+impl FileOutline {
+    /// Computes the outline of `file`.
+    pub fn of(file: &FileIndex) -> Self {
+        let definitions = &file.definitions;
+        let starts = line_starts(&file.text);
+        let line_of = |byte: u32| -> u32 {
+            match starts.binary_search(&(byte as usize)) {
+                Ok(i) => i as u32,
+                Err(i) => i.saturating_sub(1) as u32,
+            }
+        };
+        // Enclosing definitions by containment (definitions are sorted by start, longest first).
+        let mut stack: Vec<usize> = Vec::new();
+        let mut lines = Vec::with_capacity(definitions.len());
+        for (i, definition) in definitions.iter().enumerate() {
+            while let Some(&top) = stack.last() {
+                if encloses(&definitions[top], definition) {
+                    break;
+                }
+                stack.pop();
+            }
+            let name_line = line_of(definition.name_byte)
+                .clamp(definition.start_line, definition.start_line + MAX_SIGNATURE_LINES - 1);
+            let mut shown: Vec<u32> = stack
+                .iter()
+                .map(|&outer| definitions[outer].start_line)
+                .collect();
+            shown.extend(definition.start_line..=name_line);
+            shown.sort_unstable();
+            shown.dedup();
+            lines.push(shown);
+            stack.push(i);
+        }
+        Self { lines }
+    }
+}
+
+fn encloses(outer: &Definition, inner: &Definition) -> bool {
+    outer.start_byte <= inner.start_byte
+        && inner.end_byte <= outer.end_byte
+        && (outer.start_byte, outer.end_byte) != (inner.start_byte, inner.end_byte)
+}
+
+/// How much a definition's signature is worth in a map, by kind (what a user names and calls rank first;
+/// an `impl` header is shown anyway above its methods).
+pub fn kind_weight(kind: DefinitionKind) -> f64 {
+    match kind {
+        DefinitionKind::Function
+        | DefinitionKind::Method
+        | DefinitionKind::Class
+        | DefinitionKind::Struct
+        | DefinitionKind::Enum
+        | DefinitionKind::Union
+        | DefinitionKind::Interface
+        | DefinitionKind::Type
+        | DefinitionKind::Macro
+        | DefinitionKind::Constant => 1.0,
+        DefinitionKind::Variable | DefinitionKind::Variant => 0.5,
+        DefinitionKind::Impl | DefinitionKind::Module | DefinitionKind::Other => 0.3,
+    }
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(
+        text.bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    starts
+}
