@@ -50,6 +50,9 @@ pub struct Signals {
     pub uses: Vec<Arc<str>>,
     /// How the current file knows each name it mentions: imported by name, or only used.
     pub names: HashMap<Box<str>, NameUse>,
+    /// Names referenced by the files nearest the current one in the graph (and the files it imports),
+    /// weighted by their rank and scaled so the most used is 1: what code like this file calls.
+    pub neighbour_uses: HashMap<Box<str>, f64>,
 }
 
 /// How the current file mentions a name.
@@ -93,16 +96,56 @@ pub fn collect_signals(
         .cloned()
         .collect();
     let imported = current.map_or_else(Vec::new, |file| imported_files(snapshot, file));
+    let graph = graph_ranking(snapshot, request, &imported);
+    let neighbour_uses = neighbour_uses(snapshot, &imported, &graph);
     Signals {
         definitions,
         similar,
-        graph: graph_ranking(snapshot, request, &imported),
+        graph,
+        neighbour_uses,
         nearby: nearby_files(snapshot, &request.path),
         recent,
         uses: files_using(snapshot, &request.path, &names),
         imported,
         names,
     }
+}
+
+/// Neighbours whose references are counted.
+const NEIGHBOURS: usize = 24;
+
+/// Names referenced by the imported files and the top of the graph ranking, each file weighing
+/// 1 / (rank + 4) spread over its distinct names; scaled so that the largest is 1.
+fn neighbour_uses(
+    snapshot: &IndexSnapshot,
+    imported: &[Arc<str>],
+    graph: &[Arc<str>],
+) -> HashMap<Box<str>, f64> {
+    let mut uses: HashMap<Box<str>, f64> = HashMap::new();
+    let mut seen = HashSet::new();
+    let neighbours = imported.iter().chain(graph).filter(|p| seen.insert(*p));
+    for (rank, path) in neighbours.take(NEIGHBOURS).enumerate() {
+        let Some(file) = snapshot.file(path) else {
+            continue;
+        };
+        let names: HashSet<&str> = file.references.iter().map(|r| &*r.name).collect();
+        let weight = 1.0 / ((rank + 4) as f64 * (names.len() as f64).sqrt().max(1.0));
+        for name in names {
+            match uses.get_mut(name) {
+                Some(total) => *total += weight,
+                None => {
+                    uses.insert(name.into(), weight);
+                }
+            }
+        }
+    }
+    let largest = uses.values().copied().fold(0.0, f64::max);
+    if largest > 0.0 {
+        for value in uses.values_mut() {
+            *value /= largest;
+        }
+    }
+    uses
 }
 
 /// Every identifier of the current file (at least 3 bytes), and whether an import statement names it.
@@ -237,7 +280,7 @@ fn definition_spans(
             (a.0, &a.1.path, a.2.start_byte).cmp(&(b.0, &b.1.path, b.2.start_byte))
         });
         for (_, file, definition) in definitions.into_iter().take(DEFINITIONS_PER_NAME) {
-            let start = doc_start(file, definition.start_line);
+            let start = doc_start(file, definition);
             let end = definition
                 .end_line
                 .min(definition.start_line + config.max_snippet_lines.saturating_sub(1));
@@ -269,13 +312,7 @@ fn identifiers_in(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The first line of the doc comments and attributes directly above `line`.
-fn doc_start(file: &FileIndex, line: u32) -> u32 {
-    let lines: Vec<&str> = file
-        .text
-        .lines()
-        .skip(line.saturating_sub(MAX_DOC_LINES) as usize)
-        .take(line.min(MAX_DOC_LINES) as usize)
-        .collect();
+fn doc_start(file: &FileIndex, definition: &crate::syntax::Definition) -> u32 {
     let is_doc = |l: &str| {
         let t = l.trim_start();
         [
@@ -284,8 +321,22 @@ fn doc_start(file: &FileIndex, line: u32) -> u32 {
         .iter()
         .any(|p| t.starts_with(p))
     };
-    let above = lines.iter().rev().take_while(|l| is_doc(l)).count() as u32;
-    line - above
+    // Walk back line by line from the definition's first byte: proportional to the comment, not the file.
+    let text = &file.text[..(definition.start_byte as usize).min(file.text.len())];
+    let mut end = text.rfind('\n').map_or(0, |i| i);
+    let mut above = 0;
+    while above < MAX_DOC_LINES.min(definition.start_line) {
+        let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+        if !is_doc(&text[start..end]) {
+            break;
+        }
+        above += 1;
+        if start == 0 {
+            break;
+        }
+        end = start - 1;
+    }
+    definition.start_line - above
 }
 
 /// The lexical query: the instruction and selection when given, else the lines just before the cursor.

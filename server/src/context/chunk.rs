@@ -2,10 +2,12 @@
 //! of hidden lines replaced by one `⋮` line; once showing it costs as much as the whole file, it becomes the
 //! whole file. *Snippet* chunks are runs of whole lines, one chunk per run.
 //!
-//! Costs are exact and additive: a chunk starts with the special token `<|file_sep|>`, and inside a map chunk
-//! every piece after the first starts with `⋮` right after a newline, where no pre-token of the Qwen
-//! tokenizer can cross — so the cost of a chunk is the sum of its pieces' counts (the header counted with the
-//! first piece), each memoized by content.
+//! Costs are exact and additive. A chunk starts with the special token `<|file_sep|>`. Inside a chunk, no
+//! pre-token of the Qwen tokenizer crosses a newline unless what follows it is another line break or
+//! whitespace before one (a blank line): so a text splits, for counting, right after a newline followed by
+//! a line with visible characters — before every `⋮`, and before each file's *block* starts (the first
+//! non-blank line at or after every [`BLOCK_LINES`]th line). A chunk's cost is the sum of the counts of its
+//! units (memoized by content), and making a file whole block by block tokenizes each block once.
 
 use std::cell::OnceCell;
 
@@ -18,6 +20,8 @@ pub const ELISION: &str = "⋮\n";
 /// Source code is practically never denser than this many bytes per token: a whole file of `n` bytes costs
 /// at least `n / MAX_BYTES_PER_TOKEN` tokens (used to skip counting whole files that cannot be cheaper).
 pub const MAX_BYTES_PER_TOKEN: usize = 6;
+/// Lines per block: the unit of counting, and of making a file whole piece by piece.
+pub const BLOCK_LINES: u32 = 20;
 
 /// Counting: the tokenizer and its memo.
 #[derive(Clone, Copy)]
@@ -52,6 +56,7 @@ pub struct FileText<'s> {
     /// The file.
     pub file: &'s FileIndex,
     starts: OnceCell<Vec<usize>>,
+    blocks: OnceCell<Vec<u32>>,
 }
 
 impl<'s> FileText<'s> {
@@ -60,6 +65,36 @@ impl<'s> FileText<'s> {
         Self {
             file,
             starts: OnceCell::new(),
+            blocks: OnceCell::new(),
+        }
+    }
+
+    /// The first line of every block after the first (ascending).
+    pub fn block_starts(&self) -> &[u32] {
+        self.blocks.get_or_init(|| block_starts(&self.file.text))
+    }
+
+    /// Exact tokens of `prefix` followed by lines `start..=end`, counted in units cut at block starts.
+    pub fn cost(&self, costs: Costs, prefix: &str, start: u32, end: u32) -> usize {
+        let blocks = self.block_starts();
+        let from = blocks.partition_point(|&b| b <= start);
+        let mut unit_start = start;
+        let mut total = 0;
+        let mut first = true;
+        for &cut in blocks[from..].iter().take_while(|&&b| b <= end) {
+            total += self.unit(costs, if first { prefix } else { "" }, unit_start, cut - 1);
+            first = false;
+            unit_start = cut;
+        }
+        total + self.unit(costs, if first { prefix } else { "" }, unit_start, end)
+    }
+
+    fn unit(&self, costs: Costs, prefix: &str, start: u32, end: u32) -> usize {
+        let lines = self.lines(start, end);
+        if prefix.is_empty() {
+            costs.count(&lines)
+        } else {
+            costs.count(&format!("{prefix}{lines}"))
         }
     }
 
@@ -161,7 +196,7 @@ impl MapChunk {
         chunk.recount(text, costs, Some(at));
         let whole_at_least = text.file.text.len() / MAX_BYTES_PER_TOKEN;
         if chunk.tokens() >= whole_at_least && !chunk.is_whole(text) {
-            let whole = costs.count(&item_text(&text.file.path, &text.lines(0, last)));
+            let whole = text.cost(costs, &item_text(&text.file.path, ""), 0, last);
             if whole <= chunk.tokens() {
                 return Some(Self {
                     runs: vec![Run {
@@ -188,7 +223,7 @@ impl MapChunk {
             let first = i == 0;
             if Some(i) == changed || run.first != first || run.tokens == 0 {
                 run.first = first;
-                run.tokens = costs.count(&piece(text, run.start, run.end, first));
+                run.tokens = text.cost(costs, &prefix(text, run.start, first), run.start, run.end);
             }
         }
         let open_end = self
@@ -214,13 +249,12 @@ impl MapChunk {
     }
 }
 
-/// The text of one counted piece: the header with the first run, `⋮` with any other.
-fn piece(text: &FileText, start: u32, end: u32, first: bool) -> String {
-    let lines = text.lines(start, end);
+/// What precedes a run's lines: the header before the first run, `⋮` before any run after hidden lines.
+fn prefix(text: &FileText, start: u32, first: bool) -> String {
     match (first, start > 0) {
-        (true, false) => item_text(&text.file.path, &lines),
-        (true, true) => item_text(&text.file.path, &format!("{ELISION}{lines}")),
-        (false, _) => format!("{ELISION}{lines}"),
+        (true, false) => item_text(&text.file.path, ""),
+        (true, true) => item_text(&text.file.path, ELISION),
+        (false, _) => ELISION.to_owned(),
     }
 }
 
@@ -258,7 +292,7 @@ impl Snippets {
                 merged = (merged.0.min(run.start), merged.1.max(run.end));
             }
         }
-        let tokens = costs.count(&item_text(&text.file.path, &text.lines(merged.0, merged.1)));
+        let tokens = text.cost(costs, &item_text(&text.file.path, ""), merged.0, merged.1);
         let at = runs.partition_point(|r| r.start < merged.0);
         runs.insert(
             at,
@@ -271,6 +305,21 @@ impl Snippets {
         );
         Some(Self { runs })
     }
+}
+
+/// The first line of every block after the first: the first line with visible characters at or after every
+/// [`BLOCK_LINES`]th line.
+pub fn block_starts(text: &str) -> Vec<u32> {
+    let mut starts = Vec::new();
+    let mut next = BLOCK_LINES;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let number = number as u32;
+        if number >= next && !line.trim().is_empty() {
+            starts.push(number);
+            next = number + BLOCK_LINES;
+        }
+    }
+    starts
 }
 
 fn line_starts(text: &str) -> Vec<usize> {

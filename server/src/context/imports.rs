@@ -15,9 +15,34 @@ use crate::index::{FileIndex, IndexSnapshot};
 /// Extensions tried, in order, for a JavaScript/TypeScript module specifier without one.
 const SCRIPT_EXTENSIONS: &[&str] = &["ts", "tsx", "js", "jsx", "mjs", "cjs", "mts", "cts"];
 
+/// Module files that mostly re-export others: what they import is what importing them brings in.
+const BARREL_NAMES: &[&str] = &[
+    "index.ts", "index.js", "index.tsx", "index.mjs", "__init__.py", "mod.rs", "lib.rs",
+];
+
 /// The files the current file imports (in order of first import, without duplicates or itself), and for Go,
-/// the other files of its own package.
+/// the other files of its own package; then what the imported barrel files (`index.ts`, `__init__.py`,
+/// `mod.rs`) import in turn.
 pub fn imported_files(snapshot: &IndexSnapshot, file: &FileIndex) -> Vec<Arc<str>> {
+    let mut found = direct_imports(snapshot, file);
+    let barrels: Vec<Arc<str>> = found
+        .iter()
+        .filter(|path| BARREL_NAMES.iter().any(|name| path.ends_with(name)))
+        .cloned()
+        .collect();
+    for barrel in barrels {
+        if let Some(barrel) = snapshot.file(&barrel) {
+            for path in direct_imports(snapshot, barrel) {
+                if *path != *file.path && !found.contains(&path) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn direct_imports(snapshot: &IndexSnapshot, file: &FileIndex) -> Vec<Arc<str>> {
     let Some(language) = file.language else {
         return Vec::new();
     };
@@ -354,10 +379,10 @@ fn go_package_directory(snapshot: &IndexSnapshot, import: &str) -> Option<String
     let segments: Vec<&str> = import.split('/').collect();
     (0..segments.len()).find_map(|skip| {
         let directory = segments[skip..].join("/");
-        snapshot
+        let has_go = snapshot
             .files_in_directory(&directory)
-            .any(|f| f.language.is_some_and(|l| l.name == "go"))
-            .then_some(directory)
+            .any(|f| f.language.is_some_and(|l| l.name == "go"));
+        has_go.then_some(directory)
     })
 }
 

@@ -9,6 +9,8 @@ use crate::syntax::{Definition, DefinitionKind};
 pub struct FileOutline {
     /// Per definition (parallel to `FileIndex::definitions`): the lines to show, ascending.
     pub lines: Vec<Vec<u32>>,
+    /// Per definition: the innermost enclosing definition's index.
+    pub parents: Vec<Option<usize>>,
 }
 
 /// A definition's signature spans at most this many lines (a long parameter list is cut).
@@ -28,6 +30,7 @@ impl FileOutline {
         // Enclosing definitions by containment (definitions are sorted by start, longest first).
         let mut stack: Vec<usize> = Vec::new();
         let mut lines = Vec::with_capacity(definitions.len());
+        let mut parents = Vec::with_capacity(definitions.len());
         for (i, definition) in definitions.iter().enumerate() {
             while let Some(&top) = stack.last() {
                 if encloses(&definitions[top], definition) {
@@ -45,9 +48,10 @@ impl FileOutline {
             shown.sort_unstable();
             shown.dedup();
             lines.push(shown);
+            parents.push(stack.last().copied());
             stack.push(i);
         }
-        Self { lines }
+        Self { lines, parents }
     }
 }
 
@@ -73,6 +77,34 @@ pub fn kind_weight(kind: DefinitionKind) -> f64 {
         | DefinitionKind::Constant => 1.0,
         DefinitionKind::Variable | DefinitionKind::Variant => 0.5,
         DefinitionKind::Impl | DefinitionKind::Module | DefinitionKind::Other => 0.3,
+    }
+}
+
+/// Whether code in another file can name this definition: Rust items without `pub` (outside trait impls
+/// and traits) and Go names starting in lower case (outside their own package) cannot.
+pub fn visible_from_elsewhere(
+    file: &FileIndex,
+    index: usize,
+    outline: &FileOutline,
+    same_directory: bool,
+) -> bool {
+    let definition = &file.definitions[index];
+    match file.language.map(|l| l.name) {
+        Some("rust") => {
+            let in_trait = outline.parents[index].is_some_and(|p| {
+                let parent = &file.definitions[p];
+                parent.kind == DefinitionKind::Interface
+                    || (parent.kind == DefinitionKind::Impl && parent.signature.contains(" for "))
+            });
+            in_trait
+                || definition.signature.starts_with("pub")
+                || matches!(
+                    definition.kind,
+                    DefinitionKind::Variant | DefinitionKind::Impl | DefinitionKind::Macro
+                )
+        }
+        Some("go") => same_directory || definition.name.starts_with(|c: char| c.is_ascii_uppercase()),
+        _ => true,
     }
 }
 

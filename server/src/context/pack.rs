@@ -73,7 +73,7 @@ pub fn pack(
             .min(config.max_foreground_tokens);
         let (_, used, exhausted) = chunks.take_prefix(sequence, cap, Tier::Foreground);
         let background_budget = available - if exhausted { used } else { cap };
-        let background = background_sequence(snapshot, config, &scope, &signals);
+        let background = background_sequence(snapshot, config, &scope, &signals, &request.path);
         chunks.take_prefix(background, background_budget, Tier::Background);
     }
     packed.used_tokens = header_tokens + chunks.tokens();
@@ -142,7 +142,11 @@ pub fn language_family(name: &str) -> &str {
 /// When every source file of the current language fits whole (with the current file outside the cursor
 /// window), packs them all and returns the tokens left; else packs nothing and returns `None`. Counting
 /// starts only when a lower bound by bytes says it may fit.
-fn pack_every_source_file(scope: &Scope, chunks: &mut Chunks, available: usize) -> Option<usize> {
+fn pack_every_source_file<'s>(
+    scope: &Scope<'s>,
+    chunks: &mut Chunks<'s, '_>,
+    available: usize,
+) -> Option<usize> {
     let bytes: usize = scope.family.values().map(|(_, f)| f.text.len()).sum();
     if bytes / MAX_BYTES_PER_TOKEN > available {
         return None;
@@ -169,12 +173,12 @@ fn pack_every_source_file(scope: &Scope, chunks: &mut Chunks, available: usize) 
 
 /// With the current language all packed: other languages' files, then text, best first by file score,
 /// while they fit whole.
-fn pack_others(
-    snapshot: &IndexSnapshot,
+fn pack_others<'s>(
+    snapshot: &'s IndexSnapshot,
     request: &ContextRequest,
     config: &PackConfig,
-    scope: &Scope,
-    chunks: &mut Chunks,
+    scope: &Scope<'s>,
+    chunks: &mut Chunks<'s, '_>,
     budget: usize,
 ) {
     if scope.others.is_empty() || budget < MIN_USEFUL_TOKENS {
@@ -209,6 +213,7 @@ fn background_sequence<'s>(
     config: &PackConfig,
     scope: &Scope<'s>,
     signals: &'s Signals,
+    current: &'s str,
 ) -> Background<'s> {
     let scores = file_scores(signals, config);
     let mut tiers: Vec<Vec<(FileScore, &Arc<FileIndex>)>> = vec![Vec::new(), Vec::new()];
@@ -217,7 +222,7 @@ fn background_sequence<'s>(
             tiers[usize::from(tier)].push((score, file));
         }
     }
-    Background::new(snapshot, &signals.names, tiers, config)
+    Background::new(snapshot, signals, current, tiers)
 }
 
 /// Which sequence chose a chunk: background chunks precede foreground ones in the prompt.

@@ -11,7 +11,7 @@
 //!   recency (1) and directory distance (0.5). Each of its definitions is an increment showing its signature
 //!   (under its enclosing definitions'), worth the file's score times the definition's own weight (kind; how
 //!   often other files reference the name; 4× when the current file imports it by name, 2× when it uses it).
-//!   Each file is also a run of whole-file pieces worth a fraction of its score: maps first, bodies after.
+//!   Each file is also a run of whole-file blocks worth a fraction of its score: maps first, bodies after.
 //!   Library code of the current language comes first; tests, examples, benchmarks, fixtures, vendored and
 //!   generated code after all of it (unless the current file is one of them).
 
@@ -20,7 +20,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use super::candidates::{NameUse, Signals};
-use super::outline::{kind_weight, FileOutline};
+use super::chunk::block_starts;
+use super::outline::{kind_weight, visible_from_elsewhere, FileOutline};
 use super::{PackConfig, Reason};
 use crate::index::{FileIndex, IndexSnapshot};
 
@@ -42,9 +43,13 @@ pub const RECENT_WEIGHT: f64 = 1.0;
 pub const NEARBY_WEIGHT: f64 = 0.5;
 /// A whole-file piece is worth this share of its file's score (a signature is worth up to
 /// [`MAX_DEFINITION_FACTOR`] times it).
-const WHOLE_FACTOR: f64 = 0.15;
-/// The largest factor [`definition_factor`] gives (kind 1 × imported 4 × popularity 1.25).
-const MAX_DEFINITION_FACTOR: f64 = 5.0;
+const WHOLE_FACTOR: f64 = 0.03;
+/// How much more a definition whose name the current file's neighbours use most is worth.
+const NEIGHBOUR_BOOST: f64 = 3.0;
+/// What a definition code elsewhere cannot name (a private Rust item, an unexported Go name) is worth.
+const INVISIBLE_FACTOR: f64 = 0.2;
+/// The largest factor [`definition_factor`] gives (kind 1 × imported 4 × popularity 1.25 × neighbours 4).
+const MAX_DEFINITION_FACTOR: f64 = 4.0 * 1.25 * (1.0 + NEIGHBOUR_BOOST);
 /// Names defined in more files than this are ambiguous.
 const AMBIGUOUS_DEFINERS: usize = 5;
 
@@ -227,15 +232,27 @@ fn order(a: &Increment, b: &Increment) -> Ordering {
 /// How much one definition's signature is worth, relative to its file's score.
 fn definition_factor(
     snapshot: &IndexSnapshot,
-    name: &str,
-    kind: crate::syntax::DefinitionKind,
+    definition: &crate::syntax::Definition,
     names: &HashMap<Box<str>, NameUse>,
+    neighbour_uses: &HashMap<Box<str>, f64>,
     reference_files: u32,
 ) -> f64 {
+    let name = &*definition.name;
+    let kind = definition.kind;
+    // A member of a type the current file imports or uses (`impl Arg { fn get_short }` when it uses `Arg`)
+    // is about as likely to be called next as the type itself is to be named.
+    let member_of = definition
+        .scope
+        .as_deref()
+        .and_then(|scope| names.get(scope))
+        .map_or(1.0, |how| match how {
+            NameUse::Imported => 3.0,
+            NameUse::Used => 2.0,
+        });
     let mention = match names.get(name) {
         Some(NameUse::Imported) => 4.0,
         Some(NameUse::Used) => 2.0,
-        None => 1.0,
+        None => member_of,
     };
     let popularity = 0.25 + 0.25 * f64::from(reference_files).ln_1p().min(4.0);
     let ambiguous = if snapshot.definers(name).len() > AMBIGUOUS_DEFINERS {
@@ -244,7 +261,8 @@ fn definition_factor(
         1.0
     };
     let private = if name.starts_with('_') { 0.5 } else { 1.0 };
-    kind_weight(kind) * mention * popularity * ambiguous * private
+    let neighbours = 1.0 + NEIGHBOUR_BOOST * neighbour_uses.get(name).copied().unwrap_or(0.0);
+    kind_weight(kind) * mention * popularity * ambiguous * private * neighbours
 }
 
 /// The background sequence, generated lazily best first: files are expanded into their increments only when
@@ -253,12 +271,14 @@ fn definition_factor(
 pub struct Background<'s> {
     snapshot: &'s IndexSnapshot,
     names: &'s HashMap<Box<str>, NameUse>,
+    neighbour_uses: &'s HashMap<Box<str>, f64>,
+    /// The current file's directory (Go: names need not be exported within a package).
+    directory: &'s str,
     /// Candidate files per tier, best first.
     tiers: Vec<Vec<(FileScore, &'s Arc<FileIndex>)>>,
     tier: usize,
     next: usize,
     queue: BinaryHeap<Queued>,
-    piece_lines: u32,
 }
 
 /// A queued increment, ordered so that the heap pops the best first.
@@ -285,9 +305,9 @@ impl<'s> Background<'s> {
     /// The sequence over `tiers` (each a list of candidate files; earlier tiers entirely first).
     pub fn new(
         snapshot: &'s IndexSnapshot,
-        names: &'s HashMap<Box<str>, NameUse>,
+        signals: &'s Signals,
+        current: &'s str,
         mut tiers: Vec<Vec<(FileScore, &'s Arc<FileIndex>)>>,
-        config: &PackConfig,
     ) -> Self {
         for tier in &mut tiers {
             tier.sort_by(|a, b| {
@@ -298,12 +318,13 @@ impl<'s> Background<'s> {
         }
         Self {
             snapshot,
-            names,
+            names: &signals.names,
+            neighbour_uses: &signals.neighbour_uses,
+            directory: current.rfind('/').map_or("", |i| &current[..i]),
             tiers,
             tier: 0,
             next: 0,
             queue: BinaryHeap::new(),
-            piece_lines: config.whole_piece_lines.max(1),
         }
     }
 
@@ -313,14 +334,22 @@ impl<'s> Background<'s> {
         }
         let outline = FileOutline::of(file);
         let graph = self.snapshot.graph();
-        for (definition, lines) in file.definitions.iter().zip(&outline.lines) {
-            let factor = definition_factor(
-                self.snapshot,
-                &definition.name,
-                definition.kind,
-                self.names,
-                graph.reference_files(&definition.name),
-            );
+        let directory = file.path.rfind('/').map_or("", |i| &file.path[..i]);
+        let same_directory = directory == self.directory;
+        for (index, (definition, lines)) in file.definitions.iter().zip(&outline.lines).enumerate() {
+            let visible = if visible_from_elsewhere(file, index, &outline, same_directory) {
+                1.0
+            } else {
+                INVISIBLE_FACTOR
+            };
+            let factor = visible
+                * definition_factor(
+                    self.snapshot,
+                    definition,
+                    self.names,
+                    self.neighbour_uses,
+                    graph.reference_files(&definition.name),
+                );
             let reason = if self.names.contains_key(&*definition.name) {
                 Reason::Definition
             } else {
@@ -333,16 +362,19 @@ impl<'s> Background<'s> {
                 reason,
             }));
         }
+        // The whole file, block by block (each block is tokenized once, whatever else is shown).
+        let Some(last) = file.line_count.checked_sub(1) else {
+            return;
+        };
         let mut start = 0;
-        while start < file.line_count {
-            let end = (file.line_count - 1).min(start + self.piece_lines - 1);
+        for next in block_starts(&file.text).into_iter().chain([last + 1]) {
             self.queue.push(Queued(Increment {
                 path: file.path.clone(),
-                ranges: vec![(start, end)],
+                ranges: vec![(start, next - 1)],
                 score: score.score * WHOLE_FACTOR,
                 reason: score.reason,
             }));
-            start = end + 1;
+            start = next;
         }
     }
 }
@@ -356,17 +388,18 @@ impl Iterator for Background<'_> {
             let bound = tier
                 .get(self.next)
                 .map(|(score, _)| score.score * MAX_DEFINITION_FACTOR);
-            match (bound, self.queue.peek()) {
-                (Some(bound), top) if top.is_none_or(|q| q.0.score <= bound) => {
+            let top = self.queue.peek().map(|q| q.0.score);
+            match (bound, top) {
+                (Some(bound), top) if top.is_none_or(|score| score <= bound) => {
                     let (score, file) = tier[self.next];
                     self.next += 1;
                     self.expand(score, file);
                 }
-                (_, Some(_)) => return self.queue.pop().map(|q| q.0),
                 (None, None) => {
                     self.tier += 1;
                     self.next = 0;
                 }
+                _ => return self.queue.pop().map(|q| q.0),
             }
         }
     }

@@ -46,8 +46,6 @@ pub struct PackConfig {
     pub snippet_piece_lines: u32,
     /// The current file outside the cursor window is added in pieces of this many lines.
     pub current_piece_lines: u32,
-    /// Whole files are added in pieces of this many lines (after their maps).
-    pub whole_piece_lines: u32,
 }
 
 impl Default for PackConfig {
@@ -63,9 +61,8 @@ impl Default for PackConfig {
             rrf_k: 60.0,
             foreground_share: 0.25,
             max_foreground_tokens: 2048,
-            snippet_piece_lines: 16,
-            current_piece_lines: 20,
-            whole_piece_lines: 40,
+            snippet_piece_lines: 8,
+            current_piece_lines: 10,
         }
     }
 }

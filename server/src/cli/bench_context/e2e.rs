@@ -34,7 +34,13 @@ pub struct Model {
     generator: Arc<dyn Generator>,
     settings: Settings,
     empty: Workspace,
-    _empty_dir: tempfile::TempDir,
+    empty_dir: std::path::PathBuf,
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.empty_dir);
+    }
 }
 
 impl Model {
@@ -48,13 +54,16 @@ impl Model {
         settings.completion.max_tokens = max_tokens;
         settings.completion.temperature = 0.0;
         let generator = load_model(&settings)?;
-        let empty_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-        let empty = load_workspace_quietly(empty_dir.path())?;
+        let empty_dir =
+            std::env::temp_dir().join(format!("qwen-ls-bench-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty_dir)
+            .with_context(|| format!("cannot create {}", empty_dir.display()))?;
+        let empty = load_workspace_quietly(&empty_dir)?;
         Ok(Self {
             generator,
             settings,
             empty,
-            _empty_dir: empty_dir,
+            empty_dir,
         })
     }
 }

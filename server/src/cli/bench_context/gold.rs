@@ -36,6 +36,37 @@ const TOP_LEVEL_KINDS: &[&str] = &["constant", "const"];
 const MIN_NAME_BYTES: usize = 4;
 /// At most this many sites from one file, so one large file does not dominate a repository's score.
 const SITES_PER_FILE: usize = 2;
+/// Keywords, builtins and standard-library names: a repository defining one of these once (ctags sees only the
+/// repository) does not make its uses uses of that definition (`x.unwrap()`, `undefined`, `len(x)`).
+const STANDARD_NAMES: &[&str] = &[
+    // JavaScript / TypeScript
+    "undefined", "null", "true", "false", "this", "self", "super", "from", "process", "console", "window",
+    "document", "global", "globalThis", "require", "module", "exports", "Object", "Array", "String", "Number",
+    "Boolean", "Symbol", "Promise", "Error", "TypeError", "RangeError", "Date", "JSON", "Math", "Map", "Set",
+    "WeakMap", "WeakSet", "RegExp", "BigInt", "File", "Blob", "Buffer", "URL", "Function", "Record", "Partial",
+    "Readonly", "Required", "Pick", "Omit", "Exclude", "Extract", "ReturnType", "Parameters", "InstanceType",
+    "Awaited", "NonNullable", "keyof", "typeof", "instanceof", "async", "await", "yield", "static", "readonly",
+    "constructor", "prototype", "toString", "valueOf", "then", "catch", "finally", "apply", "call", "bind",
+    "push", "pop", "shift", "unshift", "slice", "splice", "concat", "join", "split", "replace", "match",
+    "test", "exec", "keys", "values", "entries", "forEach", "filter", "reduce", "some", "every", "includes",
+    "indexOf", "length", "assign", "freeze", "create", "parse", "stringify", "resolve", "reject", "all",
+    // Python
+    "None", "True", "False", "print", "range", "list", "dict", "tuple", "bytes", "object", "type", "isinstance",
+    "getattr", "setattr", "hasattr", "super", "property", "staticmethod", "classmethod", "Exception",
+    "ValueError", "KeyError", "RuntimeError", "append", "extend", "update", "items", "format", "strip",
+    "startswith", "endswith", "lower", "upper", "open", "close", "read", "write", "sorted", "enumerate", "zip",
+    // Rust
+    "Self", "Some", "Ok", "Err", "Option", "Result", "Vec", "Box", "Rc", "Arc", "Default", "Clone", "Debug",
+    "Display", "From", "Into", "Iterator", "unwrap", "expect", "clone", "into", "iter", "iter_mut", "next",
+    "collect", "insert", "remove", "contains", "with_capacity", "as_ref", "as_mut", "as_str", "borrow",
+    "to_string", "to_owned", "default", "find", "take", "drop", "poll", "flush", "lock", "spawn",
+    // Go
+    "nil", "iota", "make", "append", "copy", "delete", "panic", "recover", "string", "error", "Error",
+    "String", "Len", "Less", "Swap", "Read", "Write", "Close",
+    // Everywhere
+    "main", "init", "new", "get", "set", "len", "map", "size", "name", "value", "data", "args", "options",
+    "result", "source", "input", "output", "valid", "hello", "test", "count", "index", "start", "end",
+];
 
 /// One definition from ctags.
 #[derive(Clone, Debug)]
@@ -117,7 +148,12 @@ pub fn ctags_definitions(root: &Path) -> anyhow::Result<HashMap<String, Vec<Gold
         let kind = tag.kind.as_deref().unwrap_or("");
         let defines = DEFINITION_KINDS.contains(&kind)
             || (TOP_LEVEL_KINDS.contains(&kind) && tag.scope.is_none());
-        if defines && tag.name.len() >= MIN_NAME_BYTES && !tag.name.starts_with("Anonymous") {
+        let standard = STANDARD_NAMES.contains(&tag.name.as_str());
+        if defines
+            && tag.name.len() >= MIN_NAME_BYTES
+            && !standard
+            && !tag.name.starts_with("Anonymous")
+        {
             usable.insert(tag.name.clone());
         }
         by_name.entry(tag.name).or_default().push(GoldDefinition {
@@ -143,6 +179,8 @@ pub fn sites(
         };
         let mut seen = HashSet::new();
         let mut in_go_import_block = false;
+        // Depth of brackets an import statement left open (`use a::{`, `import {`, `from x import (`).
+        let mut open_import = 0i32;
         let mut offset = 0usize;
         for (number, line) in file.text.split_inclusive('\n').enumerate() {
             let line_start = offset;
@@ -158,7 +196,15 @@ pub fn sites(
                     continue;
                 }
             }
-            if is_import_line(trimmed) || is_comment_line(trimmed) {
+            if open_import > 0 {
+                open_import += bracket_balance(trimmed);
+                continue;
+            }
+            if is_import_line(trimmed) {
+                open_import = bracket_balance(trimmed).max(0);
+                continue;
+            }
+            if is_comment_line(trimmed) {
                 continue;
             }
             for (column, word) in words(line) {
@@ -168,7 +214,7 @@ pub fn sites(
                 if !seen.insert(word) || definition.path == *file.path {
                     continue;
                 }
-                if inside_comment_or_string(&line[..column]) {
+                if inside_comment_or_string(&line[..column]) || declares_locally(&file.text, word) {
                     continue;
                 }
                 candidates.push(Site {
@@ -229,11 +275,63 @@ fn words(line: &str) -> impl Iterator<Item = (usize, &str)> {
 }
 
 fn is_import_line(trimmed: &str) -> bool {
-    ["use ", "pub use ", "pub(crate) use ", "import ", "from ", "export {", "export * from", "mod ", "pub mod "]
-        .iter()
-        .any(|p| trimmed.starts_with(p))
+    [
+        "use ",
+        "pub use ",
+        "pub(crate) use ",
+        "import ",
+        "from ",
+        "export {",
+        "export type {",
+        "export * from",
+        "mod ",
+        "pub mod ",
+    ]
+    .iter()
+    .any(|p| trimmed.starts_with(p))
         || trimmed.contains("require(")
         || (trimmed.starts_with("export ") && trimmed.contains(" from "))
+}
+
+/// Opening minus closing brackets on a line.
+fn bracket_balance(line: &str) -> i32 {
+    line.chars()
+        .map(|c| match c {
+            '{' | '(' | '[' => 1,
+            '}' | ')' | ']' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Whether the site's own file declares the name (a local, a parameter ctags does not tag, a property key):
+/// then its uses there are not uses of the other file's definition.
+fn declares_locally(text: &str, name: &str) -> bool {
+    [
+        format!("let {name}"),
+        format!("const {name}"),
+        format!("var {name}"),
+        format!("type {name}"),
+        format!("fn {name}"),
+        format!("def {name}"),
+        format!("class {name}"),
+        format!("function {name}"),
+        format!("{name} = "),
+        format!("{name}: "),
+        format!("{name}?: "),
+        format!("{name} := "),
+    ]
+    .iter()
+    .any(|pattern| {
+        text.match_indices(pattern.as_str()).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + pattern.len()..].chars().next();
+            let boundary_before = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+            let boundary_after = pattern.ends_with(' ')
+                || after.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            boundary_before && boundary_after
+        })
+    })
 }
 
 fn is_comment_line(trimmed: &str) -> bool {

@@ -47,6 +47,9 @@ pub struct ContextBenchArgs {
     /// Also write every site as a JSON line (for the Aider script).
     #[arg(long, value_name = "FILE")]
     pub sites_out: Option<PathBuf>,
+    /// Print every site each budget misses to stderr, with what was packed from the definition's file.
+    #[arg(long)]
+    pub misses: bool,
     /// Also complete sites with this model (a path, a Hugging Face id or `default`) and compare the first
     /// line with the original, with the packed context and with the current file alone (slow: two
     /// completions per site).
@@ -120,8 +123,14 @@ pub fn run(args: &ContextBenchArgs) -> anyhow::Result<()> {
     };
     let mut results = Vec::new();
     for path in &args.paths {
-        let mut result =
-            bench_repository(path, &budgets, args.sites, counter, sites_out.as_mut())?;
+        let mut result = bench_repository(
+            path,
+            &budgets,
+            args.sites,
+            counter,
+            sites_out.as_mut(),
+            args.misses,
+        )?;
         if let Some(model) = &model {
             let root = path.canonicalize()?;
             let gold = gold::ctags_definitions(&root)?;
@@ -158,6 +167,7 @@ fn bench_repository(
     limit: usize,
     counter: &QwenTokenCounter,
     sites_out: Option<&mut std::fs::File>,
+    show_misses: bool,
 ) -> anyhow::Result<RepoResult> {
     use std::io::Write;
     let root = path
@@ -226,6 +236,7 @@ fn bench_repository(
             containment_violations += usize::from(!contained(small, large));
         }
         let ranked = bm25.rank(&site.path, query_before(&masked));
+        let mut baseline_hits = Vec::new();
         for (b, &budget) in budgets.iter().enumerate() {
             let packed = bm25.pack(&ranked, budget, counter, &cache);
             let hit = packed.iter().any(|(path, start, end)| {
@@ -234,6 +245,14 @@ fn bench_repository(
                     && site.definition_line <= *end
             });
             theirs[b] += usize::from(hit);
+            baseline_hits.push(hit);
+        }
+        if show_misses {
+            for (b, packed) in packs.iter().enumerate() {
+                if !recalled[b] {
+                    print_miss(site, budgets[b], packed, baseline_hits[b]);
+                }
+            }
         }
         drop(snapshot);
         host.apply_change(Change::Close {
@@ -270,6 +289,27 @@ fn covers(packed: &PackedContext, site: &Site) -> bool {
         .items
         .iter()
         .any(|item| *item.path == *site.definition_path && item.shows_line(site.definition_line))
+}
+
+fn print_miss(site: &Site, budget: usize, packed: &PackedContext, baseline_hit: bool) {
+    let from_file: Vec<String> = packed
+        .items
+        .iter()
+        .filter(|i| *i.path == *site.definition_path)
+        .map(|i| format!("{:?} {} lines, reason {}", i.shown.len(), i.shown_lines().count(), i.reason.as_str()))
+        .collect();
+    let files: std::collections::BTreeSet<&str> = packed.items.iter().map(|i| &*i.path).collect();
+    eprintln!(
+        "miss @{budget}{}: {}:{} {} -> {}:{} | from its file: {:?} | {} files packed",
+        if baseline_hit { " (BM25 hit)" } else { "" },
+        site.path,
+        site.line + 1,
+        site.name,
+        site.definition_path,
+        site.definition_line + 1,
+        from_file,
+        files.len()
+    );
 }
 
 /// Whether every line `small` shows is shown by `large` too.
