@@ -28,7 +28,7 @@ use crate::index::{FileIndex, IndexSnapshot};
 /// Definition-snippet weight.
 pub const DEFINITION_WEIGHT: f64 = 3.0;
 /// Similar-window weight.
-pub const SIMILAR_WEIGHT: f64 = 1.5;
+pub const SIMILAR_WEIGHT: f64 = 3.0;
 /// Current-file weight (its pieces by distance from the cursor window).
 pub const CURRENT_WEIGHT: f64 = 1.0;
 /// Imported-file weight.
@@ -260,7 +260,13 @@ fn definition_factor(
     } else {
         1.0
     };
-    let private = if name.starts_with('_') { 0.5 } else { 1.0 };
+    // Python's convention only: elsewhere a leading underscore is often public API.
+    let python = definition.name.starts_with('_')
+        && snapshot
+            .definers(name)
+            .first()
+            .is_some_and(|path| path.ends_with(".py"));
+    let private = if python { 0.5 } else { 1.0 };
     let neighbours = 1.0 + NEIGHBOUR_BOOST * neighbour_uses.get(name).copied().unwrap_or(0.0);
     kind_weight(kind) * mention * popularity * ambiguous * private * neighbours
 }
