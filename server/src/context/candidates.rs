@@ -72,7 +72,13 @@ pub fn collect_signals(
     current: Option<&FileIndex>,
 ) -> Signals {
     let (window_start, window_end) = config.cursor_window(request);
-    let names = current.map(current_names).unwrap_or_default();
+    let mut names = current.map(current_names).unwrap_or_default();
+    // An instruction's identifiers are what the request is about: as strong as an import.
+    if let Some(instruction) = &request.instruction {
+        for word in identifiers_in(instruction) {
+            names.insert(word.into(), NameUse::Imported);
+        }
+    }
     let definitions = definition_spans(snapshot, request, config, current, &names);
     let query_text = lexical_query(request, config, current);
     let terms = query_terms(&query_text);

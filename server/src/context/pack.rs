@@ -62,18 +62,20 @@ pub fn pack(
     let current = snapshot.file(&request.path).map(Arc::as_ref);
     let scope = Scope::new(snapshot, current);
     let mut chunks = Chunks::new(snapshot, costs, current, cursor_window);
-    if let Some(left) = pack_every_source_file(&scope, &mut chunks, available) {
-        pack_others(snapshot, request, config, &scope, &mut chunks, left);
+    let signals = collect_signals(snapshot, request, config, current);
+    let scores = file_scores(&signals, config);
+    if let Some(left) = pack_every_source_file(&scope, &scores, &mut chunks, available) {
+        pack_others(&scope, &scores, &mut chunks, left);
     } else {
-        let signals = collect_signals(snapshot, request, config, current);
+        // Library code only (or code of the current file's own role): tests and the like come later.
         let sequence = foreground(&signals, current, cursor_window, config, |p| {
-            scope.tier(p).is_some()
+            scope.tier(p) == Some(0)
         });
         let cap = ((available as f64 * config.foreground_share) as usize)
             .min(config.max_foreground_tokens);
         let (_, used, exhausted) = chunks.take_prefix(sequence, cap, Tier::Foreground);
         let background_budget = available - if exhausted { used } else { cap };
-        let background = background_sequence(snapshot, config, &scope, &signals, &request.path);
+        let background = background_sequence(snapshot, &scores, &scope, &signals, &request.path);
         chunks.take_prefix(background, background_budget, Tier::Background);
     }
     packed.used_tokens = header_tokens + chunks.tokens();
@@ -144,6 +146,7 @@ pub fn language_family(name: &str) -> &str {
 /// starts only when a lower bound by bytes says it may fit.
 fn pack_every_source_file<'s>(
     scope: &Scope<'s>,
+    scores: &HashMap<Arc<str>, FileScore>,
     chunks: &mut Chunks<'s, '_>,
     available: usize,
 ) -> Option<usize> {
@@ -161,7 +164,12 @@ fn pack_every_source_file<'s>(
         if trial.tokens() > available {
             return None;
         }
-        trial.add_whole(file, Reason::Graph, 0.0);
+        let score = scores.get(&file.path);
+        trial.add_whole(
+            file,
+            score.map_or(Reason::Graph, |s| s.reason),
+            score.map_or(0.0, |s| s.score),
+        );
     }
     if trial.tokens() > available {
         return None;
@@ -174,19 +182,14 @@ fn pack_every_source_file<'s>(
 /// With the current language all packed: other languages' files, then text, best first by file score,
 /// while they fit whole.
 fn pack_others<'s>(
-    snapshot: &'s IndexSnapshot,
-    request: &ContextRequest,
-    config: &PackConfig,
     scope: &Scope<'s>,
+    scores: &HashMap<Arc<str>, FileScore>,
     chunks: &mut Chunks<'s, '_>,
     budget: usize,
 ) {
     if scope.others.is_empty() || budget < MIN_USEFUL_TOKENS {
         return;
     }
-    let current = snapshot.file(&request.path).map(Arc::as_ref);
-    let signals = collect_signals(snapshot, request, config, current);
-    let scores = file_scores(&signals, config);
     let score_of = |f: &FileIndex| scores.get(&f.path).map_or(0.0, |s| s.score);
     let mut others = scope.others.clone();
     others.sort_by(|a, b| {
@@ -210,12 +213,11 @@ fn pack_others<'s>(
 /// The background sequence over the current language's files, library code first.
 fn background_sequence<'s>(
     snapshot: &'s IndexSnapshot,
-    config: &PackConfig,
+    scores: &HashMap<Arc<str>, FileScore>,
     scope: &Scope<'s>,
     signals: &'s Signals,
     current: &'s str,
 ) -> Background<'s> {
-    let scores = file_scores(signals, config);
     let mut tiers: Vec<Vec<(FileScore, &Arc<FileIndex>)>> = vec![Vec::new(), Vec::new()];
     for (path, &(tier, file)) in &scope.family {
         if let Some(&score) = scores.get(*path) {
