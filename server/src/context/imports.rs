@@ -17,7 +17,13 @@ const SCRIPT_EXTENSIONS: &[&str] = &["ts", "tsx", "js", "jsx", "mjs", "cjs", "mt
 
 /// Module files that mostly re-export others: what they import is what importing them brings in.
 const BARREL_NAMES: &[&str] = &[
-    "index.ts", "index.js", "index.tsx", "index.mjs", "__init__.py", "mod.rs", "lib.rs",
+    "index.ts",
+    "index.js",
+    "index.tsx",
+    "index.mjs",
+    "__init__.py",
+    "mod.rs",
+    "lib.rs",
 ];
 
 /// The files the current file imports (in order of first import, without duplicates or itself), and for Go,
@@ -185,7 +191,10 @@ impl<'s> RustModules<'s> {
             .trim_start_matches('/')
             .trim_end_matches(".rs");
         let mut module: Vec<String> = below.split('/').map(str::to_owned).collect();
-        if matches!(module.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+        if matches!(
+            module.last().map(String::as_str),
+            Some("mod" | "lib" | "main")
+        ) {
             module.pop();
         }
         Self {
@@ -359,7 +368,12 @@ fn script_candidates(current: &str, specifier: &str) -> Vec<String> {
     };
     let mut out = vec![target.clone()];
     // `./x.js` written for an ES module compiled from `./x.ts`.
-    for (written, source) in [(".js", ".ts"), (".js", ".tsx"), (".mjs", ".mts"), (".cjs", ".cts")] {
+    for (written, source) in [
+        (".js", ".ts"),
+        (".js", ".tsx"),
+        (".mjs", ".mts"),
+        (".cjs", ".cts"),
+    ] {
         if let Some(stem) = target.strip_suffix(written) {
             out.push(format!("{stem}{source}"));
         }

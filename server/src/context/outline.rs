@@ -38,8 +38,10 @@ impl FileOutline {
                 }
                 stack.pop();
             }
-            let name_line = line_of(definition.name_byte)
-                .clamp(definition.start_line, definition.start_line + MAX_SIGNATURE_LINES - 1);
+            let name_line = line_of(definition.name_byte).clamp(
+                definition.start_line,
+                definition.start_line + MAX_SIGNATURE_LINES - 1,
+            );
             let mut shown: Vec<u32> = stack
                 .iter()
                 .map(|&outer| definitions[outer].start_line)
@@ -103,7 +105,12 @@ pub fn visible_from_elsewhere(
                     DefinitionKind::Variant | DefinitionKind::Impl | DefinitionKind::Macro
                 )
         }
-        Some("go") => same_directory || definition.name.starts_with(|c: char| c.is_ascii_uppercase()),
+        Some("go") => {
+            same_directory
+                || definition
+                    .name
+                    .starts_with(|c: char| c.is_ascii_uppercase())
+        }
         _ => true,
     }
 }

@@ -302,7 +302,14 @@ impl<'s, 'r> Chunks<'s, 'r> {
     }
 
     /// Adds lines to a file's snippets.
-    fn add_snippet(&mut self, file: &'s FileIndex, start: u32, end: u32, reason: Reason, score: f64) {
+    fn add_snippet(
+        &mut self,
+        file: &'s FileIndex,
+        start: u32,
+        end: u32,
+        reason: Reason,
+        score: f64,
+    ) {
         let costs = self.costs;
         let text = self
             .texts
@@ -327,7 +334,13 @@ impl<'s, 'r> Chunks<'s, 'r> {
     }
 
     /// Shows more lines in a file's map chunk.
-    fn add_map_lines(&mut self, file: &'s FileIndex, ranges: &[(u32, u32)], reason: Reason, score: f64) {
+    fn add_map_lines(
+        &mut self,
+        file: &'s FileIndex,
+        ranges: &[(u32, u32)],
+        reason: Reason,
+        score: f64,
+    ) {
         let costs = self.costs;
         let text = self
             .texts

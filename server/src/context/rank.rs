@@ -82,13 +82,9 @@ pub fn file_scores(signals: &Signals, config: &PackConfig) -> HashMap<Arc<str>, 
     let mut add = |list: &[Arc<str>], weight: f64, reason: Reason| {
         for (rank, path) in list.iter().enumerate() {
             let gain = weight / (k + rank as f64 + 1.0);
-            let entry = files.entry(path.clone()).or_insert((
-                FileScore {
-                    score: 0.0,
-                    reason,
-                },
-                0.0,
-            ));
+            let entry = files
+                .entry(path.clone())
+                .or_insert((FileScore { score: 0.0, reason }, 0.0));
             entry.0.score += gain;
             if gain > entry.1 {
                 entry.0.reason = reason;
@@ -102,7 +98,10 @@ pub fn file_scores(signals: &Signals, config: &PackConfig) -> HashMap<Arc<str>, 
     add(&signals.recent, RECENT_WEIGHT, Reason::Recent);
     // Directory distance is structural proximity: reported as "graph".
     add(&signals.nearby, NEARBY_WEIGHT, Reason::Graph);
-    files.into_iter().map(|(path, (score, _))| (path, score)).collect()
+    files
+        .into_iter()
+        .map(|(path, (score, _))| (path, score))
+        .collect()
 }
 
 /// The foreground sequence, best first. `admit` says which files may contribute; `current` is the current
@@ -166,11 +165,18 @@ pub fn foreground(
         );
     }
     if let Some(file) = current {
-        for (rank, (start, end)) in current_pieces(file.line_count, window, config.current_piece_lines)
-            .into_iter()
-            .enumerate()
+        for (rank, (start, end)) in
+            current_pieces(file.line_count, window, config.current_piece_lines)
+                .into_iter()
+                .enumerate()
         {
-            push(&file.path, start, end, rrf(CURRENT_WEIGHT, rank), Reason::Current);
+            push(
+                &file.path,
+                start,
+                end,
+                rrf(CURRENT_WEIGHT, rank),
+                Reason::Current,
+            );
         }
     }
     sort_best_first(&mut out);
@@ -342,7 +348,8 @@ impl<'s> Background<'s> {
         let graph = self.snapshot.graph();
         let directory = file.path.rfind('/').map_or("", |i| &file.path[..i]);
         let same_directory = directory == self.directory;
-        for (index, (definition, lines)) in file.definitions.iter().zip(&outline.lines).enumerate() {
+        for (index, (definition, lines)) in file.definitions.iter().zip(&outline.lines).enumerate()
+        {
             let visible = if visible_from_elsewhere(file, index, &outline, same_directory) {
                 1.0
             } else {

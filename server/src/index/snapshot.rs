@@ -79,7 +79,11 @@ impl IndexSnapshot {
         self.files
             .range(start..)
             .take_while(move |(path, _)| path.starts_with(&*prefix))
-            .filter(move |(path, _)| !path[directory.len()..].trim_start_matches('/').contains('/'))
+            .filter(move |(path, _)| {
+                !path[directory.len()..]
+                    .trim_start_matches('/')
+                    .contains('/')
+            })
             .map(|(_, file)| file)
     }
 

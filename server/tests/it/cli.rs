@@ -62,9 +62,15 @@ fn context_json_has_the_documented_shape() {
             ]
         );
         let reason = item["reason"].as_str().expect("reason");
-        assert!(
-            ["definition", "graph", "similar", "recent", "current", "import"].contains(&reason)
-        );
+        assert!([
+            "definition",
+            "graph",
+            "similar",
+            "recent",
+            "current",
+            "import"
+        ]
+        .contains(&reason));
         let shown = item["shown"].as_array().expect("runs");
         assert_eq!(shown[0][0], item["start_line"]);
         assert_eq!(shown[shown.len() - 1][1], item["end_line"]);

@@ -230,7 +230,8 @@ fn items_are_whole_lines_and_never_repeat_the_cursor_window() {
             assert_eq!(item.text, expected, "{}: whole lines only", item.path);
             if &*item.path == "server/src/context/pack.rs" {
                 assert!(
-                    item.shown_lines().all(|l| l < window_start || l > window_end),
+                    item.shown_lines()
+                        .all(|l| l < window_start || l > window_end),
                     "cursor window repeated"
                 );
             }
@@ -363,7 +364,11 @@ fn a_budget_that_holds_every_source_file_of_the_language_holds_them() {
     assert_eq!(packed.used_tokens, budget);
     // One token less cannot hold it whole, and packs no other language instead.
     let smaller = pack_with(&snapshot, &request("py/app.py", 12, budget - 1), counter);
-    assert!(smaller.items.iter().all(|i| i.path.ends_with(".py")), "{:#?}", smaller.items);
+    assert!(
+        smaller.items.iter().all(|i| i.path.ends_with(".py")),
+        "{:#?}",
+        smaller.items
+    );
 }
 
 #[test]
@@ -372,25 +377,26 @@ fn library_code_comes_before_tests_and_examples() {
         .map(|i| format!("    let value_{i} = input + {i};\n"))
         .collect();
     let library = format!("pub fn helper(input: u32) -> u32 {{\n{body}    input\n}}\n");
-    let test = format!("#[test]\nfn helper_works() {{\n{body}    assert_eq!(crate::helper(1), 1);\n}}\n");
+    let test =
+        format!("#[test]\nfn helper_works() {{\n{body}    assert_eq!(crate::helper(1), 1);\n}}\n");
     let repo = repo(&[
         ("src/lib.rs", "mod util;\npub use util::helper;\n"),
         ("src/util.rs", &library),
         ("src/other.rs", &library.replace("helper", "other_helper")),
         ("tests/helper_test.rs", &test),
         ("examples/demo.rs", &test.replace("helper_works", "demo")),
-        ("src/main.rs", "fn main() {\n    let x = helper(3);\n    \n}\n"),
+        (
+            "src/main.rs",
+            "fn main() {\n    let x = helper(3);\n    \n}\n",
+        ),
     ]);
     let host = common::load(repo.path());
     let snapshot = host.snapshot();
     for budget in [100, 300, 600, 1_200, 2_000] {
         let packed = pack_with(&snapshot, &request("src/main.rs", 3, budget), qwen());
-        let library_whole = ["src/util.rs", "src/other.rs", "src/lib.rs"].iter().all(|p| {
-            packed
-                .items
-                .iter()
-                .any(|i| &*i.path == *p && i.whole_file)
-        });
+        let library_whole = ["src/util.rs", "src/other.rs", "src/lib.rs"]
+            .iter()
+            .all(|p| packed.items.iter().any(|i| &*i.path == *p && i.whole_file));
         let has_tests = packed
             .items
             .iter()
@@ -417,7 +423,10 @@ fn a_map_shows_signatures_under_their_impl_and_covers_the_definition() {
     let repo = repo(&[
         ("src/lib.rs", "mod store;\nmod app;\n"),
         ("src/store.rs", &store),
-        ("src/app.rs", "use crate::store::Store;\n\nfn run(store: &mut Store) {\n    store.\n}\n"),
+        (
+            "src/app.rs",
+            "use crate::store::Store;\n\nfn run(store: &mut Store) {\n    store.\n}\n",
+        ),
     ]);
     let host = common::load(repo.path());
     let snapshot = host.snapshot();
@@ -429,7 +438,12 @@ fn a_map_shows_signatures_under_their_impl_and_covers_the_definition() {
         .unwrap_or_else(|| panic!("store.rs not packed: {:#?}", packed.items));
     assert!(!map.whole_file);
     assert!(map.text.contains("impl Store {\n"), "{}", map.text);
-    assert!(map.text.contains("    pub fn remove_item(&mut self, item: u32) -> bool {\n"), "{}", map.text);
+    assert!(
+        map.text
+            .contains("    pub fn remove_item(&mut self, item: u32) -> bool {\n"),
+        "{}",
+        map.text
+    );
     assert!(map.text.contains("⋮\n"), "{}", map.text);
     let file = snapshot.file("src/store.rs").expect("indexed");
     let remove = file
@@ -475,13 +489,27 @@ fn imports_resolve_to_the_files_they_name() {
     // lib.rs is a barrel: what it imports comes along (after its own imports).
     assert_eq!(
         imports("rs/src/lib.rs"),
-        ["rs/src/net/mod.rs", "rs/src/util.rs", "rs/src/util/helpers.rs"]
+        [
+            "rs/src/net/mod.rs",
+            "rs/src/util.rs",
+            "rs/src/util/helpers.rs"
+        ]
     );
-    assert_eq!(imports("rs/src/net/mod.rs"), ["rs/src/util.rs", "rs/src/util/helpers.rs"]);
+    assert_eq!(
+        imports("rs/src/net/mod.rs"),
+        ["rs/src/util.rs", "rs/src/util/helpers.rs"]
+    );
     assert_eq!(
         imports("pkg/app/views.py"),
-        ["pkg/app/models.py", "pkg/app/__init__.py", "pkg/app/utils.py"]
+        [
+            "pkg/app/models.py",
+            "pkg/app/__init__.py",
+            "pkg/app/utils.py"
+        ]
     );
-    assert_eq!(imports("web/src/main.ts"), ["web/src/lib/a.ts", "web/src/lib/index.ts", "web/c.js"]);
+    assert_eq!(
+        imports("web/src/main.ts"),
+        ["web/src/lib/a.ts", "web/src/lib/index.ts", "web/c.js"]
+    );
     assert_eq!(imports("cmd/main.go"), ["cmd/flags.go", "store/store.go"]);
 }

@@ -111,7 +111,10 @@ impl Bm25Index {
         let mut packed = Vec::new();
         for &w in ranked {
             let window = &self.windows[w as usize];
-            let cost = cache.count(counter, &format!("<|file_sep|>{}\n{}", window.path, window.text));
+            let cost = cache.count(
+                counter,
+                &format!("<|file_sep|>{}\n{}", window.path, window.text),
+            );
             if cost <= left {
                 left -= cost;
                 packed.push((window.path.clone(), window.start_line, window.end_line));

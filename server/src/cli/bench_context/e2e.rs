@@ -102,9 +102,11 @@ pub fn run(model: &Model, root: &std::path::Path, sites: &[Site]) -> anyhow::Res
         tokens.0 += with.1;
         tokens.1 += alone.1;
         eprintln!(
-            "{}:{}: expected {expected:?}\n  context: {:?}\n  alone:   {:?}",
+            "e2e {}:{}: context {} alone {} | expected {expected:?} | context {:?} | alone {:?}",
             site.path,
             site.line + 1,
+            u8::from(with.0.trim() == expected),
+            u8::from(alone.0.trim() == expected),
             with.0.trim(),
             alone.0.trim()
         );

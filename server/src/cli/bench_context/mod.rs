@@ -118,7 +118,11 @@ pub fn run(args: &ContextBenchArgs) -> anyhow::Result<()> {
         None => None,
     };
     let model = match &args.e2e_model {
-        Some(spec) => Some(e2e::Model::load(spec, args.e2e_budget, args.e2e_max_tokens)?),
+        Some(spec) => Some(e2e::Model::load(
+            spec,
+            args.e2e_budget,
+            args.e2e_max_tokens,
+        )?),
         None => None,
     };
     let mut results = Vec::new();
@@ -173,9 +177,10 @@ fn bench_repository(
     let root = path
         .canonicalize()
         .with_context(|| format!("cannot open {}", path.display()))?;
-    let name = root
-        .file_name()
-        .map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = root.file_name().map_or_else(
+        || root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let (mut host, report) = IndexHost::load(&root, IndexConfig::default(), None)?;
     let gold = gold::ctags_definitions(&root)?;
     let snapshot = host.snapshot();
@@ -296,7 +301,14 @@ fn print_miss(site: &Site, budget: usize, packed: &PackedContext, baseline_hit: 
         .items
         .iter()
         .filter(|i| *i.path == *site.definition_path)
-        .map(|i| format!("{:?} {} lines, reason {}", i.shown.len(), i.shown_lines().count(), i.reason.as_str()))
+        .map(|i| {
+            format!(
+                "{:?} {} lines, reason {}",
+                i.shown.len(),
+                i.shown_lines().count(),
+                i.reason.as_str()
+            )
+        })
         .collect();
     let files: std::collections::BTreeSet<&str> = packed.items.iter().map(|i| &*i.path).collect();
     eprintln!(
@@ -319,10 +331,10 @@ fn contained(small: &PackedContext, large: &PackedContext) -> bool {
         .iter()
         .flat_map(|item| item.shown_lines().map(move |line| (&*item.path, line)))
         .collect();
-    small
-        .items
-        .iter()
-        .all(|item| item.shown_lines().all(|line| shown.contains(&(&*item.path, line))))
+    small.items.iter().all(|item| {
+        item.shown_lines()
+            .all(|line| shown.contains(&(&*item.path, line)))
+    })
 }
 
 fn language_family(name: &str) -> &'static str {
@@ -340,7 +352,9 @@ fn summarize(budgets: Vec<usize>, repositories: Vec<RepoResult>) -> Report {
         language: language.to_owned(),
         repositories: rows.len(),
         qwen_ls: (0..budgets.len())
-            .map(|b| round3(rows.iter().map(|r| r.qwen_ls[b]).sum::<f64>() / rows.len().max(1) as f64))
+            .map(|b| {
+                round3(rows.iter().map(|r| r.qwen_ls[b]).sum::<f64>() / rows.len().max(1) as f64)
+            })
             .collect(),
         bm25: (0..budgets.len())
             .map(|b| round3(rows.iter().map(|r| r.bm25[b]).sum::<f64>() / rows.len().max(1) as f64))
@@ -370,7 +384,11 @@ fn print_tables(report: &Report) {
         .iter()
         .filter(|r| r.end_to_end.is_some())
         .collect();
-    let budgets: Vec<String> = report.budgets.iter().map(|b| format!("{}k", b / 1024)).collect();
+    let budgets: Vec<String> = report
+        .budgets
+        .iter()
+        .map(|b| format!("{}k", b / 1024))
+        .collect();
     let joined = budgets.join(" / ");
     println!("| repository | language | files | lines | sites | qwen-ls @{joined} | BM25 @{joined} | drops | containment | pack ms mean / p95 |");
     println!("|---|---|---:|---:|---:|---|---|---:|---:|---|");
@@ -413,7 +431,12 @@ fn print_tables(report: &Report) {
         if let Some(e) = &r.end_to_end {
             println!(
                 "| {} | {} | {} | {} | {:.0} / {:.0} |",
-                r.name, e.sites, e.with_context, e.current_file_only, e.prompt_tokens.0, e.prompt_tokens.1
+                r.name,
+                e.sites,
+                e.with_context,
+                e.current_file_only,
+                e.prompt_tokens.0,
+                e.prompt_tokens.1
             );
             sites += e.sites;
             with += e.with_context;
