@@ -169,20 +169,7 @@ impl MapChunk {
     /// nothing. Becomes the whole file as soon as that is no more expensive.
     pub fn with_lines(&self, text: &FileText, costs: Costs, start: u32, end: u32) -> Option<Self> {
         let last = text.last_line()?;
-        let (start, end) = (start.min(last), end.min(last));
-        if start > end || self.shows(start, end) {
-            return None;
-        }
-        let mut runs: Vec<Run> = Vec::with_capacity(self.runs.len() + 1);
-        let mut merged = (start, end);
-        for run in &self.runs {
-            if run.end + 1 < merged.0 || merged.1 + 1 < run.start {
-                runs.push(*run);
-            } else {
-                merged = (merged.0.min(run.start), merged.1.max(run.end));
-            }
-        }
-        let at = runs.partition_point(|r| r.start < merged.0);
+        let (mut runs, merged, at) = merge_run(&self.runs, start.min(last), end.min(last))?;
         runs.insert(
             at,
             Run {
@@ -210,11 +197,6 @@ impl MapChunk {
             }
         }
         Some(chunk)
-    }
-
-    /// Whether lines `start..=end` are all shown already.
-    fn shows(&self, start: u32, end: u32) -> bool {
-        self.runs.iter().any(|r| r.start <= start && end <= r.end)
     }
 
     /// Counts the runs whose piece changed: the new one at `changed`, and any whose "first" status changed.
@@ -279,21 +261,8 @@ impl Snippets {
     /// when that adds nothing.
     pub fn with_lines(&self, text: &FileText, costs: Costs, start: u32, end: u32) -> Option<Self> {
         let last = text.last_line()?;
-        let (start, end) = (start.min(last), end.min(last));
-        if start > end || self.runs.iter().any(|r| r.start <= start && end <= r.end) {
-            return None;
-        }
-        let mut runs = Vec::with_capacity(self.runs.len() + 1);
-        let mut merged = (start, end);
-        for run in &self.runs {
-            if run.end + 1 < merged.0 || merged.1 + 1 < run.start {
-                runs.push(*run);
-            } else {
-                merged = (merged.0.min(run.start), merged.1.max(run.end));
-            }
-        }
+        let (mut runs, merged, at) = merge_run(&self.runs, start.min(last), end.min(last))?;
         let tokens = text.cost(costs, &item_text(&text.file.path, ""), merged.0, merged.1);
-        let at = runs.partition_point(|r| r.start < merged.0);
         runs.insert(
             at,
             Run {
@@ -305,6 +274,25 @@ impl Snippets {
         );
         Some(Self { runs })
     }
+}
+
+/// `runs` without those that `start..=end` overlaps or touches, the merged run, and where it goes; `None` when
+/// the lines are all in one run already (or the range is empty).
+fn merge_run(runs: &[Run], start: u32, end: u32) -> Option<(Vec<Run>, (u32, u32), usize)> {
+    if start > end || runs.iter().any(|r| r.start <= start && end <= r.end) {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(runs.len() + 1);
+    let mut merged = (start, end);
+    for run in runs {
+        if run.end + 1 < merged.0 || merged.1 + 1 < run.start {
+            kept.push(*run);
+        } else {
+            merged = (merged.0.min(run.start), merged.1.max(run.end));
+        }
+    }
+    let at = kept.partition_point(|r| r.start < merged.0);
+    Some((kept, merged, at))
 }
 
 /// The first line of every block after the first: the first line with visible characters at or after every
@@ -322,7 +310,8 @@ pub fn block_starts(text: &str) -> Vec<u32> {
     starts
 }
 
-fn line_starts(text: &str) -> Vec<usize> {
+/// Byte offset of every line's start (the first is 0).
+pub fn line_starts(text: &str) -> Vec<usize> {
     let mut starts = vec![0];
     starts.extend(
         text.bytes()

@@ -2,6 +2,7 @@
 //! of its name — under the signatures of the definitions enclosing it (`impl`, class, module), bodies elided.
 //! Like Aider's map, but ranked and packed with everything else; a signature covers its definition.
 
+use super::chunk::line_starts;
 use crate::index::FileIndex;
 use crate::syntax::{Definition, DefinitionKind};
 
@@ -113,15 +114,4 @@ pub fn visible_from_elsewhere(
         }
         _ => true,
     }
-}
-
-fn line_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![0];
-    starts.extend(
-        text.bytes()
-            .enumerate()
-            .filter(|&(_, b)| b == b'\n')
-            .map(|(i, _)| i + 1),
-    );
-    starts
 }

@@ -301,6 +301,16 @@ impl<'s, 'r> Chunks<'s, 'r> {
         }
     }
 
+    /// A file's text (cut into lines on first use), its chunks, and the running total.
+    fn slot(&mut self, file: &'s FileIndex) -> (&FileText<'s>, &mut FileChunks, &mut usize) {
+        let text = self
+            .texts
+            .entry(file.path.clone())
+            .or_insert_with(|| FileText::new(file));
+        let chunks = self.files.entry(file.path.clone()).or_default();
+        (text, chunks, &mut self.total)
+    }
+
     /// Adds lines to a file's snippets.
     fn add_snippet(
         &mut self,
@@ -311,13 +321,9 @@ impl<'s, 'r> Chunks<'s, 'r> {
         score: f64,
     ) {
         let costs = self.costs;
-        let text = self
-            .texts
-            .entry(file.path.clone())
-            .or_insert_with(|| FileText::new(file));
-        let entry = self.files.entry(file.path.clone()).or_default();
+        let (text, entry, total) = self.slot(file);
         if let Some(next) = entry.snippets.with_lines(text, costs, start, end) {
-            self.total = self.total - entry.snippets.tokens() + next.tokens();
+            *total = *total - entry.snippets.tokens() + next.tokens();
             entry.snippets = next;
             if score > entry.snippet_score || entry.snippet_reason.is_none() {
                 entry.snippet_score = score;
@@ -342,11 +348,7 @@ impl<'s, 'r> Chunks<'s, 'r> {
         score: f64,
     ) {
         let costs = self.costs;
-        let text = self
-            .texts
-            .entry(file.path.clone())
-            .or_insert_with(|| FileText::new(file));
-        let entry = self.files.entry(file.path.clone()).or_default();
+        let (text, entry, total) = self.slot(file);
         let mut chunk: Option<MapChunk> = None;
         for &(start, end) in ranges {
             let base = chunk.as_ref().unwrap_or(&entry.map);
@@ -357,7 +359,7 @@ impl<'s, 'r> Chunks<'s, 'r> {
         let Some(chunk) = chunk else {
             return;
         };
-        self.total = self.total - entry.map.tokens() + chunk.tokens();
+        *total = *total - entry.map.tokens() + chunk.tokens();
         entry.map = Rc::new(chunk);
         if score >= entry.map_score || entry.map_reason.is_none() {
             entry.map_score = score;
