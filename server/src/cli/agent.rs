@@ -119,6 +119,13 @@ pub fn load_workspace(root: &Path) -> anyhow::Result<Workspace> {
     Ok(workspace)
 }
 
+/// Indexes `root` without a spinner or persistent cache (benchmarks).
+pub fn load_workspace_quietly(root: &Path) -> anyhow::Result<Workspace> {
+    let (workspace, _) = Workspace::load(root, &WorkspaceOptions::default())
+        .with_context(|| format!("cannot index {}", root.display()))?;
+    Ok(workspace)
+}
+
 /// Finds (downloading on first use, with a progress bar) and loads the model of `settings`; for the remote
 /// backend, connects to the server and checks the model name.
 pub fn load_model(settings: &Settings) -> anyhow::Result<Arc<dyn Generator>> {
