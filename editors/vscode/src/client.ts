@@ -22,7 +22,7 @@ import { RestartBackoff } from "./backoff";
 import { LANGUAGES, selectorFor, ServedLanguages } from "./languages";
 import { describeApplyResult, executeWithInstruction, parseApplyResult, ServerCommands, validateInstruction } from "./commandArgs";
 import { defaultResolveEnv, resolveServerPath } from "./serverPath";
-import { buildServerSettings, didChangeConfigurationParams, SECTION } from "./settings";
+import { buildServerSettings, didChangeConfigurationParams, SECTION, settingValue } from "./settings";
 import { StatusModel } from "./status";
 
 export class QwenClient implements vscode.Disposable {
@@ -45,7 +45,12 @@ export class QwenClient implements vscode.Disposable {
     const generation = ++this.generation;
     const config = vscode.workspace.getConfiguration(SECTION);
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    const resolved = resolveServerPath(config.get<string>("path"), defaultResolveEnv(folder));
+    // User settings only: a repository's `.vscode/settings.json` must never choose the program that runs.
+    const pathSetting = settingValue("path", config.inspect("path"));
+    const resolved = resolveServerPath(
+      typeof pathSetting === "string" ? pathSetting : undefined,
+      defaultResolveEnv(folder),
+    );
     if (!resolved.ok) {
       this.status.serverStopped(resolved.message);
       this.statusChanged.fire();

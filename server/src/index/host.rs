@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use super::cache::{CacheStatus, CacheStore};
 use super::document::{Document, TextEdit};
 use super::file_index::{analyze, content_hash, FileIndex};
-use super::filter::SecretMatcher;
+use super::gate::{Admission, Gate};
 use super::mounts::Mounts;
 use super::postings::Postings;
 use super::snapshot::{FileMap, GraphCell, IndexSnapshot, SymbolMap};
-use super::walk::{read_file, walk, SkippedFile};
-use super::{ignore_rules, ChangeError, IndexConfig, IndexError};
+use super::walk::{walk, SkippedFile};
+use super::{ChangeError, IndexConfig, IndexError};
 use crate::syntax::language_for_path;
 
 mod rescan;
@@ -107,8 +107,8 @@ pub struct IndexHost {
     root: Arc<Path>,
     /// The other workspace folders, indexed under `@name/` (`mounts.rs`).
     mounts: Mounts,
-    config: IndexConfig,
-    secrets: SecretMatcher,
+    /// Every folder's gate: what may be indexed, read or sent.
+    gate: Gate,
     cache: Option<CacheStore>,
     version: u64,
     files: Arc<FileMap>,
@@ -212,10 +212,9 @@ impl IndexHost {
         let definers = build_definers(&files);
         let postings = Postings::build(&files);
         let host = Self {
+            gate: Gate::for_folders(Some(&root), &mounts, config),
             root: root.into(),
             mounts,
-            secrets: SecretMatcher::new(&config.secret_patterns),
-            config,
             cache,
             version: 0,
             files: Arc::new(files),
@@ -268,6 +267,11 @@ impl IndexHost {
         &self.mounts
     }
 
+    /// The gate every text passes before it reaches this index (shared with the tasks, which ask it too).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// The version of an open document.
     pub fn document_version(&self, path: &str) -> Option<i32> {
         self.documents.get(path).map(|d| d.version)
@@ -282,6 +286,17 @@ impl IndexHost {
                 text,
             } => {
                 let path = checked_path(&path)?;
+                let admitted = match self.gate.check_path(Path::new(&*path)) {
+                    Admission::Index(real) if real == path => self.gate.check_text(&text),
+                    Admission::Index(_) => Err(super::SkipReason::Link),
+                    Admission::Unindexed(reason) | Admission::Refused(reason) => Err(reason),
+                };
+                if let Err(reason) = admitted {
+                    return Err(ChangeError::Refused {
+                        path: path.to_string(),
+                        reason,
+                    });
+                }
                 let language = language_for_path(Path::new(&*path));
                 let (document, entry) = Document::open(path.clone(), language, text, version);
                 self.documents.insert(path.clone(), document);
@@ -343,18 +358,36 @@ impl IndexHost {
     fn edit(&mut self, path: &str, version: i32, edits: &[TextEdit]) -> Result<(), ChangeError> {
         let path = checked_path(path)?;
         let current = self.files.get(&path).cloned();
-        let (Some(document), Some(mut entry)) = (self.documents.get_mut(&path), current) else {
-            return Err(ChangeError::NotOpen {
-                path: path.to_string(),
-            });
+        let not_open = || ChangeError::NotOpen {
+            path: path.to_string(),
         };
-        if version <= document.version {
+        let (Some(have), Some(mut entry)) = (self.document_version(&path), current) else {
+            return Err(not_open());
+        };
+        if version <= have {
             return Err(ChangeError::StaleVersion {
                 path: path.to_string(),
-                have: document.version,
+                have,
                 got: version,
             });
         }
+        let new_len = edits.iter().try_fold(entry.text.len(), |len, e| {
+            len.checked_sub(e.range.len())?
+                .checked_add(e.new_text.len())
+        });
+        // (An invalid range is reported by `apply_edit` below.)
+        let grown = new_len.map_or(Ok(()), |len| {
+            self.gate
+                .check_edit(len, edits.iter().map(|e| e.new_text.as_str()))
+        });
+        if let Err(reason) = grown {
+            // The editor's text no longer passes the gate: the index falls back to the file on disk.
+            tracing::info!("{path}: no longer indexing the open document: {reason}");
+            self.documents.remove(&path);
+            self.reload_from_disk(&path);
+            return Ok(());
+        }
+        let document = self.documents.get_mut(&path).ok_or_else(not_open)?;
         let backup = (edits.len() > 1).then(|| document.clone_state());
         for edit in edits {
             match document.apply_edit(edit, &entry) {
@@ -376,30 +409,24 @@ impl IndexHost {
     /// Reads a file from disk through the same filters as the walk; removes it from the index if it is
     /// gone, ignored or rejected.
     fn reload_from_disk(&mut self, path: &Arc<str>) {
-        let (folder, inside) = self.mounts.locate(&self.root, path);
-        let absolute = folder.join(inside);
-        let entry = if inside.is_empty() || ignore_rules::is_ignored(folder, inside, &self.config) {
-            None
-        } else {
-            match read_file(&absolute, &Arc::from(inside), &self.config, &self.secrets) {
-                Ok(file) => {
-                    let language = language_for_path(Path::new(&**path));
-                    let (symbols, _tree, error) = analyze(language, &file.text);
-                    if let Some(error) = error {
-                        tracing::warn!("{path}: indexed as text only: {error}");
-                    }
-                    Some(FileIndex::assemble(
-                        path.clone(),
-                        language,
-                        file.text.into(),
-                        file.lossy,
-                        symbols,
-                    ))
+        let entry = match self.gate.read(path) {
+            Ok(file) => {
+                let language = language_for_path(Path::new(&**path));
+                let (symbols, _tree, error) = analyze(language, &file.text);
+                if let Some(error) = error {
+                    tracing::warn!("{path}: indexed as text only: {error}");
                 }
-                Err(reason) => {
-                    tracing::info!("not indexing {path}: {reason}");
-                    None
-                }
+                Some(FileIndex::assemble(
+                    path.clone(),
+                    language,
+                    file.text.into(),
+                    file.lossy,
+                    symbols,
+                ))
+            }
+            Err(reason) => {
+                tracing::info!("not indexing {path}: {reason}");
+                None
             }
         };
         self.set_entry(path, entry);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod document;
 pub mod file_index;
 pub mod filter;
+pub mod gate;
 pub mod graph;
 pub mod host;
 pub mod identifiers;
@@ -25,6 +26,7 @@ pub use config::{IndexConfig, DEFAULT_SECRET_PATTERNS};
 pub use document::TextEdit;
 pub use file_index::{FileIndex, FileSymbols};
 pub use filter::SkipReason;
+pub use gate::{Admission, Gate};
 pub use graph::FileGraph;
 pub use host::{Change, IndexCheck, IndexHost, LoadReport};
 pub use mounts::{Mount, Mounts};
@@ -89,5 +91,13 @@ pub enum ChangeError {
     BadPath {
         /// The path.
         path: String,
+    },
+    /// A document the gate keeps out of the index (secret, ignored, hidden, too large, binary…).
+    #[error("{path} is not indexed: {reason}")]
+    Refused {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: SkipReason,
     },
 }

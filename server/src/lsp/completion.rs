@@ -375,7 +375,7 @@ fn dump_prompt(
     )
     .map_err(|e| e.to_string())
     .and_then(|prompt| {
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        crate::index::cache::create_private_dir(&dir).map_err(|e| e.to_string())?;
         let path = dir.join(format!("completion-{name}.txt"));
         std::fs::write(&path, prompt.prompt.to_text()).map_err(|e| e.to_string())?;
         Ok(path)

@@ -11,11 +11,11 @@ use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
     CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
     DidChangeConfigurationParams, DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams,
-    ExecuteCommandOptions, ExecuteCommandParams, Hover, HoverParams, HoverProviderCapability,
-    InitializeParams, InitializeResult, InitializedParams, InlineCompletionParams,
-    InlineCompletionResponse, OneOf, ServerCapabilities, ServerInfo, TextDocumentSyncCapability,
-    TextDocumentSyncKind, TextDocumentSyncOptions, WorkspaceFoldersServerCapabilities,
-    WorkspaceServerCapabilities,
+    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, Hover, HoverParams,
+    HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
+    InlineCompletionParams, InlineCompletionResponse, MessageType, OneOf, ServerCapabilities,
+    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -25,7 +25,7 @@ use super::guard::catch_panics;
 use super::position::Encoding;
 use super::state::{ClientSupport, State};
 use super::{actions, commands, completion, config, hover, logging_hook, startup, watch};
-use crate::index::{IndexConfig, Mounts};
+use crate::index::{Gate, IndexConfig, Mounts};
 use crate::syntax::lsp_language_ids;
 
 /// The server: a handle on the shared [`State`].
@@ -68,7 +68,8 @@ impl Server {
         Server { state }
     }
 
-    /// Records the workspace folders (the first is the root) and places the open documents in them.
+    /// Records the workspace folders (the first is the root) and places the open documents in them, each
+    /// judged by the gate of the folder that holds it.
     fn set_folders(&self, folders: Vec<PathBuf>) {
         let root = folders.first().cloned();
         let others = folders.get(1..).unwrap_or_default().to_vec();
@@ -76,7 +77,11 @@ impl Server {
             .as_deref()
             .map(|r| Mounts::new(r, &others))
             .unwrap_or_default();
-        self.state.documents.lock().refolder(root.clone(), mounts);
+        let gate = Gate::for_folders(root.as_deref(), &mounts, IndexConfig::default());
+        self.state
+            .documents
+            .lock()
+            .refolder(root.clone(), mounts, gate);
         self.state.set_root(root);
         self.state.set_folders(others);
     }
@@ -198,13 +203,10 @@ impl LanguageServer for Server {
             encoding,
             params.client_info.as_ref().map(|c| &c.name)
         );
-        let max_indexed =
-            usize::try_from(IndexConfig::default().max_file_bytes).unwrap_or(usize::MAX);
-        self.state.documents.reset(Documents::new(
-            folders.first().cloned(),
-            encoding,
-            max_indexed,
-        ));
+        // The folders (and their gate) are set right below.
+        self.state
+            .documents
+            .reset(Documents::new(None, encoding, Gate::default()));
         self.set_folders(folders);
         self.apply_settings(config::parse(
             params
@@ -319,6 +321,27 @@ impl LanguageServer for Server {
         tracing::info!("workspace folders now {folders:?}: indexing again");
         self.set_folders(folders);
         tokio::spawn(startup::load_index(self.state.clone()));
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        // The front door already took the text in; here the user learns, once per file, why a refused
+        // document gets nothing from qwen-ls.
+        let uri = params.text_document.uri;
+        let Some(reason) = self.state.documents.lock().refused(&uri) else {
+            return;
+        };
+        let name =
+            file_path(&uri).map_or_else(|| uri.as_str().to_owned(), |p| p.display().to_string());
+        self.state
+            .show_problem(
+                &format!("refused:{}", uri.as_str()),
+                MessageType::INFO,
+                format!(
+                    "qwen-ls: {name} {reason}: it is never read, indexed or sent to a model, so it gets no \
+                     completions, hovers or code actions (see SECURITY.md)"
+                ),
+            )
+            .await;
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {

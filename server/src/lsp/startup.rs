@@ -106,10 +106,21 @@ pub async fn load_model(state: Arc<State>) {
 }
 
 /// An empty directory to stand in for a workspace when the client gave no root: documents are then
-/// completed without repository context.
+/// completed without repository context. Created fresh and private (in the user's cache directory when there
+/// is one): a directory that already exists could hold files someone else put there for the index to read.
 fn empty_root() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("qwen-ls-no-workspace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let name = format!("no-workspace-{}", std::process::id());
+    let dir = match crate::index::CacheStore::default_dir() {
+        Some(cache) => {
+            crate::index::cache::create_private_dir(&cache)?;
+            cache.join(name)
+        }
+        None => std::env::temp_dir().join(format!("qwen-ls-{name}")),
+    };
+    // Left empty by an earlier process with the same id: removed; anything else makes `create_dir` fail.
+    let _ = std::fs::remove_dir(&dir);
+    std::fs::create_dir(&dir)?;
+    crate::index::cache::create_private_dir(&dir)?;
     Ok(dir)
 }
 

@@ -60,7 +60,7 @@ pub struct ClientSupport {
     pub document_changes: bool,
     /// `workspace.didChangeWatchedFiles.dynamicRegistration`: we may ask the client to watch files.
     pub watch_files: bool,
-    /// `workspace.workspaceEdit.changeAnnotationSupport`: edits may ask for the user's confirmation.
+    /// `workspace.workspaceEdit.changeAnnotationSupport`: the editor can ask before applying an edit.
     pub change_annotations: bool,
 }
 

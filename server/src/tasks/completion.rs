@@ -93,18 +93,7 @@ struct Resolved {
 }
 
 fn resolve(workspace: &Workspace, request: &CompletionRequest) -> Result<Resolved, TaskError> {
-    let relative = workspace.relative_path(&request.path);
-    let text = match (&request.text, &relative) {
-        (Some(text), _) => text.clone(),
-        (None, Some(relative)) => workspace.read_document(relative)?,
-        (None, None) => {
-            let bytes = std::fs::read(&request.path).map_err(|source| TaskError::Read {
-                path: request.path.clone(),
-                source,
-            })?;
-            String::from_utf8_lossy(&bytes).into()
-        }
-    };
+    let (relative, text) = workspace.task_document(&request.path, request.text.as_ref())?;
     let mut offset = request.offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

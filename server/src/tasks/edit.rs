@@ -21,7 +21,8 @@ use super::generator::{
     FinishReason, Flow, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
 };
 use super::patch::{
-    prepare, PatchError, PatchExit, PatchOptions, PatchOutcome, PreparedPatch, SeenFiles,
+    prepare, protected, ApplyPolicy, PatchError, PatchExit, PatchOptions, PatchOutcome,
+    PreparedPatch, SeenFiles,
 };
 use super::{CodeActionSettings, TaskError, Workspace};
 
@@ -63,6 +64,9 @@ pub struct FileEdit {
     pub after: String,
     /// The editor's version of the document when it was open (edits for another version are dropped).
     pub version: Option<i32>,
+    /// What the file configures, when it is editor, CI, build-tool or shell configuration that the user must
+    /// confirm before it is written ([`crate::tasks::patch::protected::CONFIRM`]).
+    pub confirm: Option<&'static str>,
 }
 
 /// A valid patch.
@@ -85,8 +89,14 @@ impl EditProposal {
 
     /// Writes the files atomically, only if each still holds what the patch was computed against; otherwise
     /// nothing is written (the CLI's `--apply`; the LSP applies [`EditProposal::files`] through the editor).
+    /// Configuration edits and introduced syntax errors are refused ([`PreparedPatch::apply`]).
     pub fn apply(&self) -> Result<(), PatchError> {
         self.patch.apply()
+    }
+
+    /// [`EditProposal::apply`], writing what `policy` allows.
+    pub fn apply_with(&self, policy: ApplyPolicy) -> Result<(), PatchError> {
+        self.patch.apply_with(policy)
     }
 }
 
@@ -189,8 +199,10 @@ fn line_of(text: &str, offset: usize) -> u32 {
         .count() as u32
 }
 
-/// The workspace path of a file an edit may change: inside the workspace, and in its first folder.
+/// The workspace path of a file an edit may change: one the gate lets into a prompt, inside the workspace, and
+/// in its first folder.
 fn editable_path(workspace: &Workspace, path: &Path) -> Result<String, TaskError> {
+    workspace.admit(path)?;
     let relative = workspace
         .relative_path(path)
         .ok_or_else(|| TaskError::OutsideWorkspace(path.to_path_buf()))?;
@@ -424,6 +436,7 @@ fn proposal(
         .into_iter()
         .map(|f| FileEdit {
             version: workspace.document_version(&f.path),
+            confirm: protected::needs_confirmation(&f.path),
             path: f.path,
             abs: f.abs,
             before: f.before,

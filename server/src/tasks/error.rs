@@ -23,6 +23,14 @@ pub enum TaskError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A file the gate never lets into a prompt (a secret, or listed in `.qwenignore`).
+    #[error("{path} is never read or sent to a model: it {reason} (see SECURITY.md)")]
+    Refused {
+        /// The path as given.
+        path: PathBuf,
+        /// Why ([`crate::index::SkipReason::Secret`] or [`crate::index::SkipReason::Private`]).
+        reason: crate::index::SkipReason,
+    },
     /// A path outside the workspace root (or not representable as a workspace path).
     #[error("{0} is not inside the workspace")]
     OutsideWorkspace(PathBuf),

@@ -218,7 +218,7 @@ impl SuggestionLog {
         let result = (|| -> std::io::Result<()> {
             if state.file.is_none() {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    crate::index::cache::create_private_dir(dir)?;
                 }
                 if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
                     std::fs::rename(path, path.with_extension("jsonl.1"))?;

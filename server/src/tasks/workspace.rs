@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::context::{TokenCountCache, TokenCounter};
 use crate::index::{
-    CacheStore, Change, ChangeError, IndexCheck, IndexConfig, IndexHost, IndexSnapshot, LoadReport,
-    Mounts,
+    CacheStore, Change, ChangeError, Gate, IndexCheck, IndexConfig, IndexHost, IndexSnapshot,
+    LoadReport, Mounts,
 };
 use crate::token_count::QwenTokenCounter;
 
@@ -35,6 +35,7 @@ pub struct WorkspaceOptions {
 pub struct Workspace {
     root: PathBuf,
     mounts: Mounts,
+    gate: Gate,
     host: Mutex<IndexHost>,
     open: Mutex<BTreeSet<String>>,
     counter: &'static QwenTokenCounter,
@@ -91,6 +92,7 @@ impl Workspace {
         Ok(Workspace {
             root: host.root().to_path_buf(),
             mounts: host.mounts().clone(),
+            gate: host.gate().clone(),
             host: Mutex::new(host),
             open: Mutex::new(BTreeSet::new()),
             counter,
@@ -207,6 +209,24 @@ impl Workspace {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Refuses a file the gate never lets into a prompt (secret patterns, `.qwenignore`), by its name and its
+    /// real path; `path` is absolute (inside the workspace or not) or relative to the root. Every task calls
+    /// this for the document it works on before reading it.
+    pub fn admit(&self, path: &Path) -> Result<(), TaskError> {
+        match self.gate.refusal(path) {
+            Some(reason) => Err(TaskError::Refused {
+                path: path.to_path_buf(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The gate of this workspace.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// The absolute path of a workspace-relative path.
     pub fn absolute_path(&self, relative: &str) -> PathBuf {
         let (folder, inside) = self.mounts.locate(&self.root, relative);
@@ -214,8 +234,10 @@ impl Workspace {
     }
 
     /// The current text of a document: an open document's editor text, else the indexed text, else the file
-    /// on disk (files the index skips — too large, ignored — can still be completed in).
+    /// on disk (files the index skips — too large, ignored — can still be completed in). Refused files
+    /// ([`Workspace::admit`]) are an error.
     pub fn read_document(&self, relative: &str) -> Result<Arc<str>, TaskError> {
+        self.admit(Path::new(relative))?;
         if let Some(file) = self.snapshot().file(relative) {
             if !file.lossy {
                 return Ok(file.text.clone());
@@ -227,6 +249,30 @@ impl Workspace {
             source,
         })?;
         Ok(String::from_utf8_lossy(&bytes).into())
+    }
+
+    /// The text a task works on: `text` when the front end sent it (an editor's buffer), else the workspace's
+    /// current text, else the file on disk (a file outside the workspace). Refused files are an error
+    /// whichever way the text came. Also returns the workspace-relative path (`None` outside the workspace).
+    pub fn task_document(
+        &self,
+        path: &Path,
+        text: Option<&Arc<str>>,
+    ) -> Result<(Option<String>, Arc<str>), TaskError> {
+        self.admit(path)?;
+        let relative = self.relative_path(path);
+        let text = match (text, &relative) {
+            (Some(text), _) => text.clone(),
+            (None, Some(relative)) => self.read_document(relative)?,
+            (None, None) => {
+                let bytes = std::fs::read(path).map_err(|source| TaskError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                String::from_utf8_lossy(&bytes).into()
+            }
+        };
+        Ok((relative, text))
     }
 
     /// The token counter budgets are measured with (the built-in Qwen tokenizer).

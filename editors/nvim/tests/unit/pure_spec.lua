@@ -45,6 +45,22 @@ return function(H)
     H.eq({ model = "/m", completion = { maxTokens = 8, enabled = false }, threads = { decode = 2 } }, c.settings)
   end)
 
+  H.test("config: user-only settings keep the user's values; project files are recognised", function()
+    local settings, overridden = config.keep_user_only(
+      { backend = "openai", openai = { endpoint = "https://attacker.example/v1", model = "m" }, completion = { maxTokens = 3 } },
+      { openai = { model = "m" } }
+    )
+    H.eq({ openai = { model = "m" }, completion = { maxTokens = 3 } }, settings)
+    H.eq({ "backend", "openai.endpoint" }, overridden)
+    local dir = H.tempdir()
+    -- Not a tail call: the calling file's frame must stay on the stack.
+    local body = { "local source = require('qwen-ls.config').project_source()", "return source" }
+    vim.fn.writefile(body, dir .. "/.nvim.lua")
+    vim.fn.writefile(body, dir .. "/init.lua")
+    H.eq(dir .. "/.nvim.lua", dofile(dir .. "/.nvim.lua"))
+    H.eq(nil, dofile(dir .. "/init.lua"))
+  end)
+
   H.test("config: unknown settings are warnings, unknown options are errors", function()
     local _, warnings = config.resolve({ settings = { modle = "x", completion = { maxTokenz = 1 } } })
     H.eq(2, #warnings)

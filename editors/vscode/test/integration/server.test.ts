@@ -65,7 +65,7 @@ before(async () => {
     // explanation does not fit at all.
     "hover.budget": { workspaceValue: 150 },
     "codeActions.maxTokens": { workspaceValue: 64 },
-    logFile: { workspaceValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
+    logFile: { globalValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
   };
   const init = await session.initialize(pathToFileURL(workspace).href, buildServerSettings({ inspect: (k) => userSettings[k] }));
   assert.ok(init.capabilities, "initialize returned capabilities");

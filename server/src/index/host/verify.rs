@@ -19,8 +19,12 @@ pub struct IndexCheck {
 impl IndexHost {
     /// Re-indexes the root from scratch (no cache), replays the open documents, and compares both states.
     pub fn verify(&self) -> Result<IndexCheck, IndexError> {
-        let (mut fresh, _) =
-            IndexHost::load_folders(&self.root, self.mounts.clone(), self.config.clone(), None)?;
+        let (mut fresh, _) = IndexHost::load_folders(
+            &self.root,
+            self.mounts.clone(),
+            self.gate.config().clone(),
+            None,
+        )?;
         for (path, document) in &self.documents {
             if let Some(file) = self.files.get(path) {
                 let open = Change::Open {

@@ -75,6 +75,20 @@ fn assert_equal(client: &Client, files: usize, what: &str) {
     assert_eq!(check["files"], files, "{what}: {check}");
 }
 
+/// `qwen-ls.debug.dumpPrompt` at line 2, column 5 of the open document `file`.
+fn dump_prompt(client: &Client, file: &Path) -> String {
+    client.request(
+        "workspace/executeCommand",
+        json!({
+            "command": "qwen-ls.debug.dumpPrompt",
+            "arguments": [{ "uri": uri(file), "position": { "line": 1, "character": 4 } }],
+        }),
+    )["prompt"]
+        .as_str()
+        .expect("prompt")
+        .to_owned()
+}
+
 fn module(i: usize, body: &str) -> String {
     format!("pub fn function_{i}() -> u32 {{\n    {body}\n}}\n")
 }
@@ -242,16 +256,7 @@ fn every_workspace_folder_is_indexed_and_folders_can_change() {
     let current = lib.join("src/current.rs");
     let text = std::fs::read_to_string(&current).expect("read");
     client.open(&uri(&current), "rust", &text);
-    let prompt = client.request(
-        "workspace/executeCommand",
-        json!({
-            "command": "qwen-ls.debug.dumpPrompt",
-            "arguments": [{ "uri": uri(&current), "position": { "line": 1, "character": 4 } }],
-        }),
-    )["prompt"]
-        .as_str()
-        .expect("prompt")
-        .to_owned();
+    let prompt = dump_prompt(client, &current);
     let at = |needle: &str| {
         prompt
             .find(needle)
@@ -304,6 +309,107 @@ fn every_workspace_folder_is_indexed_and_folders_can_change() {
         status(c)["indexedFiles"] == 2
     });
     assert_equal(client, 2, "the second folder removed");
+    client.shutdown_and_exit();
+    assert!(server.join(), "clean exit");
+}
+
+/// Every workspace folder passes the gate by its own rules: a secret, a file its own `.qwenignore` lists and a
+/// directory that links to `~/.ssh` reach neither the index nor a prompt — whether they were there at the
+/// first index, opened in the editor, or appeared behind its back (a watched file, a new directory, an ignore
+/// file that changed).
+#[test]
+fn every_workspace_folder_passes_the_gate_by_its_own_rules() {
+    const SECRETS: [&str; 4] = [
+        "s3cr3t-env-0a1b",
+        "s3cr3t-private-2c3d",
+        "s3cr3t-new-4e5f",
+        "s3cr3t-ssh-6a7b",
+    ];
+    const CONTROL: &str = "control-marker-9c8d";
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = dir.path().join("app");
+    let lib = dir.path().join("lib");
+    let home = dir.path().join("home");
+    let uses = "pub fn connect() -> usize {\n    database_password().len()\n}\n";
+    write(&app, "src/main.rs", uses);
+    write(
+        &lib,
+        "src/db.rs",
+        &format!("/// {CONTROL}\npub fn database_password() -> String {{\n    String::new()\n}}\n"),
+    );
+    write(&lib, ".qwenignore", "private/\n");
+    write(
+        &lib,
+        "private/keys.rs",
+        &format!(
+            "pub fn database_password() -> &'static str {{\n    \"{}\"\n}}\n",
+            SECRETS[1]
+        ),
+    );
+    write(&lib, ".env", &format!("DATABASE_PASSWORD={}\n", SECRETS[0]));
+    write(&home, ".ssh/config.rs", &format!("// {}\n", SECRETS[3]));
+    let server = InProcess::start(Arc::new(Silent), None, None);
+    let client = &server.client;
+    client.initialize_folders(&[&app, &lib], json!({}), &["utf-16"], true);
+    client.wait_ready();
+    assert_equal(client, 2, "main.rs and db.rs only");
+
+    // Opened in the editor: the second folder's `.qwenignore` refuses its file, like the root's would.
+    for (path, text) in [
+        (lib.join("private/keys.rs"), SECRETS[1]),
+        (lib.join(".env"), SECRETS[0]),
+    ] {
+        let refused = uri(&path);
+        client.open(&refused, "rust", text);
+        let dumped = client.call(
+            "workspace/executeCommand",
+            json!({ "command": "qwen-ls.debug.dumpPrompt",
+                    "arguments": [{ "uri": refused, "position": { "line": 0, "character": 0 } }] }),
+        );
+        assert!(
+            dumped["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("never reads or sends")),
+            "{}: {dumped}",
+            path.display()
+        );
+    }
+    assert_equal(client, 2, "refused documents are not indexed");
+
+    // Behind the editor's back: a listed file created, a directory that is a link to `~/.ssh`, and the
+    // ignore file rewritten (the rescan of the folder decides again, through the same gate).
+    write(
+        &lib,
+        "private/new.rs",
+        &format!("pub fn database_password_new() {{ \"{}\"; }}\n", SECRETS[2]),
+    );
+    events(client, &lib, &[("private/new.rs", 1)]);
+    assert_equal(client, 2, "a file the folder's .qwenignore lists");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(home.join(".ssh"), lib.join("linked")).expect("ln");
+        events(client, &lib, &[("linked/config.rs", 1)]);
+        assert_equal(client, 2, "a new directory that is a link to ~/.ssh");
+    }
+    write(&lib, ".qwenignore", "private/\n# rewritten\n");
+    events(client, &lib, &[(".qwenignore", 2)]);
+    assert_equal(client, 2, "the folder's ignore file rewritten");
+
+    // The prompt of an ordinary file of the first folder packs the second folder's context, but no secret.
+    let main = app.join("src/main.rs");
+    client.open(&uri(&main), "rust", uses);
+    let prompt = dump_prompt(client, &main);
+    assert!(
+        prompt.contains(CONTROL),
+        "the other folder's context is packed: {prompt}"
+    );
+    for secret in SECRETS {
+        assert!(!prompt.contains(secret), "{secret} in {prompt}");
+    }
+    // Dropping the rule brings the listed files in (the check above could fail).
+    write(&lib, ".qwenignore", "");
+    events(client, &lib, &[(".qwenignore", 2)]);
+    assert_equal(client, 4, "the folder's rule removed");
     client.shutdown_and_exit();
     assert!(server.join(), "clean exit");
 }

@@ -29,6 +29,7 @@ fn config(endpoint: &str) -> OpenAiConfig {
         endpoint: endpoint.to_string(),
         model: String::new(),
         api_key_env: "QWEN_LS_TEST_UNSET_KEY".to_string(),
+        allow_http: false,
         timeouts: Timeouts {
             connect: Duration::from_secs(2),
             response: Duration::from_secs(30),
