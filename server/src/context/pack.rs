@@ -382,23 +382,55 @@ impl<'s, 'r> Chunks<'s, 'r> {
                 continue;
             };
             let before = self.clone_file(&increment.path);
-            match tier {
-                Tier::Foreground => {
-                    for &(s, e) in &increment.ranges {
-                        self.add_snippet(file, s, e, increment.reason, increment.score);
-                    }
-                }
-                Tier::Background => {
-                    self.add_map_lines(file, &increment.ranges, increment.reason, increment.score);
-                }
-            }
+            self.add_ranges(file, &increment, &increment.ranges, tier);
             if self.total.saturating_sub(start) > budget {
                 self.restore_file(&increment.path, before);
+                self.take_ranges_that_fit(file, &increment, tier, start, budget);
                 return (taken, self.total - start, false);
             }
             taken += 1;
         }
         (taken, self.total.saturating_sub(start), true)
+    }
+
+    /// The increment that does not fit whole: its leading ranges, one by one, while they fit. Without this a
+    /// large increment at the boundary would leave much of the budget empty. A larger budget takes at least
+    /// these ranges (and the rest of the increment), so budgets still only add.
+    fn take_ranges_that_fit(
+        &mut self,
+        file: &'s FileIndex,
+        increment: &Increment,
+        tier: Tier,
+        start: usize,
+        budget: usize,
+    ) {
+        for range in increment.ranges.chunks(1) {
+            let before = self.clone_file(&increment.path);
+            self.add_ranges(file, increment, range, tier);
+            if self.total.saturating_sub(start) > budget {
+                self.restore_file(&increment.path, before);
+                return;
+            }
+        }
+    }
+
+    fn add_ranges(
+        &mut self,
+        file: &'s FileIndex,
+        increment: &Increment,
+        ranges: &[(u32, u32)],
+        tier: Tier,
+    ) {
+        match tier {
+            Tier::Foreground => {
+                for &(s, e) in ranges {
+                    self.add_snippet(file, s, e, increment.reason, increment.score);
+                }
+            }
+            Tier::Background => {
+                self.add_map_lines(file, ranges, increment.reason, increment.score);
+            }
+        }
     }
 
     fn file(&self, path: &str) -> Option<&'s FileIndex> {
