@@ -4,6 +4,7 @@
 
 mod agent;
 mod bench;
+mod bench_context;
 pub mod bench_engine;
 mod bench_lsp;
 mod bench_typing;

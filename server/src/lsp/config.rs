@@ -157,6 +157,7 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         "codeActions.enabled" => s.code_actions.enabled = boolean(value)?,
         "codeActions.budget" => s.code_actions.budget = positive(value)?,
         "codeActions.maxTokens" => s.code_actions.max_tokens = positive(value)?,
+        "codeActions.preview" => s.code_actions.preview = boolean(value)?,
         "debug.dumpPrompt" => s.debug.dump_prompt = boolean(value)?,
         "logFile" => {
             let path = string(value)?;

@@ -36,6 +36,7 @@ mod state;
 pub mod status;
 pub mod transport;
 mod warmup;
+mod watch;
 mod writer;
 
 use std::path::{Path, PathBuf};

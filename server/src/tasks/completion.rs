@@ -115,18 +115,7 @@ struct Resolved {
 }
 
 fn resolve(workspace: &Workspace, request: &CompletionRequest) -> Result<Resolved, TaskError> {
-    let relative = workspace.relative_path(&request.path);
-    let text = match (&request.text, &relative) {
-        (Some(text), _) => text.clone(),
-        (None, Some(relative)) => workspace.read_document(relative)?,
-        (None, None) => {
-            let bytes = std::fs::read(&request.path).map_err(|source| TaskError::Read {
-                path: request.path.clone(),
-                source,
-            })?;
-            String::from_utf8_lossy(&bytes).into()
-        }
-    };
+    let (relative, text) = workspace.task_document(&request.path, request.text.as_ref())?;
     let mut offset = request.offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -389,12 +378,16 @@ pub fn complete(
     request: &CompletionRequest,
     cancel: &CancelToken,
 ) -> Result<Option<Completion>, TaskError> {
-    complete_with_stats(workspace, generator, caches, settings, request, cancel)
-        .map(|(completion, _)| completion)
+    complete_with_stats(
+        workspace, generator, caches, settings, request, cancel, None,
+    )
+    .map(|(completion, _)| completion)
 }
 
 /// [`complete`], with the call's timings and counters also when nothing is shown (a generation whose output
-/// post-processing rejected still ran a prompt: the suggestion log records its tokens).
+/// post-processing rejected still ran a prompt: the suggestion log records its tokens). With `alternative`,
+/// one more suggestion drawn with that sampling: an alternative neither reads nor fills the forward cache
+/// (which holds the suggestion on screen).
 pub fn complete_with_stats(
     workspace: &Workspace,
     generator: &dyn Generator,
@@ -402,6 +395,7 @@ pub fn complete_with_stats(
     settings: &CompletionSettings,
     request: &CompletionRequest,
     cancel: &CancelToken,
+    alternative: Option<Sampling>,
 ) -> Result<(Option<Completion>, TaskStats), TaskError> {
     let started = Instant::now();
     let cpu_started = super::measure::thread_cpu_seconds();
@@ -409,7 +403,11 @@ pub fn complete_with_stats(
     let resolved = resolve(workspace, request)?;
     let text: &str = &resolved.text;
     let (prefix, suffix) = text.split_at(resolved.offset);
-    if let Some(cached) = caches.forward().get(prefix, suffix) {
+    let cached = match alternative {
+        None => caches.forward().get(prefix, suffix),
+        Some(_) => None,
+    };
+    if let Some(cached) = cached {
         let end = (resolved.offset + cached.replace_len).min(text.len());
         let stats = TaskStats {
             total_secs: started.elapsed().as_secs_f64(),
@@ -458,7 +456,8 @@ pub fn complete_with_stats(
         .map(|(layout, prompt)| GenRequest {
             prompt: GenPrompt::Raw(prompt.prompt.clone()),
             max_tokens: settings.max_tokens,
-            sampling: Sampling::with_temperature(settings.temperature),
+            sampling: alternative
+                .unwrap_or_else(|| Sampling::with_temperature(settings.temperature)),
             stop: Vec::new(),
             session: Some(session_of(&resolved.display_path, *layout)),
         })
@@ -498,7 +497,7 @@ pub fn complete_with_stats(
     let Ok(edit) = outcome.result else {
         return Ok((None, stats));
     };
-    if edit.range.start == resolved.offset {
+    if edit.range.start == resolved.offset && alternative.is_none() {
         caches
             .forward()
             .insert(prefix, suffix, &edit.text, edit.range.len());

@@ -80,8 +80,12 @@ pub struct OpenAiSettings {
     pub endpoint: String,
     /// `openai.model`: model name on the server (empty: the first from `/v1/models`).
     pub model: String,
-    /// `openai.apiKeyEnv`: name of the environment variable holding the API key.
+    /// `openai.apiKeyEnv`: name of the environment variable holding the API key (`QWEN_LS_*` or
+    /// `OPENAI_API_KEY`).
     pub api_key_env: String,
+    /// Plain `http://` to another machine is allowed. Not a configuration key (a workspace must not grant it):
+    /// only the CLI's `--allow-http` sets it, or `QWEN_LS_ALLOW_HTTP=1` in the environment.
+    pub allow_http: bool,
 }
 
 impl Default for OpenAiSettings {
@@ -90,6 +94,7 @@ impl Default for OpenAiSettings {
             endpoint: "http://127.0.0.1:8000/v1".to_string(),
             model: String::new(),
             api_key_env: "QWEN_LS_API_KEY".to_string(),
+            allow_http: false,
         }
     }
 }
@@ -181,6 +186,9 @@ pub struct CodeActionSettings {
     pub budget: usize,
     /// `codeActions.maxTokens`.
     pub max_tokens: usize,
+    /// `codeActions.preview`: edits ask the editor to show them for review before they apply (LSP change
+    /// annotations with `needsConfirmation`).
+    pub preview: bool,
 }
 
 impl Default for CodeActionSettings {
@@ -189,6 +197,7 @@ impl Default for CodeActionSettings {
             enabled: true,
             budget: 8192,
             max_tokens: 1024,
+            preview: true,
         }
     }
 }
@@ -270,7 +279,8 @@ mod tests {
             CodeActionSettings {
                 enabled: true,
                 budget: 8192,
-                max_tokens: 1024
+                max_tokens: 1024,
+                preview: true,
             }
         );
         assert!(!s.debug.dump_prompt);

@@ -191,9 +191,10 @@ fn a_warm_up_leaves_the_request_at_its_place_one_token_and_a_keystroke_a_few() {
     assert_eq!(warm.finish, WarmFinish::Done);
     assert!(warm.prefilled_tokens > 100, "{warm:?}");
     let stats = |request: &CompletionRequest| {
-        let (_, stats) =
-            complete_with_stats(&workspace, &generator, &caches, &settings, request, &never)
-                .expect("runs");
+        let (_, stats) = complete_with_stats(
+            &workspace, &generator, &caches, &settings, request, &never, None,
+        )
+        .expect("runs");
         stats.generation.expect("a generation")
     };
     // At the warmed place: everything but the last token comes from the cache.
