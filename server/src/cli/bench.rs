@@ -60,6 +60,9 @@ enum BenchTarget {
     /// Engine: prefill and decode tok/s of qwen-ls vs llama.cpp and candle-transformers on one GGUF, with the
     /// memory-bandwidth bound.
     Engine(super::bench_engine::EngineBenchArgs),
+    /// Speculative decoding: tokens/s and tokens per pass of patches, refactors and explanations with it off,
+    /// with prompt lookup and with a draft model, on the same tasks in one run.
+    Speculative(super::bench_spec::SpeculativeBenchArgs),
 }
 
 /// Runs the benchmark.
@@ -88,6 +91,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             endpoint: endpoint.clone(),
         }),
         BenchTarget::Engine(engine) => super::bench_engine::run(engine),
+        BenchTarget::Speculative(spec) => super::bench_spec::run(spec),
     }
 }
 

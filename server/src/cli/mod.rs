@@ -6,6 +6,7 @@ mod agent;
 mod bench;
 pub mod bench_engine;
 mod bench_lsp;
+mod bench_spec;
 mod complete_cmd;
 mod context_cmd;
 mod explain_cmd;

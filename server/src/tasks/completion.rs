@@ -220,6 +220,7 @@ pub fn complete(
             sampling: Sampling::with_temperature(settings.temperature),
             stop: Vec::new(),
             session: Some(SessionKey::document(&resolved.display_path)),
+            speculation: settings.speculative,
         },
         cancel,
         &mut |delta| match session.push(delta) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use qwen_engine::{LoadOptions, LoadedModel, Prompt};
 use qwen_ls::tasks::{
     CancelToken, FinishReason, Flow, GenPrompt, GenRequest, Generator, LocalGenerator,
-    LocalOptions, Sampling, SessionKey,
+    LocalOptions, Sampling, SessionKey, SpeculativeMode,
 };
 
 fn generator(options: LocalOptions) -> LocalGenerator {
@@ -24,6 +24,7 @@ fn request(text: &str, session: &str, max_tokens: usize) -> GenRequest {
         sampling: Sampling::greedy(),
         stop: Vec::new(),
         session: Some(SessionKey(session.to_string())),
+        speculation: SpeculativeMode::Off,
     }
 }
 
