@@ -139,6 +139,7 @@ fn greedy(speculation: Speculation, max_tokens: usize) -> GenerateParams {
 #[test]
 fn greedy_output_is_byte_identical_in_every_mode() {
     let other = load(&model_dir("qwen2-tiny"), None).model;
+    let mut lookup_drafted = 0;
     for path in fixtures() {
         let isas: Vec<Option<Isa>> = if path.extension().is_some_and(|e| e == "gguf") {
             Isa::supported().into_iter().map(Some).collect()
@@ -167,7 +168,17 @@ fn greedy_output_is_byte_identical_in_every_mode() {
                 assert_eq!(g.text, plain.text, "{label} {mode}: text");
                 assert_eq!(g.stop_reason, plain.stop_reason, "{label} {mode}");
                 let s = &g.stats;
-                assert!(s.drafted_tokens > 0, "{label} {mode}: nothing was drafted");
+                // Prompt lookup drafts whenever a chosen token (but the last) occurred before it.
+                let ids = &g.token_ids;
+                let repeats = (0..ids.len().saturating_sub(1)).any(|i| {
+                    prompt.contains(&ids[i]) || ids[..i].contains(&ids[i])
+                });
+                if mode == "lookup" {
+                    assert_eq!(s.drafted_tokens > 0, repeats, "{label} lookup: {s:?}");
+                    lookup_drafted += s.drafted_tokens;
+                } else {
+                    assert!(s.drafted_tokens > 0, "{label} {mode}: nothing was drafted");
+                }
                 if mode == "draft=self" {
                     assert_eq!(s.accepted_tokens, s.drafted_tokens, "{label}: {s:?}");
                     assert!(s.decode_steps * 3 < plain.stats.decode_steps, "{label}: {s:?}");
@@ -180,6 +191,7 @@ fn greedy_output_is_byte_identical_in_every_mode() {
             }
         }
     }
+    assert!(lookup_drafted > 0, "prompt lookup never drafted on any fixture");
 }
 
 /// Stop strings, stop tokens and the token budget cut a speculative pass exactly where plain decoding stops.

@@ -16,7 +16,8 @@ use qwen_engine::{
 
 use super::model::TerminalProgress;
 use crate::store::{ModelSpec, Store};
-use crate::tasks::{check_draft_vocabulary, DEFAULT_DRAFT_MODEL};
+use crate::tasks::generator::check_draft_vocabulary;
+use crate::tasks::DEFAULT_DRAFT_MODEL;
 
 /// Arguments of `qwen-ls generate`.
 #[derive(Debug, Args)]
@@ -205,7 +206,12 @@ fn load_draft(
         .with_context(|| format!("finding the draft model {spec}"))?;
     let draft = LoadedModel::load(&local.path, options)
         .with_context(|| format!("loading the draft model {}", local.path.display()))?;
-    check_draft_vocabulary(target, &draft)?;
+    check_draft_vocabulary(target, &draft).map_err(|reason| {
+        anyhow::anyhow!(
+            "cannot use {} as the draft model: {reason}",
+            local.path.display()
+        )
+    })?;
     eprintln!("[draft] {}", local.path.display());
     Ok(draft)
 }
