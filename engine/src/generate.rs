@@ -11,8 +11,8 @@ use candle_core::Tensor;
 use crate::cancel::CancelToken;
 use crate::model::Model;
 use crate::sampling::{Sampler, SamplingParams};
-use crate::speculative::{Drafter, Speculation};
 use crate::sequence::{Sequence, SequenceError, DEFAULT_PREFILL_CHUNK};
+use crate::speculative::{Drafter, Speculation};
 use crate::stop::StopScanner;
 use crate::tokenizer::Tokenizer;
 
@@ -240,6 +240,7 @@ pub fn generate(
             // drafts; the token chosen last is run by the next pass.
             seq.truncate(seq.len() - (drafts.len() - accepted));
             stats.accepted_tokens += accepted;
+            tracing::trace!(drafted = drafts.len(), accepted, "verified");
             drafter.record(drafts.len(), accepted, pass_started.elapsed().as_secs_f64());
         } else if stats.decode_steps > 0 {
             drafter.record(0, 0, pass_started.elapsed().as_secs_f64());

@@ -253,7 +253,12 @@ mod tests {
             ..Default::default()
         };
         // Top-4 of LOGITS at T = 1: tokens 1 and 4 (e^3), 2 (e^2.5), 0 (e^1).
-        let weights = [(1u32, 3f64.exp()), (4, 3f64.exp()), (2, 2.5f64.exp()), (0, 1f64.exp())];
+        let weights = [
+            (1u32, 3f64.exp()),
+            (4, 3f64.exp()),
+            (2, 2.5f64.exp()),
+            (0, 1f64.exp()),
+        ];
         let total: f64 = weights.iter().map(|w| w.1).sum();
         let n = 40_000;
         for proposal in [1, 2, 0, 3, 5] {
@@ -262,7 +267,11 @@ mod tests {
             for _ in 0..n {
                 counts[s.choose(&LOGITS, Some(proposal)) as usize] += 1;
             }
-            assert_eq!(counts[3] + counts[5], 0, "proposal {proposal}: outside the top-k");
+            assert_eq!(
+                counts[3] + counts[5],
+                0,
+                "proposal {proposal}: outside the top-k"
+            );
             for (token, w) in weights {
                 let p = w / total;
                 let expected = p * n as f64;

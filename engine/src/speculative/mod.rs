@@ -21,10 +21,10 @@ pub mod lookup;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::cancel::CancelToken;
 use crate::model::{Model, ModelError};
 use crate::sampling::argmax;
 use crate::sequence::{Sequence, SequenceError};
-use crate::cancel::CancelToken;
 use draft_len::DraftLength;
 
 /// Most tokens drafted per pass.
@@ -84,7 +84,9 @@ pub enum Speculation {
 impl PartialEq for Speculation {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Speculation::Off, Speculation::Off) | (Speculation::Lookup, Speculation::Lookup) => true,
+            (Speculation::Off, Speculation::Off) | (Speculation::Lookup, Speculation::Lookup) => {
+                true
+            }
             (Speculation::Draft(a), Speculation::Draft(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -105,11 +107,11 @@ impl Speculation {
 /// Prior acceptance rate of a draft source before any pass was seen.
 const PRIOR_ACCEPTANCE: f64 = 0.6;
 /// Prior cost of one verified draft token relative to a one-token pass (prompt lookup: verification only).
-/// Measured on the default model on 2 AVX2 cores (docs/BENCHMARKS.md, "Speculative decoding"); replaced by
-/// the measured value as soon as passes of two lengths were timed.
-const PRIOR_ALPHA_LOOKUP: f64 = 0.15;
+/// A starting guess, not a measurement: the estimate moves toward the measured cost once passes with and without
+/// drafts were timed, and back toward this prior during passes without drafts.
+const PRIOR_ALPHA_LOOKUP: f64 = 0.4;
 /// The same for a draft model, whose every drafted token also costs a step of the draft model.
-const PRIOR_ALPHA_DRAFT: f64 = 0.6;
+const PRIOR_ALPHA_DRAFT: f64 = 0.5;
 
 /// Proposes drafts for one generation and learns how many to propose.
 pub(crate) struct Drafter {
@@ -119,6 +121,9 @@ pub(crate) struct Drafter {
     fixed: Option<usize>,
     /// Source of the last proposal, for [`Drafter::record`].
     source: usize,
+    /// Whether the last pass took every draft it verified: inside a copied run the next drafts are far more
+    /// likely right than after a miss, so acceptance is learned separately for the two cases.
+    streak: bool,
 }
 
 /// Drafted tokens and what it took to draft them.
@@ -132,16 +137,22 @@ impl Drafter {
     /// as many as the measured acceptance rate and pass cost say pay off.
     pub fn new(speculation: &Speculation, fixed: Option<usize>) -> Self {
         let (sources, alpha) = match speculation {
-            // One acceptance class per n-gram length.
-            Speculation::Lookup => (lookup::MAX_NGRAM, PRIOR_ALPHA_LOOKUP),
-            Speculation::Off | Speculation::Draft(_) => (1, PRIOR_ALPHA_DRAFT),
+            // One acceptance class per n-gram length, after a full acceptance or not.
+            Speculation::Lookup => (2 * lookup::MAX_NGRAM, PRIOR_ALPHA_LOOKUP),
+            Speculation::Off | Speculation::Draft(_) => (2, PRIOR_ALPHA_DRAFT),
         };
         Drafter {
             speculation: speculation.clone(),
             length: DraftLength::new(MAX_DRAFT, sources, PRIOR_ACCEPTANCE, alpha),
             fixed: fixed.map(|k| k.min(MAX_DRAFT)),
             source: 0,
+            streak: false,
         }
+    }
+
+    /// The acceptance class of drafts from `base` (an n-gram length, or the draft model) right now.
+    fn class(&self, base: usize) -> usize {
+        2 * base + usize::from(self.streak)
     }
 
     /// How many of `available` tokens to draft from `source`.
@@ -164,7 +175,8 @@ impl Drafter {
         if let Speculation::Draft(model) = &self.speculation {
             // A prompt longer than the draft model's context is not an error: it just cannot draft.
             if prompt.len() <= model.config().max_position_embeddings {
-                seq.draft_sequence(model).prefill(model, prompt, chunk, cancel)?;
+                seq.draft_sequence(model)
+                    .prefill(model, prompt, chunk, cancel)?;
             }
         }
         Ok(())
@@ -187,19 +199,27 @@ impl Drafter {
                 let Some(found) = lookup::lookup(context, available.min(MAX_DRAFT)) else {
                     return Ok(none);
                 };
-                self.source = found.ngram - 1;
+                self.source = self.class(found.ngram - 1);
                 let k = self.length(self.source, found.tokens.len());
+                tracing::trace!(
+                    ngram = found.ngram,
+                    found = found.tokens.len(),
+                    k,
+                    acceptance = self.length.acceptance(self.source),
+                    alpha = self.length.alpha(),
+                    "lookup draft"
+                );
                 let mut tokens = found.tokens;
                 tokens.truncate(k);
                 Ok(Proposal { tokens })
             }
             Speculation::Draft(model) => {
-                self.source = 0;
+                self.source = self.class(0);
                 let room = model
                     .config()
                     .max_position_embeddings
                     .saturating_sub(context.len());
-                let k = self.length(0, available.min(room));
+                let k = self.length(self.source, available.min(room));
                 if k == 0 {
                     return Ok(none);
                 }
@@ -207,15 +227,16 @@ impl Drafter {
                 let mut logits = draft.prefill(model, context, chunk, cancel)?.logits;
                 let mut tokens = Vec::with_capacity(k);
                 loop {
-                    let host: Vec<f32> = logits
-                        .flatten_all()
-                        .and_then(|l| l.to_vec1())
-                        .map_err(|e| {
-                            SequenceError::Model(ModelError::Tensor {
-                                context: "draft model logits".into(),
-                                source: Box::new(e),
-                            })
-                        })?;
+                    let host: Vec<f32> =
+                        logits
+                            .flatten_all()
+                            .and_then(|l| l.to_vec1())
+                            .map_err(|e| {
+                                SequenceError::Model(ModelError::Tensor {
+                                    context: "draft model logits".into(),
+                                    source: Box::new(e),
+                                })
+                            })?;
                     let token = argmax(&host);
                     tokens.push(token);
                     if tokens.len() == k {
@@ -232,5 +253,6 @@ impl Drafter {
     /// (drafting and verification) took `secs`.
     pub fn record(&mut self, drafted: usize, accepted: usize, secs: f64) {
         self.length.record(self.source, drafted, accepted, secs);
+        self.streak = drafted > 0 && accepted == drafted;
     }
 }

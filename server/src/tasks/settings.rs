@@ -299,7 +299,10 @@ mod tests {
         );
         assert!(!s.debug.dump_prompt);
         assert_eq!(s.log_file, None);
-        assert_eq!((s.draft_model.as_str(), s.completion_model.as_str()), ("", ""));
+        assert_eq!(
+            (s.draft_model.as_str(), s.completion_model.as_str()),
+            ("", "")
+        );
         assert_eq!(s.completion.speculative, SpeculativeMode::Off);
         assert_eq!(s.draft_model_spec(), None);
     }

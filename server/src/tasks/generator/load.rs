@@ -123,9 +123,12 @@ pub fn load_generator(
         Some(d) => generator.with_draft(Arc::clone(&d.model)),
         None => generator,
     };
-    let main_generator = main_local
-        .as_ref()
-        .map(|local| with_draft(LocalGenerator::new(local.model.clone(), LocalOptions::default())));
+    let main_generator = main_local.as_ref().map(|local| {
+        with_draft(LocalGenerator::new(
+            local.model.clone(),
+            LocalOptions::default(),
+        ))
+    });
     if let Some(completion) = completion {
         let mut generator = with_draft(LocalGenerator::new(
             completion.model.clone(),

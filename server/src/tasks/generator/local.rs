@@ -106,7 +106,9 @@ impl LocalGenerator {
             (SpeculativeMode::Draft, None) => {
                 static WARNED: Once = Once::new();
                 WARNED.call_once(|| {
-                    tracing::warn!("a request asked for a draft model but none is loaded; using prompt lookup")
+                    tracing::warn!(
+                        "a request asked for a draft model but none is loaded; using prompt lookup"
+                    )
                 });
                 Speculation::Lookup
             }

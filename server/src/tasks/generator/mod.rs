@@ -23,8 +23,8 @@ mod split;
 
 pub use load::{check_draft_vocabulary, load_generator, LoadedGenerator, LoaderError};
 pub use local::{LocalGenerator, LocalOptions};
-pub use split::SplitGenerator;
 pub use openai::{OpenAiConfig, OpenAiGenerator, RemoteModel, RetryPolicy, Timeouts};
+pub use split::SplitGenerator;
 
 use qwen_engine::{CancelToken, Message, Prompt, SpeculativeMode};
 
