@@ -10,7 +10,7 @@ use candle_core::Tensor;
 
 use crate::cancel::CancelToken;
 use crate::model::Model;
-use crate::sampling::{Sampler, SamplingParams};
+use crate::sampling::{log_softmax_at, Sampler, SamplingParams};
 use crate::sequence::{Sequence, SequenceError, DEFAULT_PREFILL_CHUNK};
 use crate::speculative::{Drafter, Speculation};
 use crate::stop::StopScanner;
@@ -89,6 +89,9 @@ pub struct GenerationStats {
     pub prefill_tok_s: f64,
     /// Tokens the decode passes yielded per second: `(decode_steps + accepted_tokens) / decode_secs`.
     pub decode_tok_s: f64,
+    /// Sum of the model's log-probabilities (natural log, before temperature) of the generated tokens: divided
+    /// by `generated_tokens`, how sure the model was of the text (callers rank alternatives by it).
+    pub logprob_sum: f64,
 }
 
 impl GenerationStats {
@@ -222,6 +225,7 @@ pub fn generate(
                 break 'generation StopReason::StopToken(token);
             }
             token_ids.push(token);
+            stats.logprob_sum += f64::from(log_softmax_at(row, token));
             let released = stops.push(&detok.push(token));
             if !released.text.is_empty() {
                 on_delta(&released.text);

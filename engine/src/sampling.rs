@@ -174,6 +174,25 @@ impl Sampler {
     }
 }
 
+/// `log_softmax(logits)[index]`, computed stably (max subtracted); NaN logits are left out of the sum.
+pub fn log_softmax_at(logits: &[f32], index: u32) -> f32 {
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|l| !l.is_nan())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .filter(|l| !l.is_nan())
+        .map(|&l| f64::from(l - max).exp())
+        .sum();
+    let chosen = logits
+        .get(index as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    (f64::from(chosen - max) - sum.ln()) as f32
+}
+
 /// Index of the largest logit (the first one on ties, like `torch.argmax`).
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
@@ -194,6 +213,17 @@ mod tests {
     fn run(params: SamplingParams, n: usize) -> Vec<u32> {
         let mut s = Sampler::new(&params);
         (0..n).map(|_| s.sample_slice(&LOGITS)).collect()
+    }
+
+    #[test]
+    fn log_softmax_matches_the_definition() {
+        let total: f64 = LOGITS.iter().map(|&l| f64::from(l).exp()).sum();
+        for (i, &l) in LOGITS.iter().enumerate() {
+            let expected = (f64::from(l).exp() / total).ln();
+            let got = f64::from(log_softmax_at(&LOGITS, i as u32));
+            assert!((got - expected).abs() < 1e-5, "{i}: {got} vs {expected}");
+        }
+        assert_eq!(log_softmax_at(&LOGITS, 99), f32::NEG_INFINITY);
     }
 
     #[test]

@@ -123,7 +123,7 @@ mod tests {
     fn drafts_longer_when_drafts_are_accepted_and_verification_is_cheap() {
         let mut d = DraftLength::new(16, 2, 0.5, 0.2);
         let start = d.choose(0, 16);
-        assert!(start >= 1 && start < 8, "{start}");
+        assert!((1..8).contains(&start), "{start}");
         for _ in 0..20 {
             d.record(0, 8, 8, 0.13);
             d.record(0, 0, 0, 0.05);

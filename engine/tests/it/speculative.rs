@@ -153,6 +153,11 @@ fn greedy_output_is_byte_identical_in_every_mode() {
             let mut plain_seq = m.new_sequence();
             let plain = run(&m, &mut plain_seq, &prompt, &greedy(Speculation::Off, 48));
             assert_eq!(plain.stats.drafted_tokens, 0);
+            // Greedy takes the argmax, whose log-probability lies in [−ln(vocab), 0].
+            let n = plain.token_ids.len() as f64;
+            let vocab = m.model.config().vocab_size as f64;
+            let lp = plain.stats.logprob_sum;
+            assert!((-n * vocab.ln()..=0.0).contains(&lp), "{label}: {lp}");
             let same_vocab = other.config().vocab_size == m.model.config().vocab_size;
             let mut modes = vec![
                 ("lookup", Speculation::Lookup),
@@ -167,6 +172,11 @@ fn greedy_output_is_byte_identical_in_every_mode() {
                 assert_eq!(g.token_ids, plain.token_ids, "{label} {mode}: tokens");
                 assert_eq!(g.text, plain.text, "{label} {mode}: text");
                 assert_eq!(g.stop_reason, plain.stop_reason, "{label} {mode}");
+                // Verification rows are bit-identical to one-token steps, so are the tokens' log-probabilities.
+                assert_eq!(
+                    g.stats.logprob_sum, plain.stats.logprob_sum,
+                    "{label} {mode}: logprob_sum"
+                );
                 let s = &g.stats;
                 // Prompt lookup drafts whenever a chosen token (but the last) occurred before it.
                 let ids = &g.token_ids;

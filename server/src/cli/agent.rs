@@ -52,6 +52,10 @@ pub struct ModelFlags {
     /// A separate local model for completions (setting `completion.model`, e.g. `qwen2.5-coder-0.5b`).
     #[arg(long, env = "QWEN_LS_COMPLETION_MODEL")]
     pub completion_model: Option<String>,
+    /// Allow a plain `http://` endpoint on another machine (code crosses the network unencrypted); loopback
+    /// and https need no flag. Same as `QWEN_LS_ALLOW_HTTP=1`.
+    #[arg(long)]
+    pub allow_http: bool,
 }
 
 impl ModelFlags {
@@ -86,6 +90,7 @@ impl ModelFlags {
         if let Some(model) = &self.completion_model {
             settings.completion_model = model.clone();
         }
+        settings.openai.allow_http = self.allow_http;
         settings
     }
 }
@@ -133,6 +138,13 @@ pub fn load_workspace(root: &Path) -> anyhow::Result<Workspace> {
     spinner.finish();
     let (workspace, report) = loaded.with_context(|| format!("cannot index {}", root.display()))?;
     tracing::info!(files = report.files, "indexed {}", root.display());
+    Ok(workspace)
+}
+
+/// Indexes `root` without a spinner or persistent cache (benchmarks).
+pub fn load_workspace_quietly(root: &Path) -> anyhow::Result<Workspace> {
+    let (workspace, _) = Workspace::load(root, &WorkspaceOptions::default())
+        .with_context(|| format!("cannot index {}", root.display()))?;
     Ok(workspace)
 }
 

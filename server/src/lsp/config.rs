@@ -164,6 +164,7 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         "codeActions.budget" => s.code_actions.budget = positive(value)?,
         "codeActions.maxTokens" => s.code_actions.max_tokens = positive(value)?,
         "codeActions.speculative" => s.code_actions.speculative = speculative(value)?,
+        "codeActions.preview" => s.code_actions.preview = boolean(value)?,
         "debug.dumpPrompt" => s.debug.dump_prompt = boolean(value)?,
         "logFile" => {
             let path = string(value)?;

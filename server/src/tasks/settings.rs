@@ -86,8 +86,12 @@ pub struct OpenAiSettings {
     pub endpoint: String,
     /// `openai.model`: model name on the server (empty: the first from `/v1/models`).
     pub model: String,
-    /// `openai.apiKeyEnv`: name of the environment variable holding the API key.
+    /// `openai.apiKeyEnv`: name of the environment variable holding the API key (`QWEN_LS_*` or
+    /// `OPENAI_API_KEY`).
     pub api_key_env: String,
+    /// Plain `http://` to another machine is allowed. Not a configuration key (a workspace must not grant it):
+    /// only the CLI's `--allow-http` sets it, or `QWEN_LS_ALLOW_HTTP=1` in the environment.
+    pub allow_http: bool,
 }
 
 impl Default for OpenAiSettings {
@@ -96,6 +100,7 @@ impl Default for OpenAiSettings {
             endpoint: "http://127.0.0.1:8000/v1".to_string(),
             model: String::new(),
             api_key_env: "QWEN_LS_API_KEY".to_string(),
+            allow_http: false,
         }
     }
 }
@@ -182,6 +187,9 @@ pub struct CodeActionSettings {
     pub max_tokens: usize,
     /// `codeActions.speculative`: speculative decoding for refactors and patches (`off`, `lookup`, `draft`).
     pub speculative: SpeculativeMode,
+    /// `codeActions.preview`: edits ask the editor to show them for review before they apply (LSP change
+    /// annotations with `needsConfirmation`).
+    pub preview: bool,
 }
 
 impl Default for CodeActionSettings {
@@ -191,6 +199,7 @@ impl Default for CodeActionSettings {
             budget: 8192,
             max_tokens: 1024,
             speculative: SpeculativeMode::Lookup,
+            preview: true,
         }
     }
 }
@@ -295,6 +304,7 @@ mod tests {
                 budget: 8192,
                 max_tokens: 1024,
                 speculative: SpeculativeMode::Lookup,
+                preview: true,
             }
         );
         assert!(!s.debug.dump_prompt);

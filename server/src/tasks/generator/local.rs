@@ -276,6 +276,8 @@ impl Generator for LocalGenerator {
                 decode_tok_s: s.decode_tok_s,
                 decode_passes: s.decode_steps,
                 accepted_tokens: s.accepted_tokens,
+                mean_logprob: (s.generated_tokens > 0)
+                    .then(|| s.logprob_sum / s.generated_tokens as f64),
             },
         })
     }

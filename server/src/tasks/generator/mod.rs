@@ -187,6 +187,9 @@ pub struct GenStats {
     pub decode_passes: usize,
     /// Drafted tokens accepted by speculative decoding (local backend).
     pub accepted_tokens: usize,
+    /// Mean log-probability of the generated tokens, where the backend reports it (the local engine does;
+    /// remote servers are not asked for logprobs): alternatives are ranked by it.
+    pub mean_logprob: Option<f64>,
 }
 
 /// The result of a generation.

@@ -4,17 +4,21 @@
 //!
 //! Pipeline: [`parse`] the answer → resolve each path inside the root ([`paths`]) → read the file and refuse
 //! binary/non-UTF-8 ones ([`source`]) → place every block ([`matching`]) → render the diff ([`diff`]) →
-//! report syntax errors the patch introduced ([`syntax_check`]) → on request, write atomically ([`atomic`]).
+//! report syntax errors the patch introduced ([`syntax_check`]) → on request, write atomically ([`atomic`],
+//! journalled by [`journal`]), refusing `.git` and holding configuration edits for confirmation
+//! ([`protected`]).
 //! Every problem in the answer is collected and reported at once, so one retry can fix them all.
 
 pub mod atomic;
 pub mod diff;
 pub mod format;
+pub mod journal;
 pub(crate) mod lines;
 pub mod matching;
 pub mod outcome;
 pub mod parse;
 pub mod paths;
+pub mod protected;
 pub mod source;
 pub mod syntax_check;
 
@@ -23,6 +27,7 @@ use std::path::Path;
 
 pub use atomic::ApplyError;
 pub use format::{render_block, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
+pub use journal::{recover, JournalError, Recovered};
 pub use matching::{IndentShift, MatchFailure, MatchKind};
 pub use outcome::{
     exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,
@@ -107,6 +112,8 @@ impl<'a> PatchOptions<'a> {
 pub struct PreparedPatch {
     outcome: PatchOutcome,
     writes: Vec<PlannedWrite>,
+    /// The canonical root (where the apply's journal lives).
+    root: std::path::PathBuf,
 }
 
 impl PreparedPatch {
@@ -139,10 +146,50 @@ impl PreparedPatch {
     }
 
     /// Writes every changed file atomically, and only if each still holds the content the patch was computed
-    /// against; otherwise nothing is written. See [`atomic`] for the guarantees on failure.
+    /// against; otherwise nothing is written. See [`atomic`] for the guarantees on failure. Refuses (writing
+    /// nothing) a patch that edits configuration ([`protected::CONFIRM`]) or introduces syntax errors: see
+    /// [`PreparedPatch::apply_with`].
     pub fn apply(&self) -> Result<(), PatchError> {
-        atomic::write_all(&self.writes).map_err(PatchError::from)
+        self.apply_with(ApplyPolicy::default())
     }
+
+    /// [`PreparedPatch::apply`], writing what `policy` allows.
+    pub fn apply_with(&self, policy: ApplyPolicy) -> Result<(), PatchError> {
+        let confirm = self.needs_confirmation();
+        if !policy.allow_config_edits && !confirm.is_empty() {
+            return Err(PatchError::NeedsConfirmation { paths: confirm });
+        }
+        let broken: Vec<String> = self
+            .outcome
+            .warnings
+            .iter()
+            .filter_map(|w| match w {
+                PatchWarning::SyntaxErrors { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        if !policy.allow_syntax_errors && !broken.is_empty() {
+            return Err(PatchError::SyntaxErrors { paths: broken });
+        }
+        atomic::write_all(&self.root, &self.writes).map_err(PatchError::from)
+    }
+
+    /// The changed files that configure an editor, CI, a build tool or a shell, with what each configures.
+    pub fn needs_confirmation(&self) -> Vec<(String, &'static str)> {
+        self.writes
+            .iter()
+            .filter_map(|w| Some((w.rel.clone(), protected::needs_confirmation(&w.rel)?)))
+            .collect()
+    }
+}
+
+/// What [`PreparedPatch::apply_with`] may write beyond the default (the user asked for it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyPolicy {
+    /// Write editor, CI, build-tool and shell configuration ([`protected::CONFIRM`]).
+    pub allow_config_edits: bool,
+    /// Write files the patch leaves with syntax errors they did not have.
+    pub allow_syntax_errors: bool,
 }
 
 /// One changed file of a [`PreparedPatch`].
@@ -275,6 +322,7 @@ pub fn prepare(
         return Err(PatchError::Edits(errors));
     }
     Ok(render(
+        root_canonical,
         changes,
         blocks.len(),
         fuzzy_matches,
@@ -440,6 +488,7 @@ fn edit_file(
 }
 
 fn render(
+    root: std::path::PathBuf,
     mut changes: Vec<Change>,
     block_count: usize,
     fuzzy_matches: usize,
@@ -502,5 +551,6 @@ fn render(
             stats,
         },
         writes,
+        root,
     }
 }
