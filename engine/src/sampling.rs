@@ -63,23 +63,61 @@ impl Sampler {
         Ok(self.sample_slice(&logits))
     }
 
-    /// Picks a token like [`Sampler::sample`] and returns the model's log-probability of it (log-softmax of
-    /// the raw logits, independent of temperature and truncation).
-    pub fn sample_scored(&mut self, logits: &Tensor) -> candle_core::Result<(u32, f32)> {
-        let logits: Vec<f32> = logits
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1()?;
-        let token = self.sample_slice(&logits);
-        Ok((token, log_softmax_at(&logits, token)))
-    }
-
     /// Picks a token from logits on the host.
     pub fn sample_slice(&mut self, logits: &[f32]) -> u32 {
-        let p = &self.params;
-        if p.temperature <= 0.0 || p.top_k == Some(1) {
+        if self.is_greedy() {
             return argmax(logits);
         }
+        let Some(total) = self.filter(logits) else {
+            return 0;
+        };
+        let r = self.rng.random::<f64>() * total;
+        self.walk(r, None)
+    }
+
+    /// Whether this sampler takes the argmax.
+    pub fn is_greedy(&self) -> bool {
+        self.params.temperature <= 0.0 || self.params.top_k == Some(1)
+    }
+
+    /// Picks a token from `logits` given a token proposed for this position (speculative decoding): the output
+    /// follows exactly the distribution [`Sampler::sample_slice`] draws from, whatever was proposed.
+    ///
+    /// Greedy: the argmax. Sampling: the standard acceptance rule (Leviathan et al. 2023, Chen et al. 2023) for a
+    /// deterministic proposal `d` (the proposal distribution `q` is a point mass, as for prompt lookup and greedy
+    /// drafts): accept `d` with probability `min(1, p(d)/q(d)) = p(d)`, else draw from the residual
+    /// `max(0, p − q)` normalised, which is `p` without `d`. So `P(d) = p(d)` and, for `x ≠ d`,
+    /// `P(x) = (1 − p(d)) · p(x)/(1 − p(d)) = p(x)`.
+    pub fn choose(&mut self, logits: &[f32], proposal: Option<u32>) -> u32 {
+        let Some(d) = proposal else {
+            return self.sample_slice(logits);
+        };
+        if self.is_greedy() {
+            return argmax(logits);
+        }
+        let Some(total) = self.filter(logits) else {
+            return 0;
+        };
+        let weight_d = self
+            .scratch
+            .iter()
+            .find(|c| c.0 == d)
+            .map_or(0.0, |c| c.1 as f64);
+        if self.rng.random::<f64>() * total < weight_d {
+            return d;
+        }
+        let rest = total - weight_d;
+        if rest <= 0.0 {
+            return d;
+        }
+        let r = self.rng.random::<f64>() * rest;
+        self.walk(r, Some(d))
+    }
+
+    /// Fills `scratch` with the candidates that survive temperature, top-k and top-p, as unnormalised weights in
+    /// descending order, and returns their total (`None` when every logit is NaN).
+    fn filter(&mut self, logits: &[f32]) -> Option<f64> {
+        let p = &self.params;
         let candidates = &mut self.scratch;
         candidates.clear();
         candidates.extend(
@@ -90,7 +128,7 @@ impl Sampler {
                 .map(|(i, &l)| (i as u32, l / p.temperature)),
         );
         if candidates.is_empty() {
-            return 0;
+            return None;
         }
         let by_logit_desc =
             |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -119,14 +157,20 @@ impl Sampler {
             candidates.truncate(keep);
             total = candidates.iter().map(|c| c.1 as f64).sum();
         }
-        let mut r = self.rng.random::<f64>() * total;
-        for c in candidates.iter() {
+        Some(total)
+    }
+
+    /// The candidate where the running sum of weights passes `r` (skipping `except`).
+    fn walk(&self, mut r: f64, except: Option<u32>) -> u32 {
+        let mut last = None;
+        for c in self.scratch.iter().filter(|c| Some(c.0) != except) {
             r -= c.1 as f64;
             if r < 0.0 {
                 return c.0;
             }
+            last = Some(c.0);
         }
-        candidates[candidates.len() - 1].0
+        last.or(except).unwrap_or(0)
     }
 }
 
@@ -226,5 +270,51 @@ mod tests {
         );
         assert!(nucleus.iter().all(|&t| t == 1 || t == 4));
         assert!(nucleus.contains(&1) && nucleus.contains(&4));
+    }
+
+    /// The acceptance rule with a point-mass proposal: whatever token is proposed (likely, unlikely, or
+    /// outside the top-k), the chosen tokens follow the sampler's distribution (within 5 standard errors).
+    #[test]
+    fn choosing_against_a_proposal_keeps_the_distribution() {
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_k: Some(4),
+            seed: 3,
+            ..Default::default()
+        };
+        // Top-4 of LOGITS at T = 1: tokens 1 and 4 (e^3), 2 (e^2.5), 0 (e^1).
+        let weights = [
+            (1u32, 3f64.exp()),
+            (4, 3f64.exp()),
+            (2, 2.5f64.exp()),
+            (0, 1f64.exp()),
+        ];
+        let total: f64 = weights.iter().map(|w| w.1).sum();
+        let n = 40_000;
+        for proposal in [1, 2, 0, 3, 5] {
+            let mut s = Sampler::new(&params);
+            let mut counts = [0usize; 6];
+            for _ in 0..n {
+                counts[s.choose(&LOGITS, Some(proposal)) as usize] += 1;
+            }
+            assert_eq!(
+                counts[3] + counts[5],
+                0,
+                "proposal {proposal}: outside the top-k"
+            );
+            for (token, w) in weights {
+                let p = w / total;
+                let expected = p * n as f64;
+                let sd = (n as f64 * p * (1.0 - p)).sqrt();
+                let got = counts[token as usize] as f64;
+                assert!(
+                    (got - expected).abs() < 5.0 * sd,
+                    "proposal {proposal}, token {token}: {got} vs {expected:.0}"
+                );
+            }
+        }
+        // Greedy ignores the proposal.
+        let mut g = Sampler::new(&SamplingParams::greedy());
+        assert_eq!(g.choose(&LOGITS, Some(2)), 1);
     }
 }

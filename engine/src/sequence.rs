@@ -53,6 +53,9 @@ pub struct Prefill {
 pub struct Sequence {
     tokens: Vec<u32>,
     cache: KvCache,
+    /// The draft model's sequence for speculative decoding, kept with the target's so that both follow the
+    /// same prefix reuse (created on first use).
+    draft: Option<Box<Sequence>>,
 }
 
 impl Sequence {
@@ -61,6 +64,7 @@ impl Sequence {
         Sequence {
             tokens: Vec::new(),
             cache: model.new_cache(),
+            draft: None,
         }
     }
 
@@ -69,6 +73,7 @@ impl Sequence {
         Sequence {
             tokens: Vec::new(),
             cache: model.new_cache_of(kind),
+            draft: None,
         }
     }
 
@@ -90,6 +95,19 @@ impl Sequence {
     /// The KV cache.
     pub fn cache(&self) -> &KvCache {
         &self.cache
+    }
+
+    /// Bytes of KV cache held, the draft model's sequence included.
+    pub fn bytes(&self) -> usize {
+        self.cache.bytes() + self.draft.as_ref().map_or(0, |d| d.bytes())
+    }
+
+    /// The draft model's sequence kept with this one, created empty (with this cache's kind) on first use.
+    /// Use it only with one draft model.
+    pub fn draft_sequence(&mut self, draft: &Model) -> &mut Sequence {
+        let kind = self.cache.kind();
+        self.draft
+            .get_or_insert_with(|| Box::new(Sequence::with_cache_kind(draft, kind)))
     }
 
     /// Keeps only the first `n` tokens.
@@ -148,6 +166,22 @@ impl Sequence {
             reused,
             prefilled: prompt.len() - reused,
         })
+    }
+
+    /// Runs `tokens` (the last chosen token and the tokens drafted after it) in one pass and returns logits
+    /// `[len, vocab]` f32 for every position, each row bit-identical to what [`Sequence::append`] of the same
+    /// tokens one by one returns ([`Model::verify`]). Truncate afterwards to drop the rejected drafts.
+    pub fn verify(&mut self, model: &Model, tokens: &[u32]) -> Result<Tensor, SequenceError> {
+        let max = model.config().max_position_embeddings;
+        if self.tokens.len() + tokens.len() > max {
+            return Err(SequenceError::ContextFull {
+                needed: self.tokens.len() + tokens.len(),
+                max,
+            });
+        }
+        let logits = model.verify(tokens, &mut self.cache)?;
+        self.tokens.extend_from_slice(tokens);
+        Ok(logits)
     }
 
     /// Runs one more token (a decode step) and returns the logits `[vocab]` f32 after it.

@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use super::linear::{matmul, Linear};
 use super::norm::RmsNorm;
 use super::rope::RopeTables;
+use super::Rows;
 use crate::attn::{self, Queries};
 use crate::cache::{KvCache, KvCacheKind};
 use crate::config::ModelConfig;
@@ -91,8 +92,12 @@ impl Attention {
     }
 
     /// `x`: `[len, hidden]` at positions `cache.len() ..`; `mask`: `[len, cache.len() + len]` f32, needed only by
-    /// a candle-tensor cache with `len > 1` (host caches mask inside the kernel). Appends this layer's K/V to
-    /// `cache` (the caller commits after the last layer).
+    /// a candle-tensor cache with `len > 1` and batched rows (host caches mask inside the kernel). Appends this
+    /// layer's K/V to `cache` (the caller commits after the last layer).
+    ///
+    /// With [`Rows::AsDecode`] every query row gets exactly a one-token step's result: the host kernel already
+    /// computes each row on its own (per-row accumulators, key tiles at fixed block offsets; keys past a row's
+    /// position enter `P·V` with weight 0, which adds exactly nothing), and the candle path attends row by row.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -100,13 +105,14 @@ impl Attention {
         mask: Option<&Tensor>,
         cache: &mut KvCache,
         layer: usize,
+        rows: Rows,
     ) -> Result<Tensor> {
         let (len, _) = x.dims2()?;
         let dtype = x.dtype();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let q = self.q_proj.forward(x)?.reshape((len, h, hd))?;
-        let k = self.k_proj.forward(x)?.reshape((len, kvh, hd))?;
-        let v = self.v_proj.forward(x)?.reshape((len, kvh, hd))?;
+        let q = self.q_proj.forward_rows(x, rows)?.reshape((len, h, hd))?;
+        let k = self.k_proj.forward_rows(x, rows)?.reshape((len, kvh, hd))?;
+        let v = self.v_proj.forward_rows(x, rows)?.reshape((len, kvh, hd))?;
         let q = match &self.q_norm {
             Some(n) => n.forward_f32(&q)?,
             None => q,
@@ -120,7 +126,7 @@ impl Attention {
         let k = rope.apply(&k.transpose(0, 1)?)?.to_dtype(dtype)?;
         let v = v.transpose(0, 1)?.contiguous()?;
         let out = if cache.kind() == KvCacheKind::Candle {
-            self.attend_candle(&q, &k, &v, mask, cache, layer)?
+            self.attend_candle(&q, &k, &v, mask, cache, layer, rows)?
         } else {
             let host = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
             cache.append_host(layer, &host(&k)?, &host(&v)?, len)?;
@@ -138,11 +144,13 @@ impl Attention {
             )?;
             Tensor::from_vec(out, (len, h * hd), x.device())?.to_dtype(dtype)?
         };
-        self.o_proj.forward(&out)
+        self.o_proj.forward_rows(&out, rows)
     }
 
     /// The candle path: append to the cache's tensors, attend to strided views of them with candle matmuls;
-    /// returns `[len, heads·hd]`.
+    /// returns `[len, heads·hd]`. [`Rows::AsDecode`] attends one query position at a time, over the keys up to
+    /// it and without a mask: a one-token step's exact operands.
+    #[allow(clippy::too_many_arguments)] // the layer's operands plus the row mode
     fn attend_candle(
         &self,
         q: &Tensor,
@@ -151,12 +159,30 @@ impl Attention {
         mask: Option<&Tensor>,
         cache: &mut KvCache,
         layer: usize,
+        rows: Rows,
     ) -> Result<Tensor> {
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let len = q.dim(1)?;
         let (k_all, v_all) = cache.append(layer, k, v)?;
         let q = q.reshape((kvh, h / kvh, len, hd))?;
-        let out = candle_attention(&q, &k_all, &v_all, mask, self.scale)?; // [kvh, group, len, hd]
+        let out = if rows == Rows::AsDecode && len > 1 {
+            let past = k_all.dim(1)? - len;
+            let per_row = (0..len)
+                .map(|i| {
+                    let visible = past + i + 1;
+                    candle_attention(
+                        &q.narrow(2, i, 1)?.contiguous()?,
+                        &k_all.narrow(1, 0, visible)?,
+                        &v_all.narrow(1, 0, visible)?,
+                        None,
+                        self.scale,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&per_row, 2)?
+        } else {
+            candle_attention(&q, &k_all, &v_all, mask, self.scale)? // [kvh, group, len, hd]
+        };
         out.reshape((h, len, hd))?
             .transpose(0, 1)?
             .contiguous()?

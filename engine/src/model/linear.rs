@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Result, Tensor};
 
+use super::Rows;
+use crate::kernels::Activations;
 use crate::source::{MatrixWeight, QuantWeight, WeightSource};
 use crate::threads::ModelKernels;
 use crate::weights::WeightsError;
@@ -93,13 +95,30 @@ impl Linear {
 
     /// Applies the layer to `x` of shape `[n, in]`, giving `[n, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_rows(x, Rows::Batched)
+    }
+
+    /// [`Linear::forward`] with a choice of row arithmetic: [`Rows::AsDecode`] gives every row exactly what a
+    /// one-row call gives it.
+    pub fn forward_rows(&self, x: &Tensor, rows: Rows) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let as_decode = rows == Rows::AsDecode && n > 1;
         let (y, bias) = match self {
+            Linear::Dense { weight, bias } if as_decode => {
+                // candle's GEMM chooses its kernel and tiling by the row count: one row at a time is the only
+                // way to get the one-row arithmetic.
+                let w = weight.t()?;
+                let ys = (0..n)
+                    .map(|i| matmul(&x.narrow(0, i, 1)?.copy()?, &w))
+                    .collect::<Result<Vec<_>>>()?;
+                (Tensor::cat(&ys, 0)?, bias)
+            }
             Linear::Dense { weight, bias } => (matmul(x, &weight.t()?)?, bias),
             Linear::Quantized {
                 weight,
                 bias,
                 kernels,
-            } => (quantized_matmul(weight, kernels, x)?, bias),
+            } => (quantized_matmul(weight, kernels, x, as_decode)?, bias),
         };
         match bias {
             Some(b) => y.broadcast_add(b),
@@ -109,7 +128,16 @@ impl Linear {
 }
 
 /// `x Wᵀ` on our kernels: `x` `[n, in]` of any float dtype and device → `[n, out]` in the same.
-fn quantized_matmul(w: &QuantWeight, kernels: &ModelKernels, x: &Tensor) -> Result<Tensor> {
+///
+/// `as_decode`: the rows are computed on the decode kernels with 8-bit activations quantized per row, exactly as
+/// `n` one-token calls would compute them, but in one pass over the weights (the int8 tile kernels keep one
+/// accumulator per token: a row's sum never depends on the other rows). Never the AMX/bf16 prefill path.
+fn quantized_matmul(
+    w: &QuantWeight,
+    kernels: &ModelKernels,
+    x: &Tensor,
+    as_decode: bool,
+) -> Result<Tensor> {
     let (n, cols) = x.dims2()?;
     let m = w.matrix().map_err(candle_core::Error::wrap)?;
     if cols != m.cols() {
@@ -124,10 +152,16 @@ fn quantized_matmul(w: &QuantWeight, kernels: &ModelKernels, x: &Tensor) -> Resu
         .flatten_all()?
         .to_vec1()?;
     let mut out = vec![0f32; n * m.rows()];
-    kernels
-        .for_tokens(n)
-        .matmul(&m, &xs, n, &mut out)
-        .map_err(candle_core::Error::wrap)?;
+    if as_decode {
+        let decode = kernels.for_tokens(1);
+        let mut acts = Activations::new(m.quant_type());
+        decode
+            .requantize_int8(&mut acts, &xs, n, cols)
+            .and_then(|()| decode.matmul_prepared(&m, &acts, &mut out))
+    } else {
+        kernels.for_tokens(n).matmul(&m, &xs, n, &mut out)
+    }
+    .map_err(candle_core::Error::wrap)?;
     Tensor::from_vec(out, (n, m.rows()), &Device::Cpu)?
         .to_dtype(x.dtype())?
         .to_device(x.device())

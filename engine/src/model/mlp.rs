@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::linear::Linear;
+use super::Rows;
 use crate::source::WeightSource;
 use crate::weights::WeightsError;
 
@@ -53,8 +54,13 @@ impl Mlp {
 
     /// `x`: `[n, hidden]` → `[n, hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        let up = self.up_proj.forward(x)?;
-        self.down_proj.forward(&(gate * up)?)
+        self.forward_rows(x, Rows::Batched)
+    }
+
+    /// [`Mlp::forward`] with a choice of row arithmetic (see [`Rows`]).
+    pub fn forward_rows(&self, x: &Tensor, rows: Rows) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward_rows(x, rows)?)?;
+        let up = self.up_proj.forward_rows(x, rows)?;
+        self.down_proj.forward_rows(&(gate * up)?, rows)
     }
 }

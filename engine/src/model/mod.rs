@@ -104,6 +104,25 @@ pub enum Logits {
     All,
 }
 
+/// How a forward pass over several tokens computes its rows.
+///
+/// Prompt processing multiplies a batch of rows with batched kernels (tiled quantized GEMM, AMX tiles, candle's
+/// GEMM), whose float accumulation order depends on the batch. Speculative decoding verifies drafted tokens in
+/// one pass and must pick exactly the tokens one-token decode steps would pick, so its passes use
+/// [`Rows::AsDecode`]: every row is computed with the arithmetic of a one-token step, and row `i`'s logits are
+/// bit-identical to the logits of decoding the tokens one at a time (tested on every fixture and instruction
+/// set: `engine/tests/it/speculative.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rows {
+    /// Batched kernels: fastest for prompts; rows may differ from one-token steps in the last bits.
+    #[default]
+    Batched,
+    /// Each row exactly as a one-token step computes it. Quantized matrices keep one weight pass for all rows
+    /// (the int8 tile kernels keep one accumulator per token, so a row's sum does not depend on the others);
+    /// dense matrices (candle's GEMM tiles by batch size) and MoE blocks run row by row.
+    AsDecode,
+}
+
 /// A loaded Qwen2 / Qwen3 / Qwen3-MoE decoder.
 #[derive(Debug)]
 pub struct Model {
@@ -319,7 +338,7 @@ impl Model {
         cache: &mut KvCache,
         logits: Logits,
     ) -> Result<Tensor, ModelError> {
-        self.run(tokens, cache, logits, None)
+        self.run(tokens, cache, logits, Rows::Batched, None)
     }
 
     /// Like [`Model::forward_with`], checking `cancel` before each layer: a long prompt chunk stops within
@@ -331,7 +350,24 @@ impl Model {
         logits: Logits,
         cancel: &CancelToken,
     ) -> Result<Tensor, ModelError> {
-        self.run(tokens, cache, logits, Some(cancel))
+        self.run(tokens, cache, logits, Rows::Batched, Some(cancel))
+    }
+
+    /// Runs drafted tokens for verification: logits `[len, vocab]` f32 for every position, each row
+    /// bit-identical to what a one-token [`Model::forward`] at that position returns ([`Rows::AsDecode`]).
+    pub fn verify(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor, ModelError> {
+        self.run(tokens, cache, Logits::All, Rows::AsDecode, None)
+    }
+
+    /// [`Model::forward_with`] with a choice of row arithmetic ([`Rows`]).
+    pub fn forward_rows(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: Logits,
+        rows: Rows,
+    ) -> Result<Tensor, ModelError> {
+        self.run(tokens, cache, logits, rows, None)
     }
 
     fn run(
@@ -339,6 +375,7 @@ impl Model {
         tokens: &[u32],
         cache: &mut KvCache,
         logits: Logits,
+        rows: Rows,
         cancel: Option<&CancelToken>,
     ) -> Result<Tensor, ModelError> {
         let len = tokens.len();
@@ -360,8 +397,9 @@ impl Model {
             .rope
             .tables(past, len, &self.device)
             .context(|| "rope tables".into())?;
-        // Only the candle path takes a mask; host caches mask inside the attention kernel.
-        let mask = if len > 1 && cache.kind() == KvCacheKind::Candle {
+        // Only the candle path takes a mask (and not when it attends row by row); host caches mask inside the
+        // attention kernel.
+        let mask = if len > 1 && cache.kind() == KvCacheKind::Candle && rows == Rows::Batched {
             Some(causal_mask(len, past, &self.device).context(|| "causal mask".into())?)
         } else {
             None
@@ -371,7 +409,7 @@ impl Model {
                 return Err(ModelError::Cancelled);
             }
             x = layer
-                .forward(&x, &rope, mask.as_ref(), cache, i)
+                .forward(&x, &rope, mask.as_ref(), cache, i, rows)
                 .context(|| format!("layer {i}"))?;
         }
         cache.commit(len);
@@ -383,7 +421,7 @@ impl Model {
         let x = self.norm.forward(&x).context(|| "final norm".into())?;
         let out = self
             .lm_head
-            .forward(&x)
+            .forward_rows(&x, rows)
             .and_then(|l| l.to_dtype(DType::F32))
             .context(|| "lm_head".into())?;
         match logits {
@@ -401,14 +439,15 @@ impl DecoderLayer {
         mask: Option<&Tensor>,
         cache: &mut KvCache,
         layer: usize,
+        rows: Rows,
     ) -> candle_core::Result<Tensor> {
         let h = self.input_layernorm.forward(x)?;
-        let h = self.self_attn.forward(&h, rope, mask, cache, layer)?;
+        let h = self.self_attn.forward(&h, rope, mask, cache, layer, rows)?;
         let x = (x + h)?;
         let h = self.post_attention_layernorm.forward(&x)?;
         let h = match &self.mlp {
-            FeedForward::Dense(mlp) => mlp.forward(&h)?,
-            FeedForward::Sparse(moe) => moe.forward(&h)?,
+            FeedForward::Dense(mlp) => mlp.forward_rows(&h, rows)?,
+            FeedForward::Sparse(moe) => moe.forward_rows(&h, rows)?,
         };
         x + h
     }

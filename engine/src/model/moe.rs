@@ -20,6 +20,7 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use super::linear::Linear;
 use super::mlp::Mlp;
+use super::Rows;
 use crate::config::{ModelConfig, MoeConfig};
 use crate::kernels::{ExpertRouting, MoeScratch};
 use crate::source::{ExpertWeights, MatrixWeight, QuantWeight, WeightSource};
@@ -134,6 +135,19 @@ impl SparseMoe {
             top_k: moe.num_experts_per_tok,
             norm_topk_prob: moe.norm_topk_prob,
         })
+    }
+
+    /// [`SparseMoe::forward`] with a choice of row arithmetic: [`Rows::AsDecode`] runs the block once per row
+    /// (the router's GEMM, the experts' batches and the grouped kernel's segments all depend on the row count).
+    pub fn forward_rows(&self, x: &Tensor, rows: Rows) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        if rows == Rows::Batched || n <= 1 {
+            return self.forward(x);
+        }
+        let ys = (0..n)
+            .map(|i| self.forward(&x.narrow(0, i, 1)?))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&ys, 0)
     }
 
     /// `x`: `[n, hidden]` → `[n, hidden]`.

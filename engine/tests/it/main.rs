@@ -11,4 +11,5 @@ mod kernels_matmul;
 mod kernels_model;
 mod parity;
 mod quantized;
+mod speculative;
 mod tokenizer;

@@ -15,7 +15,7 @@ use super::model::{TerminalProgress, CHOOSING_A_MODEL};
 use crate::store::{ModelSpec, Store};
 use crate::tasks::{
     load_generator, Backend, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator,
-    GeneratorInfo, Settings, Workspace, WorkspaceOptions,
+    GeneratorInfo, Settings, SpeculativeMode, Workspace, WorkspaceOptions,
 };
 
 /// `--model`, `--max-tokens` and the remote-backend flags, common to the model-running subcommands.
@@ -41,6 +41,17 @@ pub struct ModelFlags {
     /// `QWEN_LS_API_KEY`). The key itself is never a flag.
     #[arg(long)]
     pub api_key_env: Option<String>,
+    /// Speculative decoding: `off`, `lookup` (drafts copied from the prompt; the default for patches and
+    /// explanations) or `draft` (drafts from `--draft-model`). The output is the same; only the speed differs.
+    #[arg(long, env = "QWEN_LS_SPECULATIVE")]
+    pub speculative: Option<SpeculativeMode>,
+    /// The draft model of `--speculative draft` (setting `draftModel`; default `qwen2.5-coder-0.5b`, pulled on
+    /// first use).
+    #[arg(long, env = "QWEN_LS_DRAFT_MODEL")]
+    pub draft_model: Option<String>,
+    /// A separate local model for completions (setting `completion.model`, e.g. `qwen2.5-coder-0.5b`).
+    #[arg(long, env = "QWEN_LS_COMPLETION_MODEL")]
+    pub completion_model: Option<String>,
     /// Allow a plain `http://` endpoint on another machine (code crosses the network unencrypted); loopback
     /// and https need no flag. Same as `QWEN_LS_ALLOW_HTTP=1`.
     #[arg(long)]
@@ -67,6 +78,17 @@ impl ModelFlags {
         }
         if let Some(env) = &self.api_key_env {
             settings.openai.api_key_env = env.clone();
+        }
+        if let Some(mode) = self.speculative {
+            settings.completion.speculative = mode;
+            settings.hover.speculative = mode;
+            settings.code_actions.speculative = mode;
+        }
+        if let Some(draft) = &self.draft_model {
+            settings.draft_model = draft.clone();
+        }
+        if let Some(model) = &self.completion_model {
+            settings.completion_model = model.clone();
         }
         settings.openai.allow_http = self.allow_http;
         settings

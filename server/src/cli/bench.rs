@@ -63,6 +63,9 @@ enum BenchTarget {
     /// A typing session over stdio: first suggestion after opening a file (cold, and after idle warm-up),
     /// pause latency after diverging keystrokes, KV-cache reuse, exact match.
     Typing(super::bench_typing::TypingBenchArgs),
+    /// Speculative decoding: tokens/s and tokens per pass of patches, refactors and explanations with it off,
+    /// with prompt lookup and with a draft model, on the same tasks in one run.
+    Speculative(super::bench_spec::SpeculativeBenchArgs),
     /// Context: recall of the definition about to be used (universal-ctags gold) for the packer and a BM25
     /// baseline, per repository and language, at several budgets.
     Context(super::bench_context::ContextBenchArgs),
@@ -95,6 +98,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }),
         BenchTarget::Engine(engine) => super::bench_engine::run(engine),
         BenchTarget::Typing(typing) => super::bench_typing::run(typing),
+        BenchTarget::Speculative(spec) => super::bench_spec::run(spec),
         BenchTarget::Context(context) => super::bench_context::run(context),
     }
 }

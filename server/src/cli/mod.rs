@@ -7,6 +7,7 @@ mod bench;
 mod bench_context;
 pub mod bench_engine;
 mod bench_lsp;
+mod bench_spec;
 mod bench_typing;
 mod complete_cmd;
 mod context_cmd;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use crate::tasks::{Backend, DTypeSetting, Settings};
+use crate::tasks::{Backend, DTypeSetting, Settings, SpeculativeMode};
 
 /// The configuration section name.
 pub const SECTION: &str = "qwen-ls";
@@ -120,6 +120,10 @@ fn positive(value: &Value) -> Result<usize, Problem> {
     }
 }
 
+fn speculative(value: &Value) -> Result<SpeculativeMode, Problem> {
+    string(value)?.parse().map_err(Problem::Invalid)
+}
+
 fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
     match key {
         "model" => s.model = string(value)?,
@@ -138,7 +142,10 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         "openai.apiKeyEnv" => s.openai.api_key_env = string(value)?,
         "threads.prefill" => s.threads.prefill = count(value)?,
         "threads.decode" => s.threads.decode = count(value)?,
+        "draftModel" => s.draft_model = string(value)?,
         "completion.enabled" => s.completion.enabled = boolean(value)?,
+        "completion.model" => s.completion_model = string(value)?,
+        "completion.speculative" => s.completion.speculative = speculative(value)?,
         "completion.budget" => s.completion.budget = positive(value)?,
         "completion.maxTokens" => s.completion.max_tokens = positive(value)?,
         "completion.temperature" => {
@@ -154,9 +161,11 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         "hover.enabled" => s.hover.enabled = boolean(value)?,
         "hover.budget" => s.hover.budget = positive(value)?,
         "hover.maxTokens" => s.hover.max_tokens = positive(value)?,
+        "hover.speculative" => s.hover.speculative = speculative(value)?,
         "codeActions.enabled" => s.code_actions.enabled = boolean(value)?,
         "codeActions.budget" => s.code_actions.budget = positive(value)?,
         "codeActions.maxTokens" => s.code_actions.max_tokens = positive(value)?,
+        "codeActions.speculative" => s.code_actions.speculative = speculative(value)?,
         "codeActions.preview" => s.code_actions.preview = boolean(value)?,
         "debug.dumpPrompt" => s.debug.dump_prompt = boolean(value)?,
         "logFile" => {
@@ -186,6 +195,10 @@ mod tests {
             "debug": { "dumpPrompt": true },
             "logFile": "/tmp/q.log",
             "threads": {},
+            "codeActions.speculative": "draft",
+            "draftModel": "qwen2.5-coder-0.5b",
+            "completion.model": "qwen2.5-coder-0.5b",
+            "completion.speculative": "lookup",
         }));
         assert!(
             parsed.unknown.is_empty() && parsed.invalid.is_empty(),
@@ -201,6 +214,11 @@ mod tests {
         assert!((s.completion.temperature - 0.2).abs() < 1e-6);
         assert_eq!(s.hover.max_tokens, 24);
         assert_eq!(s.code_actions.budget, 100);
+        assert_eq!(s.code_actions.speculative, SpeculativeMode::Draft);
+        assert_eq!(s.hover.speculative, SpeculativeMode::Lookup);
+        assert_eq!(s.draft_model, "qwen2.5-coder-0.5b");
+        assert_eq!(s.completion_model, "qwen2.5-coder-0.5b");
+        assert_eq!(s.completion.speculative, SpeculativeMode::Lookup);
         assert!(s.debug.dump_prompt);
         assert_eq!(s.log_file, Some(PathBuf::from("/tmp/q.log")));
     }

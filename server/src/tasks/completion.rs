@@ -353,6 +353,8 @@ pub fn warm_up(
                 sampling: Sampling::greedy(),
                 stop: Vec::new(),
                 session: Some(session_of(&resolved.display_path, layout)),
+                // Only the completion model's cache is prefilled here, never a draft model's.
+                speculation: settings.speculative,
             },
             cancel,
         )?;
@@ -460,6 +462,7 @@ pub fn complete_with_stats(
                 .unwrap_or_else(|| Sampling::with_temperature(settings.temperature)),
             stop: Vec::new(),
             session: Some(session_of(&resolved.display_path, *layout)),
+            speculation: settings.speculative,
         })
         .collect();
     let (chosen, generation) =

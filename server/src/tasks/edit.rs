@@ -273,14 +273,7 @@ pub fn refactor(
             budget,
         },
     )?;
-    let mut answer = run(
-        workspace,
-        generator,
-        settings.max_tokens,
-        prompt,
-        started,
-        cancel,
-    )?;
+    let mut answer = run(workspace, generator, settings, prompt, started, cancel)?;
     if let Ok(proposal) = &answer.result {
         let others: Vec<String> = proposal
             .files
@@ -342,21 +335,14 @@ pub fn patch(
             budget,
         },
     )?;
-    run(
-        workspace,
-        generator,
-        settings.max_tokens,
-        prompt,
-        started,
-        cancel,
-    )
+    run(workspace, generator, settings, prompt, started, cancel)
 }
 
 /// Generates the answer and prepares the patch.
 fn run(
     workspace: &Workspace,
     generator: &dyn Generator,
-    max_tokens: usize,
+    settings: &CodeActionSettings,
     prompt: edit_prompt::EditPrompt,
     started: Instant,
     cancel: &CancelToken,
@@ -368,10 +354,11 @@ fn run(
     let generation = generator.generate(
         &GenRequest {
             prompt: GenPrompt::Chat(prompt.messages),
-            max_tokens,
+            max_tokens: settings.max_tokens,
             sampling: Sampling::greedy(),
             stop: Vec::new(),
             session: Some(SessionKey::chat()),
+            speculation: settings.speculative,
         },
         cancel,
         &mut |_| Flow::Continue,

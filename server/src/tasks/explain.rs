@@ -202,6 +202,7 @@ pub fn explain(
             sampling: Sampling::greedy(),
             stop: Vec::new(),
             session: Some(SessionKey::chat()),
+            speculation: settings.speculative,
         },
         cancel,
         &mut |_| Flow::Continue,

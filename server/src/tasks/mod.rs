@@ -58,7 +58,7 @@ pub use generator::{
 };
 pub use settings::{
     Backend, CodeActionSettings, CompletionSettings, DTypeSetting, DebugSettings, HoverSettings,
-    OpenAiSettings, Settings, ThreadSettings,
+    OpenAiSettings, Settings, SpeculativeMode, ThreadSettings, DEFAULT_DRAFT_MODEL,
 };
 pub use workspace::{Workspace, WorkspaceOptions};
 

@@ -7,6 +7,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use qwen_engine::SpeculativeMode;
+
+/// The draft model when `draftModel` is empty: the pinned Qwen2.5-Coder-0.5B-Instruct (same vocabulary as the
+/// default model).
+pub const DEFAULT_DRAFT_MODEL: &str = "qwen2.5-coder-0.5b";
+
 /// Weight compute type for non-quantized weights (`dtype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeSetting {
@@ -113,6 +119,9 @@ pub struct ThreadSettings {
 pub struct CompletionSettings {
     /// `completion.enabled`.
     pub enabled: bool,
+    /// `completion.speculative`: speculative decoding for completions (off by default: see
+    /// docs/BENCHMARKS.md, "Speculative decoding").
+    pub speculative: SpeculativeMode,
     /// `completion.budget`: prompt tokens (repository context + prefix + suffix).
     pub budget: usize,
     /// `completion.maxTokens`.
@@ -134,6 +143,7 @@ impl Default for CompletionSettings {
     fn default() -> Self {
         CompletionSettings {
             enabled: true,
+            speculative: SpeculativeMode::Off,
             budget: 2048,
             max_tokens: 128,
             temperature: 0.0,
@@ -165,6 +175,8 @@ pub struct HoverSettings {
     pub budget: usize,
     /// `hover.maxTokens`.
     pub max_tokens: usize,
+    /// `hover.speculative`: speculative decoding for explanations (`off`, `lookup`, `draft`).
+    pub speculative: SpeculativeMode,
 }
 
 impl Default for HoverSettings {
@@ -173,6 +185,7 @@ impl Default for HoverSettings {
             enabled: true,
             budget: 4096,
             max_tokens: 256,
+            speculative: SpeculativeMode::Lookup,
         }
     }
 }
@@ -186,6 +199,8 @@ pub struct CodeActionSettings {
     pub budget: usize,
     /// `codeActions.maxTokens`.
     pub max_tokens: usize,
+    /// `codeActions.speculative`: speculative decoding for refactors and patches (`off`, `lookup`, `draft`).
+    pub speculative: SpeculativeMode,
     /// `codeActions.preview`: edits ask the editor to show them for review before they apply (LSP change
     /// annotations with `needsConfirmation`).
     pub preview: bool,
@@ -197,6 +212,7 @@ impl Default for CodeActionSettings {
             enabled: true,
             budget: 8192,
             max_tokens: 1024,
+            speculative: SpeculativeMode::Lookup,
             preview: true,
         }
     }
@@ -222,8 +238,11 @@ pub struct Settings {
     pub openai: OpenAiSettings,
     /// `threads.*`.
     pub threads: ThreadSettings,
-    /// `completion.*`.
+    /// `completion.*` (but `completion.model`).
     pub completion: CompletionSettings,
+    /// `completion.model`: a model for inline completions only (e.g. the small `qwen2.5-coder-0.5b`), loaded
+    /// next to `model`; empty: completions use `model`. (Kept out of [`CompletionSettings`], which is `Copy`.)
+    pub completion_model: String,
     /// `hover.*`.
     pub hover: HoverSettings,
     /// `codeActions.*`.
@@ -232,17 +251,35 @@ pub struct Settings {
     pub debug: DebugSettings,
     /// `logFile`: also write logs to this file (`None` for the empty string).
     pub log_file: Option<PathBuf>,
+    /// `draftModel`: the draft model of a `*.speculative = "draft"` setting; empty: [`DEFAULT_DRAFT_MODEL`].
+    pub draft_model: String,
 }
 
 impl Settings {
-    /// Whether two configurations need different generators (model, dtype, backend or threads changed); the
-    /// other keys take effect on the next request.
+    /// Whether two configurations need different generators (the models, dtype, backend or threads changed,
+    /// or a draft model is needed now and was not before); the other keys take effect on the next request.
     pub fn needs_new_generator(&self, other: &Settings) -> bool {
         self.model != other.model
             || self.dtype != other.dtype
             || self.backend != other.backend
             || self.openai != other.openai
             || self.threads != other.threads
+            || self.completion_model != other.completion_model
+            || self.draft_model_spec() != other.draft_model_spec()
+    }
+
+    /// The draft model to load: `Some(spec)` when a speculative setting asks for one.
+    pub fn draft_model_spec(&self) -> Option<&str> {
+        let wanted = [
+            self.completion.speculative,
+            self.hover.speculative,
+            self.code_actions.speculative,
+        ]
+        .contains(&SpeculativeMode::Draft);
+        wanted.then(|| match self.draft_model.trim() {
+            "" => DEFAULT_DRAFT_MODEL,
+            spec => spec,
+        })
     }
 }
 
@@ -271,7 +308,8 @@ mod tests {
             HoverSettings {
                 enabled: true,
                 budget: 4096,
-                max_tokens: 256
+                max_tokens: 256,
+                speculative: SpeculativeMode::Lookup,
             }
         );
         assert_eq!(
@@ -280,11 +318,32 @@ mod tests {
                 enabled: true,
                 budget: 8192,
                 max_tokens: 1024,
+                speculative: SpeculativeMode::Lookup,
                 preview: true,
             }
         );
         assert!(!s.debug.dump_prompt);
         assert_eq!(s.log_file, None);
+        assert_eq!(
+            (s.draft_model.as_str(), s.completion_model.as_str()),
+            ("", "")
+        );
+        assert_eq!(s.completion.speculative, SpeculativeMode::Off);
+        assert_eq!(s.draft_model_spec(), None);
+    }
+
+    #[test]
+    fn a_draft_model_is_loaded_only_when_a_setting_asks_for_one() {
+        let mut s = Settings::default();
+        let before = s.clone();
+        s.completion.speculative = SpeculativeMode::Draft;
+        assert_eq!(s.draft_model_spec(), Some(DEFAULT_DRAFT_MODEL));
+        assert!(s.needs_new_generator(&before));
+        s.draft_model = "/models/small.gguf".into();
+        assert_eq!(s.draft_model_spec(), Some("/models/small.gguf"));
+        let mut off = before.clone();
+        off.code_actions.speculative = SpeculativeMode::Off;
+        assert!(!off.needs_new_generator(&before));
     }
 
     #[test]
@@ -306,6 +365,11 @@ mod tests {
             ("codeActions.budget", "`8192`"),
             ("codeActions.maxTokens", "`1024`"),
             ("debug.dumpPrompt", "`false`"),
+            ("hover.speculative", "`\"lookup\"`"),
+            ("codeActions.speculative", "`\"lookup\"`"),
+            ("draftModel", "`\"\"`"),
+            ("completion.model", "`\"\"`"),
+            ("completion.speculative", "`\"off\"`"),
         ] {
             let row = doc
                 .lines()

@@ -9,7 +9,7 @@
 //! repetitions of one 512-token prefill + 128 greedy decode steps on a fresh cache; the table shows the best
 //! repetition (the machine is shared: the best is the one least disturbed) and every repetition is printed.
 
-mod bandwidth;
+pub(crate) mod bandwidth;
 #[cfg(feature = "bench-baseline")]
 mod candle;
 mod llama;
@@ -421,14 +421,14 @@ fn join(values: &[f64], format: impl Fn(f64) -> String) -> String {
         .join(", ")
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
         |_| "unknown".into(),
         |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "),
     )
 }
 
-fn cpu_name() -> String {
+pub(crate) fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {

@@ -4,13 +4,18 @@
 //! a [`Progress`]) → `LoadedModel::load` with the configured dtype → [`LocalGenerator`].
 //! `backend = "openai"`: `openai.*` → [`OpenAiGenerator`], which asks the server's `/v1/models` once here, so a
 //! wrong endpoint, model name or API key is reported when the model is loaded rather than on the first request.
+//! `completion.model` adds a local model for completions ([`SplitGenerator`]); `draftModel` a draft model for
+//! speculative decoding when a `speculative` setting asks for one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use qwen_engine::{LoadError, LoadOptions, LoadedModel, Threads, WeightDType};
 
-use super::{GenError, Generator, LocalGenerator, LocalOptions, OpenAiConfig, OpenAiGenerator};
+use super::{
+    GenError, Generator, LocalGenerator, LocalOptions, OpenAiConfig, OpenAiGenerator,
+    SplitGenerator,
+};
 use crate::store::{ModelSpec, Progress, PullSource, Store, StoreError};
 use crate::tasks::settings::{Backend, DTypeSetting, Settings};
 
@@ -55,19 +60,115 @@ pub enum LoaderError {
     /// The remote server could not be used (unreachable, wrong model name, refused key, bad endpoint…).
     #[error(transparent)]
     Remote(#[from] GenError),
+    /// The draft model cannot draft for the model.
+    #[error("cannot use {path} as the draft model: {reason}")]
+    Draft {
+        /// The draft model's file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Builds the generator `settings` describe: finds (or downloads, on first use) the model through `store`,
 /// reporting downloads and verification to `progress`, then loads it. Blocking; takes seconds to minutes.
+///
+/// With `completion.model` set, completions get a local model of their own ([`SplitGenerator`]); a draft model
+/// is loaded when `speculative` or `completion.speculative` is `draft` (the same file is loaded once if it is
+/// also the completion model).
 pub fn load_generator(
     settings: &Settings,
     store: &Store,
     progress: &dyn Progress,
 ) -> Result<LoadedGenerator, LoaderError> {
-    if settings.backend == Backend::OpenAi {
-        return load_remote(settings);
+    let mut main_local = None;
+    let mut loaded = if settings.backend == Backend::OpenAi {
+        load_remote(settings)?
+    } else {
+        let local = load_local(&settings.model, settings, store, progress)?;
+        let loaded = LoadedGenerator {
+            generator: Arc::new(LocalGenerator::new(
+                local.model.clone(),
+                LocalOptions::default(),
+            )),
+            spec: Some(local.spec.clone()),
+            path: local.path.clone(),
+            description: local.description.clone(),
+            downloaded: local.downloaded,
+        };
+        main_local = Some(local);
+        loaded
+    };
+    let completion = match settings.completion_model.trim() {
+        "" => None,
+        spec => Some(load_local(spec, settings, store, progress)?),
+    };
+    let draft = match (settings.draft_model_spec(), &completion) {
+        (None, _) => None,
+        (Some(_), None) if main_local.is_none() => None,
+        (Some(spec), Some(c)) if ModelSpec::parse(spec).ok().as_ref() == Some(&c.spec) => {
+            Some(c.model.clone())
+        }
+        (Some(spec), _) => Some(load_local(spec, settings, store, progress)?.model),
+    };
+    if let Some(draft) = &draft {
+        for local in main_local.iter().chain(&completion) {
+            check_draft_vocabulary(&local.model, draft).map_err(|reason| LoaderError::Draft {
+                path: draft.source.clone(),
+                reason,
+            })?;
+        }
     }
-    let spec = ModelSpec::parse(&settings.model)?;
+    let with_draft = |generator: LocalGenerator| match &draft {
+        Some(d) => generator.with_draft(Arc::clone(&d.model)),
+        None => generator,
+    };
+    let main_generator = main_local.as_ref().map(|local| {
+        with_draft(LocalGenerator::new(
+            local.model.clone(),
+            LocalOptions::default(),
+        ))
+    });
+    if let Some(completion) = completion {
+        let mut generator = with_draft(LocalGenerator::new(
+            completion.model.clone(),
+            LocalOptions::default(),
+        ));
+        if let Some(main) = &main_generator {
+            generator = generator.sharing_queue_with(main);
+        }
+        loaded.description = format!(
+            "{}; completions: {}",
+            loaded.description, completion.description
+        );
+        loaded.downloaded |= completion.downloaded;
+        let chat: Arc<dyn Generator> = match main_generator {
+            Some(main) => Arc::new(main),
+            None => loaded.generator,
+        };
+        loaded.generator = Arc::new(SplitGenerator::new(chat, Arc::new(generator)));
+    } else if let Some(main) = main_generator {
+        loaded.generator = Arc::new(main);
+    }
+    Ok(loaded)
+}
+
+/// A local model found (or pulled) through the store and loaded.
+struct LocalLoad {
+    spec: ModelSpec,
+    path: PathBuf,
+    description: String,
+    downloaded: bool,
+    model: LoadedModel,
+}
+
+fn load_local(
+    spec: &str,
+    settings: &Settings,
+    store: &Store,
+    progress: &dyn Progress,
+) -> Result<LocalLoad, LoaderError> {
+    let spec = ModelSpec::parse(spec)?;
     let description = store.describe(&spec);
     let pulled = {
         let _span = tracing::info_span!("model_pull", model = %description).entered();
@@ -90,14 +191,36 @@ pub fn load_generator(
         })?
     };
     let (prefill, decode) = model.model.kernel_info();
-    tracing::info!(%prefill, %decode, "quantized kernels");
-    Ok(LoadedGenerator {
-        generator: Arc::new(LocalGenerator::new(model, LocalOptions::default())),
-        spec: Some(spec),
+    tracing::info!(%prefill, %decode, model = %description, "quantized kernels");
+    Ok(LocalLoad {
+        spec,
         path,
         description,
         downloaded: pulled.source != PullSource::AlreadyPresent,
+        model,
     })
+}
+
+/// Checks that `draft` can draft for `target`: the same vocabulary (size and token ids of the special tokens).
+/// A draft model's guesses never change the output, only the speed; a different vocabulary would make every
+/// guess wrong, or out of the target's range.
+pub fn check_draft_vocabulary(target: &LoadedModel, draft: &LoadedModel) -> Result<(), String> {
+    let (t, d) = (target.model.config(), draft.model.config());
+    if t.vocab_size != d.vocab_size {
+        return Err(format!(
+            "its vocabulary has {} tokens, the model's {}: choose a draft model of the same family \
+             (`draftModel`, e.g. qwen2.5-coder-0.5b for Qwen2.5-Coder models)",
+            d.vocab_size, t.vocab_size
+        ));
+    }
+    let (ts, ds) = (target.tokenizer.specials(), draft.tokenizer.specials());
+    if ts != ds {
+        return Err(
+            "its special tokens have other ids than the model's: choose a draft model of the same family"
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// The remote backend: configured from `openai.*`, its model discovered now. A server that is down, starting

@@ -15,13 +15,18 @@
 //! - **Speed**: moving averages of the prefill and decode rates of recent generations and warm-ups.
 //! - **Early stop**: the streaming callback's [`Flow::Stop`] cancels a child of the request's token, so the
 //!   engine stops at the next token without the caller's token being touched.
+//! - **Speculative decoding** as the request asks ([`GenRequest::speculation`]); a draft model, when one is
+//!   loaded, keeps its KV cache inside each session's `Sequence`, so it follows the session's prefix reuse and
+//!   counts against the same byte limit. Generators loaded together share one queue (one generation at a time
+//!   across the main and the completion model).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use qwen_engine::{
-    generate, CancelToken, GenerateError, GenerateParams, LoadedModel, Prompt, SamplingParams,
-    Sequence, SequenceError, StopReason, DEFAULT_PREFILL_CHUNK,
+    generate, CancelToken, GenerateError, GenerateParams, LoadedModel, Model, Prompt,
+    SamplingParams, Sequence, SequenceError, Speculation, SpeculativeMode, StopReason,
+    DEFAULT_PREFILL_CHUNK,
 };
 
 use super::queue::FairQueue;
@@ -69,8 +74,10 @@ struct PoolEntry {
 /// The in-process generator; see the module documentation.
 pub struct LocalGenerator {
     model: LoadedModel,
+    /// The draft model of [`SpeculativeMode::Draft`] requests.
+    draft: Option<Arc<Model>>,
     options: LocalOptions,
-    queue: FairQueue,
+    queue: Arc<FairQueue>,
     /// Least recently used first.
     pool: Mutex<Vec<PoolEntry>>,
     speed: Mutex<SpeedMeter>,
@@ -133,10 +140,41 @@ impl LocalGenerator {
     pub fn new(model: LoadedModel, options: LocalOptions) -> LocalGenerator {
         LocalGenerator {
             model,
+            draft: None,
             options,
-            queue: FairQueue::default(),
+            queue: Arc::new(FairQueue::default()),
             pool: Mutex::new(Vec::new()),
             speed: Mutex::new(SpeedMeter::default()),
+        }
+    }
+
+    /// Uses `draft` (same vocabulary: see `check_draft_vocabulary`) for requests that ask for a draft model.
+    pub fn with_draft(mut self, draft: Arc<Model>) -> LocalGenerator {
+        self.draft = Some(draft);
+        self
+    }
+
+    /// Waits in `other`'s queue: the two never generate at the same time (they would share the same cores).
+    pub fn sharing_queue_with(mut self, other: &LocalGenerator) -> LocalGenerator {
+        self.queue = Arc::clone(&other.queue);
+        self
+    }
+
+    /// What a request's speculative mode runs as on this generator.
+    fn speculation(&self, mode: SpeculativeMode) -> Speculation {
+        match (mode, &self.draft) {
+            (SpeculativeMode::Off, _) => Speculation::Off,
+            (SpeculativeMode::Lookup, _) => Speculation::Lookup,
+            (SpeculativeMode::Draft, Some(draft)) => Speculation::Draft(Arc::clone(draft)),
+            (SpeculativeMode::Draft, None) => {
+                static WARNED: Once = Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        "a request asked for a draft model but none is loaded; using prompt lookup"
+                    )
+                });
+                Speculation::Lookup
+            }
         }
     }
 
@@ -169,7 +207,7 @@ impl LocalGenerator {
     }
 
     fn sequence_bytes(&self, sequence: &Sequence) -> u64 {
-        sequence.cache().bytes() as u64
+        sequence.bytes() as u64
     }
 
     fn lock_speed(&self) -> std::sync::MutexGuard<'_, SpeedMeter> {
@@ -319,6 +357,8 @@ impl Generator for LocalGenerator {
             stop_tokens: prompt.stop_tokens(tokenizer.specials()),
             stop_strings: request.stop.clone(),
             prefill_chunk: self.options.prefill_chunk,
+            speculation: self.speculation(request.speculation),
+            draft_tokens: None,
         };
         let early_stop = cancel.child();
         let mut stopped = false;
@@ -379,6 +419,8 @@ impl Generator for LocalGenerator {
                     decode_secs: s.decode_secs,
                     prefill_tok_s: s.prefill_tok_s,
                     decode_tok_s: s.decode_tok_s,
+                    decode_passes: s.decode_steps,
+                    accepted_tokens: s.accepted_tokens,
                     mean_logprob: (s.generated_tokens > 0)
                         .then(|| s.logprob_sum / s.generated_tokens as f64),
                 },

@@ -26,12 +26,14 @@ mod load;
 mod local;
 pub mod openai;
 mod queue;
+mod split;
 
-pub use load::{load_generator, LoadedGenerator, LoaderError};
+pub use load::{check_draft_vocabulary, load_generator, LoadedGenerator, LoaderError};
 pub use local::{LocalGenerator, LocalOptions};
 pub use openai::{OpenAiConfig, OpenAiGenerator, RemoteModel, RetryPolicy, Timeouts};
+pub use split::SplitGenerator;
 
-use qwen_engine::{CancelToken, Message, Prompt};
+use qwen_engine::{CancelToken, Message, Prompt, SpeculativeMode};
 
 /// Which KV cache (conversation state) a request continues. Requests with the same key share a warm prefix;
 /// keys are cheap strings chosen by the tasks (e.g. `doc:src/lib.rs`, `chat`).
@@ -133,6 +135,9 @@ pub struct GenRequest {
     pub stop: Vec<String>,
     /// The KV cache to continue; `None` for a one-off request that keeps no state.
     pub session: Option<SessionKey>,
+    /// Speculative decoding (local backend; the output is the same either way, only the speed differs). A
+    /// `Draft` request on a generator without a draft model runs with prompt lookup.
+    pub speculation: SpeculativeMode,
 }
 
 /// What the streaming callback wants after a delta.
@@ -184,6 +189,11 @@ pub struct GenStats {
     pub prefill_tok_s: f64,
     /// Decode speed, tokens per second.
     pub decode_tok_s: f64,
+    /// Forward passes while decoding (local backend; with speculative decoding a pass can yield several
+    /// tokens).
+    pub decode_passes: usize,
+    /// Drafted tokens accepted by speculative decoding (local backend).
+    pub accepted_tokens: usize,
     /// Mean log-probability of the generated tokens, where the backend reports it (the local engine does;
     /// remote servers are not asked for logprobs): alternatives are ranked by it.
     pub mean_logprob: Option<f64>,

@@ -14,7 +14,7 @@ use qwen_engine::{LoadOptions, LoadedModel, Message, Prompt, Role};
 use qwen_ls::tasks::generator::{OpenAiConfig, OpenAiGenerator, RetryPolicy, Timeouts};
 use qwen_ls::tasks::{
     CancelToken, FinishReason, Flow, GenError, GenOutput, GenPrompt, GenRequest, Generator,
-    LocalGenerator, LocalOptions, Sampling, SessionKey,
+    LocalGenerator, LocalOptions, Sampling, SessionKey, SpeculativeMode,
 };
 
 use server::{fake_server, free_port, gguf, Proxy, SSE_HEAD};
@@ -58,6 +58,7 @@ fn fim(max_tokens: usize) -> GenRequest {
         sampling: Sampling::greedy(),
         stop: Vec::new(),
         session: Some(SessionKey::document("src/lib.rs")),
+        speculation: SpeculativeMode::Off,
     }
 }
 
@@ -137,6 +138,7 @@ fn streaming_chat_through_a_real_server() {
         sampling: Sampling::greedy(),
         stop: Vec::new(),
         session: Some(SessionKey::chat()),
+        speculation: SpeculativeMode::Lookup,
     };
     let (result, deltas) = run(&remote, &request);
     let output = result.unwrap_or_else(|e| panic!("{e}\n{}", server.log_text()));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use qwen_engine::{LoadOptions, LoadedModel, Prompt};
 use qwen_ls::tasks::{
     CancelToken, FinishReason, Flow, GenPrompt, GenRequest, Generator, LocalGenerator,
-    LocalOptions, Sampling, SessionKey, WarmFinish,
+    LocalOptions, Sampling, SessionKey, SpeculativeMode, WarmFinish,
 };
 
 fn generator(options: LocalOptions) -> LocalGenerator {
@@ -26,6 +26,7 @@ fn request(text: &str, session: &str, max_tokens: usize) -> GenRequest {
         sampling: Sampling::greedy(),
         stop: Vec::new(),
         session: Some(SessionKey(session.to_string())),
+        speculation: SpeculativeMode::Off,
     }
 }
 

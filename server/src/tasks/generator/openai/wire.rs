@@ -241,7 +241,7 @@ pub(crate) fn is_model_not_found(message: &str) -> bool {
 mod tests {
     use super::*;
     use crate::tasks::generator::{Sampling, SessionKey};
-    use qwen_engine::{Message, Prompt};
+    use qwen_engine::{Message, Prompt, SpeculativeMode};
 
     #[test]
     fn completion_bodies_carry_prompt_text_and_stops() {
@@ -251,6 +251,7 @@ mod tests {
             sampling: Sampling::greedy(),
             stop: vec!["\n\n".into()],
             session: Some(SessionKey::document("a.rs")),
+            speculation: SpeculativeMode::Off,
         };
         let (api, body) = request_body(&request, "m", &["\n\n".into(), "<|endoftext|>".into()]);
         assert_eq!(api, Api::Completions);
@@ -279,6 +280,7 @@ mod tests {
             sampling: Sampling::with_temperature(0.5),
             stop: vec![],
             session: None,
+            speculation: SpeculativeMode::Lookup,
         };
         let (api, body) = request_body(&request, "m", &[]);
         assert_eq!(api, Api::Chat);
