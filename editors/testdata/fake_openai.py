@@ -10,13 +10,19 @@ exact text (`expected/lib.rs`).
                                 `values.iter().sum()`; chunks of `chat.completion.chunk`, then `data: [DONE]`
   POST /v1/completions       -> (stream) a fixed FIM completion, then `data: [DONE]`
 
-Usage: fake_openai.py [--port N]  (0, the default: a free loopback port). The first line on stdout is
-`http://127.0.0.1:<port>/v1` once it listens; requests are logged on stderr. Stops on SIGTERM/SIGINT.
+Usage: fake_openai.py [--port N] [--answers FILE] [--requests FILE]
+  --port N        0, the default: a free loopback port
+  --answers FILE  a JSON list of chat answers, served in order (the last one again once they run out) instead of
+                  the fixed edit: the scripted rounds of `qwen-ls patch --test-cmd` (server/tests/it/fix_loop.rs)
+  --requests FILE every request body is appended to FILE as one JSON line, for tests that check the prompts
+The first line on stdout is `http://127.0.0.1:<port>/v1` once it listens; requests are logged on stderr. Stops on
+SIGTERM/SIGINT.
 """
 import argparse
 import json
 import signal
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "fake-coder"
@@ -45,6 +51,30 @@ FIM_ANSWER = "    if n < 2 {\n        return n;\n    }"
 def pieces(text, size=7):
     """The answer in small chunks, as a server streams tokens."""
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class Script:
+    """The chat answers to give, in order, and where to log request bodies (set from the command line)."""
+
+    answers = None
+    requests = None
+    served = 0
+    lock = threading.Lock()
+
+    @classmethod
+    def next_chat_answer(cls):
+        if not cls.answers:
+            return CHAT_ANSWER
+        with cls.lock:
+            answer = cls.answers[min(cls.served, len(cls.answers) - 1)]
+            cls.served += 1
+        return answer
+
+    @classmethod
+    def log(cls, request):
+        if cls.requests:
+            with cls.lock, open(cls.requests, "a", encoding="utf-8") as out:
+                out.write(json.dumps(request) + "\n")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -82,6 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": {"message": "Not Found: " + self.path}})
             return
+        Script.log(request)
         if request.get("model") != MODEL:
             self._json(404, {"error": {"message": "The model `%s` does not exist." % request.get("model")}})
             return
@@ -99,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps(value).encode() + b"\n\n")
             self.wfile.flush()
 
-        text = CHAT_ANSWER if chat else FIM_ANSWER
+        text = Script.next_chat_answer() if chat else FIM_ANSWER
         kind = "chat.completion.chunk" if chat else "text_completion"
         try:
             for piece in pieces(text):
@@ -120,7 +151,13 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--answers")
+    parser.add_argument("--requests")
     args = parser.parse_args()
+    if args.answers:
+        with open(args.answers, encoding="utf-8") as answers:
+            Script.answers = json.load(answers)
+    Script.requests = args.requests
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

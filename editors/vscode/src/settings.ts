@@ -31,6 +31,10 @@ export const SERVER_KEYS = [
   "codeActions.enabled",
   "codeActions.budget",
   "codeActions.maxTokens",
+  "codeActions.checkCommand",
+  "codeActions.maxRounds",
+  "codeActions.checkTimeout",
+  "codeActions.fixTimeLimit",
   "debug.dumpPrompt",
   "logFile",
 ] as const;

@@ -1,7 +1,9 @@
-//! `qwen-ls patch "INSTRUCTION" [--root DIR] [--files F…] [--budget N] [--apply | --check] [--json]`:
+//! `qwen-ls patch "INSTRUCTION" [--root DIR] [--files F…] [--budget N] [--apply | --check] [--json]
+//! [--test-cmd CMD… [--max-rounds N] [--test-timeout S] [--apply-failed]] [--allow-syntax-errors]`:
 //! the model's edits as a unified diff on stdout (or written, with `--apply`). Exit codes: 0 patch produced
 //! (or applied), 1 no change, 2 the answer could not be turned into a valid patch (the raw answer is saved
-//! and its path printed), 3 usage or environment error.
+//! and its path printed), 3 usage or environment error. With `--test-cmd`, the check loop
+//! (`patch_loop.rs`) adds 4: still red after the last round.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use clap::Args;
 
 use super::agent::{load_model, load_workspace, root_of_dir, ModelFlags, ShowProgress};
 use super::patch_json::outcome_to_json;
-use crate::tasks::patch::PatchExit;
+use crate::tasks::patch::{PatchExit, PatchOutcome, PatchWarning};
 use crate::tasks::{patch, CancelToken, EditAnswer, PatchRequest};
 
 /// Arguments of `qwen-ls patch`.
@@ -34,9 +36,29 @@ pub struct PatchArgs {
     /// Only check that a valid patch comes out: print no diff (summary and warnings on stderr).
     #[arg(long)]
     pub check: bool,
-    /// Print `{"diff","files","warnings","stats"}` instead of the diff.
+    /// Print `{"diff","files","warnings","stats","format"}` instead of the diff (with `--test-cmd`: the transcript
+    /// of every round as well).
     #[arg(long)]
     pub json: bool,
+    /// Check each candidate in a scratch copy of the workspace with this shell command (repeatable; run in
+    /// order, in the copy's root) and feed failures back to the model until every command passes. `auto`: the
+    /// usual check of each project kind found (cargo check, python -m compileall / ruff, tsc --noEmit, go
+    /// vet), each only if its tool is installed.
+    #[arg(long = "test-cmd", value_name = "CMD")]
+    pub test_cmd: Vec<String>,
+    /// Most rounds (model answers) of the check loop.
+    #[arg(long, value_name = "N", requires = "test_cmd")]
+    pub max_rounds: Option<usize>,
+    /// Time limit of each check command, in seconds; the command's whole process group is killed at it.
+    #[arg(long, value_name = "SECS", requires = "test_cmd")]
+    pub test_timeout: Option<u64>,
+    /// With `--apply` and `--test-cmd`: write the last candidate even when its checks still fail.
+    #[arg(long, requires_all = ["apply", "test_cmd"])]
+    pub apply_failed: bool,
+    /// Accept an edit that introduces syntax errors (tree-sitter): `--apply` writes it and the check loop may
+    /// call it green. Without it, `--apply` refuses such an edit (exit 2).
+    #[arg(long)]
+    pub allow_syntax_errors: bool,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -55,6 +77,11 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
     if let Some(max_tokens) = args.model.max_tokens {
         settings.code_actions.max_tokens = max_tokens;
     }
+    let checks = if args.test_cmd.is_empty() {
+        None
+    } else {
+        Some(super::patch_loop::loop_options(args, &root)?)
+    };
     let workspace = load_workspace(&root)?;
     let generator = ShowProgress(load_model(&settings)?);
     let request = PatchRequest {
@@ -62,6 +89,9 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
         files: args.files.iter().map(|f| cwd.join(f)).collect(),
         budget: args.budget,
     };
+    if let Some(checks) = checks {
+        return super::patch_loop::run(args, &workspace, &generator, &settings, &request, &checks);
+    }
     let answer = patch(
         &workspace,
         &generator,
@@ -92,6 +122,14 @@ fn report(args: &PatchArgs, root: &Path, answer: EditAnswer) -> anyhow::Result<E
         eprintln!("the edits change nothing");
     }
     if args.apply && exit == PatchExit::Produced {
+        if !args.allow_syntax_errors && has_syntax_errors(outcome) {
+            eprintln!(
+                "error: the edit introduces syntax errors; nothing was written (--allow-syntax-errors writes it anyway)"
+            );
+            let saved = save_answer(root, &answer.answer)?;
+            eprintln!("the model's answer was saved to {}", saved.display());
+            return Ok(ExitCode::from(PatchExit::InvalidAnswer.code()));
+        }
         if let Err(e) = proposal.apply() {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(e.exit().code()));
@@ -113,9 +151,17 @@ fn report(args: &PatchArgs, root: &Path, answer: EditAnswer) -> anyhow::Result<E
     Ok(ExitCode::from(exit.code()))
 }
 
+/// Whether the outcome carries a warning about syntax errors the edit introduced.
+pub(super) fn has_syntax_errors(outcome: &PatchOutcome) -> bool {
+    outcome
+        .warnings
+        .iter()
+        .any(|w| matches!(w, PatchWarning::SyntaxErrors { .. }))
+}
+
 /// Saves a raw answer under the cache directory (`answers/patch-<time>-<pid>.md`), else the system's
 /// temporary directory.
-fn save_answer(root: &Path, answer: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn save_answer(root: &Path, answer: &str) -> anyhow::Result<PathBuf> {
     let dir = crate::index::CacheStore::default_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("answers");

@@ -11,6 +11,7 @@
 //! Server: lifecycle + capabilities; handlers: completion.rs, hover.rs, actions.rs, commands.rs
 //!         edits out: edits.rs (minimal TextEdits), apply.rs (versioned WorkspaceEdit, checks)
 //! startup.rs: model + index in the background ($/progress, qwen-ls/status, showMessage once)
+//! progress.rs: $/progress streams (cancellable ones answer window/workDoneProgress/cancel)
 //! guard.rs: panics → InternalError responses; dropped requests cancel their generation
 //! transport.rs: re-frames stdin so one malformed message is answered with an error instead of ending input
 //! ```
@@ -29,6 +30,7 @@ pub mod front_door;
 mod guard;
 mod hover;
 pub mod position;
+mod progress;
 mod server;
 mod startup;
 mod state;
@@ -110,6 +112,10 @@ where
     .custom_method(internal::CODE_ACTION, Server::code_action)
     .custom_method(internal::EXECUTE_COMMAND, Server::execute_command)
     .custom_method(transport::MALFORMED, Server::malformed)
+    .custom_method(
+        "window/workDoneProgress/cancel",
+        Server::work_done_progress_cancel,
+    )
     .finish();
     let state = service.inner().state.clone();
     let service = FrontDoor::new(service, documents);

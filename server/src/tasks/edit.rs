@@ -7,18 +7,18 @@
 //! front end can save or show it when it cannot be turned into a patch.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use qwen_engine::CancelToken;
+use qwen_engine::{CancelToken, Message};
 
 use super::checker::TreeSitterChecker;
 use super::completion::TaskStats;
 use super::edit_prompt::{self, Anchor, EditPromptInput, Shown};
 use super::functions::function_at;
 use super::generator::{
-    FinishReason, Flow, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
+    FinishReason, Flow, GenOutput, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
 };
 use super::patch::{
     prepare, PatchError, PatchExit, PatchOptions, PatchOutcome, PreparedPatch, SeenFiles,
@@ -73,6 +73,22 @@ pub struct EditProposal {
 }
 
 impl EditProposal {
+    /// A proposal for `patch`, with each open document's version.
+    pub(crate) fn new(workspace: &Workspace, patch: PreparedPatch) -> EditProposal {
+        let files = patch
+            .files()
+            .into_iter()
+            .map(|f| FileEdit {
+                version: workspace.document_version(&f.path),
+                path: f.path,
+                abs: f.abs,
+                before: f.before,
+                after: f.after,
+            })
+            .collect();
+        EditProposal { patch, files }
+    }
+
     /// The unified diff, changed files, warnings and counts.
     pub fn outcome(&self) -> &PatchOutcome {
         self.patch.outcome()
@@ -189,16 +205,27 @@ fn line_of(text: &str, offset: usize) -> u32 {
         .count() as u32
 }
 
-/// Edits the range (or the function at it) of one file; edits to other files are refused.
-pub fn refactor(
+/// An edit prompt ready to run, with what reading its answer needs. Built by [`refactor_job`] or
+/// [`patch_job`]; run once by [`refactor`]/[`patch`], or round after round by the check loop (`fix_loop/`).
+pub(crate) struct EditJob {
+    pub prompt: edit_prompt::EditPrompt,
+    /// The one file in play (the refactor's file, or the only file given to `patch`).
+    pub default_path: Option<String>,
+    /// A refactor's file: the only one the answer may change.
+    pub only_file: Option<String>,
+    pub instruction: String,
+    pub max_tokens: usize,
+    pub started: Instant,
+}
+
+/// The prompt of a refactor: the range (or the function at it) of one file.
+pub(crate) fn refactor_job(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,
     request: &RefactorRequest,
-    cancel: &CancelToken,
-) -> Result<EditAnswer, TaskError> {
+) -> Result<EditJob, TaskError> {
     let started = Instant::now();
-    let _span = tracing::info_span!("refactor", path = %request.path.display()).entered();
     if request.instruction.trim().is_empty() {
         return Err(TaskError::EmptyInstruction);
     }
@@ -252,41 +279,24 @@ pub fn refactor(
             budget,
         },
     )?;
-    let mut answer = run(
-        workspace,
-        generator,
-        settings.max_tokens,
+    Ok(EditJob {
         prompt,
+        default_path: Some(relative.clone()),
+        only_file: Some(relative),
+        instruction: request.instruction.clone(),
+        max_tokens: settings.max_tokens,
         started,
-        cancel,
-    )?;
-    if let Ok(proposal) = &answer.result {
-        let others: Vec<String> = proposal
-            .files
-            .iter()
-            .filter(|f| f.path != relative)
-            .map(|f| f.path.clone())
-            .collect();
-        if !others.is_empty() {
-            answer.result = Err(EditFailure::OutsideTarget {
-                target: relative,
-                paths: others,
-            });
-        }
-    }
-    Ok(answer)
+    })
 }
 
-/// Applies an instruction across the workspace (named files first, the rest retrieved).
-pub fn patch(
+/// The prompt of a workspace-wide patch: named files first, the rest retrieved.
+pub(crate) fn patch_job(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,
     request: &PatchRequest,
-    cancel: &CancelToken,
-) -> Result<EditAnswer, TaskError> {
+) -> Result<EditJob, TaskError> {
     let started = Instant::now();
-    let _span = tracing::info_span!("patch", files = request.files.len()).entered();
     if request.instruction.trim().is_empty() {
         return Err(TaskError::EmptyInstruction);
     }
@@ -306,6 +316,10 @@ pub fn patch(
         path: f.path.clone(),
         ..Anchor::default()
     });
+    let default_path = match files.as_slice() {
+        [only] => Some(only.path.clone()),
+        _ => None,
+    };
     let snapshot = workspace.snapshot();
     let budget = budget_for(
         generator,
@@ -323,32 +337,55 @@ pub fn patch(
             budget,
         },
     )?;
-    run(
-        workspace,
-        generator,
-        settings.max_tokens,
+    Ok(EditJob {
         prompt,
+        default_path,
+        only_file: None,
+        instruction: request.instruction.clone(),
+        max_tokens: settings.max_tokens,
         started,
-        cancel,
-    )
+    })
 }
 
-/// Generates the answer and prepares the patch.
-fn run(
+/// Edits the range (or the function at it) of one file; edits to other files are refused.
+pub fn refactor(
     workspace: &Workspace,
     generator: &dyn Generator,
-    max_tokens: usize,
-    prompt: edit_prompt::EditPrompt,
-    started: Instant,
+    settings: &CodeActionSettings,
+    request: &RefactorRequest,
     cancel: &CancelToken,
 ) -> Result<EditAnswer, TaskError> {
-    let prompt_secs = started.elapsed().as_secs_f64();
+    let _span = tracing::info_span!("refactor", path = %request.path.display()).entered();
+    let job = refactor_job(workspace, generator, settings, request)?;
+    run(workspace, generator, &job, cancel)
+}
+
+/// Applies an instruction across the workspace (named files first, the rest retrieved).
+pub fn patch(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    settings: &CodeActionSettings,
+    request: &PatchRequest,
+    cancel: &CancelToken,
+) -> Result<EditAnswer, TaskError> {
+    let _span = tracing::info_span!("patch", files = request.files.len()).entered();
+    let job = patch_job(workspace, generator, settings, request)?;
+    run(workspace, generator, &job, cancel)
+}
+
+/// Runs a chat for an edit answer (greedy, the chat session: a later round reuses the cached prefix).
+pub(crate) fn generate_answer(
+    generator: &dyn Generator,
+    messages: Vec<Message>,
+    max_tokens: usize,
+    cancel: &CancelToken,
+) -> Result<GenOutput, TaskError> {
     if cancel.is_cancelled() {
         return Err(TaskError::Cancelled);
     }
     let generation = generator.generate(
         &GenRequest {
-            prompt: GenPrompt::Chat(prompt.messages),
+            prompt: GenPrompt::Chat(messages),
             max_tokens,
             sampling: Sampling::greedy(),
             stop: Vec::new(),
@@ -360,16 +397,28 @@ fn run(
     if generation.finish == FinishReason::Cancelled {
         return Err(TaskError::Cancelled);
     }
-    let result = proposal(workspace, &generation.text, &prompt.seen).map_err(EditFailure::from);
+    Ok(generation)
+}
+
+/// Generates the answer and prepares the patch.
+fn run(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    job: &EditJob,
+    cancel: &CancelToken,
+) -> Result<EditAnswer, TaskError> {
+    let prompt_secs = job.started.elapsed().as_secs_f64();
+    let generation = generate_answer(generator, job.prompt.messages.clone(), job.max_tokens, cancel)?;
+    let result = proposal(workspace, &generation.text, job);
     Ok(EditAnswer {
         answer: generation.text,
         finish: generation.finish,
         result,
         stats: stats(
             prompt_secs,
-            started,
-            prompt.tokens,
-            prompt.context_tokens,
+            job.started,
+            job.prompt.tokens,
+            job.prompt.context_tokens,
             generation.stats,
         ),
     })
@@ -392,13 +441,42 @@ fn stats(
     }
 }
 
-/// `prepare` against the editor's text of open documents (a fresh snapshot: typing during generation makes
-/// the patch stale, never misapplied) and the disk for the rest.
-fn proposal(
-    workspace: &Workspace,
+/// Reads `answer` as a patch of the tree under `root` (the workspace, or the check loop's scratch copy), as
+/// the job allows: `seen` is what the model saw, `overlay` the editor's unsaved text.
+pub(crate) fn read_answer(
+    root: &Path,
     answer: &str,
     seen: &SeenFiles,
-) -> Result<EditProposal, PatchError> {
+    overlay: Option<&SeenFiles>,
+    job: &EditJob,
+) -> Result<PreparedPatch, EditFailure> {
+    let options = PatchOptions {
+        checker: &TreeSitterChecker,
+        seen: Some(seen),
+        overlay,
+        default_path: job.default_path.as_deref(),
+        instruction: &job.instruction,
+    };
+    let patch = prepare(root, answer, &options)?;
+    if let Some(target) = &job.only_file {
+        let others: Vec<String> = patch
+            .files()
+            .into_iter()
+            .filter(|f| &f.path != target)
+            .map(|f| f.path)
+            .collect();
+        if !others.is_empty() {
+            return Err(EditFailure::OutsideTarget {
+                target: target.clone(),
+                paths: others,
+            });
+        }
+    }
+    Ok(patch)
+}
+
+/// The editor's text of every open document, as an overlay over the disk.
+pub(crate) fn open_documents_overlay(workspace: &Workspace) -> SeenFiles {
     let snapshot = workspace.snapshot();
     let mut overlay = SeenFiles::default();
     for path in workspace.open_documents() {
@@ -406,22 +484,14 @@ fn proposal(
             overlay.record(path, file.text.as_bytes().to_vec());
         }
     }
-    let options = PatchOptions {
-        checker: &TreeSitterChecker,
-        seen: Some(seen),
-        overlay: (!overlay.is_empty()).then_some(&overlay),
-    };
-    let patch = prepare(workspace.root(), answer, &options)?;
-    let files = patch
-        .files()
-        .into_iter()
-        .map(|f| FileEdit {
-            version: workspace.document_version(&f.path),
-            path: f.path,
-            abs: f.abs,
-            before: f.before,
-            after: f.after,
-        })
-        .collect();
-    Ok(EditProposal { patch, files })
+    overlay
+}
+
+/// `prepare` against the editor's text of open documents (a fresh snapshot: typing during generation makes
+/// the patch stale, never misapplied) and the disk for the rest.
+fn proposal(workspace: &Workspace, answer: &str, job: &EditJob) -> Result<EditProposal, EditFailure> {
+    let overlay = open_documents_overlay(workspace);
+    let overlay = (!overlay.is_empty()).then_some(&overlay);
+    let patch = read_answer(workspace.root(), answer, &job.prompt.seen, overlay, job)?;
+    Ok(EditProposal::new(workspace, patch))
 }

@@ -159,7 +159,7 @@ impl Default for HoverSettings {
 }
 
 /// `codeActions.*`: refactors and patches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeActionSettings {
     /// `codeActions.enabled`.
     pub enabled: bool,
@@ -167,6 +167,15 @@ pub struct CodeActionSettings {
     pub budget: usize,
     /// `codeActions.maxTokens`.
     pub max_tokens: usize,
+    /// `codeActions.checkCommand`: shell commands (or `auto`) that "Fix diagnostics in range" runs on each
+    /// candidate in a scratch copy, feeding failures back (empty: one answer, unchecked).
+    pub check_commands: Vec<String>,
+    /// `codeActions.maxRounds`: most answers of that loop.
+    pub max_rounds: usize,
+    /// `codeActions.checkTimeout`: seconds each check may run.
+    pub check_timeout_secs: u64,
+    /// `codeActions.fixTimeLimit`: seconds the whole loop may take.
+    pub fix_time_limit_secs: u64,
 }
 
 impl Default for CodeActionSettings {
@@ -175,6 +184,10 @@ impl Default for CodeActionSettings {
             enabled: true,
             budget: 8192,
             max_tokens: 1024,
+            check_commands: Vec::new(),
+            max_rounds: 3,
+            check_timeout_secs: 60,
+            fix_time_limit_secs: 180,
         }
     }
 }
@@ -255,7 +268,11 @@ mod tests {
             CodeActionSettings {
                 enabled: true,
                 budget: 8192,
-                max_tokens: 1024
+                max_tokens: 1024,
+                check_commands: Vec::new(),
+                max_rounds: 3,
+                check_timeout_secs: 60,
+                fix_time_limit_secs: 180,
             }
         );
         assert!(!s.debug.dump_prompt);

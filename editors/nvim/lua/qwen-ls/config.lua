@@ -25,6 +25,10 @@ M.SERVER_KEYS = {
   "codeActions.enabled",
   "codeActions.budget",
   "codeActions.maxTokens",
+  "codeActions.checkCommand",
+  "codeActions.maxRounds",
+  "codeActions.checkTimeout",
+  "codeActions.fixTimeLimit",
   "debug.dumpPrompt",
   "logFile",
 }

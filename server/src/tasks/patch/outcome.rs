@@ -8,10 +8,12 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use super::answer::AnswerFormat;
 use super::atomic::ApplyError;
 use super::matching::{MatchFailure, MatchKind};
 use super::parse::ParseError;
 use super::paths::PathError;
+use super::plausible::NotWhole;
 use super::source::SourceError;
 
 /// A patch that was produced: its unified diff and a summary.
@@ -25,6 +27,8 @@ pub struct PatchOutcome {
     pub warnings: Vec<PatchWarning>,
     /// Counts.
     pub stats: PatchStats,
+    /// How the answer wrote its edits.
+    pub format: AnswerFormat,
 }
 
 impl PatchOutcome {
@@ -176,6 +180,9 @@ pub enum EditErrorKind {
     /// An empty SEARCH names a file that exists and is not empty.
     #[error("`{0}` already exists and is not empty; an empty SEARCH section only creates files")]
     FileExists(String),
+    /// A whole-file reading that is not plausibly the whole file (see `plausible.rs`).
+    #[error("{0}")]
+    NotWhole(NotWhole),
     /// The SEARCH could not be placed.
     #[error("`{path}`: {failure}")]
     Match {
