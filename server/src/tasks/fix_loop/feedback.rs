@@ -53,7 +53,7 @@ pub fn trim_output(output: &str, budget: usize, count: &dyn Fn(&str) -> usize) -
         .filter(|p| !p.trim().is_empty())
         .collect();
     let (errors, others): (Vec<&str>, Vec<&str>) =
-        paragraphs.iter().partition(|p| mentions_error(p));
+        paragraphs.into_iter().partition(|p| mentions_error(p));
     let mut out = String::new();
     let mut used = 0;
     let mut left_out = 0usize;

@@ -59,7 +59,7 @@ impl ScratchTree {
         let started = Instant::now();
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| ScratchError::Io { path, source }
+            move |source: std::io::Error| ScratchError::Io { path, source }
         };
         let dir = tempfile::Builder::new()
             .prefix("qwen-ls-check-")
