@@ -30,7 +30,8 @@ pub fn loop_options(args: &PatchArgs, root: &Path) -> anyhow::Result<LoopOptions
     if args.test_cmd.iter().any(|c| c.trim().is_empty()) {
         anyhow::bail!("--test-cmd needs a command");
     }
-    let checks = auto::expand(&args.test_cmd, root).map_err(|e| anyhow::anyhow!("--test-cmd {e}"))?;
+    let checks =
+        auto::expand(&args.test_cmd, root).map_err(|e| anyhow::anyhow!("--test-cmd {e}"))?;
     for check in checks.iter().filter(|c| c.reason != "given") {
         eprintln!("check (from {}): {}", check.reason, check.command);
     }
@@ -42,7 +43,9 @@ pub fn loop_options(args: &PatchArgs, root: &Path) -> anyhow::Result<LoopOptions
     Ok(LoopOptions {
         commands,
         max_rounds,
-        command_timeout: Duration::from_secs(args.test_timeout.unwrap_or(DEFAULT_TEST_TIMEOUT_SECS)),
+        command_timeout: Duration::from_secs(
+            args.test_timeout.unwrap_or(DEFAULT_TEST_TIMEOUT_SECS),
+        ),
         time_limit: None,
         allow_syntax_errors: args.allow_syntax_errors,
     })
@@ -92,7 +95,10 @@ fn report(args: &PatchArgs, root: &Path, result: &LoopResult) -> anyhow::Result<
         let saved = save_answer(root, &answers.concat())?;
         eprintln!("the model's answers were saved to {}", saved.display());
         if args.json {
-            println!("{}", serde_json::to_string(&loop_to_json(result, 2, false))?);
+            println!(
+                "{}",
+                serde_json::to_string(&loop_to_json(result, 2, false))?
+            );
         }
         return Ok(ExitCode::from(2));
     };
@@ -130,7 +136,10 @@ fn report(args: &PatchArgs, root: &Path, result: &LoopResult) -> anyhow::Result<
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string(&loop_to_json(result, code, applied))?);
+        println!(
+            "{}",
+            serde_json::to_string(&loop_to_json(result, code, applied))?
+        );
     } else if args.check {
         for file in &outcome.files {
             eprintln!("{} {}", file.status.as_str(), file.path);

@@ -268,7 +268,8 @@ async fn fix_until_green(
     options: LoopOptions,
 ) -> std::result::Result<tower_lsp_server::ls_types::WorkspaceEdit, Dropped> {
     let cancel = CancelToken::new();
-    let progress = WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await;
+    let progress =
+        WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await;
     let reporter = progress.reporter();
     // Dropping this request (`$/cancelRequest`) cancels the loop too.
     let on_drop = CancelOnDrop::new(cancel.clone());

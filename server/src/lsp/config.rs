@@ -213,7 +213,13 @@ mod tests {
         assert_eq!(s.hover.max_tokens, 24);
         assert_eq!(s.code_actions.budget, 100);
         assert_eq!(s.code_actions.check_commands, ["cargo check"]);
-        assert_eq!((s.code_actions.max_rounds, s.code_actions.fix_time_limit_secs), (2, 30));
+        assert_eq!(
+            (
+                s.code_actions.max_rounds,
+                s.code_actions.fix_time_limit_secs
+            ),
+            (2, 30)
+        );
         assert!(s.debug.dump_prompt);
         assert_eq!(s.log_file, Some(PathBuf::from("/tmp/q.log")));
     }

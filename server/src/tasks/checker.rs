@@ -80,7 +80,11 @@ mod tests {
             .into_iter()
             .map(|i| (i.kind, i.name, i.lines))
             .collect();
-        let expected = [("struct", "S", (0, 0)), ("impl", "S", (1, 3)), ("function", "f", (4, 6))];
+        let expected = [
+            ("struct", "S", (0, 0)),
+            ("impl", "S", (1, 3)),
+            ("function", "f", (4, 6)),
+        ];
         let expected: Vec<(String, String, (usize, usize))> = expected
             .iter()
             .map(|(k, n, l)| (k.to_string(), n.to_string(), *l))
@@ -94,6 +98,9 @@ mod tests {
             .map(|i| i.name)
             .collect();
         assert_eq!(names, ["A", "f"]);
-        assert_eq!(TreeSitterChecker.top_level_items(Path::new("a.txt"), "x"), None);
+        assert_eq!(
+            TreeSitterChecker.top_level_items(Path::new("a.txt"), "x"),
+            None
+        );
     }
 }

@@ -408,7 +408,12 @@ fn run(
     cancel: &CancelToken,
 ) -> Result<EditAnswer, TaskError> {
     let prompt_secs = job.started.elapsed().as_secs_f64();
-    let generation = generate_answer(generator, job.prompt.messages.clone(), job.max_tokens, cancel)?;
+    let generation = generate_answer(
+        generator,
+        job.prompt.messages.clone(),
+        job.max_tokens,
+        cancel,
+    )?;
     let result = proposal(workspace, &generation.text, job);
     Ok(EditAnswer {
         answer: generation.text,
@@ -489,7 +494,11 @@ pub(crate) fn open_documents_overlay(workspace: &Workspace) -> SeenFiles {
 
 /// `prepare` against the editor's text of open documents (a fresh snapshot: typing during generation makes
 /// the patch stale, never misapplied) and the disk for the rest.
-fn proposal(workspace: &Workspace, answer: &str, job: &EditJob) -> Result<EditProposal, EditFailure> {
+fn proposal(
+    workspace: &Workspace,
+    answer: &str,
+    job: &EditJob,
+) -> Result<EditProposal, EditFailure> {
     let overlay = open_documents_overlay(workspace);
     let overlay = (!overlay.is_empty()).then_some(&overlay);
     let patch = read_answer(workspace.root(), answer, &job.prompt.seen, overlay, job)?;

@@ -96,7 +96,13 @@ fn patch(server: &FakeServer, root: &Path, cache: &Path, args: &[&str]) -> Outpu
         .arg(root)
         .arg("--files")
         .arg(root.join("src/lib.rs"))
-        .args(["--endpoint", &server.endpoint, "--remote-model", "fake-coder", "--json"])
+        .args([
+            "--endpoint",
+            &server.endpoint,
+            "--remote-model",
+            "fake-coder",
+            "--json",
+        ])
         .env("QWEN_LS_CACHE_DIR", cache)
         .env("XDG_CACHE_HOME", cache)
         .env("QWEN_LS_LOG", "warn")
@@ -126,13 +132,21 @@ fn a_failing_first_answer_and_a_passing_second_end_green_in_round_two() {
         &block("    a + c\n", "    a.wrapping_add(b)\n"),
     ]);
     // Each check first records what the user's file holds at that moment.
-    let seen_by_checks = root.parent().expect("parent").join("user-file-during-checks");
+    let seen_by_checks = root
+        .parent()
+        .expect("parent")
+        .join("user-file-during-checks");
     let record = format!(
         "cat '{}' >> '{}' && cargo check --offline",
         root.join("src/lib.rs").display(),
         seen_by_checks.display()
     );
-    let out = patch(&server, &root, cache.path(), &["Use wrapping addition in add", "--test-cmd", &record]);
+    let out = patch(
+        &server,
+        &root,
+        cache.path(),
+        &["Use wrapping addition in add", "--test-cmd", &record],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let json = transcript(&out);
@@ -142,27 +156,42 @@ fn a_failing_first_answer_and_a_passing_second_end_green_in_round_two() {
     assert_eq!(rounds[0]["outcome"], "red");
     assert_eq!(rounds[0]["checks"][0]["exit_code"], 101);
     let first_output = rounds[0]["checks"][0]["output"].as_str().expect("output");
-    assert!(first_output.contains("cannot find value `c`"), "{first_output}");
+    assert!(
+        first_output.contains("cannot find value `c`"),
+        "{first_output}"
+    );
     assert_eq!(rounds[1]["outcome"], "green");
     assert_eq!(rounds[1]["checks"][0]["exit_code"], 0);
     assert!(rounds[0]["prompt_tokens"].as_u64().expect("tokens") > 0);
     // The final diff is round 2's: the original file to the fixed one.
     let diff = json["diff"].as_str().expect("diff");
     assert_eq!(diff, rounds[1]["diff"].as_str().expect("round diff"));
-    assert!(diff.contains("-    a + b\n+    a.wrapping_add(b)\n"), "{diff}");
+    assert!(
+        diff.contains("-    a + b\n+    a.wrapping_add(b)\n"),
+        "{diff}"
+    );
     assert!(!diff.contains("a + c"), "{diff}");
     // The second prompt told the model what failed and showed the file as round 1 left it.
     let prompts = server.user_messages();
     assert_eq!(prompts.len(), 2);
-    assert!(prompts[1].contains("cargo check --offline") && prompts[1].contains("cannot find value `c`"));
+    assert!(
+        prompts[1].contains("cargo check --offline")
+            && prompts[1].contains("cannot find value `c`")
+    );
     assert!(prompts[1].contains("    a + c\n"), "{}", prompts[1]);
     // Without --apply nothing is written; during the checks the user's file was the original.
-    assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).expect("read"), LIB);
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
+        LIB
+    );
     assert_eq!(
         std::fs::read_to_string(&seen_by_checks).expect("recorded"),
         format!("{LIB}{LIB}")
     );
-    assert!(!root.join("target").exists(), "the checks ran in the scratch copy");
+    assert!(
+        !root.join("target").exists(),
+        "the checks ran in the scratch copy"
+    );
 }
 
 /// `--apply` writes only after the green round, atomically; `--test-cmd auto` finds `cargo check` here.
@@ -174,12 +203,26 @@ fn apply_writes_the_green_result_and_auto_finds_cargo() {
         &block("    a + b\n", "    a + c\n"),
         &block("    a + c\n", "    a.wrapping_add(b)\n"),
     ]);
-    let out = patch(&server, &root, cache.path(), &["Use wrapping addition", "--test-cmd", "auto", "--apply"]);
+    let out = patch(
+        &server,
+        &root,
+        cache.path(),
+        &["Use wrapping addition", "--test-cmd", "auto", "--apply"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("check (from Cargo.toml): cargo check --all-targets"), "{stderr}");
+    assert!(
+        stderr.contains("check (from Cargo.toml): cargo check --all-targets"),
+        "{stderr}"
+    );
     let json = transcript(&out);
-    assert_eq!((json["applied"].as_bool(), json["rounds"].as_array().map(Vec::len)), (Some(true), Some(2)));
+    assert_eq!(
+        (
+            json["applied"].as_bool(),
+            json["rounds"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(2))
+    );
     assert_eq!(
         std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
         LIB.replace("a + b", "a.wrapping_add(b)")
@@ -193,17 +236,43 @@ fn red_after_the_last_round_is_not_applied_unless_asked() {
     let cache = tempfile::tempdir().expect("cache");
     let broken = block("    a + b\n", "    a + c\n");
     let server = FakeServer::start(&[&broken, "I cannot fix it."]);
-    let args = ["Break it", "--test-cmd", "cargo check --offline", "--max-rounds", "2", "--apply"];
+    let args = [
+        "Break it",
+        "--test-cmd",
+        "cargo check --offline",
+        "--max-rounds",
+        "2",
+        "--apply",
+    ];
     let out = patch(&server, &root, cache.path(), &args);
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = transcript(&out);
-    assert_eq!((json["verdict"].as_str(), json["applied"].as_bool()), (Some("red"), Some(false)));
+    assert_eq!(
+        (json["verdict"].as_str(), json["applied"].as_bool()),
+        (Some("red"), Some(false))
+    );
     assert_eq!(json["rounds"][1]["outcome"], "invalid_answer");
     assert!(json["diff"].as_str().expect("diff").contains("+    a + c"));
-    assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).expect("read"), LIB);
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
+        LIB
+    );
 
     let server = FakeServer::start(&[&broken]);
-    let args = ["Break it", "--test-cmd", "cargo check --offline", "--max-rounds", "1", "--apply", "--apply-failed"];
+    let args = [
+        "Break it",
+        "--test-cmd",
+        "cargo check --offline",
+        "--max-rounds",
+        "1",
+        "--apply",
+        "--apply-failed",
+    ];
     let out = patch(&server, &root, cache.path(), &args);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(transcript(&out)["applied"], true);
@@ -220,12 +289,32 @@ fn a_hanging_check_is_killed_at_its_timeout() {
     let cache = tempfile::tempdir().expect("cache");
     let server = FakeServer::start(&[&block("    a + b\n", "    b + a\n")]);
     let started = Instant::now();
-    let args = ["Swap", "--test-cmd", "sleep 60 & sleep 60", "--test-timeout", "1", "--max-rounds", "1"];
+    let args = [
+        "Swap",
+        "--test-cmd",
+        "sleep 60 & sleep 60",
+        "--test-timeout",
+        "1",
+        "--max-rounds",
+        "1",
+    ];
     let out = patch(&server, &root, cache.path(), &args);
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let check = &transcript(&out)["rounds"][0]["checks"][0];
-    assert_eq!((check["timed_out"].as_bool(), check["exit_code"].is_null()), (Some(true), true));
+    assert_eq!(
+        (check["timed_out"].as_bool(), check["exit_code"].is_null()),
+        (Some(true), true)
+    );
     let took = check["duration_secs"].as_f64().expect("duration");
     assert!((1.0..10.0).contains(&took), "{took}");
 }
@@ -236,7 +325,12 @@ fn no_usable_answer_exits_2_and_a_missing_check_exits_3() {
     let (_dir, root) = crate_root();
     let cache = tempfile::tempdir().expect("cache");
     let server = FakeServer::start(&["Sure, I will do that.", "Done!"]);
-    let out = patch(&server, &root, cache.path(), &["x", "--test-cmd", "true", "--max-rounds", "2"]);
+    let out = patch(
+        &server,
+        &root,
+        cache.path(),
+        &["x", "--test-cmd", "true", "--max-rounds", "2"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let saved = stderr
@@ -244,13 +338,24 @@ fn no_usable_answer_exits_2_and_a_missing_check_exits_3() {
         .find_map(|l| l.strip_prefix("the model's answers were saved to "))
         .expect("saved");
     let text = std::fs::read_to_string(saved).expect("answers");
-    assert!(text.contains("Sure, I will do that.") && text.contains("Done!"), "{text}");
+    assert!(
+        text.contains("Sure, I will do that.") && text.contains("Done!"),
+        "{text}"
+    );
     assert_eq!(transcript(&out)["verdict"], "no_usable_answer");
 
     let server = FakeServer::start(&[&block("    a + b\n", "    b + a\n")]);
-    let out = patch(&server, &root, cache.path(), &["x", "--test-cmd", "no-such-check-qwen-ls"]);
+    let out = patch(
+        &server,
+        &root,
+        cache.path(),
+        &["x", "--test-cmd", "no-such-check-qwen-ls"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("was not found"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).expect("read"), LIB);
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
+        LIB
+    );
 }

@@ -22,7 +22,12 @@ pub struct AutoCheck {
 }
 
 /// Files whose presence at the root marks a Python project.
-const PYTHON_MARKERS: [&str; 4] = ["pyproject.toml", "setup.py", "setup.cfg", "requirements.txt"];
+const PYTHON_MARKERS: [&str; 4] = [
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "requirements.txt",
+];
 
 /// The checks for the project at `root`, given how to find a tool (`which`: a name → its path on `PATH`).
 pub fn detect(root: &Path, which: &dyn Fn(&str) -> Option<PathBuf>) -> Vec<AutoCheck> {
@@ -34,9 +39,11 @@ pub fn detect(root: &Path, which: &dyn Fn(&str) -> Option<PathBuf>) -> Vec<AutoC
             reason: "Cargo.toml",
         });
     }
-    let python_files = std::fs::read_dir(root).into_iter().flatten().flatten().any(|entry| {
-        entry.path().extension().is_some_and(|e| e == "py")
-    });
+    let python_files = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().extension().is_some_and(|e| e == "py"));
     if PYTHON_MARKERS.iter().any(|m| has(m)) || python_files {
         if which("python3").is_some() {
             checks.push(AutoCheck {
@@ -140,13 +147,22 @@ mod tests {
 
     #[test]
     fn one_check_per_project_kind_when_its_tool_exists() {
-        assert_eq!(commands(&["Cargo.toml"], &["cargo"]), ["cargo check --all-targets"]);
+        assert_eq!(
+            commands(&["Cargo.toml"], &["cargo"]),
+            ["cargo check --all-targets"]
+        );
         assert!(commands(&["Cargo.toml"], &[]).is_empty());
         assert_eq!(
             commands(&["main.py"], &["python3", "ruff"]),
-            ["python3 -m compileall -q .", "ruff check --select E9,F63,F7,F82 ."]
+            [
+                "python3 -m compileall -q .",
+                "ruff check --select E9,F63,F7,F82 ."
+            ]
         );
-        assert_eq!(commands(&["pyproject.toml"], &["python3"]), ["python3 -m compileall -q ."]);
+        assert_eq!(
+            commands(&["pyproject.toml"], &["python3"]),
+            ["python3 -m compileall -q ."]
+        );
         assert_eq!(commands(&["tsconfig.json"], &["tsc"]), ["tsc --noEmit"]);
         assert_eq!(
             commands(&["tsconfig.json", "node_modules/.bin/tsc"], &[]),
@@ -161,7 +177,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp");
         let given = vec!["make lint".to_string()];
         let expanded = expand(&given, dir.path()).expect("given commands stay");
-        assert_eq!((expanded[0].command.as_str(), expanded[0].reason), ("make lint", "given"));
+        assert_eq!(
+            (expanded[0].command.as_str(), expanded[0].reason),
+            ("make lint", "given")
+        );
         let err = expand(&["auto".to_string()], dir.path()).expect_err("nothing to detect");
         assert!(err.contains("Cargo.toml"), "{err}");
     }

@@ -96,9 +96,9 @@ pub fn run_command(
         std::thread::sleep(POLL);
     };
     kill_group(&mut child);
-    let output = receiver
-        .recv_timeout(DRAIN_GRACE)
-        .unwrap_or_else(|_| "[the output pipe stayed open: a process left the command's group]".into());
+    let output = receiver.recv_timeout(DRAIN_GRACE).unwrap_or_else(|_| {
+        "[the output pipe stayed open: a process left the command's group]".into()
+    });
     Ok(CommandRun {
         command: command.to_string(),
         exit_code: if timed_out || cancelled {
@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn exit_codes_and_interleaved_output() {
-        let ok = run("echo out; echo err >&2; echo again", Duration::from_secs(20));
+        let ok = run(
+            "echo out; echo err >&2; echo again",
+            Duration::from_secs(20),
+        );
         assert!(ok.passed());
         assert_eq!(ok.output, "out\nerr\nagain\n");
         let failed = run("echo nope; exit 3", Duration::from_secs(20));
@@ -200,9 +203,16 @@ mod tests {
         )
         .expect("runs");
         assert!(run.timed_out && run.exit_code.is_none() && !run.passed());
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(3500));
-        assert!(!marker.exists(), "the background child outlived the timeout");
+        assert!(
+            !marker.exists(),
+            "the background child outlived the timeout"
+        );
     }
 
     #[test]
@@ -214,8 +224,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             trigger.cancel();
         });
-        let run = run_command("sleep 30", dir.path(), &[], Duration::from_secs(60), &cancel)
-            .expect("runs");
+        let run = run_command(
+            "sleep 30",
+            dir.path(),
+            &[],
+            Duration::from_secs(60),
+            &cancel,
+        )
+        .expect("runs");
         assert!(run.cancelled && run.duration < Duration::from_secs(10));
     }
 

@@ -122,7 +122,8 @@ pub fn feedback(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Feedback {
-    const ASK: &str = "Fix the problems. Answer with SEARCH/REPLACE blocks whose SEARCH sections copy the files \
+    const ASK: &str =
+        "Fix the problems. Answer with SEARCH/REPLACE blocks whose SEARCH sections copy the files \
                        as they are now (with your earlier changes), not as they were originally.";
     let mut text = String::new();
     for failure in failures {
@@ -167,13 +168,20 @@ pub fn feedback(
     let mut shown_whole = Vec::new();
     let remaining = |text: &str| budget.saturating_sub(count(text) + count(ASK));
     if !diff.is_empty() {
-        let part = format!("The changes so far, as a diff against the original files:\n{}\n", fenced("x.diff", diff));
+        let part = format!(
+            "The changes so far, as a diff against the original files:\n{}\n",
+            fenced("x.diff", diff)
+        );
         if count(&part) <= remaining(&text) {
             text.push_str(&part);
         }
     }
     for file in files {
-        let part = format!("`{}` as it is now:\n{}\n", file.path, fenced(file.path, file.text));
+        let part = format!(
+            "`{}` as it is now:\n{}\n",
+            file.path,
+            fenced(file.path, file.text)
+        );
         if count(&part) <= remaining(&text) {
             text.push_str(&part);
             shown_whole.push(file.path.to_string());
@@ -205,7 +213,10 @@ mod tests {
         assert!(error_at < warning_at, "{trimmed}");
         let small = trim_output(output, 12, &words);
         assert!(words(&small) <= 12 + 8, "{small}");
-        assert!(small.starts_with("error[E0384]") && small.contains("more lines left out"), "{small}");
+        assert!(
+            small.starts_with("error[E0384]") && small.contains("more lines left out"),
+            "{small}"
+        );
     }
 
     #[test]
@@ -222,10 +233,28 @@ mod tests {
             path: "src/lib.rs",
             text: "fn a() {}\n",
         }];
-        let message = feedback(&[Failure::Command(&run)], "diff --git a/src/lib.rs b/src/lib.rs\n", &files, 500, &words);
-        assert!(message.text.contains("ran `cargo check`: it exited with code 101"), "{}", message.text);
+        let message = feedback(
+            &[Failure::Command(&run)],
+            "diff --git a/src/lib.rs b/src/lib.rs\n",
+            &files,
+            500,
+            &words,
+        );
+        assert!(
+            message
+                .text
+                .contains("ran `cargo check`: it exited with code 101"),
+            "{}",
+            message.text
+        );
         assert!(message.text.contains("error: expected `;`"));
-        assert!(message.text.contains("`src/lib.rs` as it is now:\n```rust\nfn a() {}\n```"), "{}", message.text);
+        assert!(
+            message
+                .text
+                .contains("`src/lib.rs` as it is now:\n```rust\nfn a() {}\n```"),
+            "{}",
+            message.text
+        );
         assert_eq!(message.shown_whole, ["src/lib.rs"]);
         // No room: the file is not shown, so the next round may not rewrite it whole.
         let tight = feedback(&[Failure::Command(&run)], "", &files, 60, &words);

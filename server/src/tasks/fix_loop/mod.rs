@@ -173,7 +173,12 @@ impl Round {
             self.generation_time.as_secs_f64(),
             self.check_time.as_secs_f64()
         );
-        format!("round {}: {}{} ({times})", self.number, self.outcome.as_str(), self.why())
+        format!(
+            "round {}: {}{} ({times})",
+            self.number,
+            self.outcome.as_str(),
+            self.why()
+        )
     }
 
     /// Why the round was not green (`": `cargo check` exited with code 101"`), or nothing.
@@ -182,7 +187,12 @@ impl Round {
             RoundOutcome::Green => String::new(),
             RoundOutcome::InvalidAnswer => format!(
                 ": {}",
-                self.answer_error.as_deref().unwrap_or("").lines().next().unwrap_or("")
+                self.answer_error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
             ),
             RoundOutcome::Red => match self.checks.iter().find(|run| !run.passed()) {
                 Some(run) if run.timed_out => format!(": `{}` timed out", run.command),
@@ -314,7 +324,10 @@ pub fn refactor_until_green(
 }
 
 /// The first prompt's budget, lowered when the context window must also hold a round's answer and feedback.
-fn reserve_feedback(generator: &dyn Generator, settings: &CodeActionSettings) -> CodeActionSettings {
+fn reserve_feedback(
+    generator: &dyn Generator,
+    settings: &CodeActionSettings,
+) -> CodeActionSettings {
     let mut settings = settings.clone();
     if let Some(window) = generator.info().context_window {
         let room = window.saturating_sub(2 * settings.max_tokens + FEEDBACK_BUDGET);
@@ -360,7 +373,8 @@ impl Deadline {
     }
 
     fn remaining(&self) -> Option<Duration> {
-        self.at.map(|at| at.saturating_duration_since(Instant::now()))
+        self.at
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 }
 
@@ -373,10 +387,18 @@ fn check_env(root: &Path) -> Vec<(String, String)> {
     ];
     if std::env::var_os("CARGO_TARGET_DIR").is_none() {
         if let Some(cache) = crate::index::CacheStore::default_dir() {
-            let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("workspace");
+            let name = root
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("workspace");
             let key = xxhash_rust::xxh3::xxh3_64(root.as_os_str().as_encoded_bytes());
-            let dir: PathBuf = cache.join("check-target").join(format!("{name}-{key:016x}"));
-            env.push(("CARGO_TARGET_DIR".to_string(), dir.to_string_lossy().into_owned()));
+            let dir: PathBuf = cache
+                .join("check-target")
+                .join(format!("{name}-{key:016x}"));
+            env.push((
+                "CARGO_TARGET_DIR".to_string(),
+                dir.to_string_lossy().into_owned(),
+            ));
         }
     }
     env
@@ -456,13 +478,16 @@ fn run_rounds(
             of: max_rounds,
         });
         let generating = Instant::now();
-        let generation = match generate_answer(generator, messages.clone(), job.max_tokens, &deadline.token) {
-            Err(TaskError::Cancelled) if !cancel.is_cancelled() => {
-                stopped_early = Some("the time limit was reached while the model was answering".to_string());
-                break;
-            }
-            other => other?,
-        };
+        let generation =
+            match generate_answer(generator, messages.clone(), job.max_tokens, &deadline.token) {
+                Err(TaskError::Cancelled) if !cancel.is_cancelled() => {
+                    stopped_early = Some(
+                        "the time limit was reached while the model was answering".to_string(),
+                    );
+                    break;
+                }
+                other => other?,
+            };
         let generation_time = generating.elapsed();
         let mut round = Round {
             number,
@@ -489,7 +514,9 @@ fn run_rounds(
                         .or_insert_with(|| file.before.map(String::into_bytes));
                 }
                 patch.apply().map_err(|e| {
-                    LoopError::Environment(format!("cannot write the candidate to the scratch tree: {e}"))
+                    LoopError::Environment(format!(
+                        "cannot write the candidate to the scratch tree: {e}"
+                    ))
                 })?;
                 candidate.usable = true;
                 round.format = Some(patch.outcome().format);
@@ -508,7 +535,9 @@ fn run_rounds(
                 .warnings
                 .iter()
                 .filter_map(|w| match w {
-                    PatchWarning::SyntaxErrors { path, lines } => Some((path.clone(), lines.clone())),
+                    PatchWarning::SyntaxErrors { path, lines } => {
+                        Some((path.clone(), lines.clone()))
+                    }
                     _ => None,
                 })
                 .collect();
@@ -523,7 +552,9 @@ fn run_rounds(
                 });
                 let timeout = deadline
                     .remaining()
-                    .map_or(options.command_timeout, |left| left.min(options.command_timeout));
+                    .map_or(options.command_timeout, |left| {
+                        left.min(options.command_timeout)
+                    });
                 let mut run = run_command(command, scratch.root(), &env, timeout, &deadline.token)
                     .map_err(|e| LoopError::Environment(format!("cannot run `{command}`: {e}")))?;
                 run.output = run.output.replace(&scratch_prefix, "");
@@ -568,7 +599,9 @@ fn run_rounds(
             .info()
             .context_window
             .map_or(FEEDBACK_BUDGET, |window| {
-                window.saturating_sub(job.prompt.tokens + answer_tokens + job.max_tokens + CHAT_OVERHEAD)
+                window.saturating_sub(
+                    job.prompt.tokens + answer_tokens + job.max_tokens + CHAT_OVERHEAD,
+                )
             })
             .min(FEEDBACK_BUDGET);
         if room < MIN_FEEDBACK {
@@ -598,8 +631,12 @@ fn run_rounds(
         _ => Verdict::NoUsableAnswer,
     };
     let proposal = if candidate.usable {
-        let patch = prepare_contents(workspace.root(), candidate.contents(&scratch), &TreeSitterChecker)
-            .map_err(|e| LoopError::Environment(format!("cannot build the final patch: {e}")))?;
+        let patch = prepare_contents(
+            workspace.root(),
+            candidate.contents(&scratch),
+            &TreeSitterChecker,
+        )
+        .map_err(|e| LoopError::Environment(format!("cannot build the final patch: {e}")))?;
         Some(EditProposal::new(workspace, patch))
     } else {
         None

@@ -170,7 +170,10 @@ mod tests {
         overlay.record("src/lib.rs", "fn unsaved() {}\n");
         let tree = ScratchTree::copy(&root, Some(&overlay)).expect("copies");
         assert!(tree.root().ends_with("proj"));
-        assert_eq!(tree.read("src/lib.rs").as_deref(), Some(&b"fn unsaved() {}\n"[..]));
+        assert_eq!(
+            tree.read("src/lib.rs").as_deref(),
+            Some(&b"fn unsaved() {}\n"[..])
+        );
         assert!(tree.read(".cargo/config.toml").is_some());
         assert!(tree.read("target/debug/big").is_none());
         assert!(tree.read(".git/HEAD").is_none());

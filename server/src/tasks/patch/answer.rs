@@ -94,7 +94,11 @@ fn whole_file_blocks(
     let fences = parse_whole_files(answer);
     let mut blocks: Vec<EditBlock> = Vec::new();
     for fence in fences.iter().filter(|f| f.path.is_some()) {
-        if let Some(block) = fence.path.as_deref().and_then(|p| whole_file(root, seen, p, fence)) {
+        if let Some(block) = fence
+            .path
+            .as_deref()
+            .and_then(|p| whole_file(root, seen, p, fence))
+        {
             blocks.retain(|b| b.path != block.path);
             blocks.push(block);
         }
@@ -112,7 +116,12 @@ fn whole_file_blocks(
 /// One fence as a whole-file block for `written` (the path as the model or the caller wrote it), if the file
 /// qualifies. A path that names no file but is the tail of exactly one file the model was shown
 /// (`lib.rs` for `src/lib.rs`) means that file: creating a second `lib.rs` is never what the model meant.
-fn whole_file(root: &Path, seen: &SeenFiles, written: &str, fence: &WholeFile) -> Option<EditBlock> {
+fn whole_file(
+    root: &Path,
+    seen: &SeenFiles,
+    written: &str,
+    fence: &WholeFile,
+) -> Option<EditBlock> {
     let mut resolved = paths::resolve(root, written).ok()?;
     if seen.get(&resolved.rel).is_none() && !resolved.abs.exists() {
         let suffix = format!("/{}", resolved.rel);

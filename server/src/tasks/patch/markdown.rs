@@ -180,7 +180,15 @@ mod tests {
         let lines: Vec<(usize, &str)> = visible_lines(answer);
         assert_eq!(
             lines,
-            [(1, "a"), (5, "c"), (6, "```"), (7, "<think>"), (8, "```"), (9, "d"), (11, "e")]
+            [
+                (1, "a"),
+                (5, "c"),
+                (6, "```"),
+                (7, "<think>"),
+                (8, "```"),
+                (9, "d"),
+                (11, "e")
+            ]
         );
         // The template opened the section: everything up to `</think>` is thinking.
         assert_eq!(visible_lines("plan\n</think>\nx"), [(3, "x")]);

@@ -28,6 +28,7 @@ pub mod whole;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+pub use answer::AnswerFormat;
 pub use atomic::ApplyError;
 pub use format::{render_block, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
 pub use matching::{IndentShift, MatchFailure, MatchKind};
@@ -35,7 +36,6 @@ pub use outcome::{
     exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,
     PatchOutcome, PatchStats, PatchWarning,
 };
-pub use answer::AnswerFormat;
 pub use parse::{parse_answer, parse_answer_for, EditBlock, ParseError};
 pub use paths::PathError;
 pub use plausible::NotWhole;
@@ -263,7 +263,13 @@ pub fn prepare(
         match edit_file(target, original.as_ref(), &blocks) {
             Ok((after, _)) if reading.format == AnswerFormat::WholeFiles && original.is_some() => {
                 let before = original.as_ref().map_or("", |o| o.text.as_str());
-                match plausible::check_whole(options.checker, &target.rel, before, &after, options.instruction) {
+                match plausible::check_whole(
+                    options.checker,
+                    &target.rel,
+                    before,
+                    &after,
+                    options.instruction,
+                ) {
                     Ok(()) => changes.push(Change {
                         rel: target.rel.clone(),
                         abs: target.abs.clone(),
@@ -307,7 +313,13 @@ pub fn prepare(
         errors.sort_by_key(|e| e.block);
         return Err(PatchError::Edits(errors));
     }
-    let mut patch = render(changes, blocks.len(), fuzzy_matches, warnings, options.checker);
+    let mut patch = render(
+        changes,
+        blocks.len(),
+        fuzzy_matches,
+        warnings,
+        options.checker,
+    );
     patch.outcome.format = reading.format;
     Ok(patch)
 }
@@ -349,7 +361,10 @@ pub fn prepare_contents(
                 continue;
             }
         };
-        let before = match file.before.map(|bytes| source::decode(bytes, &resolved.rel)) {
+        let before = match file
+            .before
+            .map(|bytes| source::decode(bytes, &resolved.rel))
+        {
             Some(Ok(original)) => Some(original),
             Some(Err(err)) => {
                 errors.push(error(err.into()));

@@ -111,7 +111,8 @@ pub fn check_whole(
     let total_lines = before.lines().filter(|l| !l.trim().is_empty()).count();
     let kept = lines_outside(before, &items_before, &named);
     let lost = kept.saturating_sub(lines_outside(after, &items_after, &named));
-    let lost_lines = if lost >= MIN_LOST_LINES && lost * 100 > total_lines * MAX_LOST_SHARE_PERCENT {
+    let lost_lines = if lost >= MIN_LOST_LINES && lost * 100 > total_lines * MAX_LOST_SHARE_PERCENT
+    {
         lost
     } else {
         0
@@ -219,7 +220,8 @@ mod tests {
         };
         let (before, after) = (with_body(30), with_body(2));
         check_whole(&LineItems, "x.rs", &before, &after, "simplify big").expect("big is named");
-        let err = check_whole(&LineItems, "x.rs", &before, &after, "simplify").expect_err("28 lines");
+        let err =
+            check_whole(&LineItems, "x.rs", &before, &after, "simplify").expect_err("28 lines");
         assert_eq!((err.lost_lines, err.total_lines), (28, 34));
     }
 }

@@ -18,10 +18,16 @@ struct Hunk {
     search: Vec<String>,
     replace: Vec<String>,
     changes: bool,
+    /// Empty lines (without the context space) at the current end of the hunk: at its end they separate it
+    /// from what follows, so they are dropped then.
+    trailing_bare: usize,
 }
 
 impl Hunk {
-    fn into_block(self) -> Option<EditBlock> {
+    fn into_block(mut self) -> Option<EditBlock> {
+        for lines in [&mut self.search, &mut self.replace] {
+            lines.truncate(lines.len().saturating_sub(self.trailing_bare));
+        }
         self.changes.then_some(EditBlock {
             path: self.path,
             search: self.search,
@@ -34,7 +40,12 @@ impl Hunk {
 /// A `---`/`+++` path: quotes, a timestamp after a tab and the `a/`/`b/` prefix (when `prefix` says the pair
 /// uses them) removed. `None` for `/dev/null`.
 fn header_path(raw: &str, prefix: &str) -> Option<String> {
-    let raw = raw.split('\t').next().unwrap_or("").trim().trim_matches('"');
+    let raw = raw
+        .split('\t')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
     if raw == "/dev/null" {
         return None;
     }
@@ -99,6 +110,11 @@ pub fn parse_unified_diff(
             blocks.extend(hunk.take().and_then(Hunk::into_block));
             continue;
         }
+        current.trailing_bare = if line.is_empty() {
+            current.trailing_bare + 1
+        } else {
+            0
+        };
         match line.as_bytes().first() {
             Some(b'-') => {
                 current.search.push(line[1..].to_string());
@@ -140,6 +156,7 @@ fn start_hunk(
         search: Vec::new(),
         replace: Vec::new(),
         changes: false,
+        trailing_bare: 0,
     })
 }
 
@@ -174,8 +191,8 @@ mod tests {
                 ),
                 (
                     "src/lib.rs".to_string(),
-                    strings(&["fn b() {}", ""]),
-                    strings(&["fn b() {}", "fn c() {}", ""])
+                    strings(&["fn b() {}"]),
+                    strings(&["fn b() {}", "fn c() {}"])
                 ),
             ]
         );
@@ -192,11 +209,7 @@ mod tests {
         let answer = "```diff\n x = 1\n-y = 2\n+y = 3\n```\n";
         assert_eq!(
             blocks(answer, Some("a.py")),
-            [(
-                "a.py".to_string(),
-                strings(&["y = 2"]),
-                strings(&["y = 3"])
-            )]
+            [("a.py".to_string(), strings(&["y = 2"]), strings(&["y = 3"]))]
         );
         assert_eq!(
             parse_unified_diff("@@ -1 +1 @@\n-a\n+b\n", None),

@@ -48,7 +48,8 @@ pub fn parse_whole_files(answer: &str) -> Vec<WholeFile> {
     for (number, line) in visible_lines(answer) {
         let trimmed = line.trim_start();
         if let Some((fence_char, mut file)) = open.take() {
-            let closes = fence_info(line).is_some_and(str::is_empty) && trimmed.starts_with(fence_char);
+            let closes =
+                fence_info(line).is_some_and(str::is_empty) && trimmed.starts_with(fence_char);
             if closes {
                 files.push(file);
             } else {
@@ -114,6 +115,9 @@ mod tests {
         let answer = "src/a.rs\nis where the change goes:\n```rust\nfn a() {}\n```\n";
         assert_eq!(parse_whole_files(answer)[0].path, None);
         let answer = "**`src/a.rs`**\n\n```python\nx = 1\n```\n";
-        assert_eq!(parse_whole_files(answer)[0].path.as_deref(), Some("src/a.rs"));
+        assert_eq!(
+            parse_whole_files(answer)[0].path.as_deref(),
+            Some("src/a.rs")
+        );
     }
 }

@@ -794,8 +794,14 @@ fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
         .find(|a| a["title"] == "qwen-ls: Fix diagnostics in range")
         .expect("fix action")
         .clone();
-    Scripted::push(&s.model.edit, say(&edit_block("    a - b\n", "    a * b\n")));
-    Scripted::push(&s.model.edit, say(&edit_block("    a * b\n", "    a + b\n")));
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a - b\n", "    a * b\n")),
+    );
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a * b\n", "    a + b\n")),
+    );
     let resolved = client.request("codeAction/resolve", fix.clone());
     assert_eq!(
         client.apply_workspace_edit(&resolved["edit"])["applied"],
@@ -810,7 +816,9 @@ fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
         .filter_map(|p| p["value"]["message"].as_str().map(str::to_owned))
         .collect();
     assert!(
-        messages.iter().any(|m| m.starts_with("round 2/3: running `grep")),
+        messages
+            .iter()
+            .any(|m| m.starts_with("round 2/3: running `grep")),
         "{messages:?}"
     );
     let begin = client
@@ -838,8 +846,13 @@ fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
         json!({ "textDocument": { "uri": s.uri }, "range": range, "context": { "diagnostics": [diagnostic] } }),
     );
     let fix = actions[1].clone();
-    Scripted::push(&s.model.edit, say(&edit_block("    a + b\n", "    b + a\n")));
-    let streams = client.server_requests("window/workDoneProgress/create").len();
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a + b\n", "    b + a\n")),
+    );
+    let streams = client
+        .server_requests("window/workDoneProgress/create")
+        .len();
     let started = Instant::now();
     let id = client.send_request("codeAction/resolve", fix);
     client.wait_until("the second fix's progress", TIMEOUT, |c| {
@@ -853,11 +866,17 @@ fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
     });
     client.notify("window/workDoneProgress/cancel", json!({ "token": token }));
     let resolved = client.wait_response(id, TIMEOUT);
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(resolved["result"]["edit"].is_null(), "{resolved}");
     let shown = client.notifications("window/showMessage");
     assert!(
-        shown.iter().any(|m| m["message"].as_str().is_some_and(|t| t.contains("cancelled"))),
+        shown.iter().any(|m| m["message"]
+            .as_str()
+            .is_some_and(|t| t.contains("cancelled"))),
         "{shown:?}"
     );
     client.shutdown_and_exit();

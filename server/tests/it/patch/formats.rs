@@ -36,7 +36,11 @@ fn setup(content: &str) -> (tempfile::TempDir, SeenFiles) {
 fn a_whole_file_answer_that_drops_80_percent_of_the_file_is_refused() {
     let original = ten_functions();
     let (dir, seen) = setup(&original);
-    let kept: String = original.split("\n\n").take(2).map(|f| format!("/// Doc.\n{f}\n\n")).collect();
+    let kept: String = original
+        .split("\n\n")
+        .take(2)
+        .map(|f| format!("/// Doc.\n{f}\n\n"))
+        .collect();
     let options = PatchOptions {
         seen: Some(&seen),
         instruction: "Add documentation to f0 and f1",
@@ -53,7 +57,10 @@ fn a_whole_file_answer_that_drops_80_percent_of_the_file_is_refused() {
     assert_eq!((not_whole.lost_lines, not_whole.total_lines), (22, 30));
     assert_eq!(not_whole.dropped.len(), 8, "{not_whole}");
     assert!(err.to_string().contains("drop `function f2`"), "{err}");
-    assert_eq!(fs::read_to_string(dir.path().join("src/lib.rs")).expect("read"), original);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("src/lib.rs")).expect("read"),
+        original
+    );
 
     // The same answer is a whole file when the instruction asks for exactly that.
     let removal = PatchOptions {
@@ -67,7 +74,9 @@ fn a_whole_file_answer_that_drops_80_percent_of_the_file_is_refused() {
     let edited = original.replace("    3\n", "    33\n");
     let patch = prepare(dir.path(), &whole_file_answer(&edited), &options).expect("whole");
     assert_eq!(patch.outcome().stats.lines_added, 1);
-    assert!(patch.outcome().warnings[0].to_string().contains("rewrote the whole file"));
+    assert!(patch.outcome().warnings[0]
+        .to_string()
+        .contains("rewrote the whole file"));
 }
 
 /// A unified diff is read hunk by hunk and placed by content, whatever its line numbers say.
@@ -98,7 +107,11 @@ fn the_one_file_in_play_needs_no_path() {
     };
     let block = "```rust\n<<<<<<< SEARCH\nfn add(a: i32, b: i32) -> i32 {\n=======\nfn sum(a: i32, b: i32) -> i32 {\n>>>>>>> REPLACE\n```\n";
     let patch = prepare(dir.path(), block, &options).expect("block");
-    assert!(patch.outcome().diff.contains("+fn sum("), "{}", patch.outcome().diff);
+    assert!(
+        patch.outcome().diff.contains("+fn sum("),
+        "{}",
+        patch.outcome().diff
+    );
     // The issue's measured answer: the whole corrected file in an unnamed fence.
     let fence = format!("```rust\n{}```\n", original.replace("fn add", "fn sum"));
     let patch = prepare(dir.path(), &fence, &options).expect("unnamed fence");
@@ -109,7 +122,9 @@ fn the_one_file_in_play_needs_no_path() {
         ..options
     };
     assert_eq!(
-        prepare(dir.path(), block, &anywhere).expect_err("no path").exit(),
+        prepare(dir.path(), block, &anywhere)
+            .expect_err("no path")
+            .exit(),
         PatchExit::InvalidAnswer
     );
     assert!(prepare(dir.path(), &fence, &anywhere).is_err());
@@ -127,7 +142,12 @@ fn whole_file_fences_create_new_files_and_resolve_bare_names() {
     };
     let answer = "lib.rs\n```rust\npub fn a() {}\npub fn b() {}\n```\n\nsrc/extra.rs\n```rust\npub fn c() {}\n```\n";
     let patch = prepare(dir.path(), answer, &options).expect("whole files");
-    let files: Vec<&str> = patch.outcome().files.iter().map(|f| f.path.as_str()).collect();
+    let files: Vec<&str> = patch
+        .outcome()
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
     assert_eq!(files, ["src/extra.rs", "src/lib.rs"]);
     patch.apply().expect("applies");
     assert!(!dir.path().join("lib.rs").exists());
