@@ -14,8 +14,8 @@ use super::patch::{has_syntax_errors, save_answer, PatchArgs};
 use super::patch_json::loop_to_json;
 use crate::tasks::fix_loop::auto;
 use crate::tasks::{
-    patch_until_green, CancelToken, LoopEvent, LoopOptions, LoopResult, PatchRequest, Settings,
-    Verdict, Workspace,
+    edit_until_green, CancelToken, CheckedEdit, LoopEvent, LoopOptions, LoopResult, PatchRequest,
+    Settings, Verdict, Workspace,
 };
 
 /// Default for `--max-rounds`.
@@ -63,11 +63,11 @@ pub fn run(
     let spinner = Spinner::start("copying the workspace");
     let progress = |event: LoopEvent<'_>| spinner.set_message(event.to_string());
     // The loop shows its own progress: the inner generator, without a second spinner.
-    let result = patch_until_green(
+    let result = edit_until_green(
         workspace,
         generator.0.as_ref(),
         &settings.code_actions,
-        request,
+        CheckedEdit::Patch(request),
         options,
         &progress,
         &CancelToken::new(),

@@ -1,6 +1,6 @@
 //! `textDocument/codeAction` lists the four actions at once (no model work); `codeAction/resolve` computes
 //! the edit of "Add documentation" and "Fix diagnostics in range" with `tasks::refactor` — or, for a fix when
-//! `codeActions.checkCommand` names checks, with `tasks::refactor_until_green` (the check loop, with a
+//! `codeActions.checkCommand` names checks, with `tasks::edit_until_green` (the check loop, with a
 //! cancellable `$/progress`). The two instruction actions are commands the client completes with the user's
 //! instruction (PROTOCOL.md).
 
@@ -23,8 +23,9 @@ use super::progress::WorkDone;
 use super::state::{Engine, State};
 use crate::store::Progress;
 use crate::tasks::{
-    add_documentation_instruction, fix_diagnostics_instruction, refactor, refactor_until_green,
-    CancelToken, DiagnosticInfo, LoopOptions, RefactorRequest, Settings, Verdict, Workspace,
+    add_documentation_instruction, edit_until_green, fix_diagnostics_instruction, refactor,
+    CancelToken, CheckedEdit, DiagnosticInfo, LoopOptions, RefactorRequest, Settings, Verdict,
+    Workspace,
 };
 
 /// Title of the documentation action.
@@ -274,11 +275,11 @@ async fn fix_until_green(
     // Dropping this request (`$/cancelRequest`) cancels the loop too.
     let on_drop = CancelOnDrop::new(cancel.clone());
     let result = blocking(move || {
-        refactor_until_green(
+        edit_until_green(
             &workspace,
             engine.generator.as_ref(),
             &settings.code_actions,
-            &request,
+            CheckedEdit::Refactor(&request),
             &options,
             &|event| reporter.note(&event.to_string()),
             &cancel,

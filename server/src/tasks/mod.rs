@@ -10,7 +10,7 @@
 //! complete(…)         completion.rs   inline completion (FIM prompt in fim.rs, rules in complete/)
 //! explain(…)          explain.rs      hover explanation of the function at a position (functions.rs)
 //! refactor(…), patch(…)  edit.rs      instruction → checked patch (prompt in edit_prompt.rs, patch/)
-//! patch_until_green(…)   fix_loop/    the same, applied to a scratch copy and checked with the project's
+//! edit_until_green(…)    fix_loop/    the same, applied to a scratch copy and checked with the project's
 //!                                     commands, round after round until green
 //! SuggestionLog       measure.rs      local log of completion outcomes (LSP writes, `qwen-ls stats` reads)
 //! ```
@@ -49,7 +49,7 @@ pub use error::TaskError;
 pub use explain::{explain, explain_target, ExplainRequest, Explanation, EXPLAIN_SYSTEM};
 pub use fim::{CompletionPrompt, PREFIX_SHARE, SUFFIX_SHARE};
 pub use fix_loop::{
-    patch_until_green, refactor_until_green, LoopError, LoopEvent, LoopOptions, LoopResult, Round,
+    edit_until_green, CheckedEdit, LoopError, LoopEvent, LoopOptions, LoopResult, Round,
     RoundOutcome, Verdict,
 };
 pub use functions::{function_at, function_named, functions_in, FunctionAt};

@@ -1,6 +1,7 @@
 //! `qwen-ls patch --test-cmd`: the check loop through the real binary, its real remote backend and the scripted
 //! OpenAI-compatible server `editors/testdata/fake_openai.py` (`--answers`: one answer per round, in order).
-//! The checks are real commands (`cargo check` on a one-file crate, `sleep`), run in the scratch copy.
+//! The checks are real commands (`cargo check` on a one-file crate, `sleep`), run in the scratch copy. Also the
+//! `--apply` refusals that need no loop (syntax errors, a truncated whole-file answer), on the same setup.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -357,5 +358,58 @@ fn no_usable_answer_exits_2_and_a_missing_check_exits_3() {
     assert_eq!(
         std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
         LIB
+    );
+}
+
+/// Without the loop: `--apply` refuses an edit that introduces syntax errors (exit 2, nothing written, the
+/// answer saved) unless `--allow-syntax-errors`; a whole-file answer that keeps one function of a file is
+/// refused as cut short.
+#[test]
+fn apply_refuses_syntax_errors_and_truncated_whole_files() {
+    let (_dir, root) = crate_root();
+    let cache = tempfile::tempdir().expect("cache");
+    let broken = block("    a + b\n", "    a + (b\n");
+    let server = FakeServer::start(&[&broken, &broken]);
+    let out = patch(&server, &root, cache.path(), &["Break it", "--apply"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("introduces syntax errors") && stderr.contains("answer was saved"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
+        LIB
+    );
+    let out = patch(
+        &server,
+        &root,
+        cache.path(),
+        &["Break it", "--apply", "--allow-syntax-errors"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(root.join("src/lib.rs"))
+        .expect("read")
+        .contains("a + (b"));
+
+    let many: String = (0..10)
+        .map(|i| format!("pub fn f{i}() -> u32 {{\n    {i}\n}}\n\n"))
+        .collect();
+    std::fs::write(root.join("src/lib.rs"), &many).expect("write");
+    let server = FakeServer::start(&[
+        "src/lib.rs\n```rust\n/// The first.\npub fn f0() -> u32 {\n    0\n}\n```\n",
+    ]);
+    let out = patch(&server, &root, cache.path(), &["Document f0", "--apply"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not plausibly the whole file"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),
+        many
     );
 }

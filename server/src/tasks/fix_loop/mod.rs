@@ -1,13 +1,14 @@
 //! Patches that check themselves: ask for an edit, apply it to a scratch copy of the workspace, run the
 //! project's checks there, show the model what failed, ask again — until a round is green or the rounds run
 //! out. The CLI (`patch --test-cmd`) and the LSP ("Fix diagnostics in range" with `codeActions.checkCommand`)
-//! both call [`patch_until_green`] / [`refactor_until_green`].
+//! both call [`edit_until_green`].
 //!
 //! ```text
 //! scratch.rs   the copy (ignore rules kept, `.git` left out, the editor's unsaved text written over it)
 //! command.rs   one check: `sh -c`, own process group, timeout → SIGKILL to the group, bounded output
 //! feedback.rs  the next user message: the failure (output cut by tokens, errors first), diff, current files
 //! auto.rs      `--test-cmd auto`: one check per project kind whose tool is installed
+//! outcome.rs   rounds, verdict, summaries
 //! ```
 //!
 //! Each round reads the answer against the scratch tree as it is after the earlier rounds (the model saw those
@@ -19,6 +20,7 @@
 pub mod auto;
 pub mod command;
 pub mod feedback;
+mod outcome;
 pub mod scratch;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use qwen_engine::{CancelToken, Message, Role};
 
+pub use self::outcome::{LoopResult, Round, RoundOutcome, Verdict};
+
 use self::command::{run_command, CommandRun, EXIT_NOT_FOUND};
 use self::feedback::{feedback, CurrentFile, Failure};
 use self::scratch::{ScratchError, ScratchTree};
@@ -36,8 +40,8 @@ use super::edit::{
     generate_answer, open_documents_overlay, patch_job, read_answer, refactor_job, EditJob,
 };
 use super::explain::CHAT_OVERHEAD;
-use super::generator::{FinishReason, Generator};
-use super::patch::{prepare_contents, AnswerFormat, FileContents, PatchWarning, SeenFiles};
+use super::generator::Generator;
+use super::patch::{prepare_contents, FileContents, PatchWarning, SeenFiles};
 use super::{
     CodeActionSettings, EditProposal, PatchRequest, RefactorRequest, TaskError, Workspace,
 };
@@ -111,161 +115,6 @@ impl LoopOptions {
     }
 }
 
-/// How a round ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoundOutcome {
-    /// Every check passed.
-    Green,
-    /// The edit applied but a check failed (or the edit introduced syntax errors).
-    Red,
-    /// The answer could not be turned into an edit.
-    InvalidAnswer,
-}
-
-impl RoundOutcome {
-    /// `green`, `red` or `invalid_answer` (the JSON words).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoundOutcome::Green => "green",
-            RoundOutcome::Red => "red",
-            RoundOutcome::InvalidAnswer => "invalid_answer",
-        }
-    }
-}
-
-/// One round: the answer, what came of it, the checks.
-#[derive(Debug, Clone)]
-pub struct Round {
-    /// 1-based.
-    pub number: usize,
-    /// Tokens of the conversation sent (exact count of the messages plus the chat template).
-    pub prompt_tokens: usize,
-    /// Tokens generated.
-    pub generated_tokens: usize,
-    /// The raw answer.
-    pub answer: String,
-    /// Why generation ended.
-    pub finish: FinishReason,
-    /// How the answer wrote its edits, when it could be read.
-    pub format: Option<AnswerFormat>,
-    /// Why the answer could not be used.
-    pub answer_error: Option<String>,
-    /// The changes so far (all rounds) as a diff against the original files.
-    pub diff: String,
-    /// Syntax errors the changes so far introduce (path, 1-based lines).
-    pub syntax_errors: Vec<(String, Vec<usize>)>,
-    /// The checks run, in order (they stop at the first failure).
-    pub checks: Vec<CommandRun>,
-    /// How it ended.
-    pub outcome: RoundOutcome,
-    /// Time spent generating.
-    pub generation_time: Duration,
-    /// Time spent in checks.
-    pub check_time: Duration,
-}
-
-impl Round {
-    /// One line: `round 2: green (answer 14.2 s, checks 3.1 s)`, `round 1: red: `cargo check` exited with code
-    /// 101 (…)`.
-    pub fn summary(&self) -> String {
-        let times = format!(
-            "answer {:.1} s, checks {:.1} s",
-            self.generation_time.as_secs_f64(),
-            self.check_time.as_secs_f64()
-        );
-        format!(
-            "round {}: {}{} ({times})",
-            self.number,
-            self.outcome.as_str(),
-            self.why()
-        )
-    }
-
-    /// Why the round was not green (`": `cargo check` exited with code 101"`), or nothing.
-    fn why(&self) -> String {
-        match self.outcome {
-            RoundOutcome::Green => String::new(),
-            RoundOutcome::InvalidAnswer => format!(
-                ": {}",
-                self.answer_error
-                    .as_deref()
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-            ),
-            RoundOutcome::Red => match self.checks.iter().find(|run| !run.passed()) {
-                Some(run) if run.timed_out => format!(": `{}` timed out", run.command),
-                Some(run) => match run.exit_code {
-                    Some(code) => format!(": `{}` exited with code {code}", run.command),
-                    None => format!(": `{}` was killed", run.command),
-                },
-                None => ": the edit introduces syntax errors".to_string(),
-            },
-        }
-    }
-}
-
-/// How the loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The last round was green.
-    Green,
-    /// Some answer applied, but no round was green.
-    Red,
-    /// No answer of any round could be turned into an edit.
-    NoUsableAnswer,
-}
-
-impl Verdict {
-    /// `green`, `red` or `no_usable_answer` (the JSON words).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Green => "green",
-            Verdict::Red => "red",
-            Verdict::NoUsableAnswer => "no_usable_answer",
-        }
-    }
-}
-
-/// What the loop produced.
-#[derive(Debug)]
-pub struct LoopResult {
-    /// How it ended.
-    pub verdict: Verdict,
-    /// Every round, in order.
-    pub rounds: Vec<Round>,
-    /// The changes of all rounds as one patch of the user's tree (`None` when no answer was usable). Applying
-    /// it is the caller's decision: atomically, and only if every file still holds its original content.
-    pub proposal: Option<EditProposal>,
-    /// Why the loop stopped before its last round, if it did (time limit, no room in the context window).
-    pub stopped_early: Option<String>,
-    /// Files and bytes copied, and the time the copy took.
-    pub scratch: (usize, u64, Duration),
-    /// Wall time of the whole loop.
-    pub total_time: Duration,
-}
-
-impl LoopResult {
-    /// One sentence for a person: how it ended and, when red, why the last round was.
-    pub fn summary(&self) -> String {
-        let rounds = self.rounds.len();
-        let why = self.rounds.last().map(Round::why).unwrap_or_default();
-        let stopped = self
-            .stopped_early
-            .as_ref()
-            .map(|reason| format!("; stopped early: {reason}"))
-            .unwrap_or_default();
-        match self.verdict {
-            Verdict::Green => format!("the checks pass after {rounds} round(s)"),
-            Verdict::Red => format!("the checks still fail after {rounds} round(s){why}{stopped}"),
-            Verdict::NoUsableAnswer => {
-                format!("no answer in {rounds} round(s) could be turned into an edit{why}{stopped}")
-            }
-        }
-    }
-}
-
 /// Why the loop could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
@@ -291,35 +140,32 @@ pub enum LoopError {
     NoChecks(String),
 }
 
-/// `patch` with checks: the instruction across the workspace, until green.
-pub fn patch_until_green(
-    workspace: &Workspace,
-    generator: &dyn Generator,
-    settings: &CodeActionSettings,
-    request: &PatchRequest,
-    options: &LoopOptions,
-    progress: &dyn Fn(LoopEvent<'_>),
-    cancel: &CancelToken,
-) -> Result<LoopResult, LoopError> {
-    let _span = tracing::info_span!("patch_until_green", rounds = options.max_rounds).entered();
-    let settings = reserve_feedback(generator, settings);
-    let job = patch_job(workspace, generator, &settings, request)?;
-    run_rounds(workspace, generator, &job, options, progress, cancel)
+/// What the loop edits: a workspace-wide patch (CLI `patch --test-cmd`) or one file's range (the "Fix
+/// diagnostics in range" action).
+#[derive(Debug, Clone, Copy)]
+pub enum CheckedEdit<'a> {
+    /// `patch`: the instruction across the workspace.
+    Patch(&'a PatchRequest),
+    /// `refactor`: one file's range; edits elsewhere are refused.
+    Refactor(&'a RefactorRequest),
 }
 
-/// `refactor` with checks: one file's range, until green.
-pub fn refactor_until_green(
+/// The edit, checked: rounds of answer → scratch copy → checks → feedback, until green or out of rounds.
+pub fn edit_until_green(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,
-    request: &RefactorRequest,
+    edit: CheckedEdit<'_>,
     options: &LoopOptions,
     progress: &dyn Fn(LoopEvent<'_>),
     cancel: &CancelToken,
 ) -> Result<LoopResult, LoopError> {
-    let _span = tracing::info_span!("refactor_until_green", rounds = options.max_rounds).entered();
+    let _span = tracing::info_span!("edit_until_green", rounds = options.max_rounds).entered();
     let settings = reserve_feedback(generator, settings);
-    let job = refactor_job(workspace, generator, &settings, request)?;
+    let job = match edit {
+        CheckedEdit::Patch(request) => patch_job(workspace, generator, &settings, request)?,
+        CheckedEdit::Refactor(request) => refactor_job(workspace, generator, &settings, request)?,
+    };
     run_rounds(workspace, generator, &job, options, progress, cancel)
 }
 

@@ -98,7 +98,7 @@ pub fn parse_unified_diff(
             continue;
         }
         let diff_line = line.starts_with(['-', '+', ' ']) || line.is_empty();
-        if hunk.is_none() && in_diff_fence && line.starts_with(['-', '+']) {
+        if hunk.is_none() && in_diff_fence && line.starts_with(['-', '+', ' ']) {
             // A hunk without its `@@` line, inside a diff fence.
             hunk = Some(start_hunk(&path, default_path, number)?);
         }
@@ -209,7 +209,21 @@ mod tests {
         let answer = "```diff\n x = 1\n-y = 2\n+y = 3\n```\n";
         assert_eq!(
             blocks(answer, Some("a.py")),
-            [("a.py".to_string(), strings(&["y = 2"]), strings(&["y = 3"]))]
+            [(
+                "a.py".to_string(),
+                strings(&["x = 1", "y = 2"]),
+                strings(&["x = 1", "y = 3"])
+            )]
+        );
+        // A blank context line that lost its space is context inside a hunk, a separator at its end.
+        let answer = "@@ -1,4 +1,4 @@\n a\n\n-b\n+c\n\n";
+        assert_eq!(
+            blocks(answer, Some("a.txt")),
+            [(
+                "a.txt".to_string(),
+                strings(&["a", "", "b"]),
+                strings(&["a", "", "c"])
+            )]
         );
         assert_eq!(
             parse_unified_diff("@@ -1 +1 @@\n-a\n+b\n", None),
