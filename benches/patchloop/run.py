@@ -57,7 +57,7 @@ def run_loop(args, tasks_dir, task, scratch):
                "--test-cmd", task["test"], "--max-rounds", str(args.rounds), "--json", *model_args(args)]
     load_before = load_average()
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=root)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=check_env(scratch))
     wall = time.monotonic() - started
     result = {"task": task["name"], "exit": done.returncode, "wall_secs": wall,
               "load_before": load_before, "load_after": load_average()}
@@ -85,6 +85,14 @@ def run_loop(args, tasks_dir, task, scratch):
     return result
 
 
+def check_env(scratch):
+    """The environment of every run: one cargo target directory for the whole benchmark, in its scratch space
+    (qwen-ls would otherwise keep one per copied repository under its cache directory)."""
+    env = dict(os.environ)
+    env["CARGO_TARGET_DIR"] = os.path.join(os.path.dirname(scratch), "cargo-target")
+    return env
+
+
 def verify(tasks_dir, task, scratch, diff):
     """Applies the diff to a fresh copy with `git apply` and runs the test there."""
     check = os.path.join(scratch, "verify")
@@ -93,7 +101,7 @@ def verify(tasks_dir, task, scratch, diff):
         applied = subprocess.run(["git", "apply", "-"], input=diff, text=True, cwd=root, capture_output=True)
         if applied.returncode != 0:
             return False
-    tested = subprocess.run(task["test"], shell=True, cwd=root, capture_output=True)
+    tested = subprocess.run(task["test"], shell=True, cwd=root, capture_output=True, env=check_env(scratch))
     shutil.rmtree(check, ignore_errors=True)
     return tested.returncode == 0
 
