@@ -766,7 +766,7 @@ fn configuration_changes_apply_whole() {
 /// "Fix diagnostics in range" with `codeActions.checkCommand`: the check loop runs in a scratch copy (the
 /// editor's unsaved text included), the first answer fails the check, the second passes, and only then does the
 /// action carry an edit; its rounds were reported as a cancellable `$/progress`. A second fix whose check hangs
-/// is stopped by `window/workDoneProgress/cancel`.
+/// is stopped by `window/workDoneProgress/cancel`, and a third by `codeActions.fixTimeLimit`.
 #[test]
 fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
     let s = start();
@@ -879,6 +879,31 @@ fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
             .is_some_and(|t| t.contains("cancelled"))),
         "{shown:?}"
     );
+
+    // The same hanging check under `codeActions.fixTimeLimit`: stopped at the limit, nothing applied.
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({ "settings": { "qwen-ls": { "codeActions": { "checkCommand": "sleep 60", "fixTimeLimit": 2 } } } }),
+    );
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a + b\n", "    b + a\n")),
+    );
+    let started = Instant::now();
+    let resolved = client.request("codeAction/resolve", actions[1].clone());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(resolved["edit"].is_null(), "{resolved}");
+    client.wait_until("the time-limit message", TIMEOUT, |c| {
+        c.notifications("window/showMessage").iter().any(|m| {
+            m["message"].as_str().is_some_and(|t| {
+                t.contains("the time limit was reached") && t.contains("nothing was applied")
+            })
+        })
+    });
     client.shutdown_and_exit();
     assert!(s.server.join());
 }
