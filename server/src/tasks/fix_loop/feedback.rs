@@ -96,6 +96,8 @@ pub struct CurrentFile<'a> {
 pub enum Failure<'a> {
     /// The answer could not be turned into an edit.
     InvalidAnswer(&'a str),
+    /// The answer applied but left every file as it was.
+    Unchanged,
     /// The edit introduced syntax errors (path, 1-based lines).
     SyntaxErrors(&'a [(String, Vec<usize>)]),
     /// A check command failed (the first one that did).
@@ -131,6 +133,10 @@ pub fn feedback(
             Failure::InvalidAnswer(error) => text.push_str(&format!(
                 "Your answer could not be turned into an edit:\n{error}\n\n"
             )),
+            Failure::Unchanged => text.push_str(
+                "Your answer changed nothing: every file is exactly as it was before it. A different change is \
+                 needed.\n\n",
+            ),
             Failure::SyntaxErrors(files) => {
                 for (path, lines) in *files {
                     let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();

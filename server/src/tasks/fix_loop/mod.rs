@@ -343,6 +343,7 @@ fn run_rounds(
             finish: generation.finish,
             format: None,
             answer_error: None,
+            unchanged: false,
             diff: String::new(),
             syntax_errors: Vec::new(),
             checks: Vec::new(),
@@ -366,6 +367,7 @@ fn run_rounds(
                 })?;
                 candidate.usable = true;
                 round.format = Some(patch.outcome().format);
+                round.unchanged = patch.outcome().files.is_empty();
             }
         }
         if candidate.usable {
@@ -508,6 +510,9 @@ fn next_feedback(
     let mut failures = Vec::new();
     if let Some(error) = &round.answer_error {
         failures.push(Failure::InvalidAnswer(error));
+    }
+    if round.unchanged {
+        failures.push(Failure::Unchanged);
     }
     if !round.syntax_errors.is_empty() {
         failures.push(Failure::SyntaxErrors(&round.syntax_errors));

@@ -47,6 +47,9 @@ pub struct Round {
     pub format: Option<AnswerFormat>,
     /// Why the answer could not be used.
     pub answer_error: Option<String>,
+    /// The answer applied but changed nothing (the next feedback says so: otherwise a greedy model asked the
+    /// same question answers the same).
+    pub unchanged: bool,
     /// The changes so far (all rounds) as a diff against the original files.
     pub diff: String,
     /// Syntax errors the changes so far introduce (path, 1-based lines).

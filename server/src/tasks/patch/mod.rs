@@ -218,6 +218,9 @@ pub fn prepare(
     let mut warnings = Vec::new();
     let reading = answer::read_answer(&root_canonical, answer, options.seen, options.default_path)?;
     let blocks = reading.blocks;
+    for (written, path) in reading.guessed {
+        warnings.push(PatchWarning::GuessedPath { written, path });
+    }
     if reading.format == AnswerFormat::WholeFiles {
         for block in &blocks {
             warnings.push(PatchWarning::WholeFile {

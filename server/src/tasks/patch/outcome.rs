@@ -119,6 +119,13 @@ pub enum PatchWarning {
         /// Root-relative path.
         path: String,
     },
+    /// The model's path names no file; the only file of that name the model was shown was edited instead.
+    GuessedPath {
+        /// The path as the model wrote it.
+        written: String,
+        /// The root-relative path edited.
+        path: String,
+    },
     /// The model's path went through a symbolic link inside the root; the diff names the real path.
     ThroughLink {
         /// The path as the model wrote it.
@@ -145,6 +152,10 @@ impl fmt::Display for PatchWarning {
             PatchWarning::WholeFile { path } => write!(
                 f,
                 "`{path}`: the answer rewrote the whole file instead of using SEARCH/REPLACE blocks; review the diff"
+            ),
+            PatchWarning::GuessedPath { written, path } => write!(
+                f,
+                "`{written}` does not exist; the answer's edit went to `{path}`, the only file of that name the model was shown"
             ),
             PatchWarning::ThroughLink { written, path } => {
                 write!(f, "`{written}` goes through a symbolic link; the diff names the real path `{path}`")

@@ -156,3 +156,39 @@ fn whole_file_fences_create_new_files_and_resolve_bare_names() {
         "pub fn a() {}\npub fn b() {}\n"
     );
 }
+
+/// A misplaced path (`src/game.py` for `game.py`, as the default model wrote it in the benchmark) edits the only
+/// file of that name the model saw, with a warning; with two such files it is not guessed.
+#[test]
+fn a_misplaced_path_edits_the_only_namesake_the_model_saw() {
+    let dir = tempfile::tempdir().expect("temp");
+    fs::write(dir.path().join("game.py"), "x = 1\n").expect("write");
+    let mut seen = SeenFiles::default();
+    seen.record_whole("game.py", "x = 1\n");
+    let options = PatchOptions {
+        seen: Some(&seen),
+        ..PatchOptions::new(&TreeSitterChecker)
+    };
+    let block =
+        "src/game.py\n```python\n<<<<<<< SEARCH\nx = 1\n=======\nx = 2\n>>>>>>> REPLACE\n```\n";
+    let patch = prepare(dir.path(), block, &options).expect("guessed");
+    assert_eq!(patch.outcome().files[0].path, "game.py");
+    assert_eq!(
+        patch.outcome().warnings[0].to_string(),
+        "`src/game.py` does not exist; the answer's edit went to `game.py`, the only file of that name the model was shown"
+    );
+    let whole = "src/game.py\n```python\nx = 3\n```\n";
+    let patch = prepare(dir.path(), whole, &options).expect("whole, guessed");
+    assert_eq!(patch.outcome().files[0].path, "game.py");
+    assert!(!dir.path().join("src").exists());
+
+    fs::create_dir(dir.path().join("lib")).expect("dir");
+    fs::write(dir.path().join("lib/game.py"), "y = 1\n").expect("write");
+    seen.record_whole("lib/game.py", "y = 1\n");
+    let options = PatchOptions {
+        seen: Some(&seen),
+        ..PatchOptions::new(&TreeSitterChecker)
+    };
+    let err = prepare(dir.path(), block, &options).expect_err("two namesakes: no guess");
+    assert_eq!(err.exit(), PatchExit::InvalidAnswer);
+}
