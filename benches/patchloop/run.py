@@ -15,7 +15,8 @@ through editors/testdata/fake_openai.py to that binary and to the new one (`patc
 of answers each can turn into a patch is the first-round parse success rate, before and after, on the same
 answers.
 
-Python 3 standard library only. Prints a Markdown table; --out writes every number as JSON.
+Python 3 standard library only. Prints a Markdown table; --out FILE writes every number as JSON and each task's
+whole transcript (every round's answer, checks and output) to FILE.transcripts/TASK.json.
 """
 import argparse
 import json
@@ -66,6 +67,11 @@ def run_loop(args, tasks_dir, task, scratch):
     except ValueError:
         result["error"] = done.stderr[-2000:]
         return result
+    if args.out:
+        keep = args.out + ".transcripts"
+        os.makedirs(keep, exist_ok=True)
+        with open(os.path.join(keep, task["name"] + ".json"), "w") as f:
+            json.dump(transcript, f, indent=1)
     rounds = transcript.get("rounds", [])
     result.update({
         "verdict": transcript.get("verdict"),

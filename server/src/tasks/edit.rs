@@ -373,11 +373,12 @@ pub fn patch(
     run(workspace, generator, &job, cancel)
 }
 
-/// Runs a chat for an edit answer (greedy, the chat session: a later round reuses the cached prefix).
+/// Runs a chat for an edit answer (in the chat session: a later round reuses the cached prefix).
 pub(crate) fn generate_answer(
     generator: &dyn Generator,
     messages: Vec<Message>,
     max_tokens: usize,
+    sampling: Sampling,
     cancel: &CancelToken,
 ) -> Result<GenOutput, TaskError> {
     if cancel.is_cancelled() {
@@ -387,7 +388,7 @@ pub(crate) fn generate_answer(
         &GenRequest {
             prompt: GenPrompt::Chat(messages),
             max_tokens,
-            sampling: Sampling::greedy(),
+            sampling,
             stop: Vec::new(),
             session: Some(SessionKey::chat()),
         },
@@ -412,6 +413,7 @@ fn run(
         generator,
         job.prompt.messages.clone(),
         job.max_tokens,
+        Sampling::greedy(),
         cancel,
     )?;
     let result = proposal(workspace, &generation.text, job);
