@@ -64,7 +64,8 @@ pub fn loop_to_json(result: &LoopResult, exit: u8, applied: bool) -> Value {
 }
 
 /// One round: `{"round","prompt_tokens","generated_tokens","answer","finish","format","answer_error","diff",
-/// "syntax_errors":[{"path","lines"}],"checks":[…],"outcome","generation_secs","check_secs"}`.
+/// "syntax_errors":[{"path","lines"}],"checks":[…],"outcome","feedback","generation_secs","check_secs"}`
+/// (`feedback`: the message the next round was sent, null for the last round).
 fn round_to_json(round: &Round) -> Value {
     let syntax: Vec<Value> = round
         .syntax_errors
@@ -83,6 +84,7 @@ fn round_to_json(round: &Round) -> Value {
         "syntax_errors": syntax,
         "checks": round.checks.iter().map(check_to_json).collect::<Vec<_>>(),
         "outcome": round.outcome.as_str(),
+        "feedback": round.feedback,
         "generation_secs": round.generation_time.as_secs_f64(),
         "check_secs": round.check_time.as_secs_f64(),
     })

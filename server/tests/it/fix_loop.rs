@@ -180,6 +180,9 @@ fn a_failing_first_answer_and_a_passing_second_end_green_in_round_two() {
             && prompts[1].contains("cannot find value `c`")
     );
     assert!(prompts[1].contains("    a + c\n"), "{}", prompts[1]);
+    // The transcript records that message as round 1's feedback.
+    assert_eq!(rounds[0]["feedback"].as_str(), Some(prompts[1].as_str()));
+    assert!(rounds[1]["feedback"].is_null());
     // Without --apply nothing is written; during the checks the user's file was the original.
     assert_eq!(
         std::fs::read_to_string(root.join("src/lib.rs")).expect("read"),

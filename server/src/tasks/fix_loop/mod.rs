@@ -364,6 +364,7 @@ fn run_rounds(
             format: None,
             answer_error: None,
             unchanged: false,
+            feedback: None,
             diff: String::new(),
             syntax_errors: Vec::new(),
             checks: Vec::new(),
@@ -491,7 +492,10 @@ fn run_rounds(
         prompt_tokens = job.prompt.tokens + answer_tokens + count(&next.text) + CHAT_OVERHEAD;
         messages = job.prompt.messages.clone();
         messages.push(Message::new(Role::Assistant, round.answer.clone()));
-        messages.push(Message::new(Role::User, next.text));
+        messages.push(Message::new(Role::User, next.text.clone()));
+        if let Some(round) = rounds.last_mut() {
+            round.feedback = Some(next.text);
+        }
     }
     let verdict = match rounds.last() {
         Some(last) if last.outcome == RoundOutcome::Green => Verdict::Green,

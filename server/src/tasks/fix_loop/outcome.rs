@@ -50,6 +50,8 @@ pub struct Round {
     /// The answer applied but changed nothing (the next feedback says so: otherwise a greedy model asked the
     /// same question answers the same).
     pub unchanged: bool,
+    /// The message the next round was sent about this one (`None` for the last round).
+    pub feedback: Option<String>,
     /// The changes so far (all rounds) as a diff against the original files.
     pub diff: String,
     /// Syntax errors the changes so far introduce (path, 1-based lines).
