@@ -115,8 +115,10 @@ pub struct Feedback {
 /// Token budgets inside one feedback message.
 const OUTPUT_SHARE_PERCENT: usize = 50;
 
-/// Builds the feedback within `budget` tokens: the failure (command output cut to half the budget at most),
-/// then the diff and the current files if they fit, then what to do.
+/// Builds the feedback within `budget` tokens: first the changed files as they are now (whole, those that fit;
+/// the diff so far if none does), then what went wrong (command output cut to half the budget at most, errors
+/// first), then what to do. The failure comes last, next to the request: shown its answer last, a small model
+/// tends to copy it back unchanged.
 pub fn feedback(
     failures: &[Failure<'_>],
     diff: &str,
@@ -124,24 +126,23 @@ pub fn feedback(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Feedback {
-    const ASK: &str =
-        "Fix the problems. Answer with SEARCH/REPLACE blocks whose SEARCH sections copy the files \
-                       as they are now (with your earlier changes), not as they were originally.";
-    let mut text = String::new();
+    const ASK: &str = "Fix the problems above. Answer with SEARCH/REPLACE blocks whose SEARCH sections copy the \
+                       files as they are now (shown above, with your earlier changes), not as they were originally.";
+    let mut problems = String::new();
     for failure in failures {
         match failure {
-            Failure::InvalidAnswer(error) => text.push_str(&format!(
-                "Your answer could not be turned into an edit:\n{error}\n\n"
+            Failure::InvalidAnswer(error) => problems.push_str(&format!(
+                "Your last answer could not be turned into an edit:\n{error}\n\n"
             )),
-            Failure::Unchanged => text.push_str(
-                "Your answer changed nothing: every file is exactly as it was before it. A different change is \
-                 needed.\n\n",
+            Failure::Unchanged => problems.push_str(
+                "Your last answer changed nothing: every file is exactly as it was before it. A different change \
+                 is needed.\n\n",
             ),
             Failure::SyntaxErrors(files) => {
                 for (path, lines) in *files {
                     let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
-                    text.push_str(&format!(
-                        "The edit leaves syntax errors in `{path}` at line(s) {}.\n\n",
+                    problems.push_str(&format!(
+                        "`{path}` has syntax errors at line(s) {}.\n\n",
                         lines.join(", ")
                     ));
                 }
@@ -158,43 +159,48 @@ pub fn feedback(
                         None => "was killed by a signal".to_string(),
                     }
                 };
-                text.push_str(&format!(
-                    "I applied the edit to a copy of the repository and ran `{}`: it {status}. Its output \
-                     (errors first, shortened):\n",
+                problems.push_str(&format!(
+                    "I ran `{}` on the repository with your changes: it {status}. Its output (errors first, \
+                     shortened):\n",
                     run.command
                 ));
-                let spent = count(&text) + count(ASK);
+                let spent = count(&problems) + count(ASK);
                 let room = budget.saturating_sub(spent) * OUTPUT_SHARE_PERCENT / 100;
                 let output = trim_output(&run.output, room, count);
-                text.push_str(&fenced("output.txt", &output));
-                text.push('\n');
+                problems.push_str(&fenced("output.txt", &output));
+                problems.push('\n');
             }
         }
     }
+    let mut room = budget.saturating_sub(count(&problems) + count(ASK));
+    let mut state = String::new();
     let mut shown_whole = Vec::new();
-    let remaining = |text: &str| budget.saturating_sub(count(text) + count(ASK));
-    if !diff.is_empty() {
-        let part = format!(
-            "The changes so far, as a diff against the original files:\n{}\n",
-            fenced("x.diff", diff)
-        );
-        if count(&part) <= remaining(&text) {
-            text.push_str(&part);
-        }
-    }
     for file in files {
         let part = format!(
-            "`{}` as it is now:\n{}\n",
+            "`{}` as it is now, with your changes:\n{}\n",
             file.path,
             fenced(file.path, file.text)
         );
-        if count(&part) <= remaining(&text) {
-            text.push_str(&part);
+        let tokens = count(&part);
+        if tokens <= room {
+            state.push_str(&part);
+            room -= tokens;
             shown_whole.push(file.path.to_string());
         }
     }
-    text.push_str(ASK);
-    Feedback { text, shown_whole }
+    if shown_whole.is_empty() && !diff.is_empty() {
+        let part = format!(
+            "Your changes so far, as a diff against the original files:\n{}\n",
+            fenced("x.diff", diff)
+        );
+        if count(&part) <= room {
+            state.push_str(&part);
+        }
+    }
+    Feedback {
+        text: format!("{state}{problems}{ASK}"),
+        shown_whole,
+    }
 }
 
 #[cfg(test)]
@@ -246,24 +252,27 @@ mod tests {
             500,
             &words,
         );
+        let text = &message.text;
+        let file_at = text
+            .find("`src/lib.rs` as it is now, with your changes:\n```rust\nfn a() {}\n```")
+            .expect("the file");
+        let failure_at = text
+            .find(
+                "I ran `cargo check` on the repository with your changes: it exited with code 101",
+            )
+            .expect("the failure");
+        let error_at = text.find("error: expected `;`").expect("the output");
+        // The file first, then the failure and its output, then the request.
+        assert!(file_at < failure_at && failure_at < error_at, "{text}");
+        assert!(text.ends_with("not as they were originally."), "{text}");
         assert!(
-            message
-                .text
-                .contains("ran `cargo check`: it exited with code 101"),
-            "{}",
-            message.text
-        );
-        assert!(message.text.contains("error: expected `;`"));
-        assert!(
-            message
-                .text
-                .contains("`src/lib.rs` as it is now:\n```rust\nfn a() {}\n```"),
-            "{}",
-            message.text
+            !text.contains("diff --git"),
+            "the file is shown, so the diff is not: {text}"
         );
         assert_eq!(message.shown_whole, ["src/lib.rs"]);
         // No room: the file is not shown, so the next round may not rewrite it whole.
         let tight = feedback(&[Failure::Command(&run)], "", &files, 60, &words);
         assert!(tight.shown_whole.is_empty(), "{}", tight.text);
+        assert!(tight.text.contains("error: expected"), "{}", tight.text);
     }
 }
