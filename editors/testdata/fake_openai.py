@@ -7,8 +7,11 @@ exact text (`expected/lib.rs`).
 
   GET  /v1/models            -> one model, `fake-coder`, with a context window (`max_model_len`)
   POST /v1/chat/completions  -> (stream) one SEARCH/REPLACE edit of `src/lib.rs`: `total`'s loop becomes
-                                `values.iter().sum()`; chunks of `chat.completion.chunk`, then `data: [DONE]`
-  POST /v1/completions       -> (stream) a fixed FIM completion, then `data: [DONE]`
+                                `values.iter().sum()`; chunks of `chat.completion.chunk`, then `data: [DONE]`;
+                                an explanation request (qwen-ls's explain system prompt) gets EXPLANATION
+  POST /v1/completions       -> (stream) a fixed FIM completion, then `data: [DONE]`; a sampled request (an
+                                alternative: `seed` set) gets the answer of its seed in FIM_ALTERNATIVES, so
+                                an invoked completion has three distinct suggestions to cycle through
 
 Usage: fake_openai.py [--port N] [--answers FILE] [--requests FILE]
   --port N        0, the default: a free loopback port
@@ -45,7 +48,16 @@ src/lib.rs
 ```
 """
 
+EXPLANATION = "**Adds `a` and `b`** and returns the sum (scripted explanation)."
+
 FIM_ANSWER = "    if n < 2 {\n        return n;\n    }"
+
+# By seed: seed 1 repeats the greedy answer (the server must drop the duplicate), 2 and 3 differ.
+FIM_ALTERNATIVES = {
+    1: FIM_ANSWER,
+    2: "    match n {\n        0 | 1 => n,\n        _ => fibonacci(n - 1) + fibonacci(n - 2),\n    }",
+    3: "    (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0",
+}
 
 
 def pieces(text, size=7):
@@ -130,7 +142,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps(value).encode() + b"\n\n")
             self.wfile.flush()
 
-        text = Script.next_chat_answer() if chat else FIM_ANSWER
+        if chat:
+            system = " ".join(m.get("content", "") for m in request.get("messages", []) if m.get("role") == "system")
+            # An explanation never takes one of the scripted edit answers.
+            text = EXPLANATION if "You explain code" in system else Script.next_chat_answer()
+        else:
+            text = FIM_ALTERNATIVES.get(request.get("seed"), FIM_ANSWER)
         kind = "chat.completion.chunk" if chat else "text_completion"
         try:
             for piece in pieces(text):

@@ -76,6 +76,9 @@ pub struct GenerationStats {
     pub prefill_tok_s: f64,
     /// `decode_steps / decode_secs`.
     pub decode_tok_s: f64,
+    /// Sum of the model's log-probabilities (natural log, before temperature) of the generated tokens: divided
+    /// by `generated_tokens`, how sure the model was of the text (callers rank alternatives by it).
+    pub logprob_sum: f64,
 }
 
 /// The result of [`generate`].
@@ -168,13 +171,14 @@ pub fn generate(
         if cancel.is_cancelled() {
             break StopReason::Cancelled;
         }
-        let token = sampler
-            .sample(&logits)
+        let (token, logprob) = sampler
+            .sample_scored(&logits)
             .map_err(|e| GenerateError::Sampling(Box::new(e)))?;
         if params.stop_tokens.contains(&token) {
             break StopReason::StopToken(token);
         }
         token_ids.push(token);
+        stats.logprob_sum += f64::from(logprob);
         let released = stops.push(&detok.push(token));
         if !released.text.is_empty() {
             on_delta(&released.text);

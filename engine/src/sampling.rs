@@ -63,6 +63,17 @@ impl Sampler {
         Ok(self.sample_slice(&logits))
     }
 
+    /// Picks a token like [`Sampler::sample`] and returns the model's log-probability of it (log-softmax of
+    /// the raw logits, independent of temperature and truncation).
+    pub fn sample_scored(&mut self, logits: &Tensor) -> candle_core::Result<(u32, f32)> {
+        let logits: Vec<f32> = logits
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let token = self.sample_slice(&logits);
+        Ok((token, log_softmax_at(&logits, token)))
+    }
+
     /// Picks a token from logits on the host.
     pub fn sample_slice(&mut self, logits: &[f32]) -> u32 {
         let p = &self.params;
@@ -119,6 +130,25 @@ impl Sampler {
     }
 }
 
+/// `log_softmax(logits)[index]`, computed stably (max subtracted); NaN logits are left out of the sum.
+pub fn log_softmax_at(logits: &[f32], index: u32) -> f32 {
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|l| !l.is_nan())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .filter(|l| !l.is_nan())
+        .map(|&l| f64::from(l - max).exp())
+        .sum();
+    let chosen = logits
+        .get(index as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    (f64::from(chosen - max) - sum.ln()) as f32
+}
+
 /// Index of the largest logit (the first one on ties, like `torch.argmax`).
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
@@ -139,6 +169,17 @@ mod tests {
     fn run(params: SamplingParams, n: usize) -> Vec<u32> {
         let mut s = Sampler::new(&params);
         (0..n).map(|_| s.sample_slice(&LOGITS)).collect()
+    }
+
+    #[test]
+    fn log_softmax_matches_the_definition() {
+        let total: f64 = LOGITS.iter().map(|&l| f64::from(l).exp()).sum();
+        for (i, &l) in LOGITS.iter().enumerate() {
+            let expected = (f64::from(l).exp() / total).ln();
+            let got = f64::from(log_softmax_at(&LOGITS, i as u32));
+            assert!((got - expected).abs() < 1e-5, "{i}: {got} vs {expected}");
+        }
+        assert_eq!(log_softmax_at(&LOGITS, 99), f32::NEG_INFINITY);
     }
 
     #[test]

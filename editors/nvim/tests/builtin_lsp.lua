@@ -313,7 +313,10 @@ else
     log_file = tmp .. "/qwen-ls-remote.log"
     local remote_config = vim.deepcopy(config)
     remote_config.root_dir = remote_ws
-    remote_config.init_options = { backend = "openai", openai = { endpoint = endpoint }, logFile = log_file }
+    -- Without review: Neovim 0.12 announces change annotations and would ask "Apply all changes?" with a
+    -- blocking confirm() (the plugin's review buffer is tested in its own suite).
+    remote_config.init_options =
+      { backend = "openai", openai = { endpoint = endpoint }, logFile = log_file, codeActions = { preview = false } }
     local id = vim.lsp.start and vim.lsp.start(remote_config) or vim.lsp.start_client(remote_config)
     check(id, "start_client failed")
     vim.lsp.buf_attach_client(bufnr, id)

@@ -19,24 +19,11 @@ import {
 } from "vscode-languageclient/node";
 
 import { RestartBackoff } from "./backoff";
+import { LANGUAGES, selectorFor, ServedLanguages } from "./languages";
 import { describeApplyResult, executeWithInstruction, parseApplyResult, ServerCommands, validateInstruction } from "./commandArgs";
 import { defaultResolveEnv, resolveServerPath } from "./serverPath";
-import { buildServerSettings, didChangeConfigurationParams, SECTION } from "./settings";
+import { buildServerSettings, didChangeConfigurationParams, SECTION, settingValue } from "./settings";
 import { StatusModel } from "./status";
-
-/** Languages the server has tree-sitter grammars for; completions work elsewhere too, but stop rules don't. */
-export const LANGUAGES = [
-  "rust",
-  "python",
-  "javascript",
-  "javascriptreact",
-  "typescript",
-  "typescriptreact",
-  "go",
-  "c",
-  "cpp",
-  "java",
-];
 
 export class QwenClient implements vscode.Disposable {
   readonly status = new StatusModel();
@@ -58,7 +45,12 @@ export class QwenClient implements vscode.Disposable {
     const generation = ++this.generation;
     const config = vscode.workspace.getConfiguration(SECTION);
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    const resolved = resolveServerPath(config.get<string>("path"), defaultResolveEnv(folder));
+    // User settings only: a repository's `.vscode/settings.json` must never choose the program that runs.
+    const pathSetting = settingValue("path", config.inspect("path"));
+    const resolved = resolveServerPath(
+      typeof pathSetting === "string" ? pathSetting : undefined,
+      defaultResolveEnv(folder),
+    );
     if (!resolved.ok) {
       this.status.serverStopped(resolved.message);
       this.statusChanged.fire();
@@ -78,10 +70,8 @@ export class QwenClient implements vscode.Disposable {
       options: folder !== undefined ? { cwd: folder } : {},
     };
     const clientOptions: LanguageClientOptions = {
-      documentSelector: LANGUAGES.flatMap((language) => [
-        { scheme: "file", language },
-        { scheme: "untitled", language },
-      ]),
+      // Narrowed to the languages the server announces (ServedLanguages) before any document is sent.
+      documentSelector: selectorFor(LANGUAGES),
       initializationOptions: () => buildServerSettings(vscode.workspace.getConfiguration(SECTION)),
       outputChannel: this.output,
       // Lasting problems arrive as one showMessage (handled below); don't also pop the output channel.
@@ -104,6 +94,7 @@ export class QwenClient implements vscode.Disposable {
     };
 
     const client = new LanguageClient(SECTION, "qwen-ls", serverOptions, clientOptions);
+    client.registerFeature(new ServedLanguages());
     this.client = client;
     client.onNotification("qwen-ls/status", (params: unknown) => {
       this.status.status(params);

@@ -22,6 +22,7 @@ export const ServerCommands = {
   completionAccepted: "qwen-ls.completionAccepted",
   status: "qwen-ls.status",
   dumpPrompt: "qwen-ls.debug.dumpPrompt",
+  verifyIndex: "qwen-ls.debug.verifyIndex",
 } as const;
 
 /** The extension's own command ids. Distinct from the server's, which the language client registers. */
@@ -31,7 +32,28 @@ export const ClientCommands = {
   explain: "qwen-ls.explainFunction",
   restart: "qwen-ls.restartServer",
   showOutput: "qwen-ls.showOutput",
+  verifyIndex: "qwen-ls.verifyIndex",
 } as const;
+
+/** `qwen-ls.debug.verifyIndex`'s answer as one sentence; `ok` when the index equals a fresh re-index. */
+export function describeIndexCheck(result: unknown): { ok: boolean; text: string } {
+  const r = (typeof result === "object" && result !== null ? result : {}) as {
+    equal?: unknown;
+    files?: unknown;
+    freshFiles?: unknown;
+    difference?: unknown;
+  };
+  if (r.equal === true) {
+    return { ok: true, text: `qwen-ls: the index equals a fresh re-index (${String(r.files)} files)` };
+  }
+  if (r.equal === false) {
+    return {
+      ok: false,
+      text: `qwen-ls: the index differs from a fresh re-index (${String(r.files)} files, ${String(r.freshFiles)} on disk): ${String(r.difference)}`,
+    };
+  }
+  return { ok: false, text: "qwen-ls: the server gave no index check" };
+}
 
 /** The input box's validation: `undefined` when fine, else the message to show. */
 export function validateInstruction(text: string): string | undefined {

@@ -2,7 +2,7 @@
 import * as vscode from "vscode";
 
 import { QwenClient, promptInstruction, showApplyResult } from "./client";
-import { applyInstructionArgs, explainArgs, parseExplainResult, refactorArgs, ServerCommands } from "./commandArgs";
+import { applyInstructionArgs, describeIndexCheck, explainArgs, parseExplainResult, refactorArgs, ServerCommands } from "./commandArgs";
 import { ExplainView } from "./explainView";
 
 /** Runs `task` under a cancellable notification; cancelling sends `$/cancelRequest`. */
@@ -79,4 +79,18 @@ export async function explainFunction(qwen: QwenClient, view: ExplainView): Prom
   const name = editor.document.getWordRangeAtPosition(editor.selection.active);
   const word = name !== undefined ? editor.document.getText(name) : "function";
   await view.show(`Explain ${word}`, markdown);
+}
+
+/** Compares the server's index with a fresh re-index (files changed outside VS Code reach it by watching). */
+export async function verifyIndex(qwen: QwenClient): Promise<void> {
+  const result = await withServerProgress("qwen-ls: verifying the index…", (token) => qwen.executeCommand(ServerCommands.verifyIndex, [], token));
+  if (result === undefined) {
+    return;
+  }
+  const summary = describeIndexCheck(result);
+  if (summary.ok) {
+    void vscode.window.showInformationMessage(summary.text);
+  } else {
+    void vscode.window.showWarningMessage(summary.text);
+  }
 }

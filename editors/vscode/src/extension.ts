@@ -3,7 +3,7 @@ import * as vscode from "vscode";
 
 import { QwenClient } from "./client";
 import { ClientCommands } from "./commandArgs";
-import { applyInstructionAcrossWorkspace, explainFunction, refactorWithInstruction } from "./commands";
+import { applyInstructionAcrossWorkspace, explainFunction, refactorWithInstruction, verifyIndex } from "./commands";
 import { ExplainView } from "./explainView";
 import { affectsServer, needsRestart } from "./settings";
 import { showStatusMenu, STATUS_MENU_COMMAND, StatusBar } from "./statusBar";
@@ -33,6 +33,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand(ClientCommands.explain, () => explainFunction(client, explainView)),
     vscode.commands.registerCommand(ClientCommands.restart, () => client.restart()),
     vscode.commands.registerCommand(ClientCommands.showOutput, () => output.show(true)),
+    vscode.commands.registerCommand(ClientCommands.verifyIndex, () => verifyIndex(client)),
     vscode.commands.registerCommand(STATUS_MENU_COMMAND, () => showStatusMenu(client.status.view())),
     vscode.workspace.onDidChangeConfiguration((event) => {
       const affects = (section: string): boolean => event.affectsConfiguration(section);

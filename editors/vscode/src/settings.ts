@@ -35,8 +35,25 @@ export const SERVER_KEYS = [
   "codeActions.maxRounds",
   "codeActions.checkTimeout",
   "codeActions.fixTimeLimit",
+  "codeActions.preview",
   "debug.dumpPrompt",
   "logFile",
+] as const;
+
+/**
+ * Settings that choose where code is sent (`backend`, `openai.*`), which programs run (`path`,
+ * `codeActions.checkCommand`) or where files are written (`logFile`). They are `machine`-scoped in package.json,
+ * so VS Code takes them from user (or remote) settings only; this extension also reads them from user settings
+ * only, so a repository's `.vscode/settings.json` can never redirect them, whatever VS Code version reads it.
+ */
+export const USER_ONLY_KEYS = [
+  "backend",
+  "openai.endpoint",
+  "openai.model",
+  "openai.apiKeyEnv",
+  "logFile",
+  "path",
+  "codeActions.checkCommand",
 ] as const;
 
 /** Settings that only the extension reads; never sent to the server. */
@@ -68,6 +85,14 @@ export function explicitValue(setting: InspectedSetting | undefined): unknown {
   return setting.workspaceFolderValue ?? setting.workspaceValue ?? setting.globalValue;
 }
 
+/** The value of `key` as the server (or the extension) may use it: user settings only for [`USER_ONLY_KEYS`]. */
+export function settingValue(key: string, setting: InspectedSetting | undefined): unknown {
+  if ((USER_ONLY_KEYS as readonly string[]).includes(key)) {
+    return setting?.globalValue;
+  }
+  return explicitValue(setting);
+}
+
 /** Sets `path` ("a.b.c") inside `target`, creating the intermediate objects. */
 export function setPath(target: JsonObject, path: string, value: unknown): void {
   const parts = path.split(".");
@@ -89,7 +114,7 @@ export function setPath(target: JsonObject, path: string, value: unknown): void 
 export function buildServerSettings(source: SettingsSource): JsonObject {
   const settings: JsonObject = {};
   for (const key of SERVER_KEYS) {
-    const value = explicitValue(source.inspect(key));
+    const value = settingValue(key, source.inspect(key));
     if (value !== undefined) {
       setPath(settings, key, value);
     }

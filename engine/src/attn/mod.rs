@@ -14,8 +14,10 @@
 //!   at long context compute-bound rather than bound by memory bandwidth.
 //!
 //! Items run in parallel on rayon's pool when the call is big enough to pay for the hand-off. The inner loops
-//! are AVX-512 when the CPU has it (chosen at run time), else portable loops.
+//! are AVX-512 when the CPU has it, else AVX2 + FMA, else portable loops (chosen at run time, within the
+//! process's `QWEN_LS_ISA` cap).
 
+mod avx2;
 mod avx512;
 mod portable;
 pub mod q8;
@@ -24,6 +26,7 @@ use candle_core::Result;
 use rayon::prelude::*;
 
 use crate::cache::{HostBlock, HostLayer, KvCache, PANEL};
+use crate::kernels::Isa;
 
 /// Keys per tile (at most; a tile also ends at a cache block boundary).
 pub const KEY_TILE: usize = 128;
@@ -39,27 +42,49 @@ const PARALLEL_MIN_WORK: usize = 1 << 18;
 pub enum AttnIsa {
     /// Plain loops (any CPU).
     Portable,
+    /// AVX2 + FMA intrinsics.
+    Avx2,
     /// AVX-512F intrinsics.
     Avx512,
 }
 
 impl AttnIsa {
-    /// The best level this CPU supports.
+    /// The best level this CPU supports within the process's kernel level ([`Isa::selected`]): a process
+    /// capped at AVX2 runs the AVX2 attention, one capped at scalar the portable loops, so a capped level
+    /// measures what a CPU of that level runs.
     pub fn best() -> Self {
+        let cap = Isa::selected().unwrap_or(Isa::Scalar);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return AttnIsa::Avx512;
+        {
+            if cap.has_avx512() && std::arch::is_x86_feature_detected!("avx512f") {
+                return AttnIsa::Avx512;
+            }
+            if cap != Isa::Scalar
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return AttnIsa::Avx2;
+            }
         }
+        let _ = cap;
         AttnIsa::Portable
     }
 
-    /// Every level this CPU supports (for tests and benchmarks).
+    /// Every level this process may run (for tests and benchmarks), portable first.
     pub fn available() -> Vec<Self> {
-        let mut all = vec![AttnIsa::Portable];
-        if AttnIsa::best() == AttnIsa::Avx512 {
-            all.push(AttnIsa::Avx512);
+        let best = AttnIsa::best();
+        [AttnIsa::Portable, AttnIsa::Avx2, AttnIsa::Avx512]
+            .into_iter()
+            .filter(|&i| i.rank() <= best.rank())
+            .collect()
+    }
+
+    fn rank(self) -> usize {
+        match self {
+            AttnIsa::Portable => 0,
+            AttnIsa::Avx2 => 1,
+            AttnIsa::Avx512 => 2,
         }
-        all
     }
 
     fn scores(self, q: &[f32], rows: usize, hd: usize, k: &[f32], n: usize, s: &mut [f32]) {
@@ -84,6 +109,32 @@ impl AttnIsa {
                         6 => avx512::scores::<6>(q, hd, k, n, s),
                         7 => avx512::scores::<7>(q, hd, k, n, s),
                         _ => avx512::scores::<8>(q, hd, k, n, s),
+                    }
+                }
+                return;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self == AttnIsa::Avx2 {
+            let fits = rows <= ROW_BLOCK
+                && n <= KEY_TILE
+                && q.len() >= rows * hd
+                && s.len() >= rows * KEY_TILE
+                && k.len() >= n.div_ceil(PANEL) * PANEL * hd;
+            if fits {
+                // Row blocks of at most `avx2::ROWS` (the AVX2 register file holds half of AVX-512's).
+                for r0 in (0..rows).step_by(avx2::ROWS) {
+                    let (q, s) = (&q[r0 * hd..], &mut s[r0 * KEY_TILE..]);
+                    // SAFETY: `attend_with` turns `Avx2` into `Portable` unless `best()` saw AVX2 and FMA, and
+                    // it is the only caller; the bounds were checked above for all `rows`, so they hold for
+                    // this block of them.
+                    unsafe {
+                        match (rows - r0).min(avx2::ROWS) {
+                            1 => avx2::scores::<1>(q, hd, k, n, s),
+                            2 => avx2::scores::<2>(q, hd, k, n, s),
+                            3 => avx2::scores::<3>(q, hd, k, n, s),
+                            _ => avx2::scores::<4>(q, hd, k, n, s),
+                        }
                     }
                 }
                 return;
@@ -117,6 +168,28 @@ impl AttnIsa {
                 return;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if self == AttnIsa::Avx2 {
+            let fits = rows <= ROW_BLOCK
+                && (rows == 0 || p.len() >= (rows - 1) * KEY_TILE + n)
+                && (hd == 0 || v.len() >= (hd.div_ceil(PANEL) - 1) * vps + n * PANEL)
+                && o.len() >= rows * hd;
+            if fits {
+                for r0 in (0..rows).step_by(avx2::ROWS) {
+                    let (p, o) = (&p[r0 * KEY_TILE..], &mut o[r0 * hd..]);
+                    // SAFETY: as in `scores`; bounds checked above for all rows.
+                    unsafe {
+                        match (rows - r0).min(avx2::ROWS) {
+                            1 => avx2::pv::<1>(p, n, v, vps, hd, o),
+                            2 => avx2::pv::<2>(p, n, v, vps, hd, o),
+                            3 => avx2::pv::<3>(p, n, v, vps, hd, o),
+                            _ => avx2::pv::<4>(p, n, v, vps, hd, o),
+                        }
+                    }
+                }
+                return;
+            }
+        }
         portable::pv(p, rows, n, v, vps, hd, o)
     }
 
@@ -125,6 +198,11 @@ impl AttnIsa {
         if self == AttnIsa::Avx512 && valid <= s.len() {
             // SAFETY: AVX-512F as in `scores`; `valid ≤ s.len()` checked.
             return unsafe { avx512::softmax_row(s, valid, m_old) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self == AttnIsa::Avx2 && valid <= s.len() {
+            // SAFETY: AVX2 + FMA as in `scores`; `valid ≤ s.len()` checked.
+            return unsafe { avx2::softmax_row(s, valid, m_old) };
         }
         portable::softmax_row(s, valid, m_old)
     }
@@ -158,7 +236,9 @@ pub fn attend_with(
     layer: usize,
     q: Queries<'_>,
 ) -> Result<Vec<f32>> {
-    let isa = if isa == AttnIsa::Avx512 && AttnIsa::best() != AttnIsa::Avx512 {
+    // A level above what this process may run falls back to the portable loops (the kernels' safety rests
+    // on this check).
+    let isa = if isa.rank() > AttnIsa::best().rank() {
         AttnIsa::Portable
     } else {
         isa

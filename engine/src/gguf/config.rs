@@ -32,8 +32,11 @@ pub fn model_config(file: &GgufFile) -> Result<ModelConfig, GgufError> {
         }
     };
     let key = |k: &str| format!("{arch}.{k}");
-    let uint = |k: &str| file.uint(&key(k)).map(|v| v as usize);
-    let opt_uint = |k: &str| file.opt_uint(&key(k)).map(|v| v.map(|v| v as usize));
+    let size = |k: &str, v: u64| {
+        usize::try_from(v).map_err(|_| file.metadata_error(&key(k), format!("{v} is too large")))
+    };
+    let uint = |k: &str| size(k, file.uint(&key(k))?);
+    let opt_uint = |k: &str| file.opt_uint(&key(k))?.map(|v| size(k, v)).transpose();
 
     let hidden = uint("embedding_length")?;
     let heads = uint("attention.head_count")?;

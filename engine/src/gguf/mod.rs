@@ -149,8 +149,18 @@ impl GgufFile {
             path: path.to_path_buf(),
             reason,
         };
-        let content = Content::read(&mut std::io::Cursor::new(&mmap[..]))
-            .map_err(|e| corrupt(format!("cannot parse the header: {}", first_line(&e))))?;
+        // candle's reader bounds every count by the file, but divides by `general.alignment` unchecked: a
+        // hostile header must be an error, not a panic.
+        let read = std::panic::catch_unwind(|| Content::read(&mut std::io::Cursor::new(&mmap[..])));
+        let content = match read {
+            Ok(content) => content
+                .map_err(|e| corrupt(format!("cannot parse the header: {}", first_line(&e))))?,
+            Err(_) => {
+                return Err(corrupt(
+                    "cannot parse the header: invalid values (general.alignment 0?)".to_string(),
+                ))
+            }
+        };
         let data_start = content.tensor_data_offset;
         let mut infos: Vec<_> = content.tensor_infos.iter().collect();
         infos.sort_by_key(|(_, info)| info.offset);
@@ -164,10 +174,19 @@ impl GgufFile {
                     ggml_name(info.ggml_dtype)
                 )));
             }
-            let size = info.shape.elem_count() / block * info.ggml_dtype.type_size();
+            // Every size below comes from the file: checked, so no later `elem_count` can overflow.
+            let size = dims
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .and_then(|elems| (elems / block).checked_mul(info.ggml_dtype.type_size()))
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "tensor `{name}` has the shape {dims:?}, whose size overflows"
+                    ))
+                })?;
             let end = data_start
                 .checked_add(info.offset)
-                .and_then(|s| s.checked_add(size as u64));
+                .and_then(|s| s.checked_add(u64::try_from(size).ok()?));
             if end.is_none_or(|end| end > mmap.len() as u64) {
                 return Err(corrupt(format!(
                     "tensor `{name}` ({size} bytes at offset {}) extends past the end of the file ({} bytes): \

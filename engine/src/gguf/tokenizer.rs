@@ -99,7 +99,8 @@ fn build(file: &GgufFile) -> Result<tokenizers::Tokenizer, GgufError> {
                 file.metadata_error(types_key, format!("entry {id} is not an integer"))
             })?,
         };
-        let id = id as u32;
+        let id = u32::try_from(id)
+            .map_err(|_| file.metadata_error(tokens_key, "more tokens than 32-bit ids"))?;
         match kind {
             TOKEN_UNUSED => continue,
             TOKEN_CONTROL | TOKEN_USER_DEFINED => {

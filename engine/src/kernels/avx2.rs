@@ -76,8 +76,9 @@ unsafe fn q4k_n<const N: usize>(
     let m4 = _mm256_set1_epi8(0x0F);
     let mut a_ptr = [std::ptr::null::<ActBlockK>(); N];
     a_ptr.copy_from_slice(&acts[..N]);
+    // One accumulator per token for both terms (the scaled sums and, subtracted, the minimums): separate
+    // ones spilled registers out of the 16 AVX2 has.
     let mut acc = [_mm256_setzero_ps(); N];
-    let mut accm = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         // SAFETY (whole body): block `b` of the row and of every activation row exist (TileK contract).
         unsafe {
@@ -123,13 +124,13 @@ unsafe fn q4k_n<const N: usize>(
                 let a = &*a_ptr[t].add(b);
                 acc[t] =
                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * a.d), acc[t]);
-                accm[t] = _mm256_fmadd_ps(minsf, _mm256_load_ps(a.msum.as_ptr()), accm[t]);
+                acc[t] = _mm256_fnmadd_ps(minsf, _mm256_load_ps(a.msum.as_ptr()), acc[t]);
             }
         }
     }
     for t in 0..N {
         // SAFETY: register arithmetic on enabled features.
-        out[t] = unsafe { hsum_ps(acc[t]) - hsum_ps(accm[t]) };
+        out[t] = unsafe { hsum_ps(acc[t]) };
     }
 }
 

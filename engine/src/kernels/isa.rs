@@ -27,8 +27,19 @@ impl Isa {
     /// Every level, best first.
     pub const ALL: [Isa; 4] = [Isa::Avx512Amx, Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar];
 
-    /// Whether this CPU can run the level's kernels.
+    /// Whether this process may run the level's kernels: the CPU (and OS) support it and it is not above the
+    /// process's cap ([`ISA_ENV`] or [`Isa::force`]). A capped process behaves as a CPU of that level would:
+    /// every "best level" choice, and every test looping over supported levels, stays at or below the cap.
     pub fn is_supported(self) -> bool {
+        self.cpu_supports()
+            && match cap() {
+                Ok(Some(cap)) => self.rank() <= cap.rank(),
+                _ => true,
+            }
+    }
+
+    /// Whether the CPU (and OS) can run the level, whatever the cap.
+    pub fn cpu_supports(self) -> bool {
         match self {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
@@ -39,20 +50,30 @@ impl Isa {
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => {
-                Isa::Avx2.is_supported()
+                Isa::Avx2.cpu_supports()
                     && std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512bw")
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Amx => Isa::Avx512Vnni.is_supported() && super::amx::available(),
+            Isa::Avx512Amx => Isa::Avx512Vnni.cpu_supports() && super::amx::available(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
     }
 
-    /// The best supported level.
+    /// Position in the order scalar < AVX2 < AVX-512 VNNI < AMX.
+    fn rank(self) -> usize {
+        match self {
+            Isa::Scalar => 0,
+            Isa::Avx2 => 1,
+            Isa::Avx512Vnni => 2,
+            Isa::Avx512Amx => 3,
+        }
+    }
+
+    /// The best level this process may run ([`Isa::is_supported`]: within the cap).
     pub fn best() -> Isa {
         Isa::ALL
             .into_iter()
@@ -60,9 +81,46 @@ impl Isa {
             .unwrap_or(Isa::Scalar)
     }
 
-    /// All supported levels, best first (benchmarks and tests run each).
+    /// The level the kernels run by default: [`Isa::best`], or an error when [`ISA_ENV`] names no level or
+    /// one this CPU lacks (a requested level is never silently replaced by another).
+    pub fn selected() -> Result<Isa, IsaError> {
+        cap().clone()?;
+        Ok(Isa::best())
+    }
+
+    /// Caps this process at `isa` (the CLI's `--isa`); must run before the first kernel call. An error if the
+    /// CPU lacks the level or another cap is already in force.
+    pub fn force(isa: Isa) -> Result<(), IsaError> {
+        isa.check_cpu()?;
+        match CAP.get_or_init(|| Ok(Some(isa))) {
+            Ok(Some(c)) if *c == isa => Ok(()),
+            Ok(c) => Err(IsaError::AlreadySelected {
+                asked: isa,
+                chosen: c.unwrap_or_else(Isa::best),
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// All levels this process may run, best first (benchmarks and tests run each).
     pub fn supported() -> Vec<Isa> {
         Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// `Ok` if the CPU can run the level, else an error listing what it can run.
+    fn check_cpu(self) -> Result<(), IsaError> {
+        if self.cpu_supports() {
+            return Ok(());
+        }
+        Err(IsaError::Unsupported {
+            asked: self,
+            supported: Isa::ALL.into_iter().filter(|i| i.cpu_supports()).collect(),
+        })
+    }
+
+    /// Whether this level runs the AVX-512 attention micro-kernels too.
+    pub fn has_avx512(self) -> bool {
+        matches!(self, Isa::Avx512Vnni | Isa::Avx512Amx)
     }
 
     /// A short name for logs and benchmark tables.
@@ -85,6 +143,66 @@ impl Isa {
             Isa::Avx512Vnni | Isa::Avx512Amx => &super::avx512::KERNELS,
             #[cfg(not(target_arch = "x86_64"))]
             _ => &SCALAR,
+        }
+    }
+}
+
+/// The environment variable that forces the instruction-set level of a process (`scalar`, `avx2`,
+/// `avx512-vnni`, `amx`): how a machine with a better level measures and tests the others.
+pub const ISA_ENV: &str = "QWEN_LS_ISA";
+
+static CAP: std::sync::OnceLock<Result<Option<Isa>, IsaError>> = std::sync::OnceLock::new();
+
+/// The process's cap: forced, or read from [`ISA_ENV`] once.
+fn cap() -> &'static Result<Option<Isa>, IsaError> {
+    CAP.get_or_init(|| match std::env::var(ISA_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            let isa: Isa = v.parse()?;
+            isa.check_cpu()?;
+            Ok(Some(isa))
+        }
+        _ => Ok(None),
+    })
+}
+
+/// Why a requested instruction-set level cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsaError {
+    /// The name is not a level.
+    #[error("unknown instruction set {0:?}: expected one of scalar, avx2, avx512-vnni, amx")]
+    Unknown(String),
+    /// The CPU (or OS) lacks the level.
+    #[error(
+        "this CPU cannot run the {asked} kernels (it supports: {}); choose one of those with --isa or {ISA_ENV}",
+        supported.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+    )]
+    Unsupported {
+        /// The level asked for.
+        asked: Isa,
+        /// What this CPU supports, best first.
+        supported: Vec<Isa>,
+    },
+    /// The process had already chosen another level.
+    #[error("this process already runs the {chosen} kernels; --isa {asked} must be set before the model loads")]
+    AlreadySelected {
+        /// The level asked for.
+        asked: Isa,
+        /// The level in use.
+        chosen: Isa,
+    },
+}
+
+impl std::str::FromStr for Isa {
+    type Err = IsaError;
+
+    /// Accepts each level's [`Isa::name`] and the short forms `avx512`, `vnni`, `amx`.
+    fn from_str(s: &str) -> Result<Self, IsaError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Ok(Isa::Scalar),
+            "avx2" => Ok(Isa::Avx2),
+            "avx512-vnni" | "avx512vnni" | "avx512" | "vnni" => Ok(Isa::Avx512Vnni),
+            "amx" | "avx512-vnni+amx-bf16" | "avx512-amx" => Ok(Isa::Avx512Amx),
+            _ => Err(IsaError::Unknown(s.to_string())),
         }
     }
 }
@@ -164,5 +282,35 @@ pub(crate) fn warn_if_scalar(isa: Isa) {
                  AVX-512 VNNI); running the SCALAR reference kernels, which are 10-50x slower"
             )
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_level_parses_from_its_name_and_unknown_names_are_errors() {
+        for isa in Isa::ALL {
+            assert_eq!(isa.name().parse::<Isa>(), Ok(isa));
+        }
+        assert_eq!("AMX".parse::<Isa>(), Ok(Isa::Avx512Amx));
+        let e = "sse9".parse::<Isa>().unwrap_err().to_string();
+        assert!(e.contains("sse9") && e.contains("avx512-vnni"), "{e}");
+    }
+
+    #[test]
+    fn levels_are_ordered_and_scalar_always_runs() {
+        assert!(Isa::Scalar.is_supported());
+        let supported = Isa::supported();
+        assert_eq!(supported.last(), Some(&Isa::Scalar));
+        assert_eq!(supported[0], Isa::best());
+        // Supported levels are a chain: a level implies every lesser one.
+        for pair in Isa::ALL.windows(2) {
+            assert!(
+                !pair[0].is_supported() || pair[1].is_supported(),
+                "{pair:?}"
+            );
+        }
     }
 }

@@ -32,7 +32,8 @@
 //!
 //! # What runs
 //!
-//! The instruction set is chosen at runtime ([`Isa::best`], reported by [`Kernels::info`]):
+//! The instruction set is chosen at runtime ([`Isa::selected`], reported by [`Kernels::info`]; `QWEN_LS_ISA`
+//! forces a level):
 //! AVX-512 VNNI (with AMX-BF16 tiles for 32 tokens or more where the CPU and OS allow), AVX2, or —
 //! with a loud warning — the scalar reference. Every SIMD kernel is tested against the scalar one.
 //! Decode (one token) streams each weight byte once with integer dot products against 8-bit
@@ -55,7 +56,7 @@ mod scalar;
 mod tensor;
 
 pub use acts::Activations;
-pub use isa::{Isa, KernelInfo};
+pub use isa::{Isa, IsaError, KernelInfo, ISA_ENV};
 pub use matmul::QuantMatrix;
 pub use moe::{ExpertRouting, MoeScratch, QuantExperts};
 pub use pool::{ThreadPool, DEFAULT_SPIN};
@@ -76,9 +77,10 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The best instruction set of this CPU and `threads` threads (the caller included; at least 1).
+    /// The process's instruction set ([`Isa::selected`]: the best of this CPU unless forced) and `threads`
+    /// threads (the caller included; at least 1).
     pub fn new(threads: usize) -> std::io::Result<Self> {
-        let isa = Isa::best();
+        let isa = Isa::selected().map_err(std::io::Error::other)?;
         isa::warn_if_scalar(isa);
         Ok(Kernels {
             isa,

@@ -460,6 +460,56 @@ fn truncated_or_foreign_files_are_errors_naming_the_file() {
     );
 }
 
+/// A GGUF v3 file written byte by byte: `alignment` as `general.alignment` (if any) and one F32 tensor with
+/// `dims` (GGUF order), followed by 64 bytes of data.
+fn handmade_gguf(path: &Path, alignment: Option<u32>, dims: &[u64]) {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&u64::from(alignment.is_some()).to_le_bytes()); // metadata entries
+    if let Some(alignment) = alignment {
+        string(&mut out, "general.alignment");
+        out.extend_from_slice(&4u32.to_le_bytes()); // U32
+        out.extend_from_slice(&alignment.to_le_bytes());
+    }
+    string(&mut out, "token_embd.weight");
+    out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+    for d in dims {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes()); // F32
+    out.extend_from_slice(&0u64.to_le_bytes()); // offset
+    out.resize(out.len().div_ceil(32) * 32 + 64, 0);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Sizes in a model file are attacker-controlled: a shape whose size overflows, or an alignment of zero, is an
+/// error naming the file, never a panic or a wrapped size that passes the bounds check.
+#[test]
+fn hostile_sizes_in_the_header_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("hostile.gguf");
+    // 2^33 · 2^33 elements: 2^66 overflows, and wrapped it would be 0 bytes, "inside" the file.
+    handmade_gguf(&path, None, &[1 << 33, 1 << 33]);
+    let e = load_err(&path);
+    assert!(e.contains("hostile.gguf") && e.contains("overflows"), "{e}");
+    // Elements fit, bytes (4 each) do not.
+    handmade_gguf(&path, None, &[1 << 62, 1]);
+    let e = load_err(&path);
+    assert!(e.contains("hostile.gguf") && e.contains("overflows"), "{e}");
+    handmade_gguf(&path, Some(0), &[4, 4]);
+    let e = load_err(&path);
+    assert!(e.contains("hostile.gguf") && e.contains("alignment"), "{e}");
+    // The same file with a sane alignment and shape parses (then fails for lack of metadata, not size).
+    handmade_gguf(&path, Some(32), &[4, 4]);
+    let e = load_err(&path);
+    assert!(!e.contains("overflows") && !e.contains("alignment"), "{e}");
+}
+
 /// Rewrites a fixture with candle's GGUF writer, editing metadata and tensors.
 fn rewrite(
     name: &str,

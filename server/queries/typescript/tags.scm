@@ -48,3 +48,7 @@
 (import_specifier name: (identifier) @name @reference.import)
 (import_clause (identifier) @name @reference.import)
 (namespace_import (identifier) @name @reference.import)
+(call_expression
+  function: (identifier) @_require
+  arguments: (arguments (string) @import)
+  (#eq? @_require "require"))

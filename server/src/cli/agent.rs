@@ -41,6 +41,10 @@ pub struct ModelFlags {
     /// `QWEN_LS_API_KEY`). The key itself is never a flag.
     #[arg(long)]
     pub api_key_env: Option<String>,
+    /// Allow a plain `http://` endpoint on another machine (code crosses the network unencrypted); loopback
+    /// and https need no flag. Same as `QWEN_LS_ALLOW_HTTP=1`.
+    #[arg(long)]
+    pub allow_http: bool,
 }
 
 impl ModelFlags {
@@ -64,6 +68,7 @@ impl ModelFlags {
         if let Some(env) = &self.api_key_env {
             settings.openai.api_key_env = env.clone();
         }
+        settings.openai.allow_http = self.allow_http;
         settings
     }
 }
@@ -111,6 +116,13 @@ pub fn load_workspace(root: &Path) -> anyhow::Result<Workspace> {
     spinner.finish();
     let (workspace, report) = loaded.with_context(|| format!("cannot index {}", root.display()))?;
     tracing::info!(files = report.files, "indexed {}", root.display());
+    Ok(workspace)
+}
+
+/// Indexes `root` without a spinner or persistent cache (benchmarks).
+pub fn load_workspace_quietly(root: &Path) -> anyhow::Result<Workspace> {
+    let (workspace, _) = Workspace::load(root, &WorkspaceOptions::default())
+        .with_context(|| format!("cannot index {}", root.display()))?;
     Ok(workspace)
 }
 

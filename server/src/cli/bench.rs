@@ -60,6 +60,9 @@ enum BenchTarget {
     /// Engine: prefill and decode tok/s of qwen-ls vs llama.cpp and candle-transformers on one GGUF, with the
     /// memory-bandwidth bound.
     Engine(super::bench_engine::EngineBenchArgs),
+    /// Context: recall of the definition about to be used (universal-ctags gold) for the packer and a BM25
+    /// baseline, per repository and language, at several budgets.
+    Context(super::bench_context::ContextBenchArgs),
 }
 
 /// Runs the benchmark.
@@ -88,6 +91,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             endpoint: endpoint.clone(),
         }),
         BenchTarget::Engine(engine) => super::bench_engine::run(engine),
+        BenchTarget::Context(context) => super::bench_context::run(context),
     }
 }
 

@@ -32,7 +32,8 @@ pub struct ContextArgs {
 }
 
 /// The JSON interface: `{"budget","used_tokens","items":[{"path","start_line","end_line","tokens","score",
-/// "reason"}]}` with 1-based inclusive lines and workspace-relative paths.
+/// "reason","map","shown"}]}` with 1-based inclusive lines and workspace-relative paths; `shown` lists the runs
+/// of lines an item shows (one for a snippet or a whole file; a map elides the lines between its runs).
 #[derive(Debug, Serialize)]
 struct ContextJson<'a> {
     budget: usize,
@@ -48,6 +49,8 @@ struct ItemJson<'a> {
     tokens: usize,
     score: f64,
     reason: &'static str,
+    map: bool,
+    shown: Vec<(u32, u32)>,
 }
 
 /// Runs the command.
@@ -112,6 +115,8 @@ fn to_json(packed: &PackedContext) -> ContextJson<'_> {
                 tokens: item.tokens,
                 score: (item.score * 1e6).round() / 1e6,
                 reason: item.reason.as_str(),
+                map: item.background && !item.whole_file,
+                shown: item.shown.iter().map(|&(s, e)| (s + 1, e + 1)).collect(),
             })
             .collect(),
     }
@@ -131,7 +136,13 @@ fn print_table(packed: &PackedContext) {
         "tokens", "score", "reason"
     );
     for item in &packed.items {
-        let whole = if item.whole_file { " (whole)" } else { "" };
+        let whole = if item.whole_file {
+            " (whole)"
+        } else if item.background {
+            " (map)"
+        } else {
+            ""
+        };
         println!(
             "{:>7}  {:>8.5}  {:<10}  {}:{}-{}{whole}",
             item.tokens,

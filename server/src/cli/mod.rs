@@ -4,12 +4,14 @@
 
 mod agent;
 mod bench;
+mod bench_context;
 pub mod bench_engine;
 mod bench_lsp;
 mod complete_cmd;
 mod context_cmd;
 mod explain_cmd;
 mod index_cmd;
+mod isa_cmd;
 pub mod memory;
 pub mod serve;
 mod stats;
@@ -36,6 +38,11 @@ pub struct Cli {
     /// `info` for the language server (its log is the editor's server log), `warn` for the other commands.
     #[arg(long, global = true, env = "QWEN_LS_LOG")]
     pub log: Option<String>,
+    /// Cap the engine's CPU kernels at this instruction-set level (`scalar`, `avx2`, `avx512-vnni`, `amx`),
+    /// e.g. to measure on an AMX machine what a laptop without AMX runs. Default: the best this CPU has. An
+    /// error if the CPU lacks the level.
+    #[arg(long, global = true, env = qwen_engine::kernels::ISA_ENV, value_name = "LEVEL")]
+    pub isa: Option<qwen_engine::kernels::Isa>,
     /// Accepted for language clients that pass it; stdio is the only transport.
     #[arg(long, hide = true)]
     pub stdio: bool,
@@ -66,6 +73,8 @@ enum Command {
     Complete(complete_cmd::CompleteArgs),
     /// Print the explanation the hover would show for the function at FILE:LINE or FILE:SYMBOL.
     Explain(explain_cmd::ExplainArgs),
+    /// Print the CPU instruction-set levels the kernels can run here and the one in use (see `--isa`).
+    Isa(isa_cmd::IsaArgs),
 }
 
 /// Sends `tracing` output to stderr (never stdout: in server mode stdout is the LSP stream), and to the
@@ -84,6 +93,9 @@ pub fn init_logging(cli: &Cli) {
 
 /// Runs the selected mode and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(isa) = cli.isa {
+        qwen_engine::kernels::Isa::force(isa)?;
+    }
     match cli.command {
         None => serve::run(&serve::ServeArgs::default()),
         Some(Command::Serve(args)) => serve::run(&args),
@@ -96,5 +108,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Patch(args)) => patch::run(&args),
         Some(Command::Complete(args)) => complete_cmd::run(&args),
         Some(Command::Explain(args)) => explain_cmd::run(&args),
+        Some(Command::Isa(args)) => isa_cmd::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,11 +1,13 @@
 //! `qwen-ls patch "INSTRUCTION" [--root DIR] [--files F…] [--budget N] [--apply | --check] [--json]
 //! [--test-cmd CMD… [--max-rounds N] [--test-timeout S] [--apply-failed]] [--allow-syntax-errors]`:
 //! the model's edits as a unified diff on stdout (or written, with `--apply`). Exit codes: 0 patch produced
-//! (or applied), 1 no change, 2 the answer could not be turned into a valid patch (the raw answer is saved
-//! and its path printed), 3 usage or environment error. With `--test-cmd`, the check loop
-//! (`patch_loop.rs`) adds 4: still red after the last round.
+//! (or applied), 1 no change, 2 the answer could not be turned into a valid patch, or `--apply` of a patch
+//! that introduces syntax errors (the raw answer is saved in the user's cache directory and its path
+//! printed), 3 usage or environment error (including `--apply` of configuration edits without
+//! `--allow-config-edits`). With `--test-cmd`, the check loop (`patch_loop.rs`) adds 4: still red after the
+//! last round.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,7 +15,7 @@ use clap::Args;
 
 use super::agent::{load_model, load_workspace, root_of_dir, ModelFlags, ShowProgress};
 use super::patch_json::outcome_to_json;
-use crate::tasks::patch::{PatchExit, PatchOutcome, PatchWarning};
+use crate::tasks::patch::{recover, ApplyPolicy, PatchExit};
 use crate::tasks::{patch, CancelToken, EditAnswer, PatchRequest};
 
 /// Arguments of `qwen-ls patch`.
@@ -33,6 +35,10 @@ pub struct PatchArgs {
     /// Write the patch (atomically, and only if no file changed since the model saw it).
     #[arg(long, conflicts_with = "check")]
     pub apply: bool,
+    /// With --apply: also write editor, CI, build-tool and shell configuration (`.vscode/`, `.github/`,
+    /// `.cargo/`, `.envrc`, …), which can run programs; without it such a patch is not written.
+    #[arg(long, requires = "apply")]
+    pub allow_config_edits: bool,
     /// Only check that a valid patch comes out: print no diff (summary and warnings on stderr).
     #[arg(long)]
     pub check: bool,
@@ -73,6 +79,15 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
     if !root.is_dir() {
         anyhow::bail!("--root {} is not a directory", root.display());
     }
+    // An earlier `--apply` killed between two renames: finish it before the model reads the files.
+    match recover(&root) {
+        Ok(Some(recovered)) => eprintln!("note: {recovered}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(PatchExit::UsageOrEnvironment.code()));
+        }
+    }
     let mut settings = args.model.settings();
     if let Some(max_tokens) = args.model.max_tokens {
         settings.code_actions.max_tokens = max_tokens;
@@ -100,15 +115,15 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
         &CancelToken::new(),
     )?;
     workspace.save_caches();
-    report(args, workspace.root(), answer)
+    report(args, answer)
 }
 
-fn report(args: &PatchArgs, root: &Path, answer: EditAnswer) -> anyhow::Result<ExitCode> {
-    let proposal = match answer.result {
+fn report(args: &PatchArgs, answer: EditAnswer) -> anyhow::Result<ExitCode> {
+    let proposal = match &answer.result {
         Ok(proposal) => proposal,
         Err(failure) => {
             eprintln!("error: {failure}");
-            let saved = save_answer(root, &answer.answer)?;
+            let saved = save_answer(&answer.answer)?;
             eprintln!("the model's answer was saved to {}", saved.display());
             return Ok(ExitCode::from(failure.exit().code()));
         }
@@ -122,16 +137,12 @@ fn report(args: &PatchArgs, root: &Path, answer: EditAnswer) -> anyhow::Result<E
         eprintln!("the edits change nothing");
     }
     if args.apply && exit == PatchExit::Produced {
-        if !args.allow_syntax_errors && has_syntax_errors(outcome) {
-            eprintln!(
-                "error: the edit introduces syntax errors; nothing was written (--allow-syntax-errors writes it anyway)"
-            );
-            let saved = save_answer(root, &answer.answer)?;
-            eprintln!("the model's answer was saved to {}", saved.display());
-            return Ok(ExitCode::from(PatchExit::InvalidAnswer.code()));
-        }
-        if let Err(e) = proposal.apply() {
+        if let Err(e) = proposal.apply_with(apply_policy(args)) {
             eprintln!("error: {e}");
+            if e.exit() == PatchExit::InvalidAnswer {
+                let saved = save_answer(&answer.answer)?;
+                eprintln!("the model's answer was saved to {}", saved.display());
+            }
             return Ok(ExitCode::from(e.exit().code()));
         }
         eprintln!(
@@ -151,26 +162,28 @@ fn report(args: &PatchArgs, root: &Path, answer: EditAnswer) -> anyhow::Result<E
     Ok(ExitCode::from(exit.code()))
 }
 
-/// Whether the outcome carries a warning about syntax errors the edit introduced.
-pub(super) fn has_syntax_errors(outcome: &PatchOutcome) -> bool {
-    outcome
-        .warnings
-        .iter()
-        .any(|w| matches!(w, PatchWarning::SyntaxErrors { .. }))
+/// What `--apply` may write: configuration edits and introduced syntax errors only when asked.
+pub(super) fn apply_policy(args: &PatchArgs) -> ApplyPolicy {
+    ApplyPolicy {
+        allow_config_edits: args.allow_config_edits,
+        allow_syntax_errors: args.allow_syntax_errors,
+    }
 }
 
-/// Saves a raw answer under the cache directory (`answers/patch-<time>-<pid>.md`), else the system's
-/// temporary directory.
-pub(super) fn save_answer(root: &Path, answer: &str) -> anyhow::Result<PathBuf> {
+/// Saves a raw answer in the user's cache directory (`answers/patch-<time>-<pid>.md`, the directory created
+/// private: 0700), never in a shared temporary directory; no cache directory is an error.
+pub(super) fn save_answer(answer: &str) -> anyhow::Result<PathBuf> {
     let dir = crate::index::CacheStore::default_dir()
-        .unwrap_or_else(std::env::temp_dir)
+        .context(
+            "cannot save the model's answer: no cache directory (set QWEN_LS_CACHE_DIR, XDG_CACHE_HOME or HOME)",
+        )?
         .join("answers");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::index::cache::create_private_dir(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let path = dir.join(format!("patch-{stamp}-{}.md", std::process::id()));
-    tracing::debug!("saving the answer for {}", root.display());
     std::fs::write(&path, answer)
         .with_context(|| format!("cannot save the answer to {}", path.display()))?;
     Ok(path)

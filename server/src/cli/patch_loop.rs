@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::agent::{ShowProgress, Spinner};
-use super::patch::{has_syntax_errors, save_answer, PatchArgs};
+use super::patch::{apply_policy, save_answer, PatchArgs};
 use super::patch_json::loop_to_json;
 use crate::tasks::fix_loop::auto;
+use crate::tasks::patch::PatchError;
 use crate::tasks::{
     edit_until_green, CancelToken, CheckedEdit, LoopEvent, LoopOptions, LoopResult, PatchRequest,
     Settings, Verdict, Workspace,
@@ -79,10 +80,10 @@ pub fn run(
         eprintln!("{}", round.summary());
     }
     eprintln!("{}", result.summary());
-    report(args, workspace.root(), &result)
+    report(args, &result)
 }
 
-fn report(args: &PatchArgs, root: &Path, result: &LoopResult) -> anyhow::Result<ExitCode> {
+fn report(args: &PatchArgs, result: &LoopResult) -> anyhow::Result<ExitCode> {
     let Some(proposal) = &result.proposal else {
         if let Some(error) = result.rounds.last().and_then(|r| r.answer_error.as_deref()) {
             eprintln!("error: {error}");
@@ -92,7 +93,7 @@ fn report(args: &PatchArgs, root: &Path, result: &LoopResult) -> anyhow::Result<
             .iter()
             .map(|r| format!("<!-- round {} -->\n{}\n", r.number, r.answer))
             .collect();
-        let saved = save_answer(root, &answers.concat())?;
+        let saved = save_answer(&answers.concat())?;
         eprintln!("the model's answers were saved to {}", saved.display());
         if args.json {
             println!(
@@ -120,19 +121,20 @@ fn report(args: &PatchArgs, root: &Path, result: &LoopResult) -> anyhow::Result<
     }
     let mut applied = false;
     if args.apply && code != 1 && (green || args.apply_failed) {
-        if !args.allow_syntax_errors && has_syntax_errors(outcome) {
-            eprintln!(
-                "error: the edit introduces syntax errors; nothing was written (--allow-syntax-errors writes it anyway)"
-            );
-        } else if let Err(e) = proposal.apply() {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(e.exit().code()));
-        } else {
-            applied = true;
-            eprintln!(
-                "applied: {} file(s), +{} -{}",
-                outcome.stats.files, outcome.stats.lines_added, outcome.stats.lines_removed
-            );
+        match proposal.apply_with(apply_policy(args)) {
+            Ok(()) => {
+                applied = true;
+                eprintln!(
+                    "applied: {} file(s), +{} -{}",
+                    outcome.stats.files, outcome.stats.lines_added, outcome.stats.lines_removed
+                );
+            }
+            // A red candidate with syntax errors (`--apply-failed`): not written, and the exit stays "red".
+            Err(e @ PatchError::SyntaxErrors { .. }) => eprintln!("error: {e}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(e.exit().code()));
+            }
         }
     }
     if args.json {

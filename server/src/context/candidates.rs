@@ -1,9 +1,11 @@
-//! The ranking signals, each an ordered list (best first): definitions of identifiers near the cursor,
-//! lexically similar windows, the file graph's personalised PageRank, recent edits and directory distance.
+//! The ranking signals, each an ordered list (best first): definitions of the current file's identifiers
+//! (those near the cursor first), lexically similar windows, the files the current file imports, the files
+//! defining the names it uses, the file graph's personalised PageRank, recent edits and directory distance.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::imports::{imported_files, imported_names};
 use super::lexical::{query_terms, rank_windows, Excluded};
 use super::pagerank::personalized_pagerank;
 use super::{ContextRequest, PackConfig};
@@ -13,6 +15,8 @@ use crate::index::{FileIndex, IndexSnapshot};
 const AMBIGUOUS_DEFINERS: usize = 5;
 /// At most this many definitions are taken per name.
 const DEFINITIONS_PER_NAME: usize = 5;
+/// Names of the current file resolved to definition snippets, at most (those near the cursor come first).
+const MAX_DEFINITION_NAMES: usize = 96;
 /// Doc comments and attributes directly above a definition are included, up to this many lines.
 const MAX_DOC_LINES: u32 = 12;
 
@@ -40,6 +44,24 @@ pub struct Signals {
     pub recent: Vec<Arc<str>>,
     /// All files by directory distance from the current file, nearest first.
     pub nearby: Vec<Arc<str>>,
+    /// Files the current file imports (resolved), in import order.
+    pub imported: Vec<Arc<str>>,
+    /// Files defining names the current file uses, most names (weighted as in the graph) first.
+    pub uses: Vec<Arc<str>>,
+    /// How the current file knows each name it mentions: imported by name, or only used.
+    pub names: HashMap<Box<str>, NameUse>,
+    /// Names referenced by the files nearest the current one in the graph (and the files it imports),
+    /// weighted by their rank and scaled so the most used is 1: what code like this file calls.
+    pub neighbour_uses: HashMap<Box<str>, f64>,
+}
+
+/// How the current file mentions a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameUse {
+    /// Named in an import statement (`use a::B`, `from x import y`, `import {y}`): about to be used.
+    Imported,
+    /// Used in its text.
+    Used,
 }
 
 /// Collects every signal. `current` is the current file's entry when it is indexed.
@@ -50,7 +72,14 @@ pub fn collect_signals(
     current: Option<&FileIndex>,
 ) -> Signals {
     let (window_start, window_end) = config.cursor_window(request);
-    let definitions = definition_spans(snapshot, request, config, current);
+    let mut names = current.map(current_names).unwrap_or_default();
+    // An instruction's identifiers are what the request is about: as strong as an import.
+    if let Some(instruction) = &request.instruction {
+        for word in identifiers_in(instruction) {
+            names.insert(word.into(), NameUse::Imported);
+        }
+    }
+    let definitions = definition_spans(snapshot, request, config, current, &names);
     let query_text = lexical_query(request, config, current);
     let terms = query_terms(&query_text);
     let excluded = Excluded {
@@ -72,13 +101,97 @@ pub fn collect_signals(
         .filter(|p| ***p != *request.path)
         .cloned()
         .collect();
+    let imported = current.map_or_else(Vec::new, |file| imported_files(snapshot, file));
+    let graph = graph_ranking(snapshot, request, &imported);
+    let neighbour_uses = neighbour_uses(snapshot, &imported, &graph);
     Signals {
         definitions,
         similar,
-        graph: graph_ranking(snapshot, request),
+        graph,
+        neighbour_uses,
         nearby: nearby_files(snapshot, &request.path),
         recent,
+        uses: files_using(snapshot, &request.path, &names),
+        imported,
+        names,
     }
+}
+
+/// Neighbours whose references are counted.
+const NEIGHBOURS: usize = 24;
+
+/// Names referenced by the imported files and the top of the graph ranking, each file weighing
+/// 1 / (rank + 4) spread over its distinct names; scaled so that the largest is 1.
+fn neighbour_uses(
+    snapshot: &IndexSnapshot,
+    imported: &[Arc<str>],
+    graph: &[Arc<str>],
+) -> HashMap<Box<str>, f64> {
+    let mut uses: HashMap<Box<str>, f64> = HashMap::new();
+    let mut seen = HashSet::new();
+    let neighbours = imported.iter().chain(graph).filter(|p| seen.insert(*p));
+    for (rank, path) in neighbours.take(NEIGHBOURS).enumerate() {
+        let Some(file) = snapshot.file(path) else {
+            continue;
+        };
+        let names: HashSet<&str> = file.references.iter().map(|r| &*r.name).collect();
+        let weight = 1.0 / ((rank + 4) as f64 * (names.len() as f64).sqrt().max(1.0));
+        for name in names {
+            match uses.get_mut(name) {
+                Some(total) => *total += weight,
+                None => {
+                    uses.insert(name.into(), weight);
+                }
+            }
+        }
+    }
+    let largest = uses.values().copied().fold(0.0, f64::max);
+    if largest > 0.0 {
+        for value in uses.values_mut() {
+            *value /= largest;
+        }
+    }
+    uses
+}
+
+/// Every identifier of the current file (at least 3 bytes), and whether an import statement names it.
+fn current_names(file: &FileIndex) -> HashMap<Box<str>, NameUse> {
+    let mut names: HashMap<Box<str>, NameUse> = HashMap::new();
+    for word in identifiers_in(&file.text) {
+        if !names.contains_key(word) {
+            names.insert(word.into(), NameUse::Used);
+        }
+    }
+    for name in imported_names(file) {
+        names.insert(name.into(), NameUse::Imported);
+    }
+    names
+}
+
+/// Files defining the names of the current file, by the summed weight of those names (Aider's weights:
+/// specific names count more, names defined in many files less; imported names three times).
+fn files_using(
+    snapshot: &IndexSnapshot,
+    current: &str,
+    names: &HashMap<Box<str>, NameUse>,
+) -> Vec<Arc<str>> {
+    let mut weights: HashMap<&Arc<str>, f64> = HashMap::new();
+    for (name, how) in names {
+        let definers = snapshot.definers(name);
+        if definers.is_empty() || definers.len() > AMBIGUOUS_DEFINERS {
+            continue;
+        }
+        let factor = if *how == NameUse::Imported { 3.0 } else { 1.0 };
+        let weight = f64::from(crate::index::graph::name_weight(name, definers.len())) * factor;
+        for path in definers {
+            if **path != *current {
+                *weights.entry(path).or_default() += weight;
+            }
+        }
+    }
+    let mut ranked: Vec<(&Arc<str>, f64)> = weights.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    ranked.into_iter().map(|(path, _)| path.clone()).collect()
 }
 
 /// Names near the cursor (or in the selection, or the instruction), closest first, resolved to definitions.
@@ -87,11 +200,12 @@ fn definition_spans(
     request: &ContextRequest,
     config: &PackConfig,
     current: Option<&FileIndex>,
+    file_names: &HashMap<Box<str>, NameUse>,
 ) -> Vec<Span> {
     let mut names: Vec<&str> = Vec::new();
     let mut instruction_names: Vec<String> = Vec::new();
     if let Some(instruction) = &request.instruction {
-        instruction_names = identifiers_in(instruction);
+        instruction_names = identifiers_in(instruction).map(str::to_owned).collect();
     }
     names.extend(instruction_names.iter().map(String::as_str));
     if let Some(file) = current {
@@ -114,11 +228,36 @@ fn definition_spans(
             .collect();
         nearby.sort_by_key(|&(distance, _)| distance);
         names.extend(nearby.into_iter().map(|(_, name)| name));
+        // Then every other reference of the file, nearest to the cursor first: the user is about to type a
+        // name the file has used, just not near the cursor.
+        if request.selection.is_none() {
+            let mut rest: Vec<(u32, &str)> = file
+                .references
+                .iter()
+                .map(|r| (r.line.abs_diff(request.cursor_line), &*r.name))
+                .collect();
+            rest.sort_by_key(|&(distance, _)| distance);
+            names.extend(rest.into_iter().map(|(_, name)| name));
+        }
     }
+    // Names only imported (never called or typed yet) come right after those near the cursor's.
+    let mut imported: Vec<&str> = file_names
+        .iter()
+        .filter(|(_, how)| **how == NameUse::Imported)
+        .map(|(name, _)| &**name)
+        .collect();
+    imported.sort_unstable();
+    let near = names.len().min(8);
+    let tail = names.split_off(near);
+    names.extend(imported);
+    names.extend(tail);
     let mut seen = HashSet::new();
     let mut precise = Vec::new();
     let mut ambiguous = Vec::new();
     for name in names {
+        if seen.len() >= MAX_DEFINITION_NAMES {
+            break;
+        }
         if !seen.insert(name) {
             continue;
         }
@@ -147,7 +286,7 @@ fn definition_spans(
             (a.0, &a.1.path, a.2.start_byte).cmp(&(b.0, &b.1.path, b.2.start_byte))
         });
         for (_, file, definition) in definitions.into_iter().take(DEFINITIONS_PER_NAME) {
-            let start = doc_start(file, definition.start_line);
+            let start = doc_start(file, definition);
             let end = definition
                 .end_line
                 .min(definition.start_line + config.max_snippet_lines.saturating_sub(1));
@@ -173,21 +312,13 @@ fn language_family(spec: &crate::syntax::LanguageSpec) -> &'static str {
 }
 
 /// Identifiers (at least 3 bytes) in free text, in order.
-fn identifiers_in(text: &str) -> Vec<String> {
+fn identifiers_in(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.len() >= 3 && w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The first line of the doc comments and attributes directly above `line`.
-fn doc_start(file: &FileIndex, line: u32) -> u32 {
-    let lines: Vec<&str> = file
-        .text
-        .lines()
-        .skip(line.saturating_sub(MAX_DOC_LINES) as usize)
-        .take(line.min(MAX_DOC_LINES) as usize)
-        .collect();
+fn doc_start(file: &FileIndex, definition: &crate::syntax::Definition) -> u32 {
     let is_doc = |l: &str| {
         let t = l.trim_start();
         [
@@ -196,8 +327,22 @@ fn doc_start(file: &FileIndex, line: u32) -> u32 {
         .iter()
         .any(|p| t.starts_with(p))
     };
-    let above = lines.iter().rev().take_while(|l| is_doc(l)).count() as u32;
-    line - above
+    // Walk back line by line from the definition's first byte: proportional to the comment, not the file.
+    let text = &file.text[..(definition.start_byte as usize).min(file.text.len())];
+    let mut end = text.rfind('\n').map_or(0, |i| i);
+    let mut above = 0;
+    while above < MAX_DOC_LINES.min(definition.start_line) {
+        let start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+        if !is_doc(&text[start..end]) {
+            break;
+        }
+        above += 1;
+        if start == 0 {
+            break;
+        }
+        end = start - 1;
+    }
+    definition.start_line - above
 }
 
 /// The lexical query: the instruction and selection when given, else the lines just before the cursor.
@@ -221,12 +366,23 @@ fn lexical_query(
     query
 }
 
-/// Files by PageRank seeded with the current file and the recently edited ones (decaying weights).
-fn graph_ranking(snapshot: &IndexSnapshot, request: &ContextRequest) -> Vec<Arc<str>> {
+/// Files by PageRank seeded with the current file, the files it imports and the recently edited ones
+/// (decaying weights).
+fn graph_ranking(
+    snapshot: &IndexSnapshot,
+    request: &ContextRequest,
+    imported: &[Arc<str>],
+) -> Vec<Arc<str>> {
     let graph = snapshot.graph();
     let mut seeds = Vec::new();
     if let Some(node) = graph.node(&request.path) {
         seeds.push((node, 1.0));
+    }
+    let share = 0.5 / imported.len().max(1) as f64;
+    for path in imported {
+        if let Some(node) = graph.node(path) {
+            seeds.push((node, share));
+        }
     }
     for (i, path) in snapshot.recent_files().iter().enumerate() {
         if let Some(node) = graph.node(path) {

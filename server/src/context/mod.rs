@@ -7,12 +7,16 @@
 //! suffix around the cursor and the FIM tokens after the packed items.
 
 pub mod candidates;
+pub mod chunk;
+pub mod imports;
 pub mod lexical;
+pub mod outline;
 pub mod pack;
 pub mod pagerank;
 pub mod rank;
 pub mod render;
 pub mod request;
+pub mod role;
 pub mod tokens;
 
 pub use pack::pack;

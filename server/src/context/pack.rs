@@ -1,26 +1,31 @@
-//! Packing: choose candidates best-first under the token budget, then order them for the prompt.
+//! Packing: the longest prefix of each ranked sequence that fits its share of the budget, then the chosen
+//! chunks in prompt order.
 //!
-//! Every chunk is counted exactly (memoized by content hash), and a candidate is accepted only if the exact
-//! new total fits, so the budget is never exceeded. Snippets of one file that touch or overlap are merged
-//! into one item; a file can be upgraded to whole when the budget allows. Items are emitted least relevant
-//! first with the current file last, so consecutive requests share a long common prefix.
+//! **Budgets only add.** Both sequences ([`super::rank`]) are independent of the budget, and each is packed
+//! as a prefix: an increment that does not fit ends its sequence. The foreground (cursor-dependent) gets
+//! `min(⌊budget × foreground_share⌋, max_foreground_tokens)`, or less when its whole sequence costs less;
+//! the background the rest. Both shares grow with the budget, so everything packed at a budget is packed
+//! again at any larger one. Other languages and non-code text are never packed unless every source file of
+//! the current language fits whole: then those files are packed whole first, and the rest of the budget takes
+//! the other files, best first — which still contains whatever a smaller budget packed.
+//!
+//! Every chunk is counted exactly (memoized by content), so `used_tokens` equals the count of the rendered
+//! text and never exceeds the budget. Items come out least relevant first, background before foreground, the
+//! current file last, so consecutive requests share a long common prefix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use super::candidates::collect_signals;
-use super::rank::{fuse, sort_best_first, Candidate, Ranking};
+use super::candidates::{collect_signals, Signals};
+use super::chunk::{Costs, FileText, MapChunk, Snippets, MAX_BYTES_PER_TOKEN};
+use super::rank::{file_scores, foreground, Background, FileScore, Increment};
 use super::render::{header_text, item_text, PackedContext, PackedItem, Reason};
+use super::role::{role_of, Role};
 use super::tokens::{TokenCountCache, TokenCounter};
 use super::{ContextRequest, PackConfig};
 use crate::index::{FileIndex, IndexSnapshot};
 
-/// Conservative bytes per token for prefetching counts (code averages ~3.5).
-const ESTIMATED_BYTES_PER_TOKEN: usize = 3;
-/// Source code averages 3–4 bytes per Qwen token and is practically never denser than this: a chunk of more
-/// than `6 × available` bytes is skipped without tokenizing it. (A rare chunk denser than that could have
-/// fitted and is skipped anyway: a small loss of recall, never a budget overrun, and still deterministic.)
-const MAX_BYTES_PER_TOKEN: usize = 6;
 /// Below this many free tokens nothing useful fits (`<|file_sep|>path\n` alone takes several).
 const MIN_USEFUL_TOKENS: usize = 4;
 
@@ -47,286 +52,446 @@ pub fn pack(
         cursor_window,
         repo_name,
     };
-    let header_tokens = cache.count(counter, &header_text(&packed.repo_name));
+    let costs = Costs { counter, cache };
+    let header_tokens = costs.count(&header_text(&packed.repo_name));
     if header_tokens > request.budget {
         return packed;
     }
     packed.header_tokens = header_tokens;
+    let available = request.budget - header_tokens;
     let current = snapshot.file(&request.path).map(Arc::as_ref);
+    let scope = Scope::new(snapshot, current);
+    let mut chunks = Chunks::new(snapshot, costs, current, cursor_window);
     let signals = collect_signals(snapshot, request, config, current);
-    let Ranking {
-        mut background,
-        foreground: mut candidates,
-    } = fuse(&signals, config);
-    background.retain(|c| *c.path != *request.path);
-    candidates.retain(|c| *c.path != *request.path);
-    if let Some(file) = current {
-        candidates.extend(current_file_candidates(file, cursor_window, &signals));
-        sort_best_first(&mut candidates);
+    let scores = file_scores(&signals, config);
+    if let Some(left) = pack_every_source_file(&scope, &scores, &mut chunks, available) {
+        pack_others(&scope, &scores, &mut chunks, left);
+    } else {
+        // Library code only (or code of the current file's own role): tests and the like come later.
+        let sequence = foreground(&signals, current, cursor_window, config, |p| {
+            scope.tier(p) == Some(0)
+        });
+        let cap = ((available as f64 * config.foreground_share) as usize)
+            .min(config.max_foreground_tokens);
+        let (_, used, exhausted) = chunks.take_prefix(sequence, cap, Tier::Foreground);
+        let background_budget = available - if exhausted { used } else { cap };
+        let background = background_sequence(snapshot, &scores, &scope, &signals, &request.path);
+        chunks.take_prefix(background, background_budget, Tier::Background);
     }
-    let remaining = request.budget - header_tokens;
-    let foreground_reserve = remaining.min(config.foreground_reserve(remaining));
-    let mut packer = Packer {
-        snapshot,
-        request,
-        counter,
-        cache,
-        cursor_window,
-        remaining,
-        slots: BTreeMap::new(),
-    };
-    // Background: whole files by cursor-independent score, within the budget minus the foreground reserve.
-    // The same files in the same order come first in every request from this file (KV-cache prefix).
-    let background_budget = remaining - foreground_reserve;
-    packer.remaining = background_budget;
-    packer.prefetch(&background);
-    let share_limit = (background_budget as f64 * config.whole_file_share) as usize;
-    for candidate in &background {
-        if packer.remaining < MIN_USEFUL_TOKENS {
-            break;
-        }
-        packer.consider(candidate, Some(share_limit), Tier::Background);
-    }
-    // Foreground: definitions, similar windows, the current file; then upgrades to whole files.
-    packer.remaining += foreground_reserve;
-    packer.prefetch(&candidates);
-    let share_limit = (request.budget as f64 * config.whole_file_share) as usize;
-    for candidate in &candidates {
-        if packer.remaining < MIN_USEFUL_TOKENS {
-            break;
-        }
-        packer.consider(candidate, Some(share_limit), Tier::Foreground);
-    }
-    for candidate in candidates.iter().filter(|c| c.lines.is_none()) {
-        if packer.remaining < MIN_USEFUL_TOKENS {
-            break;
-        }
-        packer.consider(candidate, None, Tier::Foreground);
-    }
-    packed.used_tokens = request.budget - packer.remaining;
-    packed.items = packer.into_items(&request.path);
+    packed.used_tokens = header_tokens + chunks.tokens();
+    packed.items = chunks.into_items(&request.path);
     packed
 }
 
-/// For the current file: the parts outside the cursor window as one "whole" candidate (scored above
-/// everything: it is the most relevant file) and its snippets, all reported as `current`.
-fn current_file_candidates(
-    file: &FileIndex,
-    (window_start, window_end): (u32, u32),
-    signals: &super::candidates::Signals,
-) -> Vec<Candidate> {
-    let mut out = vec![Candidate {
-        path: file.path.clone(),
-        lines: None,
-        score: 1.0,
-        reason: Reason::Current,
-    }];
-    let spans = signals.definitions.iter().chain(&signals.similar);
-    for (rank, span) in spans.enumerate() {
-        let overlaps = span.start_line <= window_end && window_start <= span.end_line;
-        if *span.path == *file.path && !overlaps {
-            out.push(Candidate {
-                path: span.path.clone(),
-                lines: Some((span.start_line, span.end_line)),
-                score: 0.5 / (rank as f64 + 1.0),
-                reason: Reason::Current,
-            });
-        }
-    }
-    out
+/// Which files may be packed, and in which tier.
+struct Scope<'s> {
+    /// Files of the current language family (all code when the current file is not code), with their tier:
+    /// 0 for library code (and code of the current file's own role), 1 for tests, examples and the like.
+    family: BTreeMap<&'s str, (u8, &'s Arc<FileIndex>)>,
+    /// Every other indexed file: other languages, then text.
+    others: Vec<&'s Arc<FileIndex>>,
+    current: Option<&'s str>,
 }
 
-/// Which phase chose a file: background items precede foreground items in the prompt.
+impl<'s> Scope<'s> {
+    fn new(snapshot: &'s IndexSnapshot, current: Option<&'s FileIndex>) -> Self {
+        let family_of = |file: &FileIndex| file.language.map(|l| language_family(l.name));
+        let current_family = current.and_then(family_of);
+        let current_role = current.map(role_of);
+        let mut family = BTreeMap::new();
+        let mut others = Vec::new();
+        for file in snapshot.files() {
+            if Some(&*file.path) == current.map(|f| &*f.path) {
+                continue;
+            }
+            let in_family = match current_family {
+                Some(name) => family_of(file) == Some(name),
+                None => file.language.is_some(),
+            };
+            if in_family {
+                let role = role_of(file);
+                let tier = u8::from(role != Role::Library && Some(role) != current_role);
+                family.insert(&*file.path, (tier, file));
+            } else {
+                others.push(file);
+            }
+        }
+        others.sort_by_key(|f| (f.language.is_none(), f.path.clone()));
+        Self {
+            family,
+            others,
+            current: current.map(|f| &*f.path),
+        }
+    }
+
+    /// The tier of a file that may be packed in the normal mode (`None`: never, unless everything fits).
+    fn tier(&self, path: &str) -> Option<u8> {
+        if Some(path) == self.current {
+            return Some(0);
+        }
+        self.family.get(path).map(|&(tier, _)| tier)
+    }
+}
+
+/// Languages whose names resolve across each other (TypeScript imports JavaScript and vice versa).
+pub fn language_family(name: &str) -> &str {
+    match name {
+        "typescript" | "tsx" | "javascript" => "javascript",
+        other => other,
+    }
+}
+
+/// When every source file of the current language fits whole (with the current file outside the cursor
+/// window), packs them all and returns the tokens left; else packs nothing and returns `None`. Counting
+/// starts only when a lower bound by bytes says it may fit.
+fn pack_every_source_file<'s>(
+    scope: &Scope<'s>,
+    scores: &HashMap<Arc<str>, FileScore>,
+    chunks: &mut Chunks<'s, '_>,
+    available: usize,
+) -> Option<usize> {
+    let bytes: usize = scope.family.values().map(|(_, f)| f.text.len()).sum();
+    if bytes / MAX_BYTES_PER_TOKEN > available {
+        return None;
+    }
+    let mut trial = chunks.clone_empty();
+    if let Some(current) = trial.current {
+        for (start, end) in outside(current.line_count, trial.window) {
+            trial.add_snippet(current, start, end, Reason::Current, 1.0);
+        }
+    }
+    for (_, file) in scope.family.values() {
+        if trial.tokens() > available {
+            return None;
+        }
+        let score = scores.get(&file.path);
+        trial.add_whole(
+            file,
+            score.map_or(Reason::Graph, |s| s.reason),
+            score.map_or(0.0, |s| s.score),
+        );
+    }
+    if trial.tokens() > available {
+        return None;
+    }
+    let left = available - trial.tokens();
+    *chunks = trial;
+    Some(left)
+}
+
+/// With the current language all packed: other languages' files, then text, best first by file score,
+/// while they fit whole.
+fn pack_others<'s>(
+    scope: &Scope<'s>,
+    scores: &HashMap<Arc<str>, FileScore>,
+    chunks: &mut Chunks<'s, '_>,
+    budget: usize,
+) {
+    if scope.others.is_empty() || budget < MIN_USEFUL_TOKENS {
+        return;
+    }
+    let score_of = |f: &FileIndex| scores.get(&f.path).map_or(0.0, |s| s.score);
+    let mut others = scope.others.clone();
+    others.sort_by(|a, b| {
+        a.language
+            .is_none()
+            .cmp(&b.language.is_none())
+            .then_with(|| score_of(b).total_cmp(&score_of(a)))
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    let start = chunks.tokens();
+    for file in others {
+        let before = chunks.clone_file(&file.path);
+        chunks.add_whole(file, Reason::Graph, score_of(file));
+        if chunks.tokens() - start > budget {
+            chunks.restore_file(&file.path, before);
+            break;
+        }
+    }
+}
+
+/// The background sequence over the current language's files, library code first.
+fn background_sequence<'s>(
+    snapshot: &'s IndexSnapshot,
+    scores: &HashMap<Arc<str>, FileScore>,
+    scope: &Scope<'s>,
+    signals: &'s Signals,
+    current: &'s str,
+) -> Background<'s> {
+    let mut tiers: Vec<Vec<(FileScore, &Arc<FileIndex>)>> = vec![Vec::new(), Vec::new()];
+    for (path, &(tier, file)) in &scope.family {
+        if let Some(&score) = scores.get(*path) {
+            tiers[usize::from(tier)].push((score, file));
+        }
+    }
+    Background::new(snapshot, signals, current, tiers)
+}
+
+/// Which sequence chose a chunk: background chunks precede foreground ones in the prompt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Tier {
     Background,
     Foreground,
 }
 
-/// A chosen line range of a file.
-#[derive(Clone, Debug)]
-struct Range {
-    start: u32,
-    end: u32,
-    score: f64,
-    reason: Reason,
+/// What has been chosen from one file: its map chunk (background) and its snippets (foreground), each with
+/// the best score and reason of what went into it.
+#[derive(Clone, Default)]
+struct FileChunks {
+    map: Rc<MapChunk>,
+    map_score: f64,
+    map_reason: Option<Reason>,
+    snippets: Snippets,
+    snippet_score: f64,
+    snippet_reason: Option<Reason>,
 }
 
-/// What has been chosen from one file.
-struct Slot<'s> {
-    file: &'s FileIndex,
-    /// Computed on first use: whole files (the bulk of large budgets) never need it.
-    line_starts: std::cell::OnceCell<Vec<usize>>,
-    /// What "whole" means: the full file, or the current file minus the cursor window.
-    segments: Vec<(u32, u32)>,
-    whole: Option<(f64, Reason)>,
-    tier: Tier,
-    ranges: Vec<Range>,
-    tokens: usize,
-}
-
-struct Packer<'s, 'r> {
+/// Every file's chunks, and their total cost.
+struct Chunks<'s, 'r> {
     snapshot: &'s IndexSnapshot,
-    request: &'r ContextRequest,
-    counter: &'r dyn TokenCounter,
-    cache: &'r TokenCountCache,
-    cursor_window: (u32, u32),
-    remaining: usize,
-    slots: BTreeMap<Arc<str>, Slot<'s>>,
+    costs: Costs<'r>,
+    current: Option<&'s FileIndex>,
+    window: (u32, u32),
+    texts: HashMap<Arc<str>, FileText<'s>>,
+    files: BTreeMap<Arc<str>, FileChunks>,
+    total: usize,
 }
 
-impl<'s> Packer<'s, '_> {
-    /// Counts, in parallel, the chunks the budget will probably reach (the sequential pass then hits the
-    /// memo). Only a speed-up: results do not depend on it.
-    fn prefetch(&mut self, candidates: &[Candidate]) {
-        let available = self.remaining;
-        let target = available.saturating_mul(3) / 2;
-        let mut estimated = 0usize;
-        let mut texts = Vec::new();
-        for candidate in candidates {
-            if estimated >= target {
-                break;
-            }
-            let Some(slot) = self.slot(&candidate.path) else {
-                continue;
-            };
-            let pieces = match candidate.lines {
-                None => slot.segments.clone(),
-                Some(lines) => vec![lines],
-            };
-            let bytes: usize = pieces.iter().map(|&(s, e)| byte_len(slot, s, e)).sum();
-            if bytes / MAX_BYTES_PER_TOKEN > available {
-                continue;
-            }
-            for (start, end) in pieces {
-                let text = unit_text(slot, start, end);
-                estimated += text.len() / ESTIMATED_BYTES_PER_TOKEN;
-                texts.push(text);
-            }
+impl<'s, 'r> Chunks<'s, 'r> {
+    fn new(
+        snapshot: &'s IndexSnapshot,
+        costs: Costs<'r>,
+        current: Option<&'s FileIndex>,
+        window: (u32, u32),
+    ) -> Self {
+        Self {
+            snapshot,
+            costs,
+            current,
+            window,
+            texts: HashMap::new(),
+            files: BTreeMap::new(),
+            total: 0,
         }
-        self.cache.prefill(self.counter, &texts);
     }
 
-    fn slot(&mut self, path: &Arc<str>) -> Option<&mut Slot<'s>> {
-        if !self.slots.contains_key(path) {
-            let file = self.snapshot.file(path)?;
-            let segments = if *file.path == *self.request.path {
-                outside_window(file.line_count, self.cursor_window)
-            } else if file.line_count > 0 {
-                vec![(0, file.line_count - 1)]
-            } else {
-                Vec::new()
-            };
-            self.slots.insert(
-                path.clone(),
-                Slot {
-                    file,
-                    line_starts: std::cell::OnceCell::new(),
-                    segments,
-                    whole: None,
-                    tier: Tier::Foreground,
-                    ranges: Vec::new(),
-                    tokens: 0,
-                },
-            );
-        }
-        self.slots.get_mut(path)
+    fn clone_empty(&self) -> Self {
+        Self::new(self.snapshot, self.costs, self.current, self.window)
     }
 
-    /// Accepts `candidate` if its exact extra cost fits (and, with `share_limit`, a whole file is small
-    /// enough for the first pass).
-    fn consider(&mut self, candidate: &Candidate, share_limit: Option<usize>, tier: Tier) {
-        let remaining = self.remaining;
-        let (counter, cache) = (self.counter, self.cache);
-        let Some(slot) = self.slot(&candidate.path) else {
+    fn tokens(&self) -> usize {
+        self.total
+    }
+
+    fn clone_file(&self, path: &Arc<str>) -> Option<FileChunks> {
+        self.files.get(path).cloned()
+    }
+
+    fn restore_file(&mut self, path: &Arc<str>, before: Option<FileChunks>) {
+        let now = self.files.get(path).map_or(0, cost_of);
+        let then = before.as_ref().map_or(0, cost_of);
+        self.total = self.total - now + then;
+        match before {
+            Some(before) => {
+                self.files.insert(path.clone(), before);
+            }
+            None => {
+                self.files.remove(path);
+            }
+        }
+    }
+
+    /// A file's text (cut into lines on first use), its chunks, and the running total.
+    fn slot(&mut self, file: &'s FileIndex) -> (&FileText<'s>, &mut FileChunks, &mut usize) {
+        let text = self
+            .texts
+            .entry(file.path.clone())
+            .or_insert_with(|| FileText::new(file));
+        let chunks = self.files.entry(file.path.clone()).or_default();
+        (text, chunks, &mut self.total)
+    }
+
+    /// Adds lines to a file's snippets.
+    fn add_snippet(
+        &mut self,
+        file: &'s FileIndex,
+        start: u32,
+        end: u32,
+        reason: Reason,
+        score: f64,
+    ) {
+        let costs = self.costs;
+        let (text, entry, total) = self.slot(file);
+        if let Some(next) = entry.snippets.with_lines(text, costs, start, end) {
+            *total = *total - entry.snippets.tokens() + next.tokens();
+            entry.snippets = next;
+            if score > entry.snippet_score || entry.snippet_reason.is_none() {
+                entry.snippet_score = score;
+                entry.snippet_reason = Some(reason);
+            }
+        }
+    }
+
+    /// Makes a file's map chunk the whole file.
+    fn add_whole(&mut self, file: &'s FileIndex, reason: Reason, score: f64) {
+        if let Some(last) = file.line_count.checked_sub(1) {
+            self.add_map_lines(file, &[(0, last)], reason, score);
+        }
+    }
+
+    /// Shows more lines in a file's map chunk.
+    fn add_map_lines(
+        &mut self,
+        file: &'s FileIndex,
+        ranges: &[(u32, u32)],
+        reason: Reason,
+        score: f64,
+    ) {
+        let costs = self.costs;
+        let (text, entry, total) = self.slot(file);
+        let mut chunk: Option<MapChunk> = None;
+        for &(start, end) in ranges {
+            let base = chunk.as_ref().unwrap_or(&entry.map);
+            if let Some(next) = base.with_lines(text, costs, start, end) {
+                chunk = Some(next);
+            }
+        }
+        let Some(chunk) = chunk else {
             return;
         };
-        if slot.whole.is_some() || slot.segments.is_empty() {
-            return;
+        *total = *total - entry.map.tokens() + chunk.tokens();
+        entry.map = Rc::new(chunk);
+        if score >= entry.map_score || entry.map_reason.is_none() {
+            entry.map_score = score;
+            entry.map_reason = Some(reason);
         }
-        let pieces: Vec<Range> = match candidate.lines {
-            None => slot
-                .segments
-                .iter()
-                .map(|&(start, end)| Range {
-                    start,
-                    end,
-                    score: candidate.score,
-                    reason: candidate.reason,
-                })
-                .collect(),
-            Some((start, end)) => {
-                let Some(clamped) = clamp_to_segments(&slot.segments, start, end) else {
-                    return;
-                };
-                let mut merged = slot.ranges.clone();
-                let before = covered_lines(&merged);
-                merged.push(Range {
-                    start: clamped.0,
-                    end: clamped.1,
-                    score: candidate.score,
-                    reason: candidate.reason,
-                });
-                let merged = merge(merged, &slot.segments);
-                if covered_lines(&merged) == before {
-                    return;
+    }
+
+    /// Applies `sequence` while the total added stays within `budget`; stops at the first increment that
+    /// does not fit. Returns (increments taken, tokens added, whether the sequence was exhausted).
+    fn take_prefix(
+        &mut self,
+        sequence: impl IntoIterator<Item = Increment>,
+        budget: usize,
+        tier: Tier,
+    ) -> (usize, usize, bool) {
+        let start = self.total;
+        let mut taken = 0;
+        for increment in sequence {
+            let Some(file) = self.file(&increment.path) else {
+                continue;
+            };
+            let before = self.clone_file(&increment.path);
+            self.add_ranges(file, &increment, &increment.ranges, tier);
+            if self.total.saturating_sub(start) > budget {
+                self.restore_file(&increment.path, before);
+                self.take_ranges_that_fit(file, &increment, tier, start, budget);
+                return (taken, self.total - start, false);
+            }
+            taken += 1;
+        }
+        (taken, self.total.saturating_sub(start), true)
+    }
+
+    /// The increment that does not fit whole: its leading ranges, one by one, while they fit. Without this a
+    /// large increment at the boundary would leave much of the budget empty. A larger budget takes at least
+    /// these ranges (and the rest of the increment), so budgets still only add.
+    fn take_ranges_that_fit(
+        &mut self,
+        file: &'s FileIndex,
+        increment: &Increment,
+        tier: Tier,
+        start: usize,
+        budget: usize,
+    ) {
+        for range in increment.ranges.chunks(1) {
+            let before = self.clone_file(&increment.path);
+            self.add_ranges(file, increment, range, tier);
+            if self.total.saturating_sub(start) > budget {
+                self.restore_file(&increment.path, before);
+                return;
+            }
+        }
+    }
+
+    fn add_ranges(
+        &mut self,
+        file: &'s FileIndex,
+        increment: &Increment,
+        ranges: &[(u32, u32)],
+        tier: Tier,
+    ) {
+        match tier {
+            Tier::Foreground => {
+                for &(s, e) in ranges {
+                    self.add_snippet(file, s, e, increment.reason, increment.score);
                 }
-                merged
             }
-        };
-        let bytes: usize = pieces.iter().map(|r| byte_len(slot, r.start, r.end)).sum();
-        let limit = share_limit.map_or(usize::MAX, |l| l.max(1));
-        if bytes / MAX_BYTES_PER_TOKEN > remaining + slot.tokens
-            || (candidate.lines.is_none() && bytes / MAX_BYTES_PER_TOKEN > limit)
-        {
-            return;
+            Tier::Background => {
+                self.add_map_lines(file, ranges, increment.reason, increment.score);
+            }
         }
-        let cost: usize = pieces
-            .iter()
-            .map(|r| cache.count(counter, &unit_text(slot, r.start, r.end)))
-            .sum();
-        if cost > remaining + slot.tokens || (candidate.lines.is_none() && cost > limit) {
-            return;
-        }
-        let left = remaining + slot.tokens - cost;
-        slot.tokens = cost;
-        if candidate.lines.is_none() {
-            slot.whole = Some((candidate.score, candidate.reason));
-        }
-        slot.tier = tier;
-        slot.ranges = pieces;
-        self.remaining = left;
     }
 
-    /// The chosen items in prompt order: background files, then foreground items, then the current file's;
-    /// least relevant first within each group.
+    fn file(&self, path: &str) -> Option<&'s FileIndex> {
+        if let Some(current) = self.current.filter(|c| &*c.path == path) {
+            return Some(current);
+        }
+        self.snapshot.file(path).map(Arc::as_ref)
+    }
+
+    /// The chosen chunks in prompt order: background maps, then foreground snippets, then the current
+    /// file's; least relevant first within each group.
     fn into_items(self, current: &str) -> Vec<PackedItem> {
         let mut items = Vec::new();
-        let mut tiers = std::collections::HashMap::new();
-        for slot in self.slots.values() {
-            for range in &slot.ranges {
-                let text = unit_text(slot, range.start, range.end);
-                let tokens = self.cache.count(self.counter, &text);
-                let is_current = *slot.file.path == *current;
-                tiers.insert(slot.file.path.clone(), slot.tier);
-                let (score, reason) = slot.whole.unwrap_or((range.score, range.reason));
+        for (path, chunks) in &self.files {
+            let Some(text) = self.texts.get(path) else {
+                continue;
+            };
+            let map = &chunks.map;
+            if !map.is_empty() {
+                let runs: Vec<(u32, u32)> = map.runs().collect();
                 items.push(PackedItem {
-                    path: slot.file.path.clone(),
-                    start_line: range.start,
-                    end_line: range.end,
-                    whole_file: slot.whole.is_some(),
+                    path: path.clone(),
+                    start_line: runs.first().map_or(0, |r| r.0),
+                    end_line: runs.last().map_or(0, |r| r.1),
+                    whole_file: map.is_whole(text),
+                    tokens: map.tokens(),
+                    score: chunks.map_score,
+                    reason: chunks.map_reason.unwrap_or(Reason::Graph),
+                    background: true,
+                    text: map.content(text),
+                    shown: runs,
+                });
+            }
+            let is_current = **path == *current;
+            for (start, end) in chunks.snippets.runs() {
+                let content = text.lines(start, end);
+                let tokens = self.costs.count(&item_text(path, &content));
+                let whole_file = if is_current {
+                    outside(text.file.line_count, self.window) == vec![(start, end)]
+                } else {
+                    start == 0 && Some(end) == text.last_line()
+                };
+                items.push(PackedItem {
+                    path: path.clone(),
+                    start_line: start,
+                    end_line: end,
+                    whole_file,
                     tokens,
-                    score,
-                    reason: if is_current { Reason::Current } else { reason },
-                    background: slot.tier == Tier::Background,
-                    text: content(slot, range.start, range.end),
+                    score: chunks.snippet_score,
+                    reason: if is_current {
+                        Reason::Current
+                    } else {
+                        chunks.snippet_reason.unwrap_or(Reason::Definition)
+                    },
+                    background: false,
+                    text: content,
+                    shown: vec![(start, end)],
                 });
             }
         }
-        let group = |item: &PackedItem| {
-            let is_current = *item.path == *current;
-            (is_current, tiers.get(&item.path).copied())
-        };
+        let group = |item: &PackedItem| (*item.path == *current, !item.background);
         items.sort_by(|a, b| {
             group(a)
                 .cmp(&group(b))
@@ -338,98 +503,21 @@ impl<'s> Packer<'s, '_> {
     }
 }
 
-/// The current file's lines outside the cursor window, as up to two segments.
-fn outside_window(line_count: u32, (start, end): (u32, u32)) -> Vec<(u32, u32)> {
-    let mut segments = Vec::new();
+fn cost_of(chunks: &FileChunks) -> usize {
+    chunks.map.tokens() + chunks.snippets.tokens()
+}
+
+/// The current file's lines outside the cursor window, as up to two ranges.
+fn outside(line_count: u32, (start, end): (u32, u32)) -> Vec<(u32, u32)> {
+    let mut ranges = Vec::new();
     if line_count == 0 {
-        return segments;
+        return ranges;
     }
     if start > 0 {
-        segments.push((0, (start - 1).min(line_count - 1)));
+        ranges.push((0, (start - 1).min(line_count - 1)));
     }
     if end + 1 < line_count {
-        segments.push((end + 1, line_count - 1));
+        ranges.push((end + 1, line_count - 1));
     }
-    segments
-}
-
-/// Clamps a span to the first segment it overlaps (snippets never reach into the cursor window).
-fn clamp_to_segments(segments: &[(u32, u32)], start: u32, end: u32) -> Option<(u32, u32)> {
-    segments
-        .iter()
-        .find(|&&(s, e)| start <= e && s <= end)
-        .map(|&(s, e)| (start.max(s), end.min(e)))
-}
-
-/// Merges overlapping or adjacent ranges (within one segment), keeping the best score and its reason.
-fn merge(mut ranges: Vec<Range>, segments: &[(u32, u32)]) -> Vec<Range> {
-    ranges.sort_by_key(|r| (r.start, r.end));
-    let segment_of = |line: u32| segments.iter().position(|&(s, e)| s <= line && line <= e);
-    let mut merged: Vec<Range> = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        if let Some(last) = merged.last_mut() {
-            if range.start <= last.end + 1 && segment_of(range.start) == segment_of(last.end) {
-                last.end = last.end.max(range.end);
-                if range.score > last.score {
-                    last.score = range.score;
-                    last.reason = range.reason;
-                }
-                continue;
-            }
-        }
-        merged.push(range);
-    }
-    merged
-}
-
-fn covered_lines(ranges: &[Range]) -> u64 {
-    ranges.iter().map(|r| u64::from(r.end - r.start + 1)).sum()
-}
-
-fn line_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![0];
-    starts.extend(
-        text.bytes()
-            .enumerate()
-            .filter(|&(_, b)| b == b'\n')
-            .map(|(i, _)| i + 1),
-    );
-    starts
-}
-
-fn byte_len(slot: &Slot, start: u32, end: u32) -> usize {
-    let (from, to) = byte_range(slot, start, end);
-    to - from
-}
-
-fn byte_range(slot: &Slot, start: u32, end: u32) -> (usize, usize) {
-    let text_len = slot.file.text.len();
-    if start == 0 && end + 1 >= slot.file.line_count {
-        return (0, text_len);
-    }
-    let starts = slot
-        .line_starts
-        .get_or_init(|| line_starts(&slot.file.text));
-    let at = |line: u32| {
-        starts
-            .get(line as usize)
-            .copied()
-            .unwrap_or(text_len)
-            .min(text_len)
-    };
-    (at(start), at(end + 1))
-}
-
-/// Lines `start..=end`, each ending with a newline.
-fn content(slot: &Slot, start: u32, end: u32) -> String {
-    let (from, to) = byte_range(slot, start, end);
-    let mut text = slot.file.text[from..to].to_owned();
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
-}
-
-fn unit_text(slot: &Slot, start: u32, end: u32) -> String {
-    item_text(&slot.file.path, &content(slot, start, end))
+    ranges
 }

@@ -70,6 +70,7 @@ mod tests {
         let graph = FileGraph {
             paths: vec!["a".into(), "b".into(), "c".into(), "d".into()],
             out_edges: vec![vec![(1, 1.0)], vec![(2, 1.0)], vec![], vec![(0, 1.0)]],
+            ..FileGraph::default()
         };
         let rank = personalized_pagerank(&graph, &[(0, 1.0)]);
         assert!(rank[1] > rank[2] && rank[2] > rank[3]);

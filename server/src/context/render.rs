@@ -21,6 +21,8 @@ pub enum Reason {
     Recent,
     /// Part of the current file outside the cursor window.
     Current,
+    /// A file the current file imports.
+    Import,
 }
 
 impl Reason {
@@ -32,11 +34,13 @@ impl Reason {
             Self::Similar => "similar",
             Self::Recent => "recent",
             Self::Current => "current",
+            Self::Import => "import",
         }
     }
 }
 
-/// One packed piece: whole lines of one file.
+/// One packed chunk of one file: a run of whole lines, or a map of the file — chosen lines in order, each
+/// run of hidden lines replaced by a `⋮` line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedItem {
     /// Workspace-relative path.
@@ -56,8 +60,25 @@ pub struct PackedItem {
     /// Chosen by cursor-independent signals only (the background tier, emitted first): it stays in the
     /// prompt, at the same place, while the cursor moves within the current file.
     pub background: bool,
-    /// The lines, each ending with a newline.
+    /// The content as rendered after `<|file_sep|>path\n`: the lines shown (each ending with a newline),
+    /// with a `⋮` line for each run of hidden lines in a map.
     pub text: String,
+    /// The runs of lines shown (0-based, inclusive), ascending: one run for a snippet or a whole file.
+    pub shown: Vec<(u32, u32)>,
+}
+
+impl PackedItem {
+    /// Whether the item shows line `line` (0-based) of its file.
+    pub fn shows_line(&self, line: u32) -> bool {
+        self.shown
+            .iter()
+            .any(|&(start, end)| start <= line && line <= end)
+    }
+
+    /// Every line (0-based) of its file the item shows, in order.
+    pub fn shown_lines(&self) -> impl Iterator<Item = u32> + '_ {
+        self.shown.iter().flat_map(|&(start, end)| start..=end)
+    }
 }
 
 /// What the packer chose, in prompt order: least relevant first, the current file's items last.

@@ -36,16 +36,16 @@ pub struct PackConfig {
     pub max_snippet_lines: u32,
     /// Similar windows considered.
     pub max_similar_windows: usize,
-    /// A whole file may take at most this share of the budget in the first pass (later upgrades may use the
-    /// rest), so one large file cannot crowd out a dozen precise snippets at small budgets.
-    pub whole_file_share: f64,
     /// Reciprocal-rank-fusion constant.
     pub rrf_k: f64,
-    /// Budgets up to this size go entirely to cursor-dependent items (definitions, similar windows).
-    pub min_foreground_tokens: usize,
-    /// Above that, this share of the budget is reserved for them; the rest is filled first with whole
-    /// files ranked by cursor-independent signals (a stable, cacheable prefix).
+    /// Share of the budget for cursor-dependent items (definitions, similar windows, the current file)…
     pub foreground_share: f64,
+    /// …but at most this many tokens; the rest is the cursor-independent repository map and whole files.
+    pub max_foreground_tokens: usize,
+    /// Definition snippets are added in pieces of this many lines (the head of a definition first).
+    pub snippet_piece_lines: u32,
+    /// The current file outside the cursor window is added in pieces of this many lines.
+    pub current_piece_lines: u32,
 }
 
 impl Default for PackConfig {
@@ -58,21 +58,16 @@ impl Default for PackConfig {
             query_lines: 20,
             max_snippet_lines: 80,
             max_similar_windows: 256,
-            whole_file_share: 0.25,
             rrf_k: 60.0,
-            min_foreground_tokens: 4096,
             foreground_share: 0.25,
+            max_foreground_tokens: 2048,
+            snippet_piece_lines: 8,
+            current_piece_lines: 10,
         }
     }
 }
 
 impl PackConfig {
-    /// Tokens reserved for cursor-dependent items out of `available`.
-    pub fn foreground_reserve(&self, available: usize) -> usize {
-        let share = (available as f64 * self.foreground_share) as usize;
-        share.max(self.min_foreground_tokens).min(available)
-    }
-
     /// The lines (0-based, inclusive) the caller includes itself around the cursor.
     pub fn cursor_window(&self, request: &ContextRequest) -> (u32, u32) {
         let start = request

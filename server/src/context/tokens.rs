@@ -131,7 +131,7 @@ impl TokenCountCache {
             }
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::index::cache::create_private_dir(dir)?;
         }
         let temporary = path.with_extension(format!("tmp{}", std::process::id()));
         let mut out = std::fs::File::create(&temporary)?;

@@ -160,7 +160,7 @@ impl CacheStore {
             move |source| CacheError::Io { path, source }
         };
         let dir = self.file.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        create_private_dir(dir).map_err(io(dir))?;
         let temporary = self
             .file
             .with_extension(format!("tmp{}", std::process::id()));
@@ -175,6 +175,62 @@ impl CacheStore {
                 source: e,
             }
         })
+    }
+}
+
+/// Creates `dir` and its missing parents readable only by the user (0700 on Unix), and narrows an existing
+/// `dir` to 0700 when this user owns it and it is not a shared sticky directory such as `/tmp`: for everything
+/// that holds code or model answers (the index cache, saved answers, dumped prompts, the suggestion log).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let meta = std::fs::metadata(dir)?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let mine = meta.uid() == unsafe { libc::geteuid() };
+        let sticky = meta.mode() & 0o1000 != 0;
+        if mine && !sticky && meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod private_dir_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::create_private_dir;
+
+    #[test]
+    fn private_directories_are_0700_and_shared_ones_are_left_alone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let answers = dir.path().join("cache/qwen-ls/answers");
+        create_private_dir(&answers).expect("create");
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(mode(&answers), 0o700);
+        assert_eq!(mode(&dir.path().join("cache/qwen-ls")), 0o700);
+        // An existing directory of ours, created before with the umask: narrowed.
+        let old = dir.path().join("old");
+        std::fs::create_dir(&old).expect("mkdir");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        create_private_dir(&old).expect("narrow");
+        assert_eq!(mode(&old), 0o700);
+        // A shared sticky directory is never narrowed.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        create_private_dir(&shared).expect("ok");
+        assert_eq!(mode(&shared), 0o1777);
     }
 }
 

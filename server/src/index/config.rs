@@ -10,8 +10,10 @@ pub struct IndexConfig {
     pub max_line_bytes: usize,
     /// A file (over 1 KiB) whose average line is longer than this is treated as minified and skipped.
     pub max_average_line_bytes: usize,
-    /// Globs for files that must never be read (secrets). Matched against the file name and the
-    /// workspace-relative path. See [`DEFAULT_SECRET_PATTERNS`].
+    /// Globs for files that must never be read (secrets), matched case-insensitively. A pattern without `/`
+    /// matches the file name or the path from its start (`*.pem`, `secrets.*`); one with a `/` matches at any
+    /// depth (`.kube/config`); one ending in `/` matches everything under such a directory (`.ssh/`). Checked
+    /// against the path as given and, through symbolic links, the real path. See [`DEFAULT_SECRET_PATTERNS`].
     pub secret_patterns: Vec<String>,
     /// Extra ignore-file name honoured like `.gitignore` in every directory.
     pub ignore_file_name: String,
@@ -21,30 +23,60 @@ pub struct IndexConfig {
     pub threads: usize,
 }
 
-/// Secret-looking files never read into an index or a prompt.
+/// Secret-looking files never read into an index or a prompt (see [`IndexConfig::secret_patterns`]).
 pub const DEFAULT_SECRET_PATTERNS: &[&str] = &[
+    // Environment files and shell environments.
     ".env",
     ".env.*",
     "*.env",
     ".envrc",
+    // Keys, certificates and key stores.
     "*.pem",
     "*.key",
     "*.p12",
     "*.pfx",
+    "*.p8",
+    "*.ppk",
     "*.jks",
     "*.keystore",
     "*.kdbx",
+    "*.gpg",
     "id_rsa*",
     "id_dsa*",
     "id_ecdsa*",
     "id_ed25519*",
+    // Credential files of tools.
     ".netrc",
     ".npmrc",
     ".pypirc",
+    ".pgpass",
+    ".my.cnf",
     ".git-credentials",
     ".htpasswd",
+    ".vault-token",
+    ".s3cfg",
+    ".boto",
+    ".dockercfg",
+    ".terraformrc",
+    "terraform.rc",
+    "credentials",
     "credentials*.json",
+    "credentials.{yml,yaml,toml,ini,xml}",
     "secrets.*",
+    // Terraform variables and state (state files hold every secret a deployment created).
+    "*.tfvars",
+    "*.tfvars.json",
+    "*.tfstate",
+    "*.tfstate.*",
+    // Per-user credential directories, wherever they appear.
+    ".ssh/",
+    ".aws/",
+    ".gnupg/",
+    ".azure/",
+    ".password-store/",
+    ".config/gcloud/",
+    ".kube/config",
+    ".docker/config.json",
 ];
 
 impl Default for IndexConfig {

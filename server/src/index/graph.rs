@@ -22,6 +22,8 @@ pub struct FileGraph {
     pub paths: Vec<Arc<str>>,
     /// Out-edges of every node: (target node, weight), sorted by target. No self-edges.
     pub out_edges: Vec<Vec<(u32, f32)>>,
+    /// For every defined name: how many files reference it (a name's popularity).
+    pub referencing_files: HashMap<Box<str>, u32>,
 }
 
 impl FileGraph {
@@ -35,6 +37,7 @@ impl FileGraph {
             .map(|(i, p)| (&**p, i as u32))
             .collect();
         let mut out_edges = Vec::with_capacity(paths.len());
+        let mut referencing_files: HashMap<Box<str>, u32> = HashMap::new();
         let mut counts: HashMap<&str, u32> = HashMap::new();
         let mut weights: HashMap<u32, f32> = HashMap::new();
         for (from, file) in files.values().enumerate() {
@@ -49,6 +52,12 @@ impl FileGraph {
                 let Some(targets) = definers.get(name) else {
                     continue;
                 };
+                match referencing_files.get_mut(name) {
+                    Some(count) => *count += 1,
+                    None => {
+                        referencing_files.insert(name.into(), 1);
+                    }
+                }
                 if targets.len() > MAX_DEFINERS_FOR_EDGES {
                     continue;
                 }
@@ -66,7 +75,16 @@ impl FileGraph {
             edges.sort_unstable_by_key(|(t, _)| *t);
             out_edges.push(edges);
         }
-        Self { paths, out_edges }
+        Self {
+            paths,
+            out_edges,
+            referencing_files,
+        }
+    }
+
+    /// How many files reference `name` (0 for names nothing defines).
+    pub fn reference_files(&self, name: &str) -> u32 {
+        self.referencing_files.get(name).copied().unwrap_or(0)
     }
 
     /// The node of a path.

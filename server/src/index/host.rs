@@ -14,12 +14,18 @@ use std::time::{Duration, Instant};
 use super::cache::{CacheStatus, CacheStore};
 use super::document::{Document, TextEdit};
 use super::file_index::{analyze, content_hash, FileIndex};
-use super::filter::SecretMatcher;
+use super::gate::{Admission, Gate};
+use super::mounts::Mounts;
 use super::postings::Postings;
 use super::snapshot::{FileMap, GraphCell, IndexSnapshot, SymbolMap};
-use super::walk::{read_file, walk, SkippedFile};
-use super::{ignore_rules, ChangeError, IndexConfig, IndexError};
+use super::walk::{walk, SkippedFile};
+use super::{ChangeError, IndexConfig, IndexError};
 use crate::syntax::language_for_path;
+
+mod rescan;
+mod verify;
+
+pub use verify::IndexCheck;
 
 /// How many recently edited files are remembered for ranking.
 const RECENT_FILES: usize = 16;
@@ -60,6 +66,12 @@ pub enum Change {
         /// Path.
         path: String,
     },
+    /// An ignore file (`.gitignore`, `.ignore` or the configured one) in `dir` was created, changed or
+    /// deleted: every file under `dir` (`""`: the whole workspace) is decided again, as the walk would.
+    IgnoreRules {
+        /// Workspace-relative directory holding the ignore file; `""` for the root.
+        dir: String,
+    },
     /// A file was renamed on disk.
     Rename {
         /// Old path.
@@ -93,8 +105,10 @@ pub struct LoadReport {
 /// The single writer of the index.
 pub struct IndexHost {
     root: Arc<Path>,
-    config: IndexConfig,
-    secrets: SecretMatcher,
+    /// The other workspace folders, indexed under `@name/` (`mounts.rs`).
+    mounts: Mounts,
+    /// Every folder's gate: what may be indexed, read or sent.
+    gate: Gate,
     cache: Option<CacheStore>,
     version: u64,
     files: Arc<FileMap>,
@@ -113,6 +127,18 @@ impl IndexHost {
         config: IndexConfig,
         cache: Option<CacheStore>,
     ) -> Result<(Self, LoadReport), IndexError> {
+        Self::load_folders(root, Mounts::default(), config, cache)
+    }
+
+    /// [`IndexHost::load`] for a workspace of several folders: `root` and the `mounts` (indexed under
+    /// `@name/`). The persistent cache belongs to a single root: it is used only without mounts.
+    pub fn load_folders(
+        root: &Path,
+        mounts: Mounts,
+        config: IndexConfig,
+        cache: Option<CacheStore>,
+    ) -> Result<(Self, LoadReport), IndexError> {
+        let cache = cache.filter(|_| mounts.is_empty());
         let started = Instant::now();
         let root = root.canonicalize().map_err(|source| IndexError::Root {
             path: root.to_path_buf(),
@@ -131,27 +157,42 @@ impl IndexHost {
         let cached = Mutex::new(cached);
         let results = Mutex::new(Vec::new());
         let parsed = AtomicUsize::new(0);
-        let skipped = walk(&root, &config, &|file| {
-            let language = language_for_path(Path::new(&*file.path));
-            let hash = content_hash(&file.text);
-            let hit = cached.lock().ok().and_then(|mut c| c.remove(&*file.path));
-            let symbols = match hit {
-                Some(hit) if hit.matches(hash, language, file.lossy) => hit.symbols,
-                _ => {
-                    parsed.fetch_add(1, Ordering::Relaxed);
-                    let (symbols, _tree, error) = analyze(language, &file.text);
-                    if let Some(error) = error {
-                        tracing::warn!("{}: indexed as text only: {error}", file.path);
-                    }
-                    symbols
+        let mut skipped = Vec::new();
+        let folders = std::iter::once((None, root.as_path()))
+            .chain(mounts.iter().map(|m| (Some(&*m.prefix), &*m.root)));
+        for (prefix, folder) in folders {
+            let before = skipped.len();
+            skipped.extend(walk(folder, &config, &|mut file| {
+                if let Some(prefix) = prefix {
+                    file.path = Mounts::join(prefix, &file.path).into();
                 }
-            };
-            let entry =
-                FileIndex::assemble(file.path, language, file.text.into(), file.lossy, symbols);
-            if let Ok(mut list) = results.lock() {
-                list.push(entry);
+                let language = language_for_path(Path::new(&*file.path));
+                let hash = content_hash(&file.text);
+                let hit = cached.lock().ok().and_then(|mut c| c.remove(&*file.path));
+                let symbols = match hit {
+                    Some(hit) if hit.matches(hash, language, file.lossy) => hit.symbols,
+                    _ => {
+                        parsed.fetch_add(1, Ordering::Relaxed);
+                        let (symbols, _tree, error) = analyze(language, &file.text);
+                        if let Some(error) = error {
+                            tracing::warn!("{}: indexed as text only: {error}", file.path);
+                        }
+                        symbols
+                    }
+                };
+                let entry =
+                    FileIndex::assemble(file.path, language, file.text.into(), file.lossy, symbols);
+                if let Ok(mut list) = results.lock() {
+                    list.push(entry);
+                }
+            }));
+            if let Some(prefix) = prefix {
+                for file in &mut skipped[before..] {
+                    file.path = Mounts::join(prefix, &file.path);
+                }
             }
-        });
+        }
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
         let entries = results.into_inner().unwrap_or_default();
         let parsed = parsed.into_inner();
         let mut report = LoadReport {
@@ -171,9 +212,9 @@ impl IndexHost {
         let definers = build_definers(&files);
         let postings = Postings::build(&files);
         let host = Self {
+            gate: Gate::for_folders(Some(&root), &mounts, config),
             root: root.into(),
-            secrets: SecretMatcher::new(&config.secret_patterns),
-            config,
+            mounts,
             cache,
             version: 0,
             files: Arc::new(files),
@@ -221,6 +262,16 @@ impl IndexHost {
         &self.root
     }
 
+    /// The other workspace folders (indexed under `@name/`).
+    pub fn mounts(&self) -> &Mounts {
+        &self.mounts
+    }
+
+    /// The gate every text passes before it reaches this index (shared with the tasks, which ask it too).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// The version of an open document.
     pub fn document_version(&self, path: &str) -> Option<i32> {
         self.documents.get(path).map(|d| d.version)
@@ -235,6 +286,17 @@ impl IndexHost {
                 text,
             } => {
                 let path = checked_path(&path)?;
+                let admitted = match self.gate.check_path(Path::new(&*path)) {
+                    Admission::Index(real) if real == path => self.gate.check_text(&text),
+                    Admission::Index(_) => Err(super::SkipReason::Link),
+                    Admission::Unindexed(reason) | Admission::Refused(reason) => Err(reason),
+                };
+                if let Err(reason) = admitted {
+                    return Err(ChangeError::Refused {
+                        path: path.to_string(),
+                        reason,
+                    });
+                }
                 let language = language_for_path(Path::new(&*path));
                 let (document, entry) = Document::open(path.clone(), language, text, version);
                 self.documents.insert(path.clone(), document);
@@ -252,15 +314,34 @@ impl IndexHost {
             }
             Change::Write { path } => {
                 let path = checked_path(&path)?;
-                if !self.documents.contains_key(&path) {
+                if let Some(dir) = self.new_directory_of(&path) {
+                    self.reapply_ignore_rules(&dir);
+                } else if !self.documents.contains_key(&path) {
                     self.reload_from_disk(&path);
                 }
             }
             Change::Delete { path } => {
                 let path = checked_path(&path)?;
-                self.documents.remove(&path);
-                self.set_entry(&path, None);
-                self.forget_recent(&path);
+                if self.files.contains_key(&path) || self.documents.contains_key(&path) {
+                    self.documents.remove(&path);
+                    self.set_entry(&path, None);
+                    self.forget_recent(&path);
+                } else {
+                    // A deleted directory is reported once, not per file.
+                    for file in self.files_under(&path) {
+                        self.documents.remove(&file);
+                        self.set_entry(&file, None);
+                        self.forget_recent(&file);
+                    }
+                }
+            }
+            Change::IgnoreRules { dir } => {
+                let dir = if dir.is_empty() {
+                    dir.into()
+                } else {
+                    checked_path(&dir)?
+                };
+                self.reapply_ignore_rules(&dir);
             }
             Change::Rename { from, to } => {
                 let from = checked_path(&from)?;
@@ -277,18 +358,36 @@ impl IndexHost {
     fn edit(&mut self, path: &str, version: i32, edits: &[TextEdit]) -> Result<(), ChangeError> {
         let path = checked_path(path)?;
         let current = self.files.get(&path).cloned();
-        let (Some(document), Some(mut entry)) = (self.documents.get_mut(&path), current) else {
-            return Err(ChangeError::NotOpen {
-                path: path.to_string(),
-            });
+        let not_open = || ChangeError::NotOpen {
+            path: path.to_string(),
         };
-        if version <= document.version {
+        let (Some(have), Some(mut entry)) = (self.document_version(&path), current) else {
+            return Err(not_open());
+        };
+        if version <= have {
             return Err(ChangeError::StaleVersion {
                 path: path.to_string(),
-                have: document.version,
+                have,
                 got: version,
             });
         }
+        let new_len = edits.iter().try_fold(entry.text.len(), |len, e| {
+            len.checked_sub(e.range.len())?
+                .checked_add(e.new_text.len())
+        });
+        // (An invalid range is reported by `apply_edit` below.)
+        let grown = new_len.map_or(Ok(()), |len| {
+            self.gate
+                .check_edit(len, edits.iter().map(|e| e.new_text.as_str()))
+        });
+        if let Err(reason) = grown {
+            // The editor's text no longer passes the gate: the index falls back to the file on disk.
+            tracing::info!("{path}: no longer indexing the open document: {reason}");
+            self.documents.remove(&path);
+            self.reload_from_disk(&path);
+            return Ok(());
+        }
+        let document = self.documents.get_mut(&path).ok_or_else(not_open)?;
         let backup = (edits.len() > 1).then(|| document.clone_state());
         for edit in edits {
             match document.apply_edit(edit, &entry) {
@@ -310,29 +409,24 @@ impl IndexHost {
     /// Reads a file from disk through the same filters as the walk; removes it from the index if it is
     /// gone, ignored or rejected.
     fn reload_from_disk(&mut self, path: &Arc<str>) {
-        let absolute = self.root.join(&**path);
-        let entry = if ignore_rules::is_ignored(&self.root, path, &self.config) {
-            None
-        } else {
-            match read_file(&absolute, path, &self.config, &self.secrets) {
-                Ok(file) => {
-                    let language = language_for_path(Path::new(&**path));
-                    let (symbols, _tree, error) = analyze(language, &file.text);
-                    if let Some(error) = error {
-                        tracing::warn!("{path}: indexed as text only: {error}");
-                    }
-                    Some(FileIndex::assemble(
-                        path.clone(),
-                        language,
-                        file.text.into(),
-                        file.lossy,
-                        symbols,
-                    ))
+        let entry = match self.gate.read(path) {
+            Ok(file) => {
+                let language = language_for_path(Path::new(&**path));
+                let (symbols, _tree, error) = analyze(language, &file.text);
+                if let Some(error) = error {
+                    tracing::warn!("{path}: indexed as text only: {error}");
                 }
-                Err(reason) => {
-                    tracing::info!("not indexing {path}: {reason}");
-                    None
-                }
+                Some(FileIndex::assemble(
+                    path.clone(),
+                    language,
+                    file.text.into(),
+                    file.lossy,
+                    symbols,
+                ))
+            }
+            Err(reason) => {
+                tracing::info!("not indexing {path}: {reason}");
+                None
             }
         };
         self.set_entry(path, entry);

@@ -10,10 +10,12 @@ pub mod config;
 pub mod document;
 pub mod file_index;
 pub mod filter;
+pub mod gate;
 pub mod graph;
 pub mod host;
 pub mod identifiers;
 mod ignore_rules;
+pub mod mounts;
 pub mod postings;
 pub mod snapshot;
 pub mod walk;
@@ -24,8 +26,10 @@ pub use config::{IndexConfig, DEFAULT_SECRET_PATTERNS};
 pub use document::TextEdit;
 pub use file_index::{FileIndex, FileSymbols};
 pub use filter::SkipReason;
+pub use gate::{Admission, Gate};
 pub use graph::FileGraph;
-pub use host::{Change, IndexHost, LoadReport};
+pub use host::{Change, IndexCheck, IndexHost, LoadReport};
+pub use mounts::{Mount, Mounts};
 pub use postings::{Postings, WindowRef};
 pub use snapshot::IndexSnapshot;
 pub use walk::SkippedFile;
@@ -87,5 +91,13 @@ pub enum ChangeError {
     BadPath {
         /// The path.
         path: String,
+    },
+    /// A document the gate keeps out of the index (secret, ignored, hidden, too large, binary…).
+    #[error("{path} is not indexed: {reason}")]
+    Refused {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: SkipReason,
     },
 }

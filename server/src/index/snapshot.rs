@@ -65,6 +65,28 @@ impl IndexSnapshot {
         self.files.get(path)
     }
 
+    /// The files directly inside `directory` (workspace-relative, `""` for the root), in path order.
+    pub fn files_in_directory<'a>(
+        &'a self,
+        directory: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<FileIndex>> + 'a {
+        let prefix: Arc<str> = if directory.is_empty() {
+            Arc::from("")
+        } else {
+            Arc::from(format!("{directory}/"))
+        };
+        let start = prefix.clone();
+        self.files
+            .range(start..)
+            .take_while(move |(path, _)| path.starts_with(&*prefix))
+            .filter(move |(path, _)| {
+                !path[directory.len()..]
+                    .trim_start_matches('/')
+                    .contains('/')
+            })
+            .map(|(_, file)| file)
+    }
+
     /// Paths of the files defining `name`, sorted.
     pub fn definers(&self, name: &str) -> &[Arc<str>] {
         self.definers.get(name).map_or(&[], Vec::as_slice)

@@ -134,15 +134,19 @@ pub fn read_file(
     })
 }
 
-/// The workspace-relative, `/`-separated form of `path`; `None` when it is outside `root` or not UTF-8.
+/// The workspace-relative, `/`-separated form of `path`; `None` when it is outside `root` (lexically: a `..`
+/// or `.` component is refused, not resolved) or not UTF-8.
 pub fn relative_path(root: &Path, path: &Path) -> Option<Arc<str>> {
     let relative = path.strip_prefix(root).ok()?;
     let mut out = String::new();
     for component in relative.components() {
+        let std::path::Component::Normal(part) = component else {
+            return None;
+        };
         if !out.is_empty() {
             out.push('/');
         }
-        out.push_str(component.as_os_str().to_str()?);
+        out.push_str(part.to_str()?);
     }
     (!out.is_empty()).then(|| out.into())
 }

@@ -6,13 +6,21 @@
 //! disk.
 //! If any file moved on, the whole edit is dropped with a message — a multi-file change applied in part, or
 //! applied to a different text, is worse than none.
+//!
+//! Every edit that needs the user's look carries a change annotation with `needsConfirmation`, one mechanism
+//! for two reasons: edits of editor, CI, build-tool or shell configuration (`FileEdit::confirm`) always do,
+//! each under its own annotation naming what the file configures; with `codeActions.preview` (the default)
+//! every other edit carries the one review annotation, so the editor shows the change for review (VS Code's
+//! refactor preview) and applies it only when the user accepts. An editor that cannot ask (no
+//! `changeAnnotationSupport` or no `documentChanges`) gets no configuration edit at all.
 
 use std::sync::Arc;
 
 use tower_lsp_server::ls_types::request::ApplyWorkspaceEdit;
 use tower_lsp_server::ls_types::{
-    ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, CreateFile, DocumentChangeOperation,
-    DocumentChanges, ResourceOp, TextEdit, Uri, WorkspaceEdit,
+    AnnotatedTextEdit, ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, ChangeAnnotation,
+    CreateFile, DocumentChangeOperation, DocumentChanges, OneOf, ResourceOp, TextDocumentEdit,
+    TextEdit, Uri, WorkspaceEdit,
 };
 
 use super::documents::Document;
@@ -20,6 +28,9 @@ use super::edits::{minimal_edits, text_document_edit};
 use super::position::lsp_range;
 use super::state::State;
 use crate::tasks::FileEdit;
+
+/// The one change annotation of a reviewed edit.
+const REVIEW: &str = "qwen-ls.review";
 
 /// Why an edit was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +43,7 @@ fn file_uri(abs: &std::path::Path) -> Option<Uri> {
 /// Builds the edit for `files`, or says which file changed since the edit was computed.
 pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit, Dropped> {
     let support = state.support();
+    let review = support.change_annotations && state.settings().code_actions.preview;
     let (open, encoding): (Vec<Option<Document>>, _) = {
         let docs = state.documents.lock();
         (
@@ -39,6 +51,23 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
             docs.encoding,
         )
     };
+    let confirm: Vec<(&str, &str)> = files
+        .iter()
+        .filter_map(|f| Some((f.path.as_str(), f.confirm?)))
+        .collect();
+    let can_ask = support.document_changes && support.change_annotations;
+    if !confirm.is_empty() && !can_ask {
+        let list: Vec<String> = confirm
+            .iter()
+            .map(|(path, what)| format!("`{path}` ({what})"))
+            .collect();
+        return Err(Dropped(format!(
+            "qwen-ls: the edit changes {}, which needs your confirmation, and this editor cannot ask for it; \
+             nothing was applied",
+            list.join(", ")
+        )));
+    }
+    let mut annotations = std::collections::HashMap::new();
     let mut operations = Vec::new();
     let mut changes = std::collections::HashMap::new();
     for (file, doc) in files.iter().zip(open) {
@@ -74,16 +103,24 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
         };
         let before = file.before.as_deref().unwrap_or("");
         if support.document_changes {
+            let annotation = annotation_of(file, review).map(|(id, annotation)| {
+                annotations.insert(id.clone(), annotation);
+                id
+            });
             if file.before.is_none() {
                 operations.push(DocumentChangeOperation::Op(ResourceOp::Create(
                     CreateFile {
                         uri: uri.clone(),
                         options: None,
-                        annotation_id: None,
+                        annotation_id: annotation.clone(),
                     },
                 )));
             }
             let edit = text_document_edit(uri, version, before, &file.after, encoding);
+            let edit = match annotation {
+                Some(id) => annotated(edit, &id),
+                None => edit,
+            };
             operations.push(DocumentChangeOperation::Edit(edit));
         } else {
             let rope = ropey::Rope::from_str(before);
@@ -97,6 +134,7 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
     Ok(if support.document_changes {
         WorkspaceEdit {
             document_changes: Some(DocumentChanges::Operations(operations)),
+            change_annotations: (!annotations.is_empty()).then_some(annotations),
             ..WorkspaceEdit::default()
         }
     } else {
@@ -105,6 +143,51 @@ pub fn workspace_edit(state: &State, files: &[FileEdit]) -> Result<WorkspaceEdit
             ..WorkspaceEdit::default()
         }
     })
+}
+
+/// The annotation `file`'s edit carries, with its id: a configuration file's own (always), else the one review
+/// annotation (with `review`: `codeActions.preview` and a client that can ask).
+fn annotation_of(file: &FileEdit, review: bool) -> Option<(String, ChangeAnnotation)> {
+    match file.confirm {
+        Some(what) => Some((file.path.clone(), confirmation(&file.path, what))),
+        None => review.then(|| {
+            let annotation = ChangeAnnotation {
+                label: "qwen-ls: the model's change".to_owned(),
+                needs_confirmation: Some(true),
+                description: Some(
+                    "Review before it applies (setting codeActions.preview)".to_owned(),
+                ),
+            };
+            (REVIEW.to_owned(), annotation)
+        }),
+    }
+}
+
+/// The annotation of an edit to a configuration file: the editor asks before applying it.
+fn confirmation(path: &str, what: &str) -> ChangeAnnotation {
+    ChangeAnnotation {
+        label: format!("qwen-ls: edit {path}"),
+        needs_confirmation: Some(true),
+        description: Some(format!(
+            "{path} configures {what}, which can run programs: apply only if you meant to"
+        )),
+    }
+}
+
+/// `edit` with every text edit under the annotation `id`.
+fn annotated(edit: TextDocumentEdit, id: &str) -> TextDocumentEdit {
+    let edits = edit
+        .edits
+        .into_iter()
+        .map(|e| match e {
+            OneOf::Left(text_edit) => OneOf::Right(AnnotatedTextEdit {
+                text_edit,
+                annotation_id: id.to_owned(),
+            }),
+            annotated => annotated,
+        })
+        .collect();
+    TextDocumentEdit { edits, ..edit }
 }
 
 /// What a command reports: `{ "applied": bool, "message"? }`.

@@ -15,6 +15,7 @@ use super::guard::{blocking, cancellable};
 use super::hover::{explain_at, Where};
 use super::position::{byte_range, offset};
 use super::state::State;
+use crate::tasks::measure::PartialUnit;
 use crate::tasks::{
     completion_prompt, patch, refactor, CompletionRequest, EditAnswer, PatchRequest,
     RefactorRequest, TaskError,
@@ -28,19 +29,26 @@ pub const APPLY_INSTRUCTION: &str = "qwen-ls.applyInstruction";
 pub const EXPLAIN: &str = "qwen-ls.explain";
 /// Records that a suggestion was accepted.
 pub const COMPLETION_ACCEPTED: &str = "qwen-ls.completionAccepted";
+/// Records that the next word or line of a suggestion was accepted.
+pub const COMPLETION_PARTIALLY_ACCEPTED: &str = "qwen-ls.completionPartiallyAccepted";
 /// The server's state.
 pub const STATUS: &str = "qwen-ls.status";
 /// The exact completion prompt at a position.
 pub const DUMP_PROMPT: &str = "qwen-ls.debug.dumpPrompt";
 
+/// Compares the live index with a fresh re-index (tests of file watching in the clients use it).
+pub const VERIFY_INDEX: &str = "qwen-ls.debug.verifyIndex";
+
 /// Every command, as announced in `executeCommandProvider`.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 8] = [
     REFACTOR,
     APPLY_INSTRUCTION,
     EXPLAIN,
     COMPLETION_ACCEPTED,
+    COMPLETION_PARTIALLY_ACCEPTED,
     STATUS,
     DUMP_PROMPT,
+    VERIFY_INDEX,
 ];
 
 #[derive(Deserialize)]
@@ -70,6 +78,14 @@ struct AcceptedArgs {
     id: String,
 }
 
+#[derive(Deserialize)]
+struct PartiallyAcceptedArgs {
+    id: String,
+    unit: String,
+    #[serde(default)]
+    chars: usize,
+}
+
 fn first_arg<T: for<'de> Deserialize<'de>>(command: &str, arguments: &[Value]) -> Result<T> {
     let first = arguments.first().cloned().unwrap_or(Value::Null);
     serde_json::from_value(first)
@@ -92,6 +108,17 @@ pub async fn execute(
             state.log.accepted(&args.id);
             Ok(None)
         }
+        COMPLETION_PARTIALLY_ACCEPTED => {
+            let args: PartiallyAcceptedArgs = first_arg(&command, &arguments)?;
+            let unit = PartialUnit::parse(&args.unit).ok_or_else(|| {
+                Error::invalid_params(format!(
+                    "{command}: unit {:?}: expected \"word\" or \"line\"",
+                    args.unit
+                ))
+            })?;
+            state.log.partially_accepted(&args.id, unit, args.chars);
+            Ok(None)
+        }
         EXPLAIN => {
             let args: PositionArgs = first_arg(&command, &arguments)?;
             let markdown =
@@ -104,6 +131,7 @@ pub async fn execute(
             let args: PositionArgs = first_arg(&command, &arguments)?;
             dump_prompt(&state, &args).await.map(Some)
         }
+        VERIFY_INDEX => verify_index(&state).await.map(Some),
         REFACTOR => {
             let args: RefactorArgs = first_arg(&command, &arguments)?;
             Ok(Some(
@@ -303,4 +331,28 @@ async fn finish(
             },
         },
     }
+}
+
+/// `qwen-ls.debug.verifyIndex`: `{ equal, files, freshFiles, difference }` once the index is loaded.
+async fn verify_index(state: &State) -> Result<Value> {
+    let Some(workspace) = state.workspace() else {
+        return Err(Error {
+            code: ErrorCode::InvalidRequest,
+            message: "qwen-ls.debug.verifyIndex: the workspace is not indexed yet".into(),
+            data: None,
+        });
+    };
+    let check = blocking(move || workspace.verify_index())
+        .await
+        .map_err(|e| Error {
+            code: ErrorCode::InternalError,
+            message: format!("verifyIndex: {e}").into(),
+            data: None,
+        })?;
+    Ok(json!({
+        "equal": check.first_difference.is_none(),
+        "files": check.files,
+        "freshFiles": check.fresh_files,
+        "difference": check.first_difference,
+    }))
 }

@@ -1,5 +1,6 @@
 //! `textDocument/inlineCompletion` and its fallback `textDocument/completion`: from_proto, one
-//! `tasks::complete` call on the blocking pool, to_proto — wrapped in the policies that make a keystroke
+//! `tasks::complete` call on the blocking pool (`tasks::complete_alternatives` when the user invoked it: up to
+//! three suggestions to cycle through), to_proto — wrapped in the policies that make a keystroke
 //! stream cheap and safe: per-document supersession (a newer request cancels the older generation at its next
 //! token), adaptive debounce, and a version check before answering (a result computed for an older text is
 //! never shown).
@@ -27,8 +28,8 @@ use crate::index::CacheStore;
 use crate::tasks::complete::{debounce_delay, DebounceConfig, Trigger};
 use crate::tasks::measure::{Outcome, Suggestion as Record};
 use crate::tasks::{
-    complete, completion_prompt, CancelToken, CompletionRequest, Flow, GenError, GenOutput,
-    GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
+    complete, complete_alternatives, completion_prompt, CancelToken, CompletionRequest, Flow,
+    GenError, GenOutput, GenRequest, Generator, GeneratorInfo, Settings, TaskError, Workspace,
 };
 
 /// A suggestion in LSP coordinates.
@@ -67,7 +68,7 @@ pub async fn inline(
     })))
 }
 
-/// `textDocument/completion`: one item carrying the same suggestion, for clients without inline completion.
+/// `textDocument/completion`: the same suggestions as items, for clients without inline completion.
 pub async fn completion(
     state: Arc<State>,
     stamped: Stamped<CompletionParams>,
@@ -165,16 +166,19 @@ async fn suggest(
     position: &TextDocumentPositionParams,
     arrival: Arrival,
     explicit: bool,
-) -> Option<Shown> {
+) -> Vec<Shown> {
     let arrived = Instant::now();
     let uri = &position.text_document.uri;
     let (doc, encoding) = {
         let docs = state.documents.lock();
-        (docs.get(uri)?, docs.encoding)
+        let Some(doc) = docs.get(uri) else {
+            return Vec::new();
+        };
+        (doc, docs.encoding)
     };
     let settings = state.settings();
     if !settings.completion.enabled {
-        return None;
+        return Vec::new();
     }
     let document = state
         .documents
@@ -200,13 +204,13 @@ async fn suggest(
         record.id = format!("r{}", state.inflight.next_seq());
         record.latency = arrived.elapsed();
         state.log.suggestion(&record);
-        return None;
+        return Vec::new();
     }
     let gaps = state.keystroke(uri, arrived);
     let Some((engine, workspace)) = state.ready() else {
         record.latency = arrived.elapsed();
         state.log.suggestion(&record);
-        return None;
+        return Vec::new();
     };
     let at = offset(&doc.text, position.position, encoding);
     let (seq, cancel, mut superseded) = state.inflight.begin(uri);
@@ -224,7 +228,7 @@ async fn suggest(
         record.id = format!("r{seq}");
         record.latency = arrived.elapsed();
         state.log.suggestion(&record);
-        return None;
+        return Vec::new();
     }
     let trigger = if explicit {
         Trigger::Explicit
@@ -265,17 +269,17 @@ async fn suggest(
                 inner: engine.generator.as_ref(),
                 spent: Mutex::new(Duration::ZERO),
             };
-            let result = complete(
-                &workspace,
-                &timed,
-                &engine.caches,
-                &settings.completion,
-                &request,
-                &generation_cancel,
-            );
+            let (ws, generator, caches) = (&*workspace, &timed, &engine.caches);
+            let (completion, cancel) = (&settings.completion, &generation_cancel);
+            let result = if explicit {
+                complete_alternatives(ws, generator, caches, completion, &request, cancel)
+            } else {
+                complete(ws, generator, caches, completion, &request, cancel)
+                    .map(|c| c.into_iter().collect())
+            };
             if settings.debug.dump_prompt {
-                let name = match &result {
-                    Ok(Some(c)) => c.id.clone(),
+                let name = match result.as_deref() {
+                    Ok([c, ..]) => c.id.clone(),
                     _ => format!("r{seq}"),
                 };
                 dump_prompt(&workspace, &engine, &settings, &request, &name);
@@ -288,39 +292,49 @@ async fn suggest(
     record.engine = engine_time;
     let stale = state.documents.lock().version(uri) != Some(doc.version);
     let (outcome, shown) = match result {
-        Err(TaskError::Cancelled) => (Outcome::Cancelled, None),
+        Err(TaskError::Cancelled) => (Outcome::Cancelled, Vec::new()),
         Err(e) => {
             tracing::warn!("completion failed: {e}");
             state.generation_failed(&e).await;
-            (Outcome::Failed, None)
+            (Outcome::Failed, Vec::new())
         }
-        Ok(completion) => {
+        Ok(completions) => {
             state.generation_succeeded().await;
-            if let Some(c) = &completion {
+            let completion = completions.first();
+            if let Some(c) = completion {
                 record.prompt = Duration::from_secs_f64(c.stats.prompt_secs);
                 record.prompt_cpu = Duration::from_secs_f64(c.stats.prompt_cpu_secs);
             }
-            if let Some(generation) = completion
-                .as_ref()
-                .and_then(|c| c.stats.generation.as_ref())
-            {
+            if let Some(generation) = completion.and_then(|c| c.stats.generation.as_ref()) {
                 record.generated_tokens = generation.generated_tokens;
             }
             if !engine_time.is_zero() {
                 state.record_latency(engine_time);
             }
             match completion {
-                _ if stale => (Outcome::Stale, None),
-                None => (Outcome::Empty, None),
+                _ if stale => (Outcome::Stale, Vec::new()),
+                None => (Outcome::Empty, Vec::new()),
                 Some(c) => {
+                    // The log records the first (best) suggestion; accepting another one is logged by its id.
                     record.id = c.id.clone();
                     record.chars = c.text.chars().count();
-                    let shown = Shown {
-                        range: lsp_range(&doc.text, c.range, encoding),
-                        text: c.text,
-                        id: c.id,
-                    };
-                    (Outcome::Shown, Some(shown))
+                    // Alternatives are named after the request's first suggestion (`<id>~<n>`), so the log
+                    // counts accepting one for the request.
+                    let first_id = c.id.clone();
+                    let shown = completions
+                        .into_iter()
+                        .enumerate()
+                        .map(|(n, c)| Shown {
+                            range: lsp_range(&doc.text, c.range, encoding),
+                            text: c.text,
+                            id: if n == 0 {
+                                c.id
+                            } else {
+                                format!("{first_id}~{n}")
+                            },
+                        })
+                        .collect();
+                    (Outcome::Shown, shown)
                 }
             }
         }
@@ -361,7 +375,7 @@ fn dump_prompt(
     )
     .map_err(|e| e.to_string())
     .and_then(|prompt| {
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        crate::index::cache::create_private_dir(&dir).map_err(|e| e.to_string())?;
         let path = dir.join(format!("completion-{name}.txt"));
         std::fs::write(&path, prompt.prompt.to_text()).map_err(|e| e.to_string())?;
         Ok(path)

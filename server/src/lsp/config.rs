@@ -168,6 +168,7 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         "codeActions.maxRounds" => s.code_actions.max_rounds = positive(value)?,
         "codeActions.checkTimeout" => s.code_actions.check_timeout_secs = positive(value)? as u64,
         "codeActions.fixTimeLimit" => s.code_actions.fix_time_limit_secs = positive(value)? as u64,
+        "codeActions.preview" => s.code_actions.preview = boolean(value)?,
         "debug.dumpPrompt" => s.debug.dump_prompt = boolean(value)?,
         "logFile" => {
             let path = string(value)?;

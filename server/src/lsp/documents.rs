@@ -14,7 +14,7 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::position::{byte_range, Encoding};
-use crate::index::{Change, TextEdit};
+use crate::index::{Admission, Change, Gate, Mounts, SkipReason, TextEdit};
 
 /// One open document.
 #[derive(Clone, Debug)]
@@ -31,6 +31,8 @@ pub struct Document {
     pub file: Option<PathBuf>,
     /// The workspace-relative path (`/`-separated) when the document is inside the workspace and indexed.
     pub indexed_path: Option<String>,
+    /// Why the gate refuses this document (a secret, `.qwenignore`): no request about it is served.
+    pub refused: Option<SkipReason>,
 }
 
 /// Why a notification was not applied (logged; a notification has no reply).
@@ -57,22 +59,51 @@ pub struct Documents {
     docs: HashMap<Uri, Document>,
     root: Option<PathBuf>,
     canonical_root: Option<PathBuf>,
-    /// Documents larger than this (bytes, at open) are served as text but not indexed.
-    max_indexed_bytes: usize,
+    /// The other workspace folders (their files' workspace paths start with `@name/`).
+    mounts: Mounts,
+    /// Decides which documents are indexed and which are refused: the index's own gate (same rules, every
+    /// folder judged by its own root and ignore files).
+    gate: Gate,
     /// The position encoding agreed at `initialize`.
     pub encoding: Encoding,
 }
 
 impl Documents {
-    /// An empty store for a workspace rooted at `root` (none: no document is indexed).
-    pub fn new(root: Option<PathBuf>, encoding: Encoding, max_indexed_bytes: usize) -> Documents {
+    /// An empty store for a workspace rooted at `root` (none: no document is indexed) whose documents pass
+    /// `gate` (built for the same root).
+    pub fn new(root: Option<PathBuf>, encoding: Encoding, gate: Gate) -> Documents {
         let canonical_root = root.as_ref().and_then(|r| r.canonicalize().ok());
         Documents {
             docs: HashMap::new(),
             root,
             canonical_root,
-            max_indexed_bytes,
+            mounts: Mounts::default(),
+            gate,
             encoding,
+        }
+    }
+
+    /// The workspace's folders changed: a new root, other folders and their gate; every open document is
+    /// judged and placed again (its workspace path, `None` outside every folder or not indexed).
+    pub fn refolder(&mut self, root: Option<PathBuf>, mounts: Mounts, gate: Gate) {
+        self.canonical_root = root.as_ref().and_then(|r| r.canonicalize().ok());
+        self.root = root;
+        self.mounts = mounts;
+        self.gate = gate;
+        let placed: Vec<(Uri, Admission)> = self
+            .docs
+            .iter()
+            .map(|(uri, d)| {
+                (
+                    uri.clone(),
+                    self.admission(d.file.as_deref(), &d.text.to_string()),
+                )
+            })
+            .collect();
+        for (uri, admission) in placed {
+            if let Some(doc) = self.docs.get_mut(&uri) {
+                (doc.indexed_path, doc.refused) = placement(&uri, admission);
+            }
         }
     }
 
@@ -84,6 +115,11 @@ impl Documents {
     /// A copy of an open document (O(1) in its size).
     pub fn get(&self, uri: &Uri) -> Option<Document> {
         self.docs.get(uri).cloned()
+    }
+
+    /// Why the gate refuses the document at `uri`, if it is open and refused.
+    pub fn refused(&self, uri: &Uri) -> Option<SkipReason> {
+        self.docs.get(uri).and_then(|d| d.refused.clone())
     }
 
     /// The open document whose file is `path`, if any.
@@ -115,6 +151,12 @@ impl Documents {
 
     /// The workspace-relative path of a file, when it is inside the workspace.
     pub fn relative_path(&self, file: &Path) -> Option<String> {
+        if let Some(mounted) = self.mounts.index_path(file).or_else(|| {
+            let canonical = file.parent()?.canonicalize().ok()?.join(file.file_name()?);
+            self.mounts.index_path(&canonical)
+        }) {
+            return Some(mounted);
+        }
         let roots = [self.root.as_deref(), self.canonical_root.as_deref()];
         let direct = roots
             .into_iter()
@@ -146,14 +188,24 @@ impl Documents {
         self.relative_path(&file_path(uri)?)
     }
 
+    /// What the gate says about a document's file and text (a document with no file is outside).
+    fn admission(&self, file: Option<&Path>, text: &str) -> Admission {
+        match file.map(|f| self.gate.check_path(f)) {
+            Some(Admission::Index(path)) => match self.gate.check_text(text) {
+                Ok(()) => Admission::Index(path),
+                Err(reason) => Admission::Unindexed(reason),
+            },
+            Some(other) => other,
+            None => Admission::Unindexed(SkipReason::Outside),
+        }
+    }
+
     /// `textDocument/didOpen`. Reopening an open URI replaces it.
     pub fn open(&mut self, params: DidOpenTextDocumentParams) -> Option<Change> {
         let item = params.text_document;
         let file = file_path(&item.uri);
-        let indexed_path = file
-            .as_deref()
-            .filter(|_| item.text.len() <= self.max_indexed_bytes)
-            .and_then(|f| self.relative_path(f));
+        let admission = self.admission(file.as_deref(), &item.text);
+        let (indexed_path, refused) = placement(&item.uri, admission);
         let change = indexed_path.clone().map(|path| Change::Open {
             path,
             version: item.version,
@@ -166,6 +218,7 @@ impl Documents {
             text: Rope::from_str(&item.text),
             file,
             indexed_path,
+            refused,
         };
         self.docs.insert(item.uri, doc);
         change
@@ -215,7 +268,17 @@ impl Documents {
             }
         }
         doc.version = version;
-        Ok(doc.indexed_path.clone().map(|path| Change::Edit {
+        let Some(path) = doc.indexed_path.clone() else {
+            return Ok(None);
+        };
+        let inserted = edits.iter().map(|e| e.new_text.as_str());
+        if let Err(reason) = self.gate.check_edit(doc.text.len_bytes(), inserted) {
+            // The text no longer passes the gate: the index goes back to the file on disk, as after a close.
+            tracing::info!("{path}: no longer indexing the open document: {reason}");
+            doc.indexed_path = None;
+            return Ok(Some(Change::Close { path }));
+        }
+        Ok(Some(Change::Edit {
             path,
             version,
             edits,
@@ -233,6 +296,21 @@ impl Documents {
             .remove(&uri)
             .ok_or_else(|| SyncError::NotOpen(uri.as_str().to_owned()))?;
         Ok(doc.indexed_path.map(|path| Change::Close { path }))
+    }
+}
+
+/// A document's index path and refusal from the gate's word (logged: a refusal loudly, once per judgement).
+fn placement(uri: &Uri, admission: Admission) -> (Option<String>, Option<SkipReason>) {
+    match admission {
+        Admission::Index(path) => (Some(path.to_string()), None),
+        Admission::Unindexed(reason) => {
+            tracing::debug!("{}: not indexed: {reason}", uri.as_str());
+            (None, None)
+        }
+        Admission::Refused(reason) => {
+            tracing::warn!("{}: {reason}: refused (never read or sent)", uri.as_str());
+            (None, Some(reason))
+        }
     }
 }
 
@@ -294,7 +372,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let root = dir.path().to_path_buf();
         let file = format!("file://{}/src/a.rs", root.display());
-        let mut docs = Documents::new(Some(root), Encoding::Utf16, 1 << 20);
+        let gate = Gate::new(Some(&root), crate::index::IndexConfig::default());
+        let mut docs = Documents::new(Some(root), Encoding::Utf16, gate);
         let opened = open(&mut docs, &file, "let s = \"😀\";\nx\n");
         assert!(
             matches!(opened, Some(Change::Open { ref path, version: 1, .. }) if path == "src/a.rs")
@@ -355,11 +434,50 @@ mod tests {
     #[test]
     fn documents_outside_the_workspace_or_too_big_are_not_indexed() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut docs = Documents::new(Some(dir.path().to_path_buf()), Encoding::Utf8, 10);
+        let config = crate::index::IndexConfig {
+            max_file_bytes: 10,
+            ..crate::index::IndexConfig::default()
+        };
+        let gate = Gate::new(Some(dir.path()), config);
+        let mut docs = Documents::new(Some(dir.path().to_path_buf()), Encoding::Utf8, gate);
         assert_eq!(open(&mut docs, "file:///somewhere/else.rs", "x"), None);
         assert_eq!(open(&mut docs, "untitled:Untitled-1", "x"), None);
         let big = format!("file://{}/big.rs", dir.path().display());
         assert_eq!(open(&mut docs, &big, "0123456789abc"), None);
         assert!(docs.get(&uri(&big)).is_some(), "still served as text");
+        assert_eq!(docs.refused(&uri(&big)), None);
+        // A document that grows past the limit leaves the index (which goes back to the disk).
+        let small = format!("file://{}/small.rs", dir.path().display());
+        assert!(open(&mut docs, &small, "fn a(){}").is_some());
+        assert_eq!(
+            change(&mut docs, &small, 2, &[(Some((0, 8, 0, 8)), "// more")]),
+            Ok(Some(Change::Close {
+                path: "small.rs".into()
+            }))
+        );
+        assert_eq!(change(&mut docs, &small, 3, &[(None, "x")]), Ok(None));
+    }
+
+    #[test]
+    fn secret_documents_are_refused_and_never_indexed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let gate = Gate::new(Some(dir.path()), crate::index::IndexConfig::default());
+        let mut docs = Documents::new(Some(dir.path().to_path_buf()), Encoding::Utf8, gate);
+        for name in [".env", "deploy/.ENV.production", "infra/prod.tfvars"] {
+            let u = format!("file://{}/{name}", dir.path().display());
+            assert_eq!(open(&mut docs, &u, "TOKEN=hunter2"), None, "{name}");
+            assert_eq!(docs.refused(&uri(&u)), Some(SkipReason::Secret), "{name}");
+            assert_eq!(change(&mut docs, &u, 2, &[(None, "TOKEN=x")]), Ok(None));
+            assert!(docs.replay().is_empty());
+        }
+        // Outside the workspace too: a key file opened from anywhere.
+        assert_eq!(
+            open(&mut docs, "file:///home/me/.ssh/config", "Host x"),
+            None
+        );
+        assert_eq!(
+            docs.refused(&uri("file:///home/me/.ssh/config")),
+            Some(SkipReason::Secret)
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! transport for each message in the order it was read:
 //!
 //! - `didOpen` / `didChange` / `didClose` are applied to [`Documents`] right here (a rope edit: microseconds)
-//!   and the implied index [`Change`] is queued to the one index writer, in the same order;
+//!   and the implied index [`Change`] is queued to the one index writer, in the same order; so are the
+//!   changes of `workspace/didChangeWatchedFiles` (files changed outside the editor, `watch.rs`);
 //! - requests that read a document (`inlineCompletion`, `completion`, `hover`, `codeAction`,
 //!   `executeCommand`) are stamped with the document's version *at arrival* and routed to internal methods
 //!   ([`internal`]) that receive `{ "params": <original>, "arrival": <stamp> }`. A handler compares the stamp
@@ -16,7 +17,9 @@
 //! - every request (anything with an id) also takes the index writer's mark at arrival and starts only once
 //!   the writer has applied every change queued before it (`writer.rs`): the index a request reads is never
 //!   older than the notifications that arrived before it. The wait is a rope edit or a re-parse of the
-//!   edited file, and it happens outside the arrival order (later messages are read meanwhile).
+//!   edited file, and it happens outside the arrival order (later messages are read meanwhile);
+//! - a document request about a document the gate refuses (a secret, `.qwenignore`) is answered here, empty
+//!   (an error for a command), and never reaches a handler.
 //!
 //! Request ids, `$/cancelRequest` and the initialization state machine stay tower-lsp's: the renamed request
 //! keeps its id and goes through the same `LspService`.
@@ -28,13 +31,13 @@ use futures::future::{self, BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower::Service;
-use tower_lsp_server::jsonrpc::{Request, Response};
+use tower_lsp_server::jsonrpc::{Id, Request, Response};
 use tower_lsp_server::ls_types::Uri;
 use tower_lsp_server::ExitedError;
 
 use super::documents::{Documents, SyncError};
 use super::state::InflightCompletions;
-use crate::index::Change;
+use crate::index::{Change, SkipReason};
 
 /// Internal method names (never sent by a client; tower-lsp routes them like any custom method).
 pub mod internal {
@@ -49,6 +52,10 @@ pub mod internal {
     /// `workspace/executeCommand`, stamped with the document of its first argument's `uri` (if any).
     pub const EXECUTE_COMMAND: &str = "qwen-ls/internal/executeCommand";
 }
+
+/// File events are index changes like the editor's own: queued here, in arrival order, so that a request
+/// sent after them reads an index that includes them.
+const WATCHED_FILES: &str = "workspace/didChangeWatchedFiles";
 
 /// The state of the request's document when the request arrived.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,21 +125,25 @@ impl SharedDocuments {
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<Uri>().ok());
         let mut docs = self.lock();
-        let result: Result<Option<Change>, String> = match method {
+        let result: Result<Vec<Change>, String> = match method {
             "textDocument/didOpen" => serde_json::from_value(params)
-                .map(|p| docs.open(p))
+                .map(|p| docs.open(p).into_iter().collect())
                 .map_err(|e| e.to_string()),
             "textDocument/didChange" => serde_json::from_value(params)
                 .map_err(|e| e.to_string())
-                .and_then(|p| docs.change(p).map_err(|e: SyncError| e.to_string())),
+                .and_then(|p| docs.change(p).map_err(|e: SyncError| e.to_string()))
+                .map(|c| c.into_iter().collect()),
             "textDocument/didClose" => serde_json::from_value(params)
                 .map_err(|e| e.to_string())
-                .and_then(|p| docs.close(p).map_err(|e: SyncError| e.to_string())),
+                .and_then(|p| docs.close(p).map_err(|e: SyncError| e.to_string()))
+                .map(|c| c.into_iter().collect()),
+            WATCHED_FILES => serde_json::from_value(params)
+                .map(|p| super::watch::changes(&docs, &p))
+                .map_err(|e| e.to_string()),
             _ => return false,
         };
         match result {
-            Ok(Some(change)) => self.sink.send(change),
-            Ok(None) => {}
+            Ok(changes) => changes.into_iter().for_each(|c| self.sink.send(c)),
             Err(e) => tracing::warn!("{method}: {e}"),
         }
         drop(docs);
@@ -150,17 +161,57 @@ impl SharedDocuments {
 
     /// The arrival stamp of a request for `method` with `params`.
     fn stamp(&self, method: &str, params: Option<&Value>) -> Arrival {
-        let uri = params.and_then(|p| match method {
-            "workspace/executeCommand" => p.pointer("/arguments/0/uri"),
-            _ => p.pointer("/textDocument/uri"),
-        });
-        let uri = uri
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Uri>().ok());
         Arrival {
-            version: uri.and_then(|u| self.lock().version(&u)),
+            version: request_uri(method, params).and_then(|u| self.lock().version(&u)),
         }
     }
+
+    /// Why the gate refuses the request's document, if it does (the request is then never served).
+    fn refused(&self, method: &str, params: Option<&Value>) -> Option<SkipReason> {
+        request_uri(method, params).and_then(|u| self.lock().refused(&u))
+    }
+
+    /// Whether the document `params` opens is refused (the server tells the user why, once).
+    fn opened_refused(&self, params: Option<&Value>) -> bool {
+        self.refused("textDocument/didOpen", params).is_some()
+    }
+}
+
+/// The document a request is about: `textDocument.uri`, or a command's first argument's `uri`.
+fn request_uri(method: &str, params: Option<&Value>) -> Option<Uri> {
+    let uri = params.and_then(|p| match method {
+        "workspace/executeCommand" => p.pointer("/arguments/0/uri"),
+        _ => p.pointer("/textDocument/uri"),
+    });
+    uri.and_then(Value::as_str)
+        .and_then(|s| s.parse::<Uri>().ok())
+}
+
+/// The answer to a request about a refused document: nothing for the editor's own requests (completion,
+/// hover, code actions), an error that says why for a command the user ran.
+fn refusal(method: &str, id: Id, reason: &SkipReason) -> Response {
+    if method == "workspace/executeCommand" {
+        return Response::from_error(
+            id,
+            tower_lsp_server::jsonrpc::Error {
+                code: tower_lsp_server::jsonrpc::ErrorCode::ServerError(-32803),
+                message: format!(
+                    "qwen-ls never reads or sends this file: it {reason} (see SECURITY.md)"
+                )
+                .into(),
+                data: None,
+            },
+        );
+    }
+    Response::from_ok(id, Value::Null)
+}
+
+/// `didOpen` params with the document's text left out.
+fn without_text(mut params: Value) -> Value {
+    if let Some(text) = params.pointer_mut("/textDocument/text") {
+        *text = Value::String(String::new());
+    }
+    params
 }
 
 fn internal_name(method: &str) -> Option<&'static str> {
@@ -223,17 +274,26 @@ where
             }))
             .boxed();
         }
-        if method.starts_with("textDocument/did")
-            && matches!(
-                method,
-                "textDocument/didOpen" | "textDocument/didChange" | "textDocument/didClose"
-            )
-        {
+        if matches!(
+            method,
+            "textDocument/didOpen"
+                | "textDocument/didChange"
+                | "textDocument/didClose"
+                | WATCHED_FILES
+        ) {
             let (method, id, params) = request.into_parts();
             let close = (method == "textDocument/didClose" && id.is_none()).then(|| params.clone());
+            let open = method == "textDocument/didOpen" && id.is_none();
+            // Without its text: the server only needs to know which document it refuses.
+            let open = open.then(|| params.clone().map(without_text)).flatten();
             self.documents.sync(&method, params);
-            if let Some(params) = close {
-                // Handlers keep per-document state (in-flight requests, typing rhythm) to forget.
+            let forward = match open {
+                Some(params) if self.documents.opened_refused(Some(&params)) => Some(Some(params)),
+                _ => close,
+            };
+            if let Some(params) = forward {
+                // Handlers keep per-document state (in-flight requests, typing rhythm) to forget, and tell
+                // the user why a refused document gets nothing.
                 let mut forwarded = Request::build(method);
                 if let Some(params) = params {
                     forwarded = forwarded.params(params);
@@ -247,6 +307,11 @@ where
             .id()
             .is_some()
             .then(|| self.documents.index_caught_up());
+        if let (Some(_), Some(id)) = (internal_name(method), request.id().cloned()) {
+            if let Some(reason) = self.documents.refused(method, request.params()) {
+                return future::ok(Some(refusal(method, id, &reason))).boxed();
+            }
+        }
         let handler = match (internal_name(method), request.id().cloned()) {
             (Some(name), Some(id)) => {
                 let (method, _, params) = request.into_parts();

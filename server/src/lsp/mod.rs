@@ -36,6 +36,7 @@ mod startup;
 mod state;
 pub mod status;
 pub mod transport;
+mod watch;
 mod writer;
 
 use std::path::{Path, PathBuf};

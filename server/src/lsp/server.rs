@@ -1,7 +1,7 @@
 //! The `LanguageServer` implementation: lifecycle, configuration, capabilities; and the registration of the
 //! stamped request handlers (see `front_door.rs`). Every handler body runs inside [`catch_panics`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -10,12 +10,12 @@ use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
     CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
-    DidChangeConfigurationParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
-    ExecuteCommandOptions, ExecuteCommandParams, FileChangeType, Hover, HoverParams,
+    DidChangeConfigurationParams, DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, Hover, HoverParams,
     HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
-    InlineCompletionParams, InlineCompletionResponse, OneOf, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    WorkDoneProgressCancelParams,
+    InlineCompletionParams, InlineCompletionResponse, MessageType, OneOf, ServerCapabilities,
+    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    WorkDoneProgressCancelParams, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -24,32 +24,66 @@ use super::front_door::Stamped;
 use super::guard::catch_panics;
 use super::position::Encoding;
 use super::state::{ClientSupport, State};
-use super::{actions, commands, completion, config, hover, logging_hook, progress, startup};
-use crate::index::{Change, IndexConfig};
+use super::{actions, commands, completion, config, hover, logging_hook, progress, startup, watch};
+use crate::index::{Gate, IndexConfig, Mounts};
+use crate::syntax::lsp_language_ids;
 
 /// The server: a handle on the shared [`State`].
 pub struct Server {
     pub(crate) state: Arc<State>,
 }
 
-/// The workspace root from `initialize`: the first workspace folder, else `rootUri`, else `rootPath`.
+/// The workspace folders from `initialize`: every workspace folder, else `rootUri`, else `rootPath`. The first
+/// is the root; the others are indexed beside it (`index/mounts.rs`).
 #[allow(deprecated)] // rootUri/rootPath are still what older clients send.
-fn workspace_root(params: &InitializeParams) -> Option<PathBuf> {
-    let folder = params
+fn workspace_folders(params: &InitializeParams) -> Vec<PathBuf> {
+    let folders: Vec<PathBuf> = params
         .workspace_folders
+        .iter()
+        .flatten()
+        .filter_map(|f| file_path(&f.uri))
+        .filter(|p| p.is_dir())
+        .collect();
+    if !folders.is_empty() {
+        return folders;
+    }
+    params
+        .root_uri
         .as_ref()
-        .and_then(|folders| folders.first())
-        .and_then(|f| file_path(&f.uri));
-    folder
-        .or_else(|| params.root_uri.as_ref().and_then(file_path))
+        .and_then(file_path)
         .or_else(|| params.root_path.as_ref().map(PathBuf::from))
         .filter(|p| p.is_dir())
+        .into_iter()
+        .collect()
+}
+
+/// Whether two paths name the same directory (compared canonically when they exist).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 impl Server {
     /// A server over `state`.
     pub fn new(state: Arc<State>) -> Server {
         Server { state }
+    }
+
+    /// Records the workspace folders (the first is the root) and places the open documents in them, each
+    /// judged by the gate of the folder that holds it.
+    fn set_folders(&self, folders: Vec<PathBuf>) {
+        let root = folders.first().cloned();
+        let others = folders.get(1..).unwrap_or_default().to_vec();
+        let mounts = root
+            .as_deref()
+            .map(|r| Mounts::new(r, &others))
+            .unwrap_or_default();
+        let gate = Gate::for_folders(root.as_deref(), &mounts, IndexConfig::default());
+        self.state
+            .documents
+            .lock()
+            .refolder(root.clone(), mounts, gate);
+        self.state.set_root(root);
+        self.state.set_folders(others);
     }
 
     fn apply_settings(&self, parsed: config::Parsed) -> Arc<crate::tasks::Settings> {
@@ -155,24 +189,30 @@ impl LanguageServer for Server {
                 .and_then(|w| w.workspace_edit.as_ref())
                 .and_then(|e| e.document_changes)
                 .unwrap_or(false),
+            change_annotations: workspace
+                .and_then(|w| w.workspace_edit.as_ref())
+                .is_some_and(|e| e.change_annotation_support.is_some()),
+            watch_files: workspace
+                .and_then(|w| w.did_change_watched_files.as_ref())
+                .and_then(|w| w.dynamic_registration)
+                .unwrap_or(false),
         });
         let client_has_inline = capabilities
             .text_document
             .as_ref()
             .is_some_and(|t| t.inline_completion.is_some());
-        let root = workspace_root(&params);
+        let folders = workspace_folders(&params);
         tracing::info!(
-            "initialize: root {:?}, position encoding {:?}, client {:?}",
-            root,
+            "initialize: folders {:?}, position encoding {:?}, client {:?}",
+            folders,
             encoding,
             params.client_info.as_ref().map(|c| &c.name)
         );
-        let max_indexed =
-            usize::try_from(IndexConfig::default().max_file_bytes).unwrap_or(usize::MAX);
+        // The folders (and their gate) are set right below.
         self.state
             .documents
-            .reset(Documents::new(root.clone(), encoding, max_indexed));
-        self.state.set_root(root);
+            .reset(Documents::new(None, encoding, Gate::default()));
+        self.set_folders(folders);
         self.apply_settings(config::parse(
             params
                 .initialization_options
@@ -207,6 +247,17 @@ impl LanguageServer for Server {
                 commands: commands::ALL.iter().map(|c| (*c).to_owned()).collect(),
                 ..ExecuteCommandOptions::default()
             }),
+            workspace: Some(WorkspaceServerCapabilities {
+                workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                    supported: Some(true),
+                    change_notifications: Some(OneOf::Left(true)),
+                }),
+                file_operations: None,
+            }),
+            // The languages with a grammar (PROTOCOL.md): clients register for exactly these.
+            experimental: Some(serde_json::json!({
+                "qwenLs": { "languageIds": lsp_language_ids() }
+            })),
             ..ServerCapabilities::default()
         };
         Ok(InitializeResult {
@@ -221,6 +272,8 @@ impl LanguageServer for Server {
 
     async fn initialized(&self, _: InitializedParams) {
         startup::start(&self.state);
+        let state = self.state.clone();
+        tokio::spawn(async move { watch::register(&state).await });
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -250,6 +303,52 @@ impl LanguageServer for Server {
         }
     }
 
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        let mut folders: Vec<PathBuf> = self
+            .state
+            .root()
+            .into_iter()
+            .chain(self.state.folders())
+            .collect();
+        for removed in params
+            .event
+            .removed
+            .iter()
+            .filter_map(|f| file_path(&f.uri))
+        {
+            folders.retain(|f| !same_dir(f, &removed));
+        }
+        for added in params.event.added.iter().filter_map(|f| file_path(&f.uri)) {
+            if added.is_dir() && !folders.iter().any(|f| same_dir(f, &added)) {
+                folders.push(added);
+            }
+        }
+        tracing::info!("workspace folders now {folders:?}: indexing again");
+        self.set_folders(folders);
+        tokio::spawn(startup::load_index(self.state.clone()));
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        // The front door already took the text in; here the user learns, once per file, why a refused
+        // document gets nothing from qwen-ls.
+        let uri = params.text_document.uri;
+        let Some(reason) = self.state.documents.lock().refused(&uri) else {
+            return;
+        };
+        let name =
+            file_path(&uri).map_or_else(|| uri.as_str().to_owned(), |p| p.display().to_string());
+        self.state
+            .show_problem(
+                &format!("refused:{}", uri.as_str()),
+                MessageType::INFO,
+                format!(
+                    "qwen-ls: {name} {reason}: it is never read, indexed or sent to a model, so it gets no \
+                     completions, hovers or code actions (see SECURITY.md)"
+                ),
+            )
+            .await;
+    }
+
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         // The front door already forgot the text; here the per-document request state goes.
         let uri = params.text_document.uri;
@@ -261,22 +360,6 @@ impl LanguageServer for Server {
             .relative_path_of_uri(&uri)
             .unwrap_or_else(|| uri.as_str().to_owned());
         self.state.log.dismiss_document(&key);
-    }
-
-    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
-        for event in params.changes {
-            let Some(path) = file_path(&event.uri) else {
-                continue;
-            };
-            let Some(relative) = self.state.documents.lock().relative_path(&path) else {
-                continue;
-            };
-            let change = match event.typ {
-                FileChangeType::DELETED => Change::Delete { path: relative },
-                _ => Change::Write { path: relative },
-            };
-            self.state.feed.send_change(change);
-        }
     }
 
     async fn code_action_resolve(&self, params: CodeAction) -> Result<CodeAction> {

@@ -99,16 +99,30 @@ pub async fn load_model(state: Arc<State>) {
 }
 
 /// An empty directory to stand in for a workspace when the client gave no root: documents are then
-/// completed without repository context.
+/// completed without repository context. Created fresh and private (in the user's cache directory when there
+/// is one): a directory that already exists could hold files someone else put there for the index to read.
 fn empty_root() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("qwen-ls-no-workspace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let name = format!("no-workspace-{}", std::process::id());
+    let dir = match crate::index::CacheStore::default_dir() {
+        Some(cache) => {
+            crate::index::cache::create_private_dir(&cache)?;
+            cache.join(name)
+        }
+        None => std::env::temp_dir().join(format!("qwen-ls-{name}")),
+    };
+    // Left empty by an earlier process with the same id: removed; anything else makes `create_dir` fail.
+    let _ = std::fs::remove_dir(&dir);
+    std::fs::create_dir(&dir)?;
+    crate::index::cache::create_private_dir(&dir)?;
     Ok(dir)
 }
 
-async fn load_index(state: Arc<State>) {
+/// (Re)indexes the workspace folders; a newer call (the folders changed again) supersedes an older one.
+pub async fn load_index(state: Arc<State>) {
+    let epoch = state.index_epoch.fetch_add(1, Ordering::SeqCst) + 1;
     state.update_status(|s| s.index = IndexState::Loading).await;
     let root = state.root();
+    let folders = state.folders();
     let title = match &root {
         Some(root) => root.display().to_string(),
         None => "no workspace folder".to_owned(),
@@ -122,6 +136,7 @@ async fn load_index(state: Arc<State>) {
         };
         let options = WorkspaceOptions {
             index: IndexConfig::default(),
+            folders,
             persistent_cache: persistent,
         };
         Workspace::load(&root, &options)
@@ -130,6 +145,9 @@ async fn load_index(state: Arc<State>) {
     })
     .await;
     progress.end().await;
+    if state.index_epoch.load(Ordering::SeqCst) != epoch {
+        return; // The folders changed meanwhile: a newer index is loading.
+    }
     match loaded {
         Ok((workspace, files)) => {
             tracing::info!("indexed {files} files in {:.1?}", started.elapsed());

@@ -58,6 +58,10 @@ pub struct ClientSupport {
     pub apply_edit: bool,
     /// `workspace.workspaceEdit.documentChanges`.
     pub document_changes: bool,
+    /// `workspace.didChangeWatchedFiles.dynamicRegistration`: we may ask the client to watch files.
+    pub watch_files: bool,
+    /// `workspace.workspaceEdit.changeAnnotationSupport`: the editor can ask before applying an edit.
+    pub change_annotations: bool,
 }
 
 /// Cancel tokens of the cancellable `$/progress` streams in flight, by token name.
@@ -177,6 +181,9 @@ pub struct State {
     generation_failing: AtomicBool,
     /// Incremented by every model (re)load; a load that finishes after a newer one started is discarded.
     pub model_epoch: AtomicU64,
+    /// The same for the index (re)loads (the workspace folders changed).
+    pub index_epoch: AtomicU64,
+    folders: Mutex<Vec<PathBuf>>,
     /// `shutdown` was received (the exit code after `exit` is 0 only then).
     pub shut_down: AtomicBool,
 }
@@ -211,6 +218,8 @@ impl State {
             shown_problems: Mutex::new(HashSet::new()),
             generation_failing: AtomicBool::new(false),
             model_epoch: AtomicU64::new(0),
+            index_epoch: AtomicU64::new(0),
+            folders: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
         }
     }
@@ -270,6 +279,16 @@ impl State {
     /// Records the workspace root.
     pub fn set_root(&self, root: Option<PathBuf>) {
         *lock(&self.root) = root;
+    }
+
+    /// The workspace folders after the root (indexed under `@name/`).
+    pub fn folders(&self) -> Vec<PathBuf> {
+        lock(&self.folders).clone()
+    }
+
+    /// Records the folders after the root.
+    pub fn set_folders(&self, folders: Vec<PathBuf>) {
+        *lock(&self.folders) = folders;
     }
 
     /// A copy of the status.

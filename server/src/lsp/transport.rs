@@ -21,8 +21,10 @@ pub const MALFORMED: &str = "$/qwen-ls/malformedMessage";
 
 /// Header sections longer than this without an end are garbage, not a slow client.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
-/// A message longer than this is refused (and skipped) rather than buffered.
-const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+/// A message longer than this is refused and skipped (read and dropped as it arrives, never buffered): four
+/// times the largest document the index takes is far beyond any real message, and a client that sends more
+/// should be told, not be allowed to make the server hold it.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What tower-lsp needs to decode a message: JSON-RPC 2.0, a string method (if any), a valid id (if any).
 /// Everything else (params, result, error) is skipped without being built.
@@ -75,8 +77,17 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Splits the next frame off `input`; `None` when more bytes are needed.
-fn next_frame(input: &mut Vec<u8>) -> Option<Vec<u8>> {
+/// Splits the next frame off `input`; `None` when more bytes are needed. `skip` counts the bytes of an
+/// oversized body still to be dropped.
+fn next_frame(input: &mut Vec<u8>, skip: &mut usize) -> Option<Vec<u8>> {
+    if *skip > 0 {
+        let n = (*skip).min(input.len());
+        input.drain(..n);
+        *skip -= n;
+        if *skip > 0 {
+            return None;
+        }
+    }
     let Some(end) = find(input, b"\r\n\r\n") else {
         if input.len() > MAX_HEADER_BYTES {
             resync(input, 1);
@@ -92,14 +103,22 @@ fn next_frame(input: &mut Vec<u8>) -> Option<Vec<u8>> {
             .then(|| value.trim().parse::<usize>().ok())
             .flatten()
     });
-    let Some(length) = length.filter(|l| *l <= MAX_MESSAGE_BYTES) else {
+    let Some(length) = length else {
         resync(input, end + 4);
-        return Some(malformed(
-            -32700,
-            "missing, invalid or oversized Content-Length",
-        ));
+        return Some(malformed(-32700, "missing or invalid Content-Length"));
     };
     let start = end + 4;
+    if length > MAX_MESSAGE_BYTES {
+        input.drain(..start);
+        *skip = length;
+        return Some(malformed(
+            -32600,
+            &format!(
+                "a message of {length} bytes is over qwen-ls's limit of {} MiB; it was skipped",
+                MAX_MESSAGE_BYTES >> 20
+            ),
+        ));
+    }
     if input.len() < start + length {
         return None;
     }
@@ -124,6 +143,8 @@ pub struct Sanitized<R> {
     input: Vec<u8>,
     output: Vec<u8>,
     output_at: usize,
+    /// Bytes of an oversized message still to drop.
+    skip: usize,
     eof: bool,
 }
 
@@ -135,6 +156,7 @@ impl<R> Sanitized<R> {
             input: Vec::new(),
             output: Vec::new(),
             output_at: 0,
+            skip: 0,
             eof: false,
         }
     }
@@ -154,7 +176,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Sanitized<R> {
                 this.output_at += n;
                 return Poll::Ready(Ok(()));
             }
-            if let Some(frame) = next_frame(&mut this.input) {
+            if let Some(frame) = next_frame(&mut this.input, &mut this.skip) {
                 this.output = frame;
                 this.output_at = 0;
                 continue;
@@ -221,8 +243,52 @@ mod tests {
         for f in &frames[2..5] {
             assert!(f.contains("-32600"), "{f}");
         }
-        assert!(frames[5].contains("missing, invalid or oversized Content-Length"));
+        assert!(frames[5].contains("missing or invalid Content-Length"));
         assert!(frames[6].ends_with(good));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_is_refused_and_skipped_whole() {
+        let good = r#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#;
+        // The oversized body contains what looks like a header: skipping must not resynchronise on it.
+        let body_start = format!("{{\"x\":\"Content-Length: 5\r\n\r\n{good}");
+        let length = MAX_MESSAGE_BYTES + 1;
+        let (mut writer, reader) = tokio::io::duplex(1 << 16);
+        let feeder = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            writer
+                .write_all(format!("Content-Length: {length}\r\n\r\n{body_start}").as_bytes())
+                .await
+                .expect("write");
+            let filler = vec![b'a'; 1 << 20];
+            let mut left = length - body_start.len();
+            while left > 0 {
+                let n = left.min(filler.len());
+                writer.write_all(&filler[..n]).await.expect("write");
+                left -= n;
+            }
+            writer
+                .write_all(format!("Content-Length: {}\r\n\r\n{good}", good.len()).as_bytes())
+                .await
+                .expect("write");
+        });
+        let mut out = String::new();
+        Sanitized::new(reader)
+            .read_to_string(&mut out)
+            .await
+            .expect("read");
+        feeder.await.expect("feeder");
+        let frames: Vec<&str> = out
+            .split("Content-Length: ")
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert_eq!(frames.len(), 2, "{out}");
+        assert!(
+            frames[0].contains("over qwen-ls's limit of 64 MiB") && frames[0].contains(MALFORMED),
+            "{}",
+            frames[0]
+        );
+        assert!(frames[1].ends_with(good), "{}", frames[1]);
     }
 
     #[tokio::test]

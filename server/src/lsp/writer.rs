@@ -187,5 +187,6 @@ fn describe(change: &Change) -> String {
         Change::Write { path } => format!("write {path}"),
         Change::Delete { path } => format!("delete {path}"),
         Change::Rename { from, to } => format!("rename {from} -> {to}"),
+        Change::IgnoreRules { dir } => format!("ignore rules of {dir:?}"),
     }
 }

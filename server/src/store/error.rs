@@ -151,6 +151,26 @@ pub enum StoreError {
         /// The hub client's error.
         message: String,
     },
+    /// The hub answered a name that cannot safely become part of a cache path; nothing was written.
+    #[error("the Hugging Face Hub answered an unsafe {what} for {repo}: {value:?}; nothing was written (check HF_ENDPOINT)")]
+    HubUnsafe {
+        /// `org/name`.
+        repo: String,
+        /// What the value was ("commit for x.gguf", "shard name in …").
+        what: String,
+        /// The value.
+        value: String,
+    },
+    /// The hub sent no hash for a file that qwen-ls does not pin, so it could not be verified.
+    #[error("the Hugging Face Hub sent no hash for {repo} {file} (ETag {etag:?} is neither a SHA-256 nor a git blob id) and qwen-ls pins none, so the file cannot be verified; nothing was downloaded. Download it with another tool and pass its path with --model")]
+    HubUnverified {
+        /// `org/name`.
+        repo: String,
+        /// The file in the repository.
+        file: String,
+        /// The ETag the hub sent.
+        etag: String,
+    },
     /// A hub download was needed but this binary was built without the `hub` feature.
     #[error("{what} is not in the Hugging Face cache ({cache}), and this qwen-ls was built without the `hub` feature, so it cannot download it; rebuild with `--features hub` (see README, \"Models\"), or download it with another tool into that cache")]
     HubDisabled {

@@ -153,6 +153,18 @@ impl HfCache {
         file: &str,
         blob: &str,
     ) -> Result<PathBuf, StoreError> {
+        let plain_revision = checked_repo_file(revision) && !revision.contains('/');
+        let blob_is_hash = super::hash::ExpectedHash::from_blob_name(blob).is_some();
+        if !plain_revision || !checked_repo_file(file) || !blob_is_hash {
+            return Err(StoreError::io(
+                "linking",
+                self.repo_dir(repo).join("snapshots"),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("unsafe snapshot entry {revision:?}/{file:?} -> {blob:?}"),
+                ),
+            ));
+        }
         let link = self.snapshot_path(repo, revision, file);
         let parent = link.parent().ok_or_else(|| {
             StoreError::io("linking", &link, std::io::ErrorKind::InvalidInput.into())
@@ -192,6 +204,24 @@ impl HfCache {
         repos.sort();
         repos
     }
+}
+
+/// A commit id from a server, lowercased, if it is one (40 hex digits): only then may it name a snapshot folder.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))] // the hub client's (feature `hub`)
+pub fn checked_commit(commit: &str) -> Option<String> {
+    let lower = commit.to_ascii_lowercase();
+    super::hash::is_hex(&lower, 40).then_some(lower)
+}
+
+/// Whether a file name from a server (or a model spec) is a plain relative path inside a repository: `/`-separated
+/// components, none empty, `.` or `..`, no backslash or control character, not absolute.
+pub fn checked_repo_file(file: &str) -> bool {
+    !file.is_empty()
+        && !file.starts_with('/')
+        && !file.chars().any(|c| c == '\\' || c.is_control())
+        && file
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// The blob name a snapshot entry points to (`None` when it is a regular file, not a link into `blobs/`).
@@ -259,5 +289,21 @@ mod tests {
             vec!["rev1".to_string()]
         );
         assert_eq!(cache.repos(), vec![repo.to_string()]);
+        // Names from a server never leave the cache.
+        for (revision, file, blob) in [
+            ("../..", "m.gguf", blob.as_str()),
+            ("rev1", "../../evil.gguf", blob.as_str()),
+            ("rev1", "/etc/evil", blob.as_str()),
+            ("rev1", "m.gguf", "../../x"),
+        ] {
+            assert!(
+                cache.link_snapshot(repo, revision, file, blob).is_err(),
+                "{revision} {file} {blob}"
+            );
+        }
+        assert_eq!(checked_commit(&"A".repeat(40)), Some("a".repeat(40)));
+        assert_eq!(checked_commit("../../x"), None);
+        assert!(checked_repo_file("model-00001-of-00002.safetensors"));
+        assert!(!checked_repo_file("../evil.safetensors"));
     }
 }

@@ -7,6 +7,12 @@
 //! the hash, renames to `blobs/<etag>`, then links `snapshots/<commit>/<file>` and updates `refs/<revision>`,
 //! exactly as `hf-hub` and `huggingface_hub` would. Endpoint, token and retries come from hf-hub (`HF_ENDPOINT`,
 //! `HF_TOKEN`, `~/.cache/huggingface/token`).
+//!
+//! Everything the server says is untrusted before it becomes a path: the commit must be 40 hex digits, the ETag
+//! a SHA-256 or git blob id (the blob's name *and* the hash it is verified against), shard names of an index
+//! plain file names ([`super::hf_cache::checked_repo_file`]). A file without such a hash is downloaded only when
+//! qwen-ls pins its SHA-256; otherwise it is refused as unverifiable, never stored unverified. hf-hub's own cache
+//! download, which joins the server's ETag into a path unchecked, is never used.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -15,7 +21,7 @@ use hf_hub::{HFClient, HFError, HFRepositorySync};
 
 use super::error::StoreError;
 use super::hash::{self, ExpectedHash};
-use super::hf_cache::blob_name;
+use super::hf_cache::{checked_commit, checked_repo_file};
 use super::http::incomplete_path;
 use super::progress::{Phase, Progress};
 use super::spec::HubRef;
@@ -82,6 +88,16 @@ pub(crate) fn pull(store: &Store, r: &HubRef, progress: &dyn Progress) -> Result
                 .unwrap_or_default();
             shards.sort();
             shards.dedup();
+            if let Some(bad) = shards
+                .iter()
+                .find(|s| s.contains('/') || !checked_repo_file(s) || !s.ends_with(".safetensors"))
+            {
+                return Err(StoreError::HubUnsafe {
+                    repo: r.repo.clone(),
+                    what: format!("shard name in {index}"),
+                    value: bad.clone(),
+                });
+            }
             for shard in shards {
                 download_file(store, r, &repo, &shard, rev, progress)?;
             }
@@ -108,56 +124,64 @@ fn download_file(
         message: e.to_string(),
     };
     let cache = store.hf_cache();
-    let meta = match repo
+    let meta = repo
         .get_file_metadata()
         .filepath(file)
         .maybe_revision(revision)
         .send()
-    {
-        Ok(meta) => meta,
-        // hf-hub's metadata HEAD follows redirects; should a CDN answer without the hub's headers, let hf-hub's
-        // own (non-resumable) cache download handle the file, and verify what it wrote.
-        Err(e @ HFError::MalformedResponse { .. }) => {
-            tracing::warn!(repo = %r.repo, file, "hub metadata incomplete ({e}); using hf-hub's own download");
-            return library_download(store, r, repo, file, revision, progress);
-        }
-        Err(e) => return Err(hub_err(e)),
-    };
-    let etag = meta.etag.trim_matches('"').to_ascii_lowercase();
-    let expected = ExpectedHash::from_blob_name(&etag);
-    if let (Some(pinned), Some(ExpectedHash::Sha256(h))) =
-        (store.pinned().get(&r.repo, file), &expected)
-    {
-        if revision.is_none() && pinned.sha256 != *h {
+        .map_err(hub_err)?;
+    let commit = checked_commit(&meta.commit_hash).ok_or_else(|| StoreError::HubUnsafe {
+        repo: r.repo.clone(),
+        what: format!("commit for {file}"),
+        value: meta.commit_hash.clone(),
+    })?;
+    let raw_etag = meta.etag.strip_prefix("W/").unwrap_or(&meta.etag);
+    let pinned = store
+        .pinned()
+        .get(&r.repo, file)
+        .filter(|_| revision.is_none());
+    let expected = match (
+        ExpectedHash::from_blob_name(raw_etag.trim_matches('"')),
+        pinned,
+    ) {
+        (Some(ExpectedHash::Sha256(h)), Some(pinned))
+            if !pinned.sha256.eq_ignore_ascii_case(&h) =>
+        {
             return Err(StoreError::HashMismatch {
-                path: cache.blob_path(&r.repo, &etag),
+                path: cache.blob_path(&r.repo, &h),
                 algorithm: "sha256",
                 expected: pinned.sha256.clone(),
-                actual: h.clone(),
+                actual: h,
                 hint: format!(
                     " (the hub now serves a different {file} than the one qwen-ls pins; name a revision with @<commit> to use it)"
                 ),
             });
         }
-    }
+        (Some(hash), _) => hash,
+        (None, Some(pinned)) => ExpectedHash::Sha256(pinned.sha256.to_ascii_lowercase()),
+        (None, None) => {
+            return Err(StoreError::HubUnverified {
+                repo: r.repo.clone(),
+                file: file.to_string(),
+                etag: meta.etag.clone(),
+            })
+        }
+    };
+    // The blob's name is the verified hash: 40 or 64 hex digits, never a path.
+    let etag = expected.hex().to_string();
     let blob = cache.blob_path(&r.repo, &etag);
     let _lock = store.lock(&r.repo, &etag, progress)?;
     let already = blob.is_file()
-        && match &expected {
-            Some(x) => {
-                store.verify_cache().is_verified(&blob, x)
-                    || hash::check(&blob, x, progress, "").is_ok()
-            }
-            None => fs::metadata(&blob).is_ok_and(|m| m.len() == meta.file_size),
-        };
+        && (store.verify_cache().is_verified(&blob, &expected)
+            || hash::check(&blob, &expected, progress, "").is_ok());
     if !already {
         fetch_blob(
             repo,
             file,
-            &meta.commit_hash,
+            &commit,
             meta.file_size,
             &blob,
-            expected.as_ref(),
+            &expected,
             progress,
         )
         .map_err(|e| match e {
@@ -165,69 +189,12 @@ fn download_file(
             FetchError::Store(e) => e,
         })?;
     }
-    if let Some(x) = &expected {
-        store.verify_cache().record(&blob, x);
-    }
-    cache.link_snapshot(&r.repo, &meta.commit_hash, file, &etag)?;
+    store.verify_cache().record(&blob, &expected);
+    cache.link_snapshot(&r.repo, &commit, file, &etag)?;
     let ref_name = revision.unwrap_or("main");
-    if ref_name != meta.commit_hash {
-        cache.write_ref(&r.repo, ref_name, &meta.commit_hash, true)?;
+    if ref_name != commit {
+        cache.write_ref(&r.repo, ref_name, &commit, true)?;
     }
-    Ok(())
-}
-
-/// hf-hub's cache download (blobs/, snapshots/, refs/ written by hf-hub itself), then the same verification.
-fn library_download(
-    store: &Store,
-    r: &HubRef,
-    repo: &HFRepositorySync<hf_hub::repository::RepoTypeModel>,
-    file: &str,
-    revision: Option<&str>,
-    progress: &dyn Progress,
-) -> Result<(), StoreError> {
-    let path = {
-        let _phase = Phase::start(
-            progress,
-            0,
-            &format!("downloading {file} from the Hugging Face Hub"),
-        );
-        repo.download_file()
-            .filename(file)
-            .maybe_revision(revision.map(str::to_string))
-            .send()
-            .map_err(|e| StoreError::Hub {
-                repo: r.repo.clone(),
-                file: file.to_string(),
-                message: e.to_string(),
-            })?
-    };
-    let Some(expected) = blob_name(&path).and_then(|b| ExpectedHash::from_blob_name(&b)) else {
-        return Ok(());
-    };
-    if let (Some(pinned), ExpectedHash::Sha256(h), None) =
-        (store.pinned().get(&r.repo, file), &expected, revision)
-    {
-        if !pinned.sha256.eq_ignore_ascii_case(h) {
-            return Err(StoreError::HashMismatch {
-                path,
-                algorithm: "sha256",
-                expected: pinned.sha256.clone(),
-                actual: h.clone(),
-                hint: format!(" (the hub now serves a different {file} than the one qwen-ls pins)"),
-            });
-        }
-    }
-    let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let _phase = Phase::start(
-        progress,
-        size,
-        &format!("verifying {} of {file}", expected.algorithm()),
-    );
-    if let Err(e) = hash::check(&path, &expected, progress, " (written by hf-hub; not used)") {
-        store.verify_cache().forget(&path);
-        return Err(e);
-    }
-    store.verify_cache().record(&path, &expected);
     Ok(())
 }
 
@@ -248,7 +215,7 @@ fn fetch_blob(
     commit: &str,
     size: u64,
     blob: &std::path::Path,
-    expected: Option<&ExpectedHash>,
+    expected: &ExpectedHash,
     progress: &dyn Progress,
 ) -> Result<(), FetchError> {
     let partial = incomplete_path(blob);
@@ -337,13 +304,13 @@ fn fetch_blob(
         }
         .into());
     }
-    if let Some(x) = expected {
+    {
         let _phase = Phase::start(
             progress,
             actual,
-            &format!("verifying {} of {file}", x.algorithm()),
+            &format!("verifying {} of {file}", expected.algorithm()),
         );
-        if let Err(e) = hash::check(&partial, x, progress, " (hub download; deleted)") {
+        if let Err(e) = hash::check(&partial, expected, progress, " (hub download; deleted)") {
             let _ = fs::remove_file(&partial);
             return Err(e.into());
         }

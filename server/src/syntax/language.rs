@@ -13,6 +13,9 @@ pub struct LanguageSpec {
     pub name: &'static str,
     /// File name extensions (without the dot) that select this language.
     pub extensions: &'static [&'static str],
+    /// The LSP `languageId`s of its documents (what editors call it): the server announces these at
+    /// `initialize` and the clients register for exactly them.
+    pub lsp_ids: &'static [&'static str],
     grammar: fn() -> Language,
     tags_source: &'static str,
     compiled: OnceLock<Result<CompiledQuery, QueryCompileError>>,
@@ -70,12 +73,14 @@ impl LanguageSpec {
     const fn new(
         name: &'static str,
         extensions: &'static [&'static str],
+        lsp_ids: &'static [&'static str],
         grammar: fn() -> Language,
         tags_source: &'static str,
     ) -> Self {
         Self {
             name,
             extensions,
+            lsp_ids,
             grammar,
             tags_source,
             compiled: OnceLock::new(),
@@ -134,10 +139,11 @@ fn role_of(capture: &str) -> CaptureRole {
 
 /// Declares a table row whose query lives in `server/queries/<folder>/tags.scm`.
 macro_rules! language {
-    ($name:literal, [$($ext:literal),*], $grammar:expr, $folder:literal) => {
+    ($name:literal, [$($ext:literal),*], [$($id:literal),*], $grammar:expr, $folder:literal) => {
         LanguageSpec::new(
             $name,
             &[$($ext),*],
+            &[$($id),*],
             || $grammar.into(),
             include_str!(concat!("../../queries/", $folder, "/tags.scm")),
         )
@@ -146,32 +152,36 @@ macro_rules! language {
 
 /// Every supported language. Order is irrelevant; names must be unique.
 pub static LANGUAGES: [LanguageSpec; 6] = [
-    language!("rust", ["rs"], tree_sitter_rust::LANGUAGE, "rust"),
+    language!("rust", ["rs"], ["rust"], tree_sitter_rust::LANGUAGE, "rust"),
     language!(
         "python",
         ["py", "pyi"],
+        ["python"],
         tree_sitter_python::LANGUAGE,
         "python"
     ),
     language!(
         "javascript",
         ["js", "mjs", "cjs", "jsx"],
+        ["javascript", "javascriptreact"],
         tree_sitter_javascript::LANGUAGE,
         "javascript"
     ),
     language!(
         "typescript",
         ["ts", "mts", "cts"],
+        ["typescript"],
         tree_sitter_typescript::LANGUAGE_TYPESCRIPT,
         "typescript"
     ),
     language!(
         "tsx",
         ["tsx"],
+        ["typescriptreact"],
         tree_sitter_typescript::LANGUAGE_TSX,
         "typescript"
     ),
-    language!("go", ["go"], tree_sitter_go::LANGUAGE, "go"),
+    language!("go", ["go"], ["go"], tree_sitter_go::LANGUAGE, "go"),
 ];
 
 /// The language of a path, by extension; `None` for files indexed as plain text.
@@ -182,6 +192,15 @@ pub fn language_for_path(path: &Path) -> Option<&'static LanguageSpec> {
         .find(|spec| spec.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext)))
 }
 
+/// Every LSP `languageId` the table serves, in table order: what the server announces and the clients
+/// register for.
+pub fn lsp_language_ids() -> Vec<&'static str> {
+    LANGUAGES
+        .iter()
+        .flat_map(|spec| spec.lsp_ids.iter().copied())
+        .collect()
+}
+
 /// The language with this stable name (as stored in the cache).
 pub fn language_for_name(name: &str) -> Option<&'static LanguageSpec> {
     LANGUAGES.iter().find(|spec| spec.name == name)
@@ -190,6 +209,33 @@ pub fn language_for_name(name: &str) -> Option<&'static LanguageSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announced_language_ids_are_the_tables_and_distinct() {
+        let ids = lsp_language_ids();
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "an LSP id in two rows: {ids:?}");
+        for spec in &LANGUAGES {
+            assert!(!spec.lsp_ids.is_empty(), "{}: no LSP id", spec.name);
+            for id in spec.lsp_ids {
+                assert!(ids.contains(id));
+            }
+        }
+        assert_eq!(
+            ids,
+            [
+                "rust",
+                "python",
+                "javascript",
+                "javascriptreact",
+                "typescript",
+                "typescriptreact",
+                "go"
+            ]
+        );
+    }
 
     #[test]
     fn every_query_compiles_against_its_grammar() {

@@ -8,7 +8,8 @@ pub mod parse;
 pub mod tags;
 
 pub use language::{
-    language_for_name, language_for_path, LanguageSpec, QueryCompileError, LANGUAGES,
+    language_for_name, language_for_path, lsp_language_ids, LanguageSpec, QueryCompileError,
+    LANGUAGES,
 };
 pub use parse::{parse, ParseError};
 pub use tags::{

@@ -93,18 +93,7 @@ struct Resolved {
 }
 
 fn resolve(workspace: &Workspace, request: &CompletionRequest) -> Result<Resolved, TaskError> {
-    let relative = workspace.relative_path(&request.path);
-    let text = match (&request.text, &relative) {
-        (Some(text), _) => text.clone(),
-        (None, Some(relative)) => workspace.read_document(relative)?,
-        (None, None) => {
-            let bytes = std::fs::read(&request.path).map_err(|source| TaskError::Read {
-                path: request.path.clone(),
-                source,
-            })?;
-            String::from_utf8_lossy(&bytes).into()
-        }
-    };
+    let (relative, text) = workspace.task_document(&request.path, request.text.as_ref())?;
     let mut offset = request.offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -172,13 +161,33 @@ pub fn complete(
     request: &CompletionRequest,
     cancel: &CancelToken,
 ) -> Result<Option<Completion>, TaskError> {
+    complete_sampled(
+        workspace, generator, caches, settings, request, cancel, None,
+    )
+}
+
+/// [`complete`], or with `alternative` one more suggestion drawn with that sampling: an alternative neither
+/// reads nor fills the forward cache (which holds the suggestion on screen).
+pub(super) fn complete_sampled(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    caches: &Caches,
+    settings: &CompletionSettings,
+    request: &CompletionRequest,
+    cancel: &CancelToken,
+    alternative: Option<Sampling>,
+) -> Result<Option<Completion>, TaskError> {
     let started = Instant::now();
     let cpu_started = super::measure::thread_cpu_seconds();
     let _span = tracing::info_span!("complete", path = %request.path.display()).entered();
     let resolved = resolve(workspace, request)?;
     let text: &str = &resolved.text;
     let (prefix, suffix) = text.split_at(resolved.offset);
-    if let Some(cached) = caches.forward().get(prefix, suffix) {
+    let cached = match alternative {
+        None => caches.forward().get(prefix, suffix),
+        Some(_) => None,
+    };
+    if let Some(cached) = cached {
         let end = (resolved.offset + cached.replace_len).min(text.len());
         return Ok(Some(Completion {
             range: resolved.offset..end,
@@ -217,7 +226,8 @@ pub fn complete(
         &GenRequest {
             prompt: GenPrompt::Raw(prompt.prompt.clone()),
             max_tokens: settings.max_tokens,
-            sampling: Sampling::with_temperature(settings.temperature),
+            sampling: alternative
+                .unwrap_or_else(|| Sampling::with_temperature(settings.temperature)),
             stop: Vec::new(),
             session: Some(SessionKey::document(&resolved.display_path)),
         },
@@ -240,7 +250,7 @@ pub fn complete(
     let Ok(edit) = outcome.result else {
         return Ok(None);
     };
-    if edit.range.start == resolved.offset {
+    if edit.range.start == resolved.offset && alternative.is_none() {
         caches
             .forward()
             .insert(prefix, suffix, &edit.text, edit.range.len());

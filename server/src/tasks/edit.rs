@@ -21,7 +21,8 @@ use super::generator::{
     FinishReason, Flow, GenOutput, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
 };
 use super::patch::{
-    prepare, PatchError, PatchExit, PatchOptions, PatchOutcome, PreparedPatch, SeenFiles,
+    prepare, protected, ApplyPolicy, PatchError, PatchExit, PatchOptions, PatchOutcome,
+    PreparedPatch, SeenFiles,
 };
 use super::{CodeActionSettings, TaskError, Workspace};
 
@@ -63,6 +64,9 @@ pub struct FileEdit {
     pub after: String,
     /// The editor's version of the document when it was open (edits for another version are dropped).
     pub version: Option<i32>,
+    /// What the file configures, when it is editor, CI, build-tool or shell configuration that the user must
+    /// confirm before it is written ([`crate::tasks::patch::protected::CONFIRM`]).
+    pub confirm: Option<&'static str>,
 }
 
 /// A valid patch.
@@ -80,6 +84,7 @@ impl EditProposal {
             .into_iter()
             .map(|f| FileEdit {
                 version: workspace.document_version(&f.path),
+                confirm: protected::needs_confirmation(&f.path),
                 path: f.path,
                 abs: f.abs,
                 before: f.before,
@@ -101,8 +106,14 @@ impl EditProposal {
 
     /// Writes the files atomically, only if each still holds what the patch was computed against; otherwise
     /// nothing is written (the CLI's `--apply`; the LSP applies [`EditProposal::files`] through the editor).
+    /// Configuration edits and introduced syntax errors are refused ([`PreparedPatch::apply`]).
     pub fn apply(&self) -> Result<(), PatchError> {
         self.patch.apply()
+    }
+
+    /// [`EditProposal::apply`], writing what `policy` allows.
+    pub fn apply_with(&self, policy: ApplyPolicy) -> Result<(), PatchError> {
+        self.patch.apply_with(policy)
     }
 }
 
@@ -205,6 +216,19 @@ fn line_of(text: &str, offset: usize) -> u32 {
         .count() as u32
 }
 
+/// The workspace path of a file an edit may change: one the gate lets into a prompt, inside the workspace, and
+/// in its first folder.
+fn editable_path(workspace: &Workspace, path: &Path) -> Result<String, TaskError> {
+    workspace.admit(path)?;
+    let relative = workspace
+        .relative_path(path)
+        .ok_or_else(|| TaskError::OutsideWorkspace(path.to_path_buf()))?;
+    if workspace.mounts().locate(workspace.root(), &relative).0 != workspace.root() {
+        return Err(TaskError::OtherFolder(path.to_path_buf()));
+    }
+    Ok(relative)
+}
+
 /// An edit prompt ready to run, with what reading its answer needs. Built by [`refactor_job`] or
 /// [`patch_job`]; run once by [`refactor`]/[`patch`], or round after round by the check loop (`fix_loop/`).
 pub(crate) struct EditJob {
@@ -229,9 +253,7 @@ pub(crate) fn refactor_job(
     if request.instruction.trim().is_empty() {
         return Err(TaskError::EmptyInstruction);
     }
-    let relative = workspace
-        .relative_path(&request.path)
-        .ok_or_else(|| TaskError::OutsideWorkspace(request.path.clone()))?;
+    let relative = editable_path(workspace, &request.path)?;
     let text = match &request.text {
         Some(text) => text.clone(),
         None => workspace.read_document(&relative)?,
@@ -302,9 +324,7 @@ pub(crate) fn patch_job(
     }
     let mut files = Vec::new();
     for path in &request.files {
-        let relative = workspace
-            .relative_path(path)
-            .ok_or_else(|| TaskError::OutsideWorkspace(path.clone()))?;
+        let relative = editable_path(workspace, path)?;
         let text = workspace.read_document(&relative)?;
         files.push(Shown {
             path: relative,

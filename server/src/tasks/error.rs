@@ -23,9 +23,21 @@ pub enum TaskError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A file the gate never lets into a prompt (a secret, or listed in `.qwenignore`).
+    #[error("{path} is never read or sent to a model: it {reason} (see SECURITY.md)")]
+    Refused {
+        /// The path as given.
+        path: PathBuf,
+        /// Why ([`crate::index::SkipReason::Secret`] or [`crate::index::SkipReason::Private`]).
+        reason: crate::index::SkipReason,
+    },
     /// A path outside the workspace root (or not representable as a workspace path).
     #[error("{0} is not inside the workspace")]
     OutsideWorkspace(PathBuf),
+    /// An edit of a file in a workspace folder other than the first (edits are applied under the first
+    /// folder's root; the other folders are indexed for context).
+    #[error("{0} is not in the first workspace folder: refactors and patches edit files of the first folder only (for now)")]
+    OtherFolder(PathBuf),
     /// The workspace could not be indexed.
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),

@@ -66,21 +66,10 @@ fn resolve(
     workspace: &Workspace,
     request: &ExplainRequest,
 ) -> Result<(Option<String>, String, Arc<str>), TaskError> {
-    let relative = workspace.relative_path(&request.path);
+    let (relative, text) = workspace.task_document(&request.path, request.text.as_ref())?;
     let display = relative
         .clone()
         .unwrap_or_else(|| request.path.display().to_string());
-    let text = match (&request.text, &relative) {
-        (Some(text), _) => text.clone(),
-        (None, Some(relative)) => workspace.read_document(relative)?,
-        (None, None) => {
-            let bytes = std::fs::read(&request.path).map_err(|source| TaskError::Read {
-                path: request.path.clone(),
-                source,
-            })?;
-            String::from_utf8_lossy(&bytes).into()
-        }
-    };
     Ok((relative, display, text))
 }
 

@@ -189,6 +189,16 @@ impl SuggestionLog {
         );
     }
 
+    /// Records that the client accepted part of suggestion `id`: its next word or line (`unit`), `chars` long.
+    /// The suggestion stays pending: the rest may still be accepted or dismissed.
+    pub fn partially_accepted(&self, id: &str, unit: PartialUnit, chars: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.write(
+            &mut state,
+            json!({"event": "partial", "ts": now_ms(), "id": id, "unit": unit.as_str(), "chars": chars}),
+        );
+    }
+
     /// Marks the pending suggestion of `document` (if any) dismissed: the document was closed.
     pub fn dismiss_document(&self, document: &str) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -208,7 +218,7 @@ impl SuggestionLog {
         let result = (|| -> std::io::Result<()> {
             if state.file.is_none() {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    crate::index::cache::create_private_dir(dir)?;
                 }
                 if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
                     std::fs::rename(path, path.with_extension("jsonl.1"))?;
@@ -228,6 +238,39 @@ impl SuggestionLog {
     }
 }
 
+/// What a partial accept took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartialUnit {
+    /// The next word.
+    Word,
+    /// The rest of the current line.
+    Line,
+}
+
+impl PartialUnit {
+    /// The log's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartialUnit::Word => "word",
+            PartialUnit::Line => "line",
+        }
+    }
+
+    /// From the log's (and the protocol's) spelling.
+    pub fn parse(text: &str) -> Option<PartialUnit> {
+        match text {
+            "word" => Some(PartialUnit::Word),
+            "line" => Some(PartialUnit::Line),
+            _ => None,
+        }
+    }
+}
+
+/// The suggestion an accept names: an alternative's id is `<first id>~<n>`, and counts as its request's.
+fn request_id(id: &str) -> &str {
+    id.split_once('~').map_or(id, |(first, _)| first)
+}
+
 /// Counts and latencies read back from a log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -237,6 +280,12 @@ pub struct Summary {
     pub accepted: usize,
     /// Shown suggestions superseded without acceptance.
     pub dismissed: usize,
+    /// Shown suggestions of which at least a word or a line was accepted.
+    pub partially_accepted: usize,
+    /// Partial accepts of a word.
+    pub partial_words: usize,
+    /// Partial accepts of a line.
+    pub partial_lines: usize,
     /// End-to-end latency of shown suggestions (ms, sorted).
     pub shown_latency_ms: Vec<f64>,
     /// Server time of every generated request: latency minus debounce and engine time (ms, sorted).
@@ -272,6 +321,7 @@ pub fn summarize(reader: impl BufRead) -> Summary {
     let mut summary = Summary::default();
     let mut shown = HashSet::new();
     let mut accepted = HashSet::new();
+    let mut partial = HashSet::new();
     for line in reader.lines() {
         let Ok(line) = line else { break };
         if line.trim().is_empty() {
@@ -281,7 +331,7 @@ pub fn summarize(reader: impl BufRead) -> Summary {
             summary.bad_lines += 1;
             continue;
         };
-        let id = value.get("id").and_then(Value::as_str).unwrap_or_default();
+        let id = request_id(value.get("id").and_then(Value::as_str).unwrap_or_default());
         match value.get("event").and_then(Value::as_str) {
             Some("suggestion") => {
                 let Some(outcome) = value
@@ -322,6 +372,24 @@ pub fn summarize(reader: impl BufRead) -> Summary {
             }
             Some("dismissed") => summary.dismissed += 1,
             Some("accepted") => {}
+            Some("partial") if shown.contains(id) => {
+                match value
+                    .get("unit")
+                    .and_then(Value::as_str)
+                    .and_then(PartialUnit::parse)
+                {
+                    Some(PartialUnit::Word) => summary.partial_words += 1,
+                    Some(PartialUnit::Line) => summary.partial_lines += 1,
+                    None => {
+                        summary.bad_lines += 1;
+                        continue;
+                    }
+                }
+                if partial.insert(id.to_owned()) {
+                    summary.partially_accepted += 1;
+                }
+            }
+            Some("partial") => {}
             _ => summary.bad_lines += 1,
         }
     }
@@ -345,6 +413,11 @@ impl fmt::Display for Summary {
             writeln!(f, "  {:<20}{}", outcome.as_str(), self.count(outcome))?;
         }
         writeln!(f, "accepted              {}", self.accepted)?;
+        writeln!(
+            f,
+            "partially accepted    {} (words {}, lines {})",
+            self.partially_accepted, self.partial_words, self.partial_lines
+        )?;
         writeln!(f, "dismissed             {}", self.dismissed)?;
         match self.acceptance_rate() {
             Some(rate) => writeln!(f, "acceptance rate       {:.1}%", rate * 100.0)?,
@@ -430,5 +503,32 @@ mod tests {
         let log = SuggestionLog::new(Some(blocker.join("sub").join(LOG_FILE_NAME)));
         log.suggestion(&suggestion("a", Outcome::Shown, 1, 1));
         log.accepted("a");
+    }
+
+    #[test]
+    fn partial_accepts_and_accepted_alternatives_count_for_their_request() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join(LOG_FILE_NAME);
+        let log = SuggestionLog::new(Some(path.clone()));
+        log.suggestion(&suggestion("a", Outcome::Shown, 10, 5));
+        log.partially_accepted("a", PartialUnit::Word, 4);
+        log.partially_accepted("a", PartialUnit::Line, 12);
+        log.accepted("a");
+        log.suggestion(&suggestion("b", Outcome::Shown, 10, 5));
+        // The second alternative of request b.
+        log.partially_accepted("b~1", PartialUnit::Word, 3);
+        log.accepted("b~1");
+        log.partially_accepted("never-shown", PartialUnit::Word, 3);
+        let text = std::fs::read_to_string(&path).expect("log written");
+        let summary = summarize(std::io::Cursor::new(text));
+        assert_eq!(summary.accepted, 2);
+        assert_eq!(summary.partially_accepted, 2);
+        assert_eq!((summary.partial_words, summary.partial_lines), (2, 1));
+        assert_eq!(summary.bad_lines, 0);
+        let shown = summary.to_string();
+        assert!(
+            shown.contains("partially accepted    2 (words 2, lines 1)"),
+            "{shown}"
+        );
     }
 }

@@ -8,6 +8,7 @@
 //!                                     load_generator(settings, store, progress) builds one
 //! Caches              caches.rs       forward cache, explanations, completion ids (per model/configuration)
 //! complete(…)         completion.rs   inline completion (FIM prompt in fim.rs, rules in complete/)
+//! complete_alternatives(…) alternatives.rs  up to 3 distinct suggestions for an invoked completion
 //! explain(…)          explain.rs      hover explanation of the function at a position (functions.rs)
 //! refactor(…), patch(…)  edit.rs      instruction → checked patch (prompt in edit_prompt.rs, patch/)
 //! edit_until_green(…)    fix_loop/    the same, applied to a scratch copy and checked with the project's
@@ -18,6 +19,7 @@
 //! Every task is synchronous (the LSP runs it with `spawn_blocking`), takes a `CancelToken`, and returns
 //! `Result<_, TaskError>` with [`TaskError::Cancelled`] for a cancelled request.
 
+mod alternatives;
 mod caches;
 mod checker;
 pub mod complete;
@@ -35,6 +37,7 @@ pub mod patch;
 pub mod settings;
 mod workspace;
 
+pub use alternatives::{complete_alternatives, MAX_ALTERNATIVES};
 pub use caches::Caches;
 pub use checker::TreeSitterChecker;
 pub use completion::{

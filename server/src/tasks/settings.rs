@@ -80,8 +80,12 @@ pub struct OpenAiSettings {
     pub endpoint: String,
     /// `openai.model`: model name on the server (empty: the first from `/v1/models`).
     pub model: String,
-    /// `openai.apiKeyEnv`: name of the environment variable holding the API key.
+    /// `openai.apiKeyEnv`: name of the environment variable holding the API key (`QWEN_LS_*` or
+    /// `OPENAI_API_KEY`).
     pub api_key_env: String,
+    /// Plain `http://` to another machine is allowed. Not a configuration key (a workspace must not grant it):
+    /// only the CLI's `--allow-http` sets it, or `QWEN_LS_ALLOW_HTTP=1` in the environment.
+    pub allow_http: bool,
 }
 
 impl Default for OpenAiSettings {
@@ -90,6 +94,7 @@ impl Default for OpenAiSettings {
             endpoint: "http://127.0.0.1:8000/v1".to_string(),
             model: String::new(),
             api_key_env: "QWEN_LS_API_KEY".to_string(),
+            allow_http: false,
         }
     }
 }
@@ -176,6 +181,9 @@ pub struct CodeActionSettings {
     pub check_timeout_secs: u64,
     /// `codeActions.fixTimeLimit`: seconds the whole loop may take.
     pub fix_time_limit_secs: u64,
+    /// `codeActions.preview`: edits ask the editor to show them for review before they apply (LSP change
+    /// annotations with `needsConfirmation`).
+    pub preview: bool,
 }
 
 impl Default for CodeActionSettings {
@@ -188,6 +196,7 @@ impl Default for CodeActionSettings {
             max_rounds: 3,
             check_timeout_secs: 60,
             fix_time_limit_secs: 180,
+            preview: true,
         }
     }
 }
@@ -273,6 +282,7 @@ mod tests {
                 max_rounds: 3,
                 check_timeout_secs: 60,
                 fix_time_limit_secs: 180,
+                preview: true,
             }
         );
         assert!(!s.debug.dump_prompt);

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::context::{TokenCountCache, TokenCounter};
 use crate::index::{
-    CacheStore, Change, ChangeError, IndexConfig, IndexHost, IndexSnapshot, LoadReport,
+    CacheStore, Change, ChangeError, Gate, IndexCheck, IndexConfig, IndexHost, IndexSnapshot,
+    LoadReport, Mounts,
 };
 use crate::token_count::QwenTokenCounter;
 
@@ -23,6 +24,9 @@ use super::TaskError;
 pub struct WorkspaceOptions {
     /// Index limits and ignore rules.
     pub index: IndexConfig,
+    /// The other workspace folders, indexed beside the root under `@name/` (context ranks them below the
+    /// folder that holds the file; the persistent index cache is used only for a single folder).
+    pub folders: Vec<PathBuf>,
     /// Use (and update) the persistent index cache and token-count memo in the user's cache directory.
     pub persistent_cache: bool,
 }
@@ -30,6 +34,8 @@ pub struct WorkspaceOptions {
 /// The index and token accounting of one workspace; see the module documentation. `Send + Sync`.
 pub struct Workspace {
     root: PathBuf,
+    mounts: Mounts,
+    gate: Gate,
     host: Mutex<IndexHost>,
     open: Mutex<BTreeSet<String>>,
     counter: &'static QwenTokenCounter,
@@ -60,7 +66,9 @@ impl Workspace {
             .persistent_cache
             .then(|| CacheStore::for_workspace(&canonical))
             .flatten();
-        let (host, report) = IndexHost::load(&canonical, options.index.clone(), cache)?;
+        let mounts = Mounts::new(&canonical, &options.folders);
+        let (host, report) =
+            IndexHost::load_folders(&canonical, mounts, options.index.clone(), cache)?;
         if report.cache_outdated {
             if let Err(e) = host.save_cache() {
                 tracing::warn!("{e}");
@@ -83,6 +91,8 @@ impl Workspace {
         let counter = QwenTokenCounter::builtin().map_err(TaskError::Tokenizer)?;
         Ok(Workspace {
             root: host.root().to_path_buf(),
+            mounts: host.mounts().clone(),
+            gate: host.gate().clone(),
             host: Mutex::new(host),
             open: Mutex::new(BTreeSet::new()),
             counter,
@@ -102,9 +112,14 @@ impl Workspace {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The workspace root (absolute, canonical).
+    /// The workspace root (absolute, canonical): the first folder.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The other folders.
+    pub fn mounts(&self) -> &Mounts {
+        &self.mounts
     }
 
     /// Applies one change (in arrival order; document edits must carry a newer version).
@@ -125,9 +140,14 @@ impl Workspace {
                     open.insert(to);
                 }
             }
-            Change::Edit { .. } | Change::Write { .. } => {}
+            Change::Edit { .. } | Change::Write { .. } | Change::IgnoreRules { .. } => {}
         }
         Ok(())
+    }
+
+    /// Compares the index with a fresh walk of the disk (plus the open documents); blocking, a full index.
+    pub fn verify_index(&self) -> Result<IndexCheck, TaskError> {
+        Ok(self.lock_host().verify()?)
     }
 
     /// A consistent view of the index including every change applied so far.
@@ -148,6 +168,16 @@ impl Workspace {
     /// The workspace-relative, `/`-separated form of `path` (absolute, or relative to the root). `None` for
     /// a path outside the root or with `..`.
     pub fn relative_path(&self, path: &Path) -> Option<String> {
+        if path.is_absolute() && !path.starts_with(&self.root) {
+            let canonical = || Some(path.parent()?.canonicalize().ok()?.join(path.file_name()?));
+            if let Some(mounted) = self
+                .mounts
+                .index_path(path)
+                .or_else(|| self.mounts.index_path(&canonical()?))
+            {
+                return Some(mounted);
+            }
+        }
         let relative = if path.is_absolute() {
             match path.strip_prefix(&self.root) {
                 Ok(rest) => rest.to_path_buf(),
@@ -179,14 +209,35 @@ impl Workspace {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Refuses a file the gate never lets into a prompt (secret patterns, `.qwenignore`), by its name and its
+    /// real path; `path` is absolute (inside the workspace or not) or relative to the root. Every task calls
+    /// this for the document it works on before reading it.
+    pub fn admit(&self, path: &Path) -> Result<(), TaskError> {
+        match self.gate.refusal(path) {
+            Some(reason) => Err(TaskError::Refused {
+                path: path.to_path_buf(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The gate of this workspace.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// The absolute path of a workspace-relative path.
     pub fn absolute_path(&self, relative: &str) -> PathBuf {
-        self.root.join(relative)
+        let (folder, inside) = self.mounts.locate(&self.root, relative);
+        folder.join(inside)
     }
 
     /// The current text of a document: an open document's editor text, else the indexed text, else the file
-    /// on disk (files the index skips — too large, ignored — can still be completed in).
+    /// on disk (files the index skips — too large, ignored — can still be completed in). Refused files
+    /// ([`Workspace::admit`]) are an error.
     pub fn read_document(&self, relative: &str) -> Result<Arc<str>, TaskError> {
+        self.admit(Path::new(relative))?;
         if let Some(file) = self.snapshot().file(relative) {
             if !file.lossy {
                 return Ok(file.text.clone());
@@ -198,6 +249,30 @@ impl Workspace {
             source,
         })?;
         Ok(String::from_utf8_lossy(&bytes).into())
+    }
+
+    /// The text a task works on: `text` when the front end sent it (an editor's buffer), else the workspace's
+    /// current text, else the file on disk (a file outside the workspace). Refused files are an error
+    /// whichever way the text came. Also returns the workspace-relative path (`None` outside the workspace).
+    pub fn task_document(
+        &self,
+        path: &Path,
+        text: Option<&Arc<str>>,
+    ) -> Result<(Option<String>, Arc<str>), TaskError> {
+        self.admit(path)?;
+        let relative = self.relative_path(path);
+        let text = match (text, &relative) {
+            (Some(text), _) => text.clone(),
+            (None, Some(relative)) => self.read_document(relative)?,
+            (None, None) => {
+                let bytes = std::fs::read(path).map_err(|source| TaskError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                String::from_utf8_lossy(&bytes).into()
+            }
+        };
+        Ok((relative, text))
     }
 
     /// The token counter budgets are measured with (the built-in Qwen tokenizer).

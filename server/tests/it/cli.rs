@@ -52,24 +52,37 @@ fn context_json_has_the_documented_shape() {
             keys,
             [
                 "end_line",
+                "map",
                 "path",
                 "reason",
                 "score",
+                "shown",
                 "start_line",
                 "tokens"
             ]
         );
         let reason = item["reason"].as_str().expect("reason");
-        assert!(["definition", "graph", "similar", "recent", "current"].contains(&reason));
+        assert!([
+            "definition",
+            "graph",
+            "similar",
+            "recent",
+            "current",
+            "import"
+        ]
+        .contains(&reason));
+        let shown = item["shown"].as_array().expect("runs");
+        assert_eq!(shown[0][0], item["start_line"]);
+        assert_eq!(shown[shown.len() - 1][1], item["end_line"]);
         assert!(item["start_line"].as_u64() >= Some(1), "1-based lines");
         assert!(
             !item["path"].as_str().expect("path").starts_with('/'),
             "workspace-relative"
         );
     }
-    assert!(items
-        .iter()
-        .any(|i| i["path"] == "src/geometry.rs" && i["reason"] == "definition"));
+    // The callee's file: imported by the current file, and defining what it calls.
+    assert!(items.iter().any(|i| i["path"] == "src/geometry.rs"
+        && (i["reason"] == "definition" || i["reason"] == "import")));
 }
 
 #[test]

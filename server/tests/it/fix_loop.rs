@@ -286,6 +286,51 @@ fn red_after_the_last_round_is_not_applied_unless_asked() {
     );
 }
 
+/// An answer that edits configuration that can run programs (`.cargo/config.toml`) is never written to the
+/// scratch copy, so no check runs it: the round is an invalid answer, the model is told why, and the next
+/// round's edit of the source is checked (and would be red had the configuration reached the copy).
+#[test]
+fn configuration_edits_never_reach_the_checks() {
+    let (_dir, root) = crate_root();
+    let cache = tempfile::tempdir().expect("cache");
+    let config = "src/lib.rs\n```rust\n<<<<<<< SEARCH\n    a + b\n=======\n    a.wrapping_add(b)\n>>>>>>> REPLACE\n```\n\n\
+                  .cargo/config.toml\n```toml\n<<<<<<< SEARCH\n=======\n[build]\nrustc-wrapper = \"/bin/false\"\n\
+                  >>>>>>> REPLACE\n```\n";
+    let server = FakeServer::start(&[config, &block("    a + b\n", "    a.wrapping_add(b)\n")]);
+    let args = [
+        "Use wrapping addition in add",
+        "--test-cmd",
+        "test ! -e .cargo/config.toml && cargo check --offline",
+    ];
+    let out = patch(&server, &root, cache.path(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json = transcript(&out);
+    let rounds = json["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2, "{json:#}");
+    assert_eq!(rounds[0]["outcome"], "invalid_answer");
+    let error = rounds[0]["answer_error"].as_str().expect("answer error");
+    assert!(
+        error.contains("`.cargo/config.toml` (Cargo configuration)")
+            && error.contains("configuration that can run programs"),
+        "{error}"
+    );
+    assert!(
+        rounds[0]["checks"].as_array().is_none_or(Vec::is_empty),
+        "{json:#}"
+    );
+    assert_eq!(rounds[1]["outcome"], "green");
+    let prompts = server.user_messages();
+    assert!(
+        prompts[1].contains("`.cargo/config.toml`"),
+        "{}",
+        prompts[1]
+    );
+    let diff = json["diff"].as_str().expect("diff");
+    assert!(!diff.contains(".cargo"), "{diff}");
+    assert!(!root.join(".cargo").exists());
+}
+
 /// A check that hangs is killed at `--test-timeout` (with its whole process group), and the round is red.
 #[test]
 fn a_hanging_check_is_killed_at_its_timeout() {

@@ -158,3 +158,46 @@ fn default_model_completes_fibonacci() {
     );
     assert!(stderr.contains("stopped: stop token"), "{stderr}");
 }
+
+/// `--isa` caps the kernels (what `.ci/run` and the benchmarks use to run a lesser CPU's path on a better
+/// one): the run reports the level it used, and a level this CPU lacks is an error naming what it has.
+#[test]
+fn isa_flag_caps_the_kernels_and_refuses_what_the_cpu_lacks() {
+    let out = qwen_ls()
+        .args(["--isa", "scalar", "generate", "--model"])
+        .arg("fixtures/models/gguf/qwen3-q8_0-tiny.gguf")
+        .args(["--prompt", "fn main() {", "--max-tokens", "4"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("prefill: scalar") && stderr.contains("decode: scalar"),
+        "{stderr}"
+    );
+    let listed = qwen_ls()
+        .args(["isa", "--supported"])
+        .env_remove("QWEN_LS_ISA")
+        .output()
+        .unwrap();
+    let supported = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(supported.lines().any(|l| l == "scalar"), "{supported}");
+    let lacking = ["avx512-vnni+amx-bf16", "avx512-vnni", "avx2"]
+        .into_iter()
+        .find(|level| !supported.lines().any(|l| l == *level));
+    let asked = lacking.unwrap_or("sse9");
+    let refused = qwen_ls()
+        .args(["--isa", asked, "isa"])
+        .env_remove("QWEN_LS_ISA")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains(asked), "{stderr}");
+    if lacking.is_some() {
+        assert!(
+            stderr.contains("it supports: ") && stderr.contains("scalar"),
+            "{stderr}"
+        );
+    }
+}

@@ -23,3 +23,4 @@ mod store_pypi;
 mod symbols;
 mod tasks;
 mod token_count;
+mod trust;

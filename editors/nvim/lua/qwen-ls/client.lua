@@ -24,12 +24,42 @@ function M.json_object(tbl)
 end
 
 --- Client capabilities: the defaults, plus inline completion where Neovim does not announce it itself
---- (our extmark implementation handles it).
-function M.capabilities()
+--- (our extmark implementation handles it), plus file watching for the server when `watch_files` is on.
+function M.capabilities(config)
   local caps = vim.lsp.protocol.make_client_capabilities()
   caps.textDocument = caps.textDocument or {}
   caps.textDocument.inlineCompletion = caps.textDocument.inlineCompletion or { dynamicRegistration = false }
+  -- Refactor edits may ask for review (change annotations, which only versioned `documentChanges` carry):
+  -- review.lua shows them before they apply. Neovim applies `documentChanges` itself but does not announce them.
+  caps.workspace = caps.workspace or {}
+  caps.workspace.workspaceEdit = vim.tbl_extend("force", caps.workspace.workspaceEdit or {}, {
+    documentChanges = true,
+    changeAnnotationSupport = { groupsOnLabel = false },
+  })
+  if config and config.watch_files then
+    caps.workspace.didChangeWatchedFiles = vim.tbl_extend("force", caps.workspace.didChangeWatchedFiles or {}, {
+      dynamicRegistration = true,
+      relativePatternSupport = true,
+    })
+  end
   return caps
+end
+
+--- The LSP language ids the server announced at initialize, or nil (an older server: the configured
+--- filetypes stand).
+function M.served_languages(client)
+  local caps = client.server_capabilities or {}
+  local ids = vim.tbl_get(caps, "experimental", "qwenLs", "languageIds")
+  if type(ids) ~= "table" then
+    return nil
+  end
+  return ids
+end
+
+--- Whether `client` serves `filetype` (Neovim's filetypes are the LSP language ids for these languages).
+function M.serves(client, filetype)
+  local served = M.served_languages(client)
+  return served == nil or vim.tbl_contains(served, filetype)
 end
 
 --- Client-side handlers of the server's instruction commands: code actions carry them without an instruction
@@ -67,6 +97,9 @@ local function handlers()
       end
       return default["$/progress"](err, result, ctx, config)
     end,
+    ["workspace/applyEdit"] = function(err, result, ctx, config)
+      return require("qwen-ls.review").handler(err, result, ctx, config)
+    end,
     ["window/showMessage"] = function(err, result, ctx, config)
       if result then
         status.get(ctx.client_id):show_message(result.type, result.message)
@@ -97,7 +130,7 @@ function M.start(bufnr, config, on_attach)
     root_dir = M.root_dir(bufnr, config.root_markers),
     init_options = settings,
     settings = { ["qwen-ls"] = settings },
-    capabilities = M.capabilities(),
+    capabilities = M.capabilities(config),
     handlers = handlers(),
     commands = {
       ["qwen-ls.refactor"] = instruction_command,

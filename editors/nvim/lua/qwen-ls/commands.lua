@@ -66,6 +66,9 @@ end
 
 --- Reports `{ applied, message }` results.
 function M.report_apply(result, what)
+  if type(result) == "table" and result.message == require("qwen-ls.review").HELD then
+    return -- the review buffer says what to do
+  end
   if type(result) == "table" and result.applied == true then
     vim.notify(result.message or ("qwen-ls: " .. what .. " applied"), vim.log.levels.INFO)
   else

@@ -29,11 +29,102 @@ M.SERVER_KEYS = {
   "codeActions.maxRounds",
   "codeActions.checkTimeout",
   "codeActions.fixTimeLimit",
+  "codeActions.preview",
   "debug.dumpPrompt",
   "logFile",
 }
 
---- Filetypes the server has tree-sitter grammars for.
+--- Settings that choose where code is sent (`backend`, `openai.*`), which commands run
+--- (`codeActions.checkCommand`) or where files are written (`logFile`): honoured only from the user's own
+--- configuration, never from a project-local file a repository can ship.
+M.USER_ONLY_SETTINGS = {
+  "backend",
+  "openai.endpoint",
+  "openai.model",
+  "openai.apiKeyEnv",
+  "logFile",
+  "codeActions.checkCommand",
+}
+--- Options that choose the program that runs: the same rule.
+M.USER_ONLY_OPTIONS = { "cmd", "path" }
+--- Neovim's project-local configuration files ('exrc'): workspace-level configuration.
+M.PROJECT_FILES = { ".nvim.lua", ".nvimrc", ".exrc" }
+
+--- The project-local configuration file ('exrc') the current call comes from, if any: looked for on the Lua call
+--- stack and on Vim script's `<stack>` (a `.nvimrc` that runs `:lua`).
+---@return string?
+function M.project_source()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then
+      break
+    end
+    if info.source:sub(1, 1) == "@" then
+      local file = info.source:sub(2)
+      if vim.tbl_contains(M.PROJECT_FILES, vim.fs.basename(file)) then
+        return file
+      end
+    end
+    level = level + 1
+  end
+  local ok, stack = pcall(vim.fn.expand, "<stack>")
+  if ok and type(stack) == "string" then
+    for _, name in ipairs(M.PROJECT_FILES) do
+      if stack:find("/" .. name .. "[", 1, true) then
+        return name
+      end
+    end
+  end
+  return nil
+end
+
+local function get_dotted(tbl, key)
+  local node = tbl
+  for _, part in ipairs(vim.split(key, ".", { plain = true })) do
+    if type(node) ~= "table" then
+      return nil
+    end
+    node = node[part]
+  end
+  return node
+end
+
+local function set_dotted(tbl, key, value)
+  local parts = vim.split(key, ".", { plain = true })
+  local node = tbl
+  for i = 1, #parts - 1 do
+    if type(node[parts[i]]) ~= "table" then
+      if value == nil then
+        return
+      end
+      node[parts[i]] = {}
+    end
+    node = node[parts[i]]
+  end
+  node[parts[#parts]] = value
+end
+
+--- `settings` (nested) with every user-only key taken from `trusted` (the user's own settings, or nil) instead;
+--- and the keys whose value `settings` tried to change.
+---@return table settings, string[] overridden
+function M.keep_user_only(settings, trusted)
+  local result = vim.deepcopy(settings)
+  local overridden = {}
+  for _, key in ipairs(M.USER_ONLY_SETTINGS) do
+    local wanted = get_dotted(result, key)
+    local kept = trusted and get_dotted(trusted, key) or nil
+    if wanted ~= nil and not vim.deep_equal(wanted, kept) then
+      table.insert(overridden, key)
+    end
+    set_dotted(result, key, vim.deepcopy(kept))
+  end
+  return result, overridden
+end
+
+--- Filetypes the server has tree-sitter grammars for: the LSP language ids a server of this version announces
+--- at initialize (`capabilities.experimental.qwenLs.languageIds`, PROTOCOL.md). A server that announces a
+--- different list wins: buffers of other filetypes are detached (client.lua).
 M.FILETYPES = {
   "rust",
   "python",
@@ -42,9 +133,6 @@ M.FILETYPES = {
   "typescript",
   "typescriptreact",
   "go",
-  "c",
-  "cpp",
-  "java",
 }
 
 M.defaults = {
@@ -77,6 +165,11 @@ M.defaults = {
   },
   -- Create :QwenRefactor, :QwenRefactorWorkspace, :QwenExplain, :QwenStatus, :QwenRestart.
   commands = true,
+  -- Let the server ask Neovim to watch the workspace's source and ignore files (workspace/didChangeWatchedFiles),
+  -- so a `git checkout` or a generator outside the editor reaches the index. Neovim announces this only on
+  -- macOS and Windows by default; on Linux it uses inotifywait when installed (inotify-tools), else a
+  -- per-directory watcher.
+  watch_files = true,
   -- Called as on_attach(client, bufnr) after the plugin's own attach work.
   on_attach = nil,
 }
@@ -180,6 +273,7 @@ function M.validate(opts)
     end
   end
   compat.validate("commands", opts.commands, "boolean")
+  compat.validate("watch_files", opts.watch_files, "boolean")
   compat.validate("on_attach", opts.on_attach, "function", true)
 end
 

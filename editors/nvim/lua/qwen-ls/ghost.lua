@@ -275,6 +275,20 @@ local function run_command(item)
   end
 end
 
+--- Tells the server that the next `unit` ("word" or "line") of `item`, `chars` long, was accepted
+--- (`qwen-ls.completionPartiallyAccepted`: counted by `qwen-ls stats`). The id is the accept command's.
+function M.record_partial(client_id, command, unit, chars)
+  local arg = command and command.arguments and command.arguments[1]
+  local client = vim.lsp.get_client_by_id(client_id)
+  if not client or type(arg) ~= "table" or type(arg.id) ~= "string" then
+    return
+  end
+  compat.request(client, "workspace/executeCommand", {
+    command = "qwen-ls.completionPartiallyAccepted",
+    arguments = { { id = arg.id, unit = unit, chars = vim.fn.strchars(chars) } },
+  }, function() end)
+end
+
 --- Accepts the whole suggestion: replaces the item's range, moves the cursor after it and runs the item's
 --- command (qwen-ls.completionAccepted). Returns whether there was one.
 function M.accept(bufnr)
@@ -321,6 +335,7 @@ function M.accept_word(bufnr)
   local col = (#lines == 1 and cursor[2] or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { row + 1, col })
   M.render(bufnr)
+  M.record_partial(item.client_id, item.command, "word", word)
   return true
 end
 

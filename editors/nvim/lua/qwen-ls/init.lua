@@ -20,6 +20,13 @@ function M.ghost_mode()
 end
 
 local function on_attach(client, bufnr)
+  if not require("qwen-ls.client").serves(client, vim.bo[bufnr].filetype) then
+    -- The server does not serve this language (it announced its own list at initialize).
+    vim.schedule(function()
+      vim.lsp.buf_detach_client(bufnr, client.id)
+    end)
+    return
+  end
   local mode = M.ghost_mode()
   if mode then
     require("qwen-ls.inline").attach(client, bufnr, mode, M.config)
@@ -66,11 +73,31 @@ end
 function M.update_settings(settings)
   compat.validate("settings", settings, "table")
   local cfg = require("qwen-ls.config")
-  M.config.settings = cfg.expand_dotted(settings)
+  local expanded = cfg.expand_dotted(settings)
+  local project = cfg.project_source()
+  if project then
+    local ignored
+    expanded, ignored = cfg.keep_user_only(expanded, M.config.settings)
+    M.warn_ignored(project, ignored)
+  end
+  M.config.settings = expanded
   for _, key in ipairs(cfg.unknown_settings(M.config.settings)) do
     vim.notify(("qwen-ls: settings.%s is not a qwen-ls setting"):format(key), vim.log.levels.WARN)
   end
   require("qwen-ls.client").push_settings(M.config.settings)
+end
+
+--- Tells the user which keys a project-local file tried to set.
+function M.warn_ignored(project, keys)
+  if #keys > 0 then
+    vim.notify(
+      ("qwen-ls: %s may not set %s (where code is sent, which program runs, where files go): ignored; set them in your own config"):format(
+        project,
+        table.concat(keys, ", ")
+      ),
+      vim.log.levels.WARN
+    )
+  end
 end
 
 --- A statusline component: "qwen-ls", "qwen-ls: loading model 40%", "qwen-ls: error", or "" when not running.
@@ -93,9 +120,24 @@ function M.setup(opts)
     vim.notify(("qwen-ls needs Neovim %s or newer"):format(compat.MIN_VERSION), vim.log.levels.ERROR)
     return
   end
-  local config, warnings = require("qwen-ls.config").resolve(opts)
+  local cfg = require("qwen-ls.config")
+  local config, warnings = cfg.resolve(opts)
   for _, warning in ipairs(warnings) do
     vim.notify("qwen-ls: " .. warning, vim.log.levels.WARN)
+  end
+  local project = cfg.project_source()
+  if project then
+    -- A repository's own configuration may not choose where code goes or which program runs.
+    local previous = M.config or cfg.resolve(nil)
+    local ignored
+    config.settings, ignored = cfg.keep_user_only(config.settings, previous.settings)
+    for _, option in ipairs(cfg.USER_ONLY_OPTIONS) do
+      if config[option] ~= nil and not vim.deep_equal(config[option], previous[option]) then
+        table.insert(ignored, option)
+      end
+      config[option] = previous[option]
+    end
+    M.warn_ignored(project, ignored)
   end
   M.config = config
 

@@ -45,8 +45,10 @@ local function native_accept_word(native, bufnr)
       if not rest or rest == "" then
         return
       end
-      local lines = vim.split(ghost.first_word(rest), "\n", { plain = true })
+      local word = ghost.first_word(rest)
+      local lines = vim.split(word, "\n", { plain = true })
       api.nvim_buf_set_text(bufnr, row, col, row, col, lines)
+      ghost.record_partial(item.client_id, item.command, "word", word)
       api.nvim_win_set_cursor(0, { row + #lines, (#lines == 1 and col or 0) + #lines[#lines] })
     end,
   })

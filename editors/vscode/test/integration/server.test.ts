@@ -14,6 +14,7 @@ import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
 
 import { explainArgs, parseApplyResult, parseExplainResult, refactorArgs, ServerCommands } from "../../src/commandArgs";
+import { announcedLanguages, LANGUAGES } from "../../src/languages";
 import { buildServerSettings, InspectedSetting } from "../../src/settings";
 import { LspSession } from "./lspSession";
 
@@ -32,6 +33,7 @@ if (missing) {
 }
 
 let session: LspSession | undefined;
+let announced: string[] | undefined;
 let workspace = "";
 let libUri = "";
 
@@ -63,10 +65,11 @@ before(async () => {
     // explanation does not fit at all.
     "hover.budget": { workspaceValue: 150 },
     "codeActions.maxTokens": { workspaceValue: 64 },
-    logFile: { workspaceValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
+    logFile: { globalValue: path.join(workspace, "..", `${path.basename(workspace)}.log`) },
   };
   const init = await session.initialize(pathToFileURL(workspace).href, buildServerSettings({ inspect: (k) => userSettings[k] }));
   assert.ok(init.capabilities, "initialize returned capabilities");
+  announced = announcedLanguages(init.capabilities);
   libUri = pathToFileURL(path.join(workspace, "src", "lib.rs")).href;
   session.open(libUri, "rust", path.join(workspace, "src", "lib.rs"));
   await session.waitReady(READY_MS);
@@ -168,4 +171,8 @@ test("no error popups during the session", { skip }, () => {
     must().messages.filter((m) => m.type === 1),
     [],
   );
+});
+
+test("the server announces exactly the languages the extension registers for", { skip }, () => {
+  assert.deepEqual(announced, LANGUAGES);
 });

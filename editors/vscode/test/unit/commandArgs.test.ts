@@ -6,6 +6,7 @@ import {
   applyInstructionArgs,
   executeWithInstruction,
   describeApplyResult,
+  describeIndexCheck,
   explainArgs,
   needsInstruction,
   parseApplyResult,
@@ -128,4 +129,15 @@ test("middleware: cancelling the prompt sends nothing", async () => {
   );
   assert.equal(result, undefined);
   assert.equal(sent, 0);
+});
+
+test("describeIndexCheck: equal, different, and no answer", () => {
+  assert.deepEqual(describeIndexCheck({ equal: true, files: 12, freshFiles: 12, difference: null }), {
+    ok: true,
+    text: "qwen-ls: the index equals a fresh re-index (12 files)",
+  });
+  const differs = describeIndexCheck({ equal: false, files: 12, freshFiles: 13, difference: "line 4: …" });
+  assert.equal(differs.ok, false);
+  assert.match(differs.text, /differs .*12 files, 13 on disk.*line 4/);
+  assert.equal(describeIndexCheck(null).ok, false);
 });

@@ -7,13 +7,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 
-import { CLIENT_ONLY_KEYS, SERVER_KEYS } from "../../src/settings";
+import { CLIENT_ONLY_KEYS, SERVER_KEYS, USER_ONLY_KEYS } from "../../src/settings";
 
 // out/test/unit → the extension's folder.
 const extensionDir = path.resolve(__dirname, "..", "..", "..");
 const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir, "package.json"), "utf8")) as {
   engines: { vscode: string };
-  contributes: { configuration: { properties: Record<string, { default?: unknown; type: string }> }; commands: { command: string }[] };
+  contributes: {
+    configuration: { properties: Record<string, { default?: unknown; type: string; scope?: string }> };
+    commands: { command: string }[];
+  };
   devDependencies: Record<string, string>;
   dependencies: Record<string, string>;
   activationEvents: string[];
@@ -45,6 +48,12 @@ test("package.json contributes every server key and the client-only keys, nothin
   const contributed = Object.keys(manifest.contributes.configuration.properties).sort();
   const expected = [...SERVER_KEYS, ...CLIENT_ONLY_KEYS].map((k) => `qwen-ls.${k}`).sort();
   assert.deepEqual(contributed, expected);
+});
+
+test("settings that redirect code, run a program or write files are machine-scoped: no workspace can set them", () => {
+  for (const key of USER_ONLY_KEYS) {
+    assert.equal(manifest.contributes.configuration.properties[`qwen-ls.${key}`].scope, "machine", key);
+  }
 });
 
 test("contributed defaults equal the protocol's", () => {

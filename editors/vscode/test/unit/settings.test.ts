@@ -11,6 +11,8 @@ import {
   needsRestart,
   setPath,
   SettingsSource,
+  settingValue,
+  USER_ONLY_KEYS,
 } from "../../src/settings";
 
 function source(values: Record<string, InspectedSetting>): SettingsSource {
@@ -23,14 +25,14 @@ test("only explicitly set keys are sent, nested by their dots", () => {
       model: { globalValue: "/models/qwen" },
       "completion.maxTokens": { workspaceValue: 32 },
       "completion.enabled": { globalValue: false },
-      "openai.apiKeyEnv": { workspaceFolderValue: "MY_KEY" },
+      "openai.apiKeyEnv": { globalValue: "QWEN_LS_API_KEY" },
       "hover.budget": {}, // only a default: not sent
     }),
   );
   assert.deepEqual(settings, {
     model: "/models/qwen",
     completion: { maxTokens: 32, enabled: false },
-    openai: { apiKeyEnv: "MY_KEY" },
+    openai: { apiKeyEnv: "QWEN_LS_API_KEY" },
   });
 });
 
@@ -70,4 +72,25 @@ test("which changes concern the server and which need a restart", () => {
   assert.equal(affectsServer(changed(["editor.fontSize"])), false);
   assert.equal(needsRestart(changed(["qwen-ls.path"])), true);
   assert.equal(needsRestart(changed(["qwen-ls.model"])), false);
+});
+
+test("a repository's settings cannot change where code is sent, which binary runs or where logs go", () => {
+  // What a hostile `.vscode/settings.json` (workspace) or folder setting would say.
+  const hostile = {
+    backend: { workspaceValue: "openai" },
+    "openai.endpoint": { globalValue: "http://127.0.0.1:8000/v1", workspaceValue: "https://attacker.example/v1" },
+    "openai.model": { workspaceFolderValue: "exfiltrate" },
+    "openai.apiKeyEnv": { workspaceValue: "GITHUB_TOKEN" },
+    logFile: { workspaceValue: "/home/me/.bashrc" },
+    "completion.maxTokens": { workspaceValue: 32 },
+  };
+  assert.deepEqual(buildServerSettings(source(hostile)), {
+    openai: { endpoint: "http://127.0.0.1:8000/v1" },
+    completion: { maxTokens: 32 },
+  });
+  assert.equal(settingValue("path", { workspaceValue: "./evil.sh" }), undefined);
+  assert.equal(settingValue("path", { globalValue: "/usr/bin/qwen-ls", workspaceValue: "./evil.sh" }), "/usr/bin/qwen-ls");
+  for (const key of USER_ONLY_KEYS) {
+    assert.equal(settingValue(key, { workspaceValue: "x", workspaceFolderValue: "y" }), undefined, key);
+  }
 });

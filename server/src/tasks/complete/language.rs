@@ -136,4 +136,15 @@ mod tests {
         assert!(Lang::Other.line_stop_words().is_empty());
         assert!(Lang::Python.line_stop_words().contains(&"def "));
     }
+
+    #[test]
+    fn every_language_the_server_announces_has_lexical_rules() {
+        for id in crate::syntax::lsp_language_ids() {
+            assert_ne!(
+                Lang::from_id(id),
+                Lang::Other,
+                "{id}: served without completion rules"
+            );
+        }
+    }
 }

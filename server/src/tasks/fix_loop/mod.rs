@@ -6,7 +6,7 @@
 //! ```text
 //! scratch.rs   the copy (ignore rules kept, `.git` left out, the editor's unsaved text written over it)
 //! command.rs   one check: `sh -c`, own process group, timeout → SIGKILL to the group, bounded output
-//! feedback.rs  the next user message: the failure (output cut by tokens, errors first), diff, current files
+//! feedback.rs  the next user message: current files (or the diff), then the failure (output cut by tokens)
 //! auto.rs      `--test-cmd auto`: one check per project kind whose tool is installed
 //! outcome.rs   rounds, verdict, summaries
 //! ```
@@ -41,7 +41,7 @@ use super::edit::{
 };
 use super::explain::CHAT_OVERHEAD;
 use super::generator::{Generator, Sampling};
-use super::patch::{prepare_contents, FileContents, PatchWarning, SeenFiles};
+use super::patch::{prepare_contents, ApplyPolicy, FileContents, PatchWarning, SeenFiles};
 use super::{
     CodeActionSettings, EditProposal, PatchRequest, RefactorRequest, TaskError, Workspace,
 };
@@ -374,6 +374,20 @@ fn run_rounds(
         };
         match read_answer(scratch.root(), &generation.text, &seen, None, job) {
             Err(failure) => round.answer_error = Some(failure.to_string()),
+            // Configuration that can run programs (`patch/protected.rs`) is never written here: the checks would
+            // run it before the user confirmed it. The model hears why and may change other files.
+            Ok(patch) if !patch.needs_confirmation().is_empty() => {
+                let paths: Vec<String> = patch
+                    .needs_confirmation()
+                    .into_iter()
+                    .map(|(path, what)| format!("`{path}` ({what})"))
+                    .collect();
+                round.answer_error = Some(format!(
+                    "it edits {}: configuration that can run programs, which the check loop never writes or \
+                     runs. Make the change in other files.",
+                    paths.join(", ")
+                ));
+            }
             Ok(patch) => {
                 for file in patch.files() {
                     candidate
@@ -381,7 +395,12 @@ fn run_rounds(
                         .entry(file.path.clone())
                         .or_insert_with(|| file.before.map(String::into_bytes));
                 }
-                patch.apply().map_err(|e| {
+                // Syntax errors are written: the checks and the next feedback report them.
+                let policy = ApplyPolicy {
+                    allow_config_edits: false,
+                    allow_syntax_errors: true,
+                };
+                patch.apply_with(policy).map_err(|e| {
                     LoopError::Environment(format!(
                         "cannot write the candidate to the scratch tree: {e}"
                     ))

@@ -235,6 +235,8 @@ impl Generator for LocalGenerator {
                 decode_secs: s.decode_secs,
                 prefill_tok_s: s.prefill_tok_s,
                 decode_tok_s: s.decode_tok_s,
+                mean_logprob: (s.generated_tokens > 0)
+                    .then(|| s.logprob_sum / s.generated_tokens as f64),
             },
         })
     }

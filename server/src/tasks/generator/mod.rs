@@ -177,6 +177,9 @@ pub struct GenStats {
     pub prefill_tok_s: f64,
     /// Decode speed, tokens per second.
     pub decode_tok_s: f64,
+    /// Mean log-probability of the generated tokens, where the backend reports it (the local engine does;
+    /// remote servers are not asked for logprobs): alternatives are ranked by it.
+    pub mean_logprob: Option<f64>,
 }
 
 /// The result of a generation.

@@ -1,20 +1,25 @@
-//! Writes a patch all-or-nothing, file by file through temporary files, so no file is ever left half written.
+//! Writes a patch all-or-nothing, file by file through temporary files, so no file is ever left half written,
+//! and a process killed between two renames leaves a journal the next run finishes from ([`journal`]).
 //!
-//! 1. Prepare: for every file, create missing parent directories, write the new content to a temporary file in
-//!    the same directory (so the rename cannot cross file systems), copy the old permissions, fsync.
+//! 0. Recover: an apply interrupted earlier in the same root is rolled back or completed first.
+//! 1. Prepare: journal the plan (state `prepare`); for every file, create missing parent directories, write
+//!    the new content to a temporary file in the same directory (so the rename cannot cross file systems),
+//!    copy the old permissions, fsync.
 //! 2. Verify, right before committing: every file must still hold exactly the bytes the patch was computed
 //!    against (new files must still be absent). If any changed, temporary files are removed and nothing is
 //!    written.
-//! 3. Commit: rename each temporary file over its target, then fsync the directories. If rename k fails, files
-//!    1..k-1 are restored from the old bytes held in memory (new files are removed), and the error says exactly
-//!    what was and was not restored.
+//! 3. Commit: journal state `commit`, rename each temporary file over its target, fsync the directories,
+//!    remove the journal. If rename k fails, files 1..k-1 are restored from the old bytes held in memory (new
+//!    files are removed), and the error says exactly what was and was not restored.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use thiserror::Error;
+
+use super::journal::{self, Entry, Journal, JournalError, Stage};
 
 /// One file to write.
 #[derive(Debug, Clone)]
@@ -46,6 +51,10 @@ pub enum ApplyError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The journal could not be written, or an earlier interrupted apply could not be put right; nothing was
+    /// written.
+    #[error("nothing was written: {0}")]
+    Journal(#[from] JournalError),
     /// A rename failed after earlier files were written; see `restored` and `not_restored`.
     #[error("{}", write_failure(.path, .source, .restored, .not_restored))]
     Commit {
@@ -98,23 +107,56 @@ struct Prepared {
     permissions: Option<Permissions>,
 }
 
-/// Writes `writes` atomically as described in the module docs.
-pub(crate) fn write_all(writes: &[PlannedWrite]) -> Result<(), ApplyError> {
-    write_all_with(writes, &mut |_, _| Ok(()))
+/// Writes `writes` (every target inside `root`, the canonical root) atomically as described in the module
+/// docs.
+pub(crate) fn write_all(root: &Path, writes: &[PlannedWrite]) -> Result<(), ApplyError> {
+    write_all_with(root, writes, &mut |_, _| Ok(()))
 }
 
 /// [`write_all`] with a hook called before each rename (index, target); tests use it to inject failures.
 fn write_all_with(
+    root: &Path,
     writes: &[PlannedWrite],
     before_rename: &mut dyn FnMut(usize, &Path) -> io::Result<()>,
 ) -> Result<(), ApplyError> {
+    if let Some(recovered) = journal::recover(root)? {
+        tracing::warn!("before applying: {recovered}");
+    }
+    let temps: Vec<PathBuf> = writes.iter().map(temp_path).collect();
+    let mut plan = Journal {
+        pid: std::process::id(),
+        stage: Stage::Prepare,
+        dirs: missing_dirs(writes)
+            .iter()
+            .filter_map(|d| root_relative(root, d))
+            .collect(),
+        entries: Vec::with_capacity(writes.len()),
+    };
+    for (write, temp) in writes.iter().zip(&temps) {
+        let (Some(target), Some(temp)) =
+            (root_relative(root, &write.abs), root_relative(root, temp))
+        else {
+            return Err(ApplyError::Prepare {
+                path: write.rel.clone(),
+                source: io::Error::other("the target is not a plain path inside the root"),
+            });
+        };
+        plan.entries.push(Entry {
+            target,
+            temp,
+            before: write.before.as_deref().map(journal::sha256),
+            after: journal::sha256(&write.after),
+        });
+    }
+    plan.store(root, false)?;
+
     let mut created_dirs = Vec::new();
     let mut prepared: Vec<Prepared> = Vec::with_capacity(writes.len());
-    for write in writes {
-        match prepare(write, &mut created_dirs) {
+    for (write, temp) in writes.iter().zip(temps) {
+        match prepare(write, temp, &mut created_dirs) {
             Ok(p) => prepared.push(p),
             Err(source) => {
-                cleanup(&prepared, &created_dirs);
+                abandon(root, &prepared, &created_dirs);
                 return Err(ApplyError::Prepare {
                     path: write.rel.clone(),
                     source,
@@ -129,16 +171,21 @@ fn write_all_with(
         .map(|w| w.rel.clone())
         .collect();
     if !changed.is_empty() {
-        cleanup(&prepared, &created_dirs);
+        abandon(root, &prepared, &created_dirs);
         return Err(ApplyError::Changed { paths: changed });
     }
 
+    plan.stage = Stage::Commit;
+    if let Err(e) = plan.store(root, true) {
+        abandon(root, &prepared, &created_dirs);
+        return Err(e.into());
+    }
     for (index, (write, prep)) in writes.iter().zip(&prepared).enumerate() {
         let renamed =
             before_rename(index, &write.abs).and_then(|()| fs::rename(&prep.temp, &write.abs));
         if let Err(source) = renamed {
             let (restored, not_restored) = restore(&writes[..index], &prepared[..index]);
-            cleanup(&prepared[index..], &created_dirs);
+            abandon(root, &prepared[index..], &created_dirs);
             return Err(ApplyError::Commit {
                 path: write.rel.clone(),
                 source,
@@ -151,15 +198,70 @@ fn write_all_with(
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
-        // Best effort: makes the renames durable; some file systems refuse fsync on directories.
-        let _ = File::open(dir).and_then(|d| d.sync_all());
+        journal::sync_dir(dir);
+    }
+    if let Err(e) = journal::remove(root) {
+        // Every file is written; the next apply finds nothing left to do but removing it.
+        tracing::warn!("the patch was applied, but {e}");
     }
     Ok(())
 }
 
+/// Gives up before (or, after a failed rename, instead of) finishing: temporary files, created directories
+/// and the journal go.
+fn abandon(root: &Path, prepared: &[Prepared], created_dirs: &[PathBuf]) {
+    cleanup(prepared, created_dirs);
+    if let Err(e) = journal::remove(root) {
+        tracing::warn!("{e}");
+    }
+}
+
+/// `path` relative to `root`, `/`-separated; `None` outside it or with a name a journal cannot hold.
+fn root_relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = crate::index::walk::relative_path(root, path)?;
+    (!rel.contains(['\t', '\n', '\r'])).then(|| rel.to_string())
+}
+
+/// The directories missing above the targets, outermost first (created by [`prepare`]).
+fn missing_dirs(writes: &[PlannedWrite]) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> = Vec::new();
+    for write in writes {
+        let mut cursor = write.abs.parent();
+        let mut chain = Vec::new();
+        while let Some(dir) = cursor {
+            if dir.exists() || missing.iter().any(|m| m == dir) {
+                break;
+            }
+            chain.push(dir.to_path_buf());
+            cursor = dir.parent();
+        }
+        missing.extend(chain.into_iter().rev());
+    }
+    missing
+}
+
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn prepare(write: &PlannedWrite, created_dirs: &mut Vec<PathBuf>) -> io::Result<Prepared> {
+/// The temporary file of `write`: hidden, next to its target, named after this process.
+fn temp_path(write: &PlannedWrite) -> PathBuf {
+    let name = write
+        .abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = write.abs.parent().unwrap_or(Path::new("."));
+    dir.join(format!(
+        ".{name}.{}.{}.qwen-ls-tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn prepare(
+    write: &PlannedWrite,
+    temp: PathBuf,
+    created_dirs: &mut Vec<PathBuf>,
+) -> io::Result<Prepared> {
     let parent = write
         .abs
         .parent()
@@ -169,16 +271,6 @@ fn prepare(write: &PlannedWrite, created_dirs: &mut Vec<PathBuf>) -> io::Result<
         Some(_) => Some(fs::metadata(&write.abs)?.permissions()),
         None => None,
     };
-    let name = write
-        .abs
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = parent.join(format!(
-        ".{name}.{}.{}.qwen-ls-tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
     let written = write_temp(&temp, &write.after, permissions.as_ref());
     if let Err(err) = written {
         let _ = fs::remove_file(&temp);
@@ -307,7 +399,7 @@ mod tests {
             planned(dir.path(), "sub/b.txt", None, "new b\n"),
             planned(dir.path(), "c.txt", Some("old c\n"), "new c\n"),
         ];
-        let err = write_all_with(&writes, &mut |index, _| {
+        let err = write_all_with(dir.path(), &writes, &mut |index, _| {
             if index == 2 {
                 Err(io::Error::other("injected"))
             } else {
@@ -354,7 +446,7 @@ mod tests {
             planned(dir.path(), "new/x.txt", None, "x\n"),
             planned(dir.path(), "a.txt", Some("old\n"), "new\n"),
         ];
-        let err = write_all(&writes).expect_err("stale");
+        let err = write_all(dir.path(), &writes).expect_err("stale");
         assert!(
             matches!(&err, ApplyError::Changed { paths } if paths == &["a.txt"]),
             "{err}"
@@ -370,12 +462,15 @@ mod tests {
         let path = dir.path().join("run.sh");
         fs::write(&path, "echo old\n").expect("write");
         fs::set_permissions(&path, Permissions::from_mode(0o751)).expect("chmod");
-        write_all(&[planned(
+        write_all(
             dir.path(),
-            "run.sh",
-            Some("echo old\n"),
-            "echo new\n",
-        )])
+            &[planned(
+                dir.path(),
+                "run.sh",
+                Some("echo old\n"),
+                "echo new\n",
+            )],
+        )
         .expect("writes");
         assert_eq!(
             fs::metadata(&path).expect("meta").permissions().mode() & 0o7777,

@@ -7,12 +7,15 @@
 //! ([`paths`]) → read the file and refuse binary/non-UTF-8 ones ([`source`]) → place every block
 //! ([`matching`]) → refuse whole-file readings that are not plausibly whole ([`plausible`]) → render the diff
 //! ([`diff`]) → report syntax errors the patch introduced ([`syntax_check`]) → on request, write atomically
-//! ([`atomic`]). Every problem in the answer is collected and reported at once, so one retry can fix them all.
+//! ([`atomic`], journalled by [`journal`]), refusing `.git` and holding configuration edits for confirmation
+//! ([`protected`]). Every problem in the answer is collected and reported at once, so one retry can fix them
+//! all.
 
 pub mod answer;
 pub mod atomic;
 pub mod diff;
 pub mod format;
+pub mod journal;
 pub(crate) mod lines;
 mod markdown;
 pub mod matching;
@@ -20,6 +23,7 @@ pub mod outcome;
 pub mod parse;
 pub mod paths;
 pub mod plausible;
+pub mod protected;
 pub mod source;
 pub mod syntax_check;
 pub mod udiff;
@@ -31,6 +35,7 @@ use std::path::Path;
 pub use answer::AnswerFormat;
 pub use atomic::ApplyError;
 pub use format::{render_block, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
+pub use journal::{recover, JournalError, Recovered};
 pub use matching::{IndentShift, MatchFailure, MatchKind};
 pub use outcome::{
     exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,
@@ -130,6 +135,8 @@ impl<'a> PatchOptions<'a> {
 pub struct PreparedPatch {
     outcome: PatchOutcome,
     writes: Vec<PlannedWrite>,
+    /// The canonical root (where the apply's journal lives).
+    root: std::path::PathBuf,
 }
 
 impl PreparedPatch {
@@ -162,10 +169,50 @@ impl PreparedPatch {
     }
 
     /// Writes every changed file atomically, and only if each still holds the content the patch was computed
-    /// against; otherwise nothing is written. See [`atomic`] for the guarantees on failure.
+    /// against; otherwise nothing is written. See [`atomic`] for the guarantees on failure. Refuses (writing
+    /// nothing) a patch that edits configuration ([`protected::CONFIRM`]) or introduces syntax errors: see
+    /// [`PreparedPatch::apply_with`].
     pub fn apply(&self) -> Result<(), PatchError> {
-        atomic::write_all(&self.writes).map_err(PatchError::from)
+        self.apply_with(ApplyPolicy::default())
     }
+
+    /// [`PreparedPatch::apply`], writing what `policy` allows.
+    pub fn apply_with(&self, policy: ApplyPolicy) -> Result<(), PatchError> {
+        let confirm = self.needs_confirmation();
+        if !policy.allow_config_edits && !confirm.is_empty() {
+            return Err(PatchError::NeedsConfirmation { paths: confirm });
+        }
+        let broken: Vec<String> = self
+            .outcome
+            .warnings
+            .iter()
+            .filter_map(|w| match w {
+                PatchWarning::SyntaxErrors { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        if !policy.allow_syntax_errors && !broken.is_empty() {
+            return Err(PatchError::SyntaxErrors { paths: broken });
+        }
+        atomic::write_all(&self.root, &self.writes).map_err(PatchError::from)
+    }
+
+    /// The changed files that configure an editor, CI, a build tool or a shell, with what each configures.
+    pub fn needs_confirmation(&self) -> Vec<(String, &'static str)> {
+        self.writes
+            .iter()
+            .filter_map(|w| Some((w.rel.clone(), protected::needs_confirmation(&w.rel)?)))
+            .collect()
+    }
+}
+
+/// What [`PreparedPatch::apply_with`] may write beyond the default (the user asked for it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyPolicy {
+    /// Write editor, CI, build-tool and shell configuration ([`protected::CONFIRM`]).
+    pub allow_config_edits: bool,
+    /// Write files the patch leaves with syntax errors they did not have.
+    pub allow_syntax_errors: bool,
 }
 
 /// One changed file of a [`PreparedPatch`].
@@ -317,6 +364,7 @@ pub fn prepare(
         return Err(PatchError::Edits(errors));
     }
     let mut patch = render(
+        root_canonical,
         changes,
         blocks.len(),
         fuzzy_matches,
@@ -385,7 +433,7 @@ pub fn prepare_contents(
     if !errors.is_empty() {
         return Err(PatchError::Edits(errors));
     }
-    Ok(render(changes, 0, 0, Vec::new(), checker))
+    Ok(render(root_canonical, changes, 0, 0, Vec::new(), checker))
 }
 
 /// Resolves each distinct path once, grouping blocks by the real root-relative path (first appearance order).
@@ -519,6 +567,7 @@ fn edit_file(
 }
 
 fn render(
+    root: std::path::PathBuf,
     mut changes: Vec<Change>,
     block_count: usize,
     fuzzy_matches: usize,
@@ -582,5 +631,6 @@ fn render(
             format: AnswerFormat::default(),
         },
         writes,
+        root,
     }
 }

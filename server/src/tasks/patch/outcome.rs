@@ -241,6 +241,22 @@ pub enum PatchError {
     /// Writing the patch failed (see [`ApplyError`] for what was written and restored).
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The patch edits configuration that can run programs; nothing was written without the user's consent.
+    #[error("nothing was written: {} {} configuration that can run programs; review the diff and allow it \
+             explicitly (`qwen-ls patch --allow-config-edits`)",
+            .paths.iter().map(|(p, what)| format!("`{p}` ({what})")).collect::<Vec<_>>().join(", "),
+            if .paths.len() == 1 { "is" } else { "are" })]
+    NeedsConfirmation {
+        /// Root-relative paths and what each configures.
+        paths: Vec<(String, &'static str)>,
+    },
+    /// The patch introduces syntax errors; nothing was written.
+    #[error("nothing was written: the patch introduces syntax errors in {} (`--allow-syntax-errors` writes \
+             it anyway)", quoted(.paths))]
+    SyntaxErrors {
+        /// Root-relative paths.
+        paths: Vec<String>,
+    },
 }
 
 fn quoted(paths: &[String]) -> String {
@@ -259,10 +275,11 @@ impl PatchError {
             PatchError::Edits(errors) if errors.iter().any(|e| e.kind.is_environment()) => {
                 PatchExit::UsageOrEnvironment
             }
-            PatchError::Edits(_) => PatchExit::InvalidAnswer,
-            PatchError::Root { .. } | PatchError::Stale { .. } | PatchError::Apply(_) => {
-                PatchExit::UsageOrEnvironment
-            }
+            PatchError::Edits(_) | PatchError::SyntaxErrors { .. } => PatchExit::InvalidAnswer,
+            PatchError::Root { .. }
+            | PatchError::Stale { .. }
+            | PatchError::Apply(_)
+            | PatchError::NeedsConfirmation { .. } => PatchExit::UsageOrEnvironment,
         }
     }
 }

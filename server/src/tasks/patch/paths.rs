@@ -1,7 +1,7 @@
 //! Turns a path written by the model into a path inside the root, or refuses it.
 //!
 //! Refused: empty, absolute (`/x`, `C:\x`, `\\server`), any `..`, backslashes and control characters, anything
-//! under `.git/`, any existing prefix that is a symbolic link leading outside the root (or dangling), a target
+//! under a `.git` directory at any depth and in any case ([`super::protected::is_git_dir`]), any existing prefix that is a symbolic link leading outside the root (or dangling), a target
 //! that is itself a symbolic link, and a target that exists but is not a regular file. A path through a link
 //! that stays inside the root is rewritten to the real path, because `git apply` refuses to patch "beyond a
 //! symbolic link" and two spellings of one file must not become two edits.
@@ -11,6 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use super::protected::{is_git_dir, is_reserved};
 
 /// A path inside the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,9 @@ pub enum PathError {
     /// Writing into `.git` could plant hooks.
     #[error("`{0}` is inside `.git`; edits to the repository's metadata are refused")]
     GitDir(String),
+    /// qwen-ls's own apply journal and temporary files: a forged journal could steer the next apply.
+    #[error("`{0}` is a name qwen-ls reserves for its own files")]
+    Reserved(String),
     /// An existing component is a symbolic link to somewhere outside the root.
     #[error("`{path}` leads outside the root through the symbolic link `{link}`")]
     EscapesRoot {
@@ -146,8 +151,11 @@ pub(crate) fn resolve(root: &Path, raw: &str) -> Result<RootPath, PathError> {
         }
         real.push(component.clone());
     }
-    if real.first().is_some_and(|c| c == ".git") {
+    if real.iter().any(|c| is_git_dir(c)) {
         return Err(PathError::GitDir(raw.to_string()));
+    }
+    if real.last().is_some_and(|name| is_reserved(name)) {
+        return Err(PathError::Reserved(raw.to_string()));
     }
     let rel = real.join("/");
     Ok(RootPath {
@@ -188,8 +196,11 @@ fn lexical_components(raw: &str) -> Result<Vec<String>, PathError> {
     if components.is_empty() {
         return Err(PathError::Empty);
     }
-    if components.first().is_some_and(|c| c == ".git") {
+    if components.iter().any(|c| is_git_dir(c)) {
         return Err(PathError::GitDir(raw.to_string()));
+    }
+    if components.last().is_some_and(|name| is_reserved(name)) {
+        return Err(PathError::Reserved(raw.to_string()));
     }
     Ok(components)
 }
@@ -217,10 +228,23 @@ mod tests {
             Err(PathError::BadCharacter(_))
         ));
         assert!(matches!(lexical_components("./"), Err(PathError::Empty)));
-        assert!(matches!(
-            lexical_components(".git/hooks/pre-commit"),
-            Err(PathError::GitDir(_))
-        ));
+        for git in [
+            ".git/hooks/pre-commit",
+            ".GIT/config",
+            "sub/.git/hooks/post-checkout",
+            "vendor/lib/.Git./config",
+        ] {
+            assert!(
+                matches!(lexical_components(git), Err(PathError::GitDir(_))),
+                "{git}"
+            );
+        }
+        for reserved in [".qwen-ls-apply.journal", "src/.a.rs.1.2.qwen-ls-tmp"] {
+            assert!(
+                matches!(lexical_components(reserved), Err(PathError::Reserved(_))),
+                "{reserved}"
+            );
+        }
         assert_eq!(
             lexical_components("./src//a.rs").expect("ok"),
             ["src", "a.rs"]

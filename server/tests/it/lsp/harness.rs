@@ -247,18 +247,52 @@ impl Client {
 
     /// `initialize` + `initialized`; returns the initialize result.
     pub fn initialize(&self, root: &std::path::Path, options: Value, encodings: &[&str]) -> Value {
-        let root_uri = format!("file://{}", root.display());
+        self.initialize_watching(root, options, encodings, false)
+    }
+
+    /// [`Client::initialize`], announcing `workspace.didChangeWatchedFiles.dynamicRegistration` when `watch`.
+    pub fn initialize_watching(
+        &self,
+        root: &std::path::Path,
+        options: Value,
+        encodings: &[&str],
+        watch: bool,
+    ) -> Value {
+        self.initialize_folders(&[root], options, encodings, watch)
+    }
+
+    /// [`Client::initialize_watching`] with several workspace folders (the first is `rootUri`).
+    pub fn initialize_folders(
+        &self,
+        folders: &[&std::path::Path],
+        options: Value,
+        encodings: &[&str],
+        watch: bool,
+    ) -> Value {
+        let uris: Vec<String> = folders
+            .iter()
+            .map(|f| format!("file://{}", f.display()))
+            .collect();
+        let workspace_folders: Vec<Value> = uris
+            .iter()
+            .enumerate()
+            .map(|(i, uri)| json!({ "uri": uri, "name": format!("ws{i}") }))
+            .collect();
         let result = self.request(
             "initialize",
             json!({
                 "processId": null,
-                "rootUri": root_uri,
-                "workspaceFolders": [{ "uri": root_uri, "name": "ws" }],
+                "rootUri": uris.first(),
+                "workspaceFolders": workspace_folders,
                 "initializationOptions": options,
                 "capabilities": {
                     "general": { "positionEncodings": encodings },
                     "window": { "workDoneProgress": true },
-                    "workspace": { "applyEdit": true, "workspaceEdit": { "documentChanges": true } },
+                    "workspace": {
+                        "applyEdit": true,
+                        "workspaceEdit": { "documentChanges": true },
+                        "didChangeWatchedFiles": { "dynamicRegistration": watch },
+                    },
                     "textDocument": {
                         "inlineCompletion": {},
                         "hover": { "contentFormat": ["markdown"] },

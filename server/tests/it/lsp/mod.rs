@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod harness;
 mod scripted;
+mod watch;
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -907,3 +907,92 @@ fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
     client.shutdown_and_exit();
     assert!(s.server.join());
 }
+
+/// An invoked completion (`triggerKind` 1) answers up to three distinct suggestions (a duplicate dropped,
+/// generation order kept when the backend gives no log-probabilities); an automatic one stays single.
+#[test]
+fn an_invoked_completion_offers_distinct_alternatives() {
+    let s = start();
+    let client = &s.server.client;
+    let text = client.doc(&s.uri).text;
+    let cursor = text.find("    \n}").expect("body") + 4;
+    for answer in [
+        "values.len() as i32\n}\n",
+        "values.len() as i32\n}\n",
+        "values.iter().sum()\n}\n",
+        "0\n}\n",
+    ] {
+        Scripted::push(&s.model.fim, say(answer));
+    }
+    let result = inline(client, &s.uri, position_of(&text, cursor), 1);
+    let texts: Vec<&str> = result["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["insertText"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["values.len() as i32", "values.iter().sum()", "0"],
+        "{result}"
+    );
+    assert_eq!(
+        s.model.started.load(Ordering::SeqCst),
+        4,
+        "one greedy + three sampled"
+    );
+    let ids: Vec<&str> = result["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["command"]["arguments"][0]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2],
+        "each suggestion has its own id"
+    );
+    // Accepting a word of the second alternative, then all of it: counted for this request.
+    let partial = json!({ "id": ids[1], "unit": "word", "chars": 7 });
+    assert_eq!(
+        command(client, "qwen-ls.completionPartiallyAccepted", partial),
+        Value::Null
+    );
+    assert_eq!(
+        command(
+            client,
+            "qwen-ls.completionAccepted",
+            json!({ "id": ids[1] })
+        ),
+        Value::Null
+    );
+    let bad = client.call(
+        "workspace/executeCommand",
+        json!({
+            "command": "qwen-ls.completionPartiallyAccepted",
+            "arguments": [{ "id": ids[1], "unit": "page" }],
+        }),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+
+    // Automatic: one suggestion, no new generation (the shown one comes from the forward cache).
+    let automatic = inline(client, &s.uri, position_of(&text, cursor), 2);
+    assert_eq!(
+        automatic["items"].as_array().map(Vec::len),
+        Some(1),
+        "{automatic}"
+    );
+    assert_eq!(automatic["items"][0]["insertText"], "values.len() as i32");
+    assert_eq!(s.model.started.load(Ordering::SeqCst), 4);
+    client.shutdown_and_exit();
+    assert!(s.server.join(), "clean exit");
+    let summary = summarize(std::io::BufReader::new(
+        std::fs::File::open(&s.log).expect("log"),
+    ));
+    assert_eq!(summary.accepted, 1, "{summary:?}");
+    assert_eq!(
+        (summary.partially_accepted, summary.partial_words),
+        (1, 1),
+        "{summary:?}"
+    );
+}

@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use qwen_ls::tasks::patch::{prepare, PatchExit, PatchOptions};
+use qwen_ls::tasks::patch::{prepare, ApplyPolicy, PatchExit, PatchOptions};
 
 use super::support::{copy_dir, git_apply, git_init, snapshot, RustChecker};
 
@@ -116,7 +116,12 @@ fn run_case(case: &Path) -> Vec<String> {
                 failures.push(format!("git apply failed:\n{out}"));
             }
         }
-        if let Err(err) = patch.apply() {
+        // Compared with `git apply`, which has no policy: every golden patch is written.
+        let everything = ApplyPolicy {
+            allow_config_edits: true,
+            allow_syntax_errors: true,
+        };
+        if let Err(err) = patch.apply_with(everything) {
             failures.push(format!("our apply failed: {err}"));
         }
         if snapshot(&ours) != snapshot(&theirs) {

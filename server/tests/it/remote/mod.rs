@@ -29,6 +29,7 @@ fn config(endpoint: &str) -> OpenAiConfig {
         endpoint: endpoint.to_string(),
         model: String::new(),
         api_key_env: "QWEN_LS_TEST_UNSET_KEY".to_string(),
+        allow_http: false,
         timeouts: Timeouts {
             connect: Duration::from_secs(2),
             response: Duration::from_secs(30),
@@ -174,7 +175,7 @@ fn cancelling_mid_stream_returns_at_once_and_closes_the_stream() {
     // The connection was closed: the server notices and stops generating (llama-cpp-python checks between
     // tokens; on a machine loaded by parallel tests that can take many seconds).
     let deadline = Instant::now() + Duration::from_secs(90);
-    while !server.log_text().contains("Disconnected from client") {
+    while !server.log_text().contains(server.disconnect_marker()) {
         assert!(
             Instant::now() < deadline,
             "the server never saw the client leave:\n{}",

@@ -2,8 +2,10 @@
 //! fixture GGUF on loopback), a proxy in front of it that can answer `429` first, and a fake server that
 //! sends whatever bytes a test wants (malformed or truncated streams).
 //!
-//! The python comes from `QWEN_LS_LLAMA_PYTHON` (a venv with `llama-cpp-python[server]`; `.ci/run` builds
-//! one). Without it the tests that need the server print a loud SKIPPED line and pass — unless
+//! The python comes from `QWEN_LS_LLAMA_PYTHON`: a venv with `llama-cpp-python[server]` (`python -m
+//! llama_cpp.server`), or, with `QWEN_LS_LLAMA_SERVER=xllamacpp`, one with the prebuilt `xllamacpp` wheel, whose
+//! llama.cpp server `xllamacpp_server.py` (beside this file) starts with the same arguments; `.ci/run` installs
+//! one. Without it the tests that need the server print a loud SKIPPED line and pass — unless
 //! `QWEN_LS_REQUIRE_REMOTE=1`, which CI sets, turns the skip into a failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -55,7 +57,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// `python -m llama_cpp.server` on loopback; killed on drop.
+/// A llama.cpp OpenAI-compatible server (see the module documentation) on loopback; killed on drop.
 pub struct LlamaServer {
     python: PathBuf,
     model: PathBuf,
@@ -100,8 +102,18 @@ impl LlamaServer {
     pub fn restart(&mut self) {
         self.kill();
         let log = std::fs::File::create(&self.log).expect("server log");
-        let child = Command::new(&self.python)
-            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1"])
+        let mut command = Command::new(&self.python);
+        match std::env::var("QWEN_LS_LLAMA_SERVER").as_deref() {
+            Ok("xllamacpp") => command.arg(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/remote/xllamacpp_server.py"),
+            ),
+            Ok("") | Ok("llama-cpp-python") | Err(_) => command.args(["-m", "llama_cpp.server"]),
+            Ok(other) => {
+                panic!("QWEN_LS_LLAMA_SERVER={other}: expected `xllamacpp` or `llama-cpp-python`")
+            }
+        };
+        let child = command
+            .args(["--host", "127.0.0.1"])
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--model")
@@ -112,7 +124,7 @@ impl LlamaServer {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start llama_cpp.server");
+            .expect("start the llama.cpp server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
@@ -121,14 +133,27 @@ impl LlamaServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("llama_cpp.server exited ({status}):\n{}", self.log_text());
+                panic!(
+                    "the llama.cpp server exited ({status}):\n{}",
+                    self.log_text()
+                );
             }
             if http_get(self.port, "/v1/models").is_some_and(|b| b.contains(ALIAS)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("llama_cpp.server did not come up:\n{}", self.log_text());
+        panic!("the llama.cpp server did not come up:\n{}", self.log_text());
+    }
+
+    /// What the server logs when a client closes a stream mid-generation.
+    pub fn disconnect_marker(&self) -> &'static str {
+        match std::env::var("QWEN_LS_LLAMA_SERVER").as_deref() {
+            // llama-server: the HTTP layer cancels the task of a connection that went away.
+            Ok("xllamacpp") => "cancel task",
+            // llama-cpp-python (uvicorn + sse-starlette).
+            _ => "Disconnected from client",
+        }
     }
 
     /// The server's output so far.
@@ -187,6 +212,7 @@ pub struct Proxy {
     /// `http://127.0.0.1:<port>/v1`.
     pub endpoint: String,
     requests: Arc<AtomicUsize>,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -196,14 +222,20 @@ impl Proxy {
         let endpoint = format!("http://{}/v1", listener.local_addr().expect("addr"));
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().take(1000).map_while(Result::ok) {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
+                let seen = seen.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(client.try_clone().expect("clone"));
                     let Some((head, body)) = read_request(&mut reader) else {
                         return;
                     };
+                    if let (Some(line), Ok(mut seen)) = (head.first(), seen.lock()) {
+                        seen.push(line.clone());
+                    }
                     let mut client = client;
                     if n < busy {
                         let message = r#"{"error":{"message":"rate limited by the test proxy"}}"#;
@@ -219,12 +251,21 @@ impl Proxy {
                 });
             }
         });
-        Proxy { endpoint, requests }
+        Proxy {
+            endpoint,
+            requests,
+            lines,
+        }
     }
 
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The request lines received so far (`POST /v1/completions HTTP/1.1`).
+    pub fn request_lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 

@@ -142,8 +142,10 @@ pub struct OpenAiConfig {
     pub endpoint: String,
     /// Model name on the server; empty = the first one `/v1/models` lists.
     pub model: String,
-    /// Name of the environment variable holding the API key.
+    /// Name of the environment variable holding the API key ([`check_key_env`]).
     pub api_key_env: String,
+    /// Whether plain `http://` to a host other than this machine is allowed ([`check_transport`]).
+    pub allow_http: bool,
     /// Waits.
     pub timeouts: Timeouts,
     /// Retries.
@@ -157,6 +159,7 @@ impl OpenAiConfig {
             endpoint: settings.endpoint.clone(),
             model: settings.model.clone(),
             api_key_env: settings.api_key_env.clone(),
+            allow_http: settings.allow_http || allow_http_from_env(),
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
         }
@@ -184,6 +187,63 @@ pub(crate) fn normalize_endpoint(endpoint: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
+/// The environment variable that allows plain `http://` to another machine (the CLI's `--allow-http`).
+pub const ALLOW_HTTP_ENV: &str = "QWEN_LS_ALLOW_HTTP";
+
+/// Whether [`ALLOW_HTTP_ENV`] is set (to anything but empty, `0` or `false`). An environment variable, not a
+/// setting: a repository's editor configuration cannot grant it.
+fn allow_http_from_env() -> bool {
+    std::env::var(ALLOW_HTTP_ENV)
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+/// Refuses a plain `http://` endpoint on another machine unless `allow_http`: code and the API key would cross
+/// the network unencrypted. Loopback (`localhost`, `127.0.0.0/8`, `[::1]`) is this machine, so always allowed.
+pub(crate) fn check_transport(endpoint: &str, allow_http: bool) -> Result<(), String> {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.split(':').next().unwrap_or(host_port),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || allow_http {
+        return Ok(());
+    }
+    Err(format!(
+        "`openai.endpoint` {} would send your code unencrypted to another machine: use https://, tunnel the \
+         server to 127.0.0.1 (ssh -L), or allow plain http explicitly with {ALLOW_HTTP_ENV}=1 in qwen-ls's \
+         environment (CLI: --allow-http)",
+        redact_userinfo(endpoint)
+    ))
+}
+
+/// Refuses an `openai.apiKeyEnv` outside the documented names, `QWEN_LS_*` and `OPENAI_API_KEY`, so that a
+/// setting cannot send another secret of the environment (`GITHUB_TOKEN`, `AWS_SECRET_ACCESS_KEY`…) to a server
+/// as a bearer token.
+pub(crate) fn check_key_env(name: &str) -> Result<(), String> {
+    let valid_tail = |tail: &str| {
+        !tail.is_empty()
+            && tail
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let ok = name == "OPENAI_API_KEY" || name.strip_prefix("QWEN_LS_").is_some_and(valid_tail);
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "`openai.apiKeyEnv` {name:?} is not an accepted name: the API key must come from OPENAI_API_KEY or a \
+         variable named QWEN_LS_… (upper case, digits, _), such as QWEN_LS_API_KEY"
+    ))
+}
+
 /// `url` with any `user:password@` part replaced, for messages and logs.
 pub(crate) fn redact_userinfo(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
@@ -208,6 +268,53 @@ impl ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_leaves_this_machine_only_when_allowed() {
+        for local in [
+            "http://127.0.0.1:8000/v1",
+            "http://127.3.4.5/v1",
+            "http://localhost:8000/v1",
+            "http://LOCALHOST/v1",
+            "http://[::1]:8000/v1",
+            "http://user:pw@127.0.0.1:8000/v1",
+            "https://gpu-node:8000/v1",
+        ] {
+            assert_eq!(check_transport(local, false), Ok(()), "{local}");
+        }
+        for remote in [
+            "http://gpu-node:8000/v1",
+            "http://10.0.0.5:8000/v1",
+            "http://127.0.0.1.attacker.example/v1",
+            "http://localhost@attacker.example/v1",
+            "http://[2001:db8::1]:8000/v1",
+            "http://0.0.0.0:8000/v1",
+        ] {
+            let err = check_transport(remote, false).expect_err(remote);
+            assert!(err.contains(ALLOW_HTTP_ENV), "{err}");
+            assert_eq!(check_transport(remote, true), Ok(()), "{remote}");
+        }
+        let err = check_transport("http://u:secret@gpu-node/v1", false).unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn only_documented_names_may_hold_the_api_key() {
+        for ok in ["QWEN_LS_API_KEY", "QWEN_LS_VLLM_2", "OPENAI_API_KEY"] {
+            assert_eq!(check_key_env(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "QWEN_LS_",
+            "qwen_ls_api_key",
+            "QWEN_LS_KEY;rm",
+            "OPENAI_API_KEY_2",
+            "",
+        ] {
+            assert!(check_key_env(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn endpoints_are_checked_and_trimmed() {

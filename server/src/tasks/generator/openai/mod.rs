@@ -37,7 +37,7 @@ use qwen_engine::CancelToken;
 
 pub use config::{OpenAiConfig, RetryPolicy, Timeouts};
 
-use self::config::{normalize_endpoint, redact_userinfo, ApiKey};
+use self::config::{check_key_env, check_transport, normalize_endpoint, redact_userinfo, ApiKey};
 use self::stream::{Attempt, Outcome};
 use self::transport::{Client, Failure, RetryKind};
 use super::{
@@ -77,11 +77,15 @@ impl std::fmt::Debug for OpenAiGenerator {
 
 impl OpenAiGenerator {
     /// A generator for `config`. No network traffic: the server is first asked at [`discover`] or at the first
-    /// generation. Fails only on an unusable endpoint URL. The API key is read from the environment now.
+    /// generation. Fails on an unusable endpoint URL, a plain `http://` endpoint on another machine that is not
+    /// explicitly allowed, and an API-key variable outside the accepted names. The API key is read from the
+    /// environment now.
     ///
     /// [`discover`]: OpenAiGenerator::discover
     pub fn new(config: OpenAiConfig) -> Result<OpenAiGenerator, GenError> {
         let base = normalize_endpoint(&config.endpoint).map_err(GenError::Config)?;
+        check_transport(&base, config.allow_http).map_err(GenError::Config)?;
+        check_key_env(&config.api_key_env).map_err(GenError::Config)?;
         let key = ApiKey::from_env(&config.api_key_env);
         tracing::debug!(
             endpoint = %redact_userinfo(&base),

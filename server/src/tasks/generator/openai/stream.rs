@@ -361,6 +361,7 @@ impl<'a> Consumer<'a> {
             decode_secs,
             prefill_tok_s: rate(prompt_tokens, prefill_secs),
             decode_tok_s: rate(generated_tokens.saturating_sub(1), decode_secs),
+            mean_logprob: None,
         };
         tracing::debug!(
             ?finish,

@@ -184,13 +184,14 @@ pub(crate) fn error_value_message(value: &Value) -> Option<String> {
 
 /// Whether a server's error message says the request exceeds the context window. The phrases are the ones
 /// vLLM ("This model's maximum context length is N tokens"), SGLang ("… is longer than the model's context
-/// length (N tokens)", "exceeds the maximum context length"), llama.cpp ("exceed context window",
-/// `context_length_exceeded`) and OpenAI use.
+/// length (N tokens)", "exceeds the maximum context length"), llama.cpp's server ("exceeds the available context
+/// size (N tokens)", `exceed_context_size_error`), llama-cpp-python (`context_length_exceeded`) and OpenAI use.
 pub(crate) fn is_context_length_error(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     [
         "context length",
         "context window",
+        "context size",
         "context_length_exceeded",
         "maximum model length",
         "max_model_len",
@@ -211,6 +212,7 @@ pub(crate) fn stated_window(message: &str) -> Option<usize> {
         "context length of",
         "context length (",
         "context window of",
+        "context size (",
         "maximum model length is",
         "maximum model length of",
     ] {
@@ -329,7 +331,14 @@ mod tests {
         let vllm = r#"{"object":"error","message":"This model's maximum context length is 32768 tokens. However, you requested 33000 tokens (32000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#;
         // SGLang
         let sglang = r#"{"object":"error","message":"The input (40000 tokens) is longer than the model's context length (32,768 tokens).","type":"BadRequestError","param":null,"code":400}"#;
-        for (body, window) in [(llama, 512), (vllm, 32768), (sglang, 32768)] {
+        // llama.cpp's own server (llama-server)
+        let llama_server = r#"{"error":{"code":400,"message":"request (11241 tokens) exceeds the available context size (10240 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":11241,"n_ctx":10240}}"#;
+        for (body, window) in [
+            (llama, 512),
+            (vllm, 32768),
+            (sglang, 32768),
+            (llama_server, 10240),
+        ] {
             let message = error_message(body);
             assert!(is_context_length_error(&message), "{message}");
             assert_eq!(stated_window(&message), Some(window), "{message}");
