@@ -13,13 +13,19 @@ exact text (`expected/lib.rs`).
                                 alternative: `seed` set) gets the answer of its seed in FIM_ALTERNATIVES, so
                                 an invoked completion has three distinct suggestions to cycle through
 
-Usage: fake_openai.py [--port N]  (0, the default: a free loopback port). The first line on stdout is
-`http://127.0.0.1:<port>/v1` once it listens; requests are logged on stderr. Stops on SIGTERM/SIGINT.
+Usage: fake_openai.py [--port N] [--answers FILE] [--requests FILE]
+  --port N        0, the default: a free loopback port
+  --answers FILE  a JSON list of chat answers, served in order (the last one again once they run out) instead of
+                  the fixed edit: the scripted rounds of `qwen-ls patch --test-cmd` (server/tests/it/fix_loop.rs)
+  --requests FILE every request body is appended to FILE as one JSON line, for tests that check the prompts
+The first line on stdout is `http://127.0.0.1:<port>/v1` once it listens; requests are logged on stderr. Stops on
+SIGTERM/SIGINT.
 """
 import argparse
 import json
 import signal
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "fake-coder"
@@ -59,6 +65,30 @@ def pieces(text, size=7):
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+class Script:
+    """The chat answers to give, in order, and where to log request bodies (set from the command line)."""
+
+    answers = None
+    requests = None
+    served = 0
+    lock = threading.Lock()
+
+    @classmethod
+    def next_chat_answer(cls):
+        if not cls.answers:
+            return CHAT_ANSWER
+        with cls.lock:
+            answer = cls.answers[min(cls.served, len(cls.answers) - 1)]
+            cls.served += 1
+        return answer
+
+    @classmethod
+    def log(cls, request):
+        if cls.requests:
+            with cls.lock, open(cls.requests, "a", encoding="utf-8") as out:
+                out.write(json.dumps(request) + "\n")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -94,6 +124,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": {"message": "Not Found: " + self.path}})
             return
+        Script.log(request)
         if request.get("model") != MODEL:
             self._json(404, {"error": {"message": "The model `%s` does not exist." % request.get("model")}})
             return
@@ -113,7 +144,8 @@ class Handler(BaseHTTPRequestHandler):
 
         if chat:
             system = " ".join(m.get("content", "") for m in request.get("messages", []) if m.get("role") == "system")
-            text = EXPLANATION if "You explain code" in system else CHAT_ANSWER
+            # An explanation never takes one of the scripted edit answers.
+            text = EXPLANATION if "You explain code" in system else Script.next_chat_answer()
         else:
             text = FIM_ALTERNATIVES.get(request.get("seed"), FIM_ANSWER)
         kind = "chat.completion.chunk" if chat else "text_completion"
@@ -136,7 +168,13 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--answers")
+    parser.add_argument("--requests")
     args = parser.parse_args()
+    if args.answers:
+        with open(args.answers, encoding="utf-8") as answers:
+            Script.answers = json.load(answers)
+    Script.requests = args.requests
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -31,18 +31,30 @@ export const SERVER_KEYS = [
   "codeActions.enabled",
   "codeActions.budget",
   "codeActions.maxTokens",
+  "codeActions.checkCommand",
+  "codeActions.maxRounds",
+  "codeActions.checkTimeout",
+  "codeActions.fixTimeLimit",
   "codeActions.preview",
   "debug.dumpPrompt",
   "logFile",
 ] as const;
 
 /**
- * Settings that choose where code is sent (`backend`, `openai.*`), which program runs (`path`) or where files are
- * written (`logFile`). They are `machine`-scoped in package.json, so VS Code takes them from user (or remote)
- * settings only; this extension also reads them from user settings only, so a repository's
- * `.vscode/settings.json` can never redirect them, whatever VS Code version reads it.
+ * Settings that choose where code is sent (`backend`, `openai.*`), which programs run (`path`,
+ * `codeActions.checkCommand`) or where files are written (`logFile`). They are `machine`-scoped in package.json,
+ * so VS Code takes them from user (or remote) settings only; this extension also reads them from user settings
+ * only, so a repository's `.vscode/settings.json` can never redirect them, whatever VS Code version reads it.
  */
-export const USER_ONLY_KEYS = ["backend", "openai.endpoint", "openai.model", "openai.apiKeyEnv", "logFile", "path"] as const;
+export const USER_ONLY_KEYS = [
+  "backend",
+  "openai.endpoint",
+  "openai.model",
+  "openai.apiKeyEnv",
+  "logFile",
+  "path",
+  "codeActions.checkCommand",
+] as const;
 
 /** Settings that only the extension reads; never sent to the server. */
 export const CLIENT_ONLY_KEYS = ["path", "trace.server"] as const;

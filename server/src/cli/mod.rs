@@ -28,6 +28,7 @@ pub mod generate;
 pub mod model;
 mod patch;
 pub mod patch_json;
+mod patch_loop;
 
 /// Exit code for a usage or environment error (bad arguments, missing model, unreadable files).
 pub const EXIT_USAGE_OR_ENVIRONMENT: u8 = 3;
@@ -69,7 +70,7 @@ enum Command {
     /// Benchmarks with ratios to a baseline.
     Bench(bench::BenchArgs),
     /// Ask the model for edits and print them as a unified diff (or apply them). Exit 0 patch, 1 no change,
-    /// 2 invalid answer (saved), 3 usage or environment error.
+    /// 2 invalid answer (saved), 3 usage or environment error, 4 checks still failing (`--test-cmd`).
     Patch(patch::PatchArgs),
     /// Print the inline completion the language server would show at FILE:LINE:COL.
     Complete(complete_cmd::CompleteArgs),

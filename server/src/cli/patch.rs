@@ -1,9 +1,11 @@
-//! `qwen-ls patch "INSTRUCTION" [--root DIR] [--files F…] [--budget N] [--apply | --check] [--json]`:
+//! `qwen-ls patch "INSTRUCTION" [--root DIR] [--files F…] [--budget N] [--apply | --check] [--json]
+//! [--test-cmd CMD… [--max-rounds N] [--test-timeout S] [--apply-failed]] [--allow-syntax-errors]`:
 //! the model's edits as a unified diff on stdout (or written, with `--apply`). Exit codes: 0 patch produced
 //! (or applied), 1 no change, 2 the answer could not be turned into a valid patch, or `--apply` of a patch
 //! that introduces syntax errors (the raw answer is saved in the user's cache directory and its path
 //! printed), 3 usage or environment error (including `--apply` of configuration edits without
-//! `--allow-config-edits`).
+//! `--allow-config-edits`). With `--test-cmd`, the check loop (`patch_loop.rs`) adds 4: still red after the
+//! last round.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,15 +39,32 @@ pub struct PatchArgs {
     /// `.cargo/`, `.envrc`, …), which can run programs; without it such a patch is not written.
     #[arg(long, requires = "apply")]
     pub allow_config_edits: bool,
-    /// With --apply: write the patch even if it introduces syntax errors (otherwise nothing is written, exit 2).
-    #[arg(long, requires = "apply")]
-    pub allow_syntax_errors: bool,
     /// Only check that a valid patch comes out: print no diff (summary and warnings on stderr).
     #[arg(long)]
     pub check: bool,
-    /// Print `{"diff","files","warnings","stats"}` instead of the diff.
+    /// Print `{"diff","files","warnings","stats","format"}` instead of the diff (with `--test-cmd`: the transcript
+    /// of every round as well).
     #[arg(long)]
     pub json: bool,
+    /// Check each candidate in a scratch copy of the workspace with this shell command (repeatable; run in
+    /// order, in the copy's root) and feed failures back to the model until every command passes. `auto`: the
+    /// usual check of each project kind found (cargo check, python -m compileall / ruff, tsc --noEmit, go
+    /// vet), each only if its tool is installed.
+    #[arg(long = "test-cmd", value_name = "CMD")]
+    pub test_cmd: Vec<String>,
+    /// Most rounds (model answers) of the check loop.
+    #[arg(long, value_name = "N", requires = "test_cmd")]
+    pub max_rounds: Option<usize>,
+    /// Time limit of each check command, in seconds; the command's whole process group is killed at it.
+    #[arg(long, value_name = "SECS", requires = "test_cmd")]
+    pub test_timeout: Option<u64>,
+    /// With `--apply` and `--test-cmd`: write the last candidate even when its checks still fail.
+    #[arg(long, requires_all = ["apply", "test_cmd"])]
+    pub apply_failed: bool,
+    /// Accept an edit that introduces syntax errors (tree-sitter): `--apply` writes it and the check loop may
+    /// call it green. Without it, `--apply` refuses such an edit (exit 2).
+    #[arg(long)]
+    pub allow_syntax_errors: bool,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -73,6 +92,11 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
     if let Some(max_tokens) = args.model.max_tokens {
         settings.code_actions.max_tokens = max_tokens;
     }
+    let checks = if args.test_cmd.is_empty() {
+        None
+    } else {
+        Some(super::patch_loop::loop_options(args, &root)?)
+    };
     let workspace = load_workspace(&root)?;
     let generator = ShowProgress(load_model(&settings)?);
     let request = PatchRequest {
@@ -80,6 +104,9 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
         files: args.files.iter().map(|f| cwd.join(f)).collect(),
         budget: args.budget,
     };
+    if let Some(checks) = checks {
+        return super::patch_loop::run(args, &workspace, &generator, &settings, &request, &checks);
+    }
     let answer = patch(
         &workspace,
         &generator,
@@ -110,11 +137,7 @@ fn report(args: &PatchArgs, answer: EditAnswer) -> anyhow::Result<ExitCode> {
         eprintln!("the edits change nothing");
     }
     if args.apply && exit == PatchExit::Produced {
-        let policy = ApplyPolicy {
-            allow_config_edits: args.allow_config_edits,
-            allow_syntax_errors: args.allow_syntax_errors,
-        };
-        if let Err(e) = proposal.apply_with(policy) {
+        if let Err(e) = proposal.apply_with(apply_policy(args)) {
             eprintln!("error: {e}");
             if e.exit() == PatchExit::InvalidAnswer {
                 let saved = save_answer(&answer.answer)?;
@@ -139,9 +162,17 @@ fn report(args: &PatchArgs, answer: EditAnswer) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit.code()))
 }
 
+/// What `--apply` may write: configuration edits and introduced syntax errors only when asked.
+pub(super) fn apply_policy(args: &PatchArgs) -> ApplyPolicy {
+    ApplyPolicy {
+        allow_config_edits: args.allow_config_edits,
+        allow_syntax_errors: args.allow_syntax_errors,
+    }
+}
+
 /// Saves a raw answer in the user's cache directory (`answers/patch-<time>-<pid>.md`, the directory created
 /// private: 0700), never in a shared temporary directory; no cache directory is an error.
-fn save_answer(answer: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn save_answer(answer: &str) -> anyhow::Result<PathBuf> {
     let dir = crate::index::CacheStore::default_dir()
         .context(
             "cannot save the model's answer: no cache directory (set QWEN_LS_CACHE_DIR, XDG_CACHE_HOME or HOME)",

@@ -1,6 +1,8 @@
 //! `textDocument/codeAction` lists the four actions at once (no model work); `codeAction/resolve` computes
-//! the edit of "Add documentation" and "Fix diagnostics in range" with `tasks::refactor`. The two
-//! instruction actions are commands the client completes with the user's instruction (PROTOCOL.md).
+//! the edit of "Add documentation" and "Fix diagnostics in range" with `tasks::refactor` — or, for a fix when
+//! `codeActions.checkCommand` names checks, with `tasks::edit_until_green` (the check loop, with a
+//! cancellable `$/progress`). The two instruction actions are commands the client completes with the user's
+//! instruction (PROTOCOL.md).
 
 use std::sync::Arc;
 
@@ -15,12 +17,15 @@ use tower_lsp_server::ls_types::{
 use super::apply::{workspace_edit, Dropped};
 use super::commands::{APPLY_INSTRUCTION, REFACTOR};
 use super::front_door::Stamped;
-use super::guard::cancellable;
+use super::guard::{blocking, cancellable, CancelOnDrop};
 use super::position::byte_range;
-use super::state::State;
+use super::progress::WorkDone;
+use super::state::{Engine, State};
+use crate::store::Progress;
 use crate::tasks::{
-    add_documentation_instruction, fix_diagnostics_instruction, refactor, DiagnosticInfo,
-    RefactorRequest,
+    add_documentation_instruction, edit_until_green, fix_diagnostics_instruction, refactor,
+    CancelToken, CheckedEdit, DiagnosticInfo, LoopOptions, RefactorRequest, Settings, Verdict,
+    Workspace,
 };
 
 /// Title of the documentation action.
@@ -222,6 +227,11 @@ async fn resolve_edit(
         instruction,
     };
     let settings = state.settings();
+    if data.action == "fix" {
+        if let Some(options) = LoopOptions::for_fix(&settings.code_actions) {
+            return fix_until_green(state, engine, workspace, settings, request, options).await;
+        }
+    }
     let answer = cancellable(move |cancel| {
         refactor(
             &workspace,
@@ -246,4 +256,52 @@ async fn resolve_edit(
         return Err(Dropped("qwen-ls: the model proposed no change".to_owned()));
     }
     workspace_edit(state, proposal.files())
+}
+
+/// "Fix diagnostics in range" with checks: the check loop on the blocking pool, its rounds reported as
+/// cancellable `$/progress`; only a green result becomes an edit.
+async fn fix_until_green(
+    state: &Arc<State>,
+    engine: Engine,
+    workspace: Arc<Workspace>,
+    settings: Arc<Settings>,
+    request: RefactorRequest,
+    options: LoopOptions,
+) -> std::result::Result<tower_lsp_server::ls_types::WorkspaceEdit, Dropped> {
+    let cancel = CancelToken::new();
+    let progress =
+        WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await;
+    let reporter = progress.reporter();
+    // Dropping this request (`$/cancelRequest`) cancels the loop too.
+    let on_drop = CancelOnDrop::new(cancel.clone());
+    let result = blocking(move || {
+        edit_until_green(
+            &workspace,
+            engine.generator.as_ref(),
+            &settings.code_actions,
+            CheckedEdit::Refactor(&request),
+            &options,
+            &|event| reporter.note(&event.to_string()),
+            &cancel,
+        )
+    })
+    .await;
+    on_drop.disarm();
+    progress.end().await;
+    let result = result.map_err(|e| Dropped(format!("qwen-ls: {e}")))?;
+    for round in &result.rounds {
+        tracing::info!("{}", round.summary());
+    }
+    match (result.verdict, &result.proposal) {
+        (Verdict::Green, Some(proposal)) if !proposal.files().is_empty() => {
+            workspace_edit(state, proposal.files())
+        }
+        (Verdict::Green, _) => Err(Dropped(
+            "qwen-ls: the checks pass and the model proposed no change".to_owned(),
+        )),
+        _ => Err(Dropped(format!(
+            "qwen-ls: {}; nothing was applied",
+            result.summary()
+        ))),
+    }
 }

@@ -94,6 +94,15 @@ fn string(value: &Value) -> Result<String, Problem> {
     }
 }
 
+/// A string or a list of strings (blank ones dropped).
+fn strings(value: &Value) -> Result<Vec<String>, Problem> {
+    let list = match value {
+        Value::Array(items) => items.iter().map(string).collect::<Result<Vec<_>, _>>()?,
+        other => vec![string(other)?],
+    };
+    Ok(list.into_iter().filter(|s| !s.trim().is_empty()).collect())
+}
+
 fn boolean(value: &Value) -> Result<bool, Problem> {
     value
         .as_bool()
@@ -166,6 +175,10 @@ fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
         "codeActions.budget" => s.code_actions.budget = positive(value)?,
         "codeActions.maxTokens" => s.code_actions.max_tokens = positive(value)?,
         "codeActions.speculative" => s.code_actions.speculative = speculative(value)?,
+        "codeActions.checkCommand" => s.code_actions.check_commands = strings(value)?,
+        "codeActions.maxRounds" => s.code_actions.max_rounds = positive(value)?,
+        "codeActions.checkTimeout" => s.code_actions.check_timeout_secs = positive(value)? as u64,
+        "codeActions.fixTimeLimit" => s.code_actions.fix_time_limit_secs = positive(value)? as u64,
         "codeActions.preview" => s.code_actions.preview = boolean(value)?,
         "debug.dumpPrompt" => s.debug.dump_prompt = boolean(value)?,
         "logFile" => {
@@ -191,7 +204,8 @@ mod tests {
             "openai": { "endpoint": "http://h:1/v1", "apiKeyEnv": "K" },
             "completion": { "maxTokens": 12, "debounceMs": 0, "temperature": 0.2, "enabled": false },
             "hover.maxTokens": 24,
-            "codeActions": { "budget": 100.0 },
+            "codeActions": { "budget": 100.0, "checkCommand": ["cargo check", " "], "maxRounds": 2 },
+            "codeActions.fixTimeLimit": 30,
             "debug": { "dumpPrompt": true },
             "logFile": "/tmp/q.log",
             "threads": {},
@@ -219,6 +233,14 @@ mod tests {
         assert_eq!(s.draft_model, "qwen2.5-coder-0.5b");
         assert_eq!(s.completion_model, "qwen2.5-coder-0.5b");
         assert_eq!(s.completion.speculative, SpeculativeMode::Lookup);
+        assert_eq!(s.code_actions.check_commands, ["cargo check"]);
+        assert_eq!(
+            (
+                s.code_actions.max_rounds,
+                s.code_actions.fix_time_limit_secs
+            ),
+            (2, 30)
+        );
         assert!(s.debug.dump_prompt);
         assert_eq!(s.log_file, Some(PathBuf::from("/tmp/q.log")));
     }

@@ -12,6 +12,7 @@
 //!         edits out: edits.rs (minimal TextEdits), apply.rs (versioned WorkspaceEdit, checks)
 //! startup.rs: model + index in the background ($/progress, qwen-ls/status, showMessage once)
 //! warmup.rs: opens, edits and requests say where the user is: prefill the next prompt while idle
+//! progress.rs: $/progress streams (cancellable ones answer window/workDoneProgress/cancel)
 //! guard.rs: panics → InternalError responses; dropped requests cancel their generation
 //! transport.rs: re-frames stdin so one malformed message is answered with an error instead of ending input
 //! ```
@@ -30,6 +31,7 @@ pub mod front_door;
 mod guard;
 mod hover;
 pub mod position;
+mod progress;
 mod server;
 mod startup;
 mod state;
@@ -116,6 +118,10 @@ where
     .custom_method(internal::CODE_ACTION, Server::code_action)
     .custom_method(internal::EXECUTE_COMMAND, Server::execute_command)
     .custom_method(transport::MALFORMED, Server::malformed)
+    .custom_method(
+        "window/workDoneProgress/cancel",
+        Server::work_done_progress_cancel,
+    )
     .finish();
     let state = service.inner().state.clone();
     let warmups = tokio::spawn(warmer.run(state.clone()));

@@ -15,7 +15,7 @@ use tower_lsp_server::ls_types::{
     HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
     InlineCompletionParams, InlineCompletionResponse, MessageType, OneOf, ServerCapabilities,
     ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    WorkDoneProgressCancelParams, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -24,7 +24,7 @@ use super::front_door::Stamped;
 use super::guard::catch_panics;
 use super::position::Encoding;
 use super::state::{ClientSupport, State};
-use super::{actions, commands, completion, config, hover, logging_hook, startup, watch};
+use super::{actions, commands, completion, config, hover, logging_hook, progress, startup, watch};
 use crate::index::{Gate, IndexConfig, Mounts};
 use crate::syntax::lsp_language_ids;
 
@@ -127,6 +127,11 @@ impl Server {
     pub async fn hover(&self, params: Stamped<HoverParams>) -> Result<Option<Hover>> {
         let state = self.state.clone();
         catch_panics("textDocument/hover", hover::hover(state, params)).await
+    }
+
+    /// `window/workDoneProgress/cancel`: the user cancelled a cancellable progress (a running fix loop).
+    pub async fn work_done_progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        progress::cancel(&self.state, &params);
     }
 
     /// `textDocument/codeAction` (stamped).

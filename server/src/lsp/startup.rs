@@ -3,24 +3,17 @@
 //! `window/showMessage` per lasting problem. Requests meanwhile get fast empty answers.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tower_lsp_server::ls_types::notification::Progress as ProgressNotification;
-use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
-use tower_lsp_server::ls_types::{
-    MessageType, NumberOrString, ProgressParams, ProgressParamsValue, ProgressToken,
-    WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressCreateParams, WorkDoneProgressEnd,
-    WorkDoneProgressReport,
-};
+use tower_lsp_server::ls_types::MessageType;
 
 use super::guard::blocking;
+use super::progress::WorkDone;
 use super::state::{Engine, State};
 use super::status::{IndexState, ModelState};
 use crate::index::IndexConfig;
-use crate::store::Progress;
 use crate::tasks::{Backend, Caches, Workspace, WorkspaceOptions};
 
 /// Problem keys for `show_problem`.
@@ -193,158 +186,5 @@ pub async fn load_index(state: Arc<State>) {
                 )
                 .await;
         }
-    }
-}
-
-/// A work-done progress stream (a no-op when the client does not support them).
-struct WorkDone {
-    sender: Option<UnboundedSender<Event>>,
-    pump: Option<tokio::task::JoinHandle<()>>,
-}
-
-enum Event {
-    Phase(u64, String),
-    Advance(u64),
-    Note(String),
-}
-
-impl WorkDone {
-    async fn begin(state: &Arc<State>, title: &str, message: &str) -> WorkDone {
-        if !state.support().work_done_progress {
-            return WorkDone {
-                sender: None,
-                pump: None,
-            };
-        }
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let token = NumberOrString::String(format!(
-            "qwen-ls/progress/{}",
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let created = state
-            .client
-            .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
-                token: token.clone(),
-            })
-            .await;
-        if let Err(e) = created {
-            tracing::info!("client refused a progress token: {e}");
-            return WorkDone {
-                sender: None,
-                pump: None,
-            };
-        }
-        send(
-            state,
-            &token,
-            WorkDoneProgress::Begin(WorkDoneProgressBegin {
-                title: title.to_owned(),
-                cancellable: Some(false),
-                message: Some(message.to_owned()),
-                percentage: None,
-            }),
-        )
-        .await;
-        let (sender, receiver) = unbounded_channel();
-        let pump = tokio::spawn(pump(state.clone(), token.clone(), receiver));
-        WorkDone {
-            sender: Some(sender),
-            pump: Some(pump),
-        }
-    }
-
-    /// A `store::Progress` that forwards to this stream from any thread.
-    fn reporter(&self) -> Reporter {
-        Reporter {
-            sender: self.sender.clone(),
-        }
-    }
-
-    /// Ends the stream (the pump sends `end` once every report is out).
-    async fn end(mut self) {
-        self.sender = None;
-        if let Some(pump) = self.pump.take() {
-            let _ = pump.await;
-        }
-    }
-}
-
-/// Sends one `$/progress`.
-async fn send(state: &State, token: &ProgressToken, value: WorkDoneProgress) {
-    state
-        .client
-        .send_notification::<ProgressNotification>(ProgressParams {
-            token: token.clone(),
-            value: ProgressParamsValue::WorkDone(value),
-        })
-        .await;
-}
-
-/// Forwards reporter events as `$/progress` reports (at most every 200 ms), then sends the end.
-async fn pump(state: Arc<State>, token: ProgressToken, mut events: UnboundedReceiver<Event>) {
-    let (mut total, mut done, mut label) = (0u64, 0u64, String::new());
-    let mut last_sent = Instant::now() - Duration::from_secs(1);
-    while let Some(event) = events.recv().await {
-        let message = match event {
-            Event::Phase(t, l) => {
-                (total, done, label) = (t, 0, l);
-                Some(label.clone())
-            }
-            Event::Advance(bytes) => {
-                done = done.saturating_add(bytes);
-                (last_sent.elapsed() >= Duration::from_millis(200)).then(|| label.clone())
-            }
-            Event::Note(note) => Some(note),
-        };
-        if let Some(message) = message {
-            last_sent = Instant::now();
-            let percentage = (total > 0).then(|| ((done.min(total) * 100) / total) as u32);
-            send(
-                &state,
-                &token,
-                WorkDoneProgress::Report(WorkDoneProgressReport {
-                    cancellable: Some(false),
-                    message: Some(message),
-                    percentage,
-                }),
-            )
-            .await;
-        }
-    }
-    send(
-        &state,
-        &token,
-        WorkDoneProgress::End(WorkDoneProgressEnd { message: None }),
-    )
-    .await;
-}
-
-/// The store's progress trait over a channel (called from the blocking loader thread).
-struct Reporter {
-    sender: Option<UnboundedSender<Event>>,
-}
-
-impl Reporter {
-    fn emit(&self, event: Event) {
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(event);
-        }
-    }
-}
-
-impl Progress for Reporter {
-    fn start(&self, total: u64, label: &str) {
-        self.emit(Event::Phase(total, label.to_owned()));
-    }
-
-    fn advance(&self, bytes: u64) {
-        self.emit(Event::Advance(bytes));
-    }
-
-    fn finish(&self) {}
-
-    fn note(&self, message: &str) {
-        tracing::info!("{message}");
-        self.emit(Event::Note(message.to_owned()));
     }
 }

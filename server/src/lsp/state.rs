@@ -64,6 +64,28 @@ pub struct ClientSupport {
     pub change_annotations: bool,
 }
 
+/// Cancel tokens of the cancellable `$/progress` streams in flight, by token name.
+#[derive(Default)]
+pub struct ProgressCancels(Mutex<HashMap<String, CancelToken>>);
+
+impl ProgressCancels {
+    /// Registers the cancel token of stream `name`.
+    pub fn register(&self, name: &str, cancel: CancelToken) {
+        lock(&self.0).insert(name.to_owned(), cancel);
+    }
+
+    /// Forgets stream `name`.
+    pub fn remove(&self, name: &str) {
+        lock(&self.0).remove(name);
+    }
+
+    /// Fires the cancel token of stream `name`; whether it was in flight.
+    pub fn cancel(&self, name: &str) -> bool {
+        let cancel = lock(&self.0).get(name).cloned();
+        cancel.inspect(CancelToken::cancel).is_some()
+    }
+}
+
 /// A completion being computed for a document.
 struct Inflight {
     seq: u64,
@@ -149,6 +171,8 @@ pub struct State {
     root: Mutex<Option<PathBuf>>,
     /// Completions in flight, per document.
     pub inflight: Arc<InflightCompletions>,
+    /// Cancellable progress streams in flight.
+    pub progress_cancels: ProgressCancels,
     rhythm: Mutex<HashMap<Uri, Rhythm>>,
     latencies: Mutex<History>,
     reported_keys: Mutex<HashSet<String>>,
@@ -187,6 +211,7 @@ impl State {
             support: Mutex::new(ClientSupport::default()),
             root: Mutex::new(None),
             inflight,
+            progress_cancels: ProgressCancels::default(),
             rhythm: Mutex::new(HashMap::new()),
             latencies: Mutex::new(History::new(HISTORY)),
             reported_keys: Mutex::new(HashSet::new()),

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use qwen_engine::CancelToken;
+use qwen_engine::{CancelToken, Message, SpeculativeMode};
 
 use super::checker::TreeSitterChecker;
 use super::completion::TaskStats;
 use super::edit_prompt::{self, Anchor, EditPromptInput, Shown};
 use super::functions::function_at;
 use super::generator::{
-    FinishReason, Flow, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
+    FinishReason, Flow, GenOutput, GenPrompt, GenRequest, GenStats, Generator, Sampling, SessionKey,
 };
 use super::patch::{
     prepare, protected, ApplyPolicy, PatchError, PatchExit, PatchOptions, PatchOutcome,
@@ -77,6 +77,23 @@ pub struct EditProposal {
 }
 
 impl EditProposal {
+    /// A proposal for `patch`, with each open document's version.
+    pub(crate) fn new(workspace: &Workspace, patch: PreparedPatch) -> EditProposal {
+        let files = patch
+            .files()
+            .into_iter()
+            .map(|f| FileEdit {
+                version: workspace.document_version(&f.path),
+                confirm: protected::needs_confirmation(&f.path),
+                path: f.path,
+                abs: f.abs,
+                before: f.before,
+                after: f.after,
+            })
+            .collect();
+        EditProposal { patch, files }
+    }
+
     /// The unified diff, changed files, warnings and counts.
     pub fn outcome(&self) -> &PatchOutcome {
         self.patch.outcome()
@@ -212,16 +229,29 @@ fn editable_path(workspace: &Workspace, path: &Path) -> Result<String, TaskError
     Ok(relative)
 }
 
-/// Edits the range (or the function at it) of one file; edits to other files are refused.
-pub fn refactor(
+/// An edit prompt ready to run, with what reading its answer needs. Built by [`refactor_job`] or
+/// [`patch_job`]; run once by [`refactor`]/[`patch`], or round after round by the check loop (`fix_loop/`).
+pub(crate) struct EditJob {
+    pub prompt: edit_prompt::EditPrompt,
+    /// The one file in play (the refactor's file, or the only file given to `patch`).
+    pub default_path: Option<String>,
+    /// A refactor's file: the only one the answer may change.
+    pub only_file: Option<String>,
+    pub instruction: String,
+    pub max_tokens: usize,
+    /// Speculative decoding of the answer (`codeActions.speculative`).
+    pub speculation: SpeculativeMode,
+    pub started: Instant,
+}
+
+/// The prompt of a refactor: the range (or the function at it) of one file.
+pub(crate) fn refactor_job(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,
     request: &RefactorRequest,
-    cancel: &CancelToken,
-) -> Result<EditAnswer, TaskError> {
+) -> Result<EditJob, TaskError> {
     let started = Instant::now();
-    let _span = tracing::info_span!("refactor", path = %request.path.display()).entered();
     if request.instruction.trim().is_empty() {
         return Err(TaskError::EmptyInstruction);
     }
@@ -273,34 +303,25 @@ pub fn refactor(
             budget,
         },
     )?;
-    let mut answer = run(workspace, generator, settings, prompt, started, cancel)?;
-    if let Ok(proposal) = &answer.result {
-        let others: Vec<String> = proposal
-            .files
-            .iter()
-            .filter(|f| f.path != relative)
-            .map(|f| f.path.clone())
-            .collect();
-        if !others.is_empty() {
-            answer.result = Err(EditFailure::OutsideTarget {
-                target: relative,
-                paths: others,
-            });
-        }
-    }
-    Ok(answer)
+    Ok(EditJob {
+        prompt,
+        default_path: Some(relative.clone()),
+        only_file: Some(relative),
+        instruction: request.instruction.clone(),
+        max_tokens: settings.max_tokens,
+        speculation: settings.speculative,
+        started,
+    })
 }
 
-/// Applies an instruction across the workspace (named files first, the rest retrieved).
-pub fn patch(
+/// The prompt of a workspace-wide patch: named files first, the rest retrieved.
+pub(crate) fn patch_job(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,
     request: &PatchRequest,
-    cancel: &CancelToken,
-) -> Result<EditAnswer, TaskError> {
+) -> Result<EditJob, TaskError> {
     let started = Instant::now();
-    let _span = tracing::info_span!("patch", files = request.files.len()).entered();
     if request.instruction.trim().is_empty() {
         return Err(TaskError::EmptyInstruction);
     }
@@ -318,6 +339,10 @@ pub fn patch(
         path: f.path.clone(),
         ..Anchor::default()
     });
+    let default_path = match files.as_slice() {
+        [only] => Some(only.path.clone()),
+        _ => None,
+    };
     let snapshot = workspace.snapshot();
     let budget = budget_for(
         generator,
@@ -335,30 +360,62 @@ pub fn patch(
             budget,
         },
     )?;
-    run(workspace, generator, settings, prompt, started, cancel)
+    Ok(EditJob {
+        prompt,
+        default_path,
+        only_file: None,
+        instruction: request.instruction.clone(),
+        max_tokens: settings.max_tokens,
+        speculation: settings.speculative,
+        started,
+    })
 }
 
-/// Generates the answer and prepares the patch.
-fn run(
+/// Edits the range (or the function at it) of one file; edits to other files are refused.
+pub fn refactor(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,
-    prompt: edit_prompt::EditPrompt,
-    started: Instant,
+    request: &RefactorRequest,
     cancel: &CancelToken,
 ) -> Result<EditAnswer, TaskError> {
-    let prompt_secs = started.elapsed().as_secs_f64();
+    let _span = tracing::info_span!("refactor", path = %request.path.display()).entered();
+    let job = refactor_job(workspace, generator, settings, request)?;
+    run(workspace, generator, &job, cancel)
+}
+
+/// Applies an instruction across the workspace (named files first, the rest retrieved).
+pub fn patch(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    settings: &CodeActionSettings,
+    request: &PatchRequest,
+    cancel: &CancelToken,
+) -> Result<EditAnswer, TaskError> {
+    let _span = tracing::info_span!("patch", files = request.files.len()).entered();
+    let job = patch_job(workspace, generator, settings, request)?;
+    run(workspace, generator, &job, cancel)
+}
+
+/// Runs a chat for `job`'s answer (in the chat session: a later round reuses the cached prefix).
+pub(crate) fn generate_answer(
+    generator: &dyn Generator,
+    job: &EditJob,
+    messages: Vec<Message>,
+    sampling: Sampling,
+    cancel: &CancelToken,
+) -> Result<GenOutput, TaskError> {
     if cancel.is_cancelled() {
         return Err(TaskError::Cancelled);
     }
     let generation = generator.generate(
         &GenRequest {
-            prompt: GenPrompt::Chat(prompt.messages),
-            max_tokens: settings.max_tokens,
-            sampling: Sampling::greedy(),
+            prompt: GenPrompt::Chat(messages),
+            max_tokens: job.max_tokens,
+            sampling,
             stop: Vec::new(),
             session: Some(SessionKey::chat()),
-            speculation: settings.speculative,
+            speculation: job.speculation,
         },
         cancel,
         &mut |_| Flow::Continue,
@@ -366,16 +423,34 @@ fn run(
     if generation.finish == FinishReason::Cancelled {
         return Err(TaskError::Cancelled);
     }
-    let result = proposal(workspace, &generation.text, &prompt.seen).map_err(EditFailure::from);
+    Ok(generation)
+}
+
+/// Generates the answer and prepares the patch.
+fn run(
+    workspace: &Workspace,
+    generator: &dyn Generator,
+    job: &EditJob,
+    cancel: &CancelToken,
+) -> Result<EditAnswer, TaskError> {
+    let prompt_secs = job.started.elapsed().as_secs_f64();
+    let generation = generate_answer(
+        generator,
+        job,
+        job.prompt.messages.clone(),
+        Sampling::greedy(),
+        cancel,
+    )?;
+    let result = proposal(workspace, &generation.text, job);
     Ok(EditAnswer {
         answer: generation.text,
         finish: generation.finish,
         result,
         stats: stats(
             prompt_secs,
-            started,
-            prompt.tokens,
-            prompt.context_tokens,
+            job.started,
+            job.prompt.tokens,
+            job.prompt.context_tokens,
             generation.stats,
         ),
     })
@@ -398,13 +473,42 @@ fn stats(
     }
 }
 
-/// `prepare` against the editor's text of open documents (a fresh snapshot: typing during generation makes
-/// the patch stale, never misapplied) and the disk for the rest.
-fn proposal(
-    workspace: &Workspace,
+/// Reads `answer` as a patch of the tree under `root` (the workspace, or the check loop's scratch copy), as
+/// the job allows: `seen` is what the model saw, `overlay` the editor's unsaved text.
+pub(crate) fn read_answer(
+    root: &Path,
     answer: &str,
     seen: &SeenFiles,
-) -> Result<EditProposal, PatchError> {
+    overlay: Option<&SeenFiles>,
+    job: &EditJob,
+) -> Result<PreparedPatch, EditFailure> {
+    let options = PatchOptions {
+        checker: &TreeSitterChecker,
+        seen: Some(seen),
+        overlay,
+        default_path: job.default_path.as_deref(),
+        instruction: &job.instruction,
+    };
+    let patch = prepare(root, answer, &options)?;
+    if let Some(target) = &job.only_file {
+        let others: Vec<String> = patch
+            .files()
+            .into_iter()
+            .filter(|f| &f.path != target)
+            .map(|f| f.path)
+            .collect();
+        if !others.is_empty() {
+            return Err(EditFailure::OutsideTarget {
+                target: target.clone(),
+                paths: others,
+            });
+        }
+    }
+    Ok(patch)
+}
+
+/// The editor's text of every open document, as an overlay over the disk.
+pub(crate) fn open_documents_overlay(workspace: &Workspace) -> SeenFiles {
     let snapshot = workspace.snapshot();
     let mut overlay = SeenFiles::default();
     for path in workspace.open_documents() {
@@ -412,23 +516,18 @@ fn proposal(
             overlay.record(path, file.text.as_bytes().to_vec());
         }
     }
-    let options = PatchOptions {
-        checker: &TreeSitterChecker,
-        seen: Some(seen),
-        overlay: (!overlay.is_empty()).then_some(&overlay),
-    };
-    let patch = prepare(workspace.root(), answer, &options)?;
-    let files = patch
-        .files()
-        .into_iter()
-        .map(|f| FileEdit {
-            version: workspace.document_version(&f.path),
-            confirm: protected::needs_confirmation(&f.path),
-            path: f.path,
-            abs: f.abs,
-            before: f.before,
-            after: f.after,
-        })
-        .collect();
-    Ok(EditProposal { patch, files })
+    overlay
+}
+
+/// `prepare` against the editor's text of open documents (a fresh snapshot: typing during generation makes
+/// the patch stale, never misapplied) and the disk for the rest.
+fn proposal(
+    workspace: &Workspace,
+    answer: &str,
+    job: &EditJob,
+) -> Result<EditProposal, EditFailure> {
+    let overlay = open_documents_overlay(workspace);
+    let overlay = (!overlay.is_empty()).then_some(&overlay);
+    let patch = read_answer(workspace.root(), answer, &job.prompt.seen, overlay, job)?;
+    Ok(EditProposal::new(workspace, patch))
 }

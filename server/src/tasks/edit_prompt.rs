@@ -15,7 +15,7 @@ use qwen_engine::{Message, Role};
 use super::explain::CHAT_OVERHEAD;
 use super::patch::{SeenFiles, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
 use super::{TaskError, Workspace};
-use crate::context::{pack, ContextRequest, PackConfig};
+use crate::context::{pack, ContextRequest, PackConfig, PackedItem};
 use crate::index::IndexSnapshot;
 
 /// The first paragraph of the system message for edits.
@@ -129,6 +129,27 @@ fn show(workspace: &Workspace, file: &Shown, lines: Option<(u32, u32)>) -> (Stri
     (block, tokens)
 }
 
+/// The text of `path`'s packed items that start at line 0 and follow each other without gaps, joined: equal
+/// to the file's text exactly when the model was shown all of it.
+fn excerpts_of(items: &[&PackedItem], path: &str) -> String {
+    let mut parts: Vec<&PackedItem> = items
+        .iter()
+        .copied()
+        .filter(|item| &*item.path == path)
+        .collect();
+    parts.sort_by_key(|item| item.start_line);
+    let mut text = String::new();
+    let mut next_line = 0;
+    for item in parts {
+        if item.start_line != next_line {
+            break;
+        }
+        text.push_str(&item.text);
+        next_line = item.end_line + 1;
+    }
+    text
+}
+
 /// Builds the prompt; errors when the instructions and the edited code alone exceed the budget.
 pub(crate) fn build(
     workspace: &Workspace,
@@ -204,7 +225,7 @@ pub(crate) fn build(
         workspace.token_counter(),
         workspace.token_cache(),
     );
-    let mut excerpts: Vec<(String, usize, Arc<str>)> = packed
+    let mut excerpts: Vec<(String, usize, &PackedItem)> = packed
         .items
         .iter()
         .filter(|item| !edited.contains(&*item.path))
@@ -217,7 +238,7 @@ pub(crate) fn build(
                 fenced(&item.path, &item.text)
             );
             let tokens = workspace.count_tokens(&block);
-            (block, tokens, item.path.clone())
+            (block, tokens, item)
         })
         .collect();
     let header = "Related code from the repository (excerpts):\n\n";
@@ -233,12 +254,21 @@ pub(crate) fn build(
     if !excerpts.is_empty() {
         user.push_str(header);
         context_tokens += header_tokens;
-        for (block, tokens, path) in &excerpts {
+        let kept: Vec<&PackedItem> = excerpts.iter().map(|e| e.2).collect();
+        for (block, tokens, item) in &excerpts {
+            let path = &item.path;
             user.push_str(block);
             context_tokens += tokens;
             if let Some(file) = input.snapshot.file(path) {
                 if !file.lossy {
-                    seen.record(path.to_string(), file.text.as_bytes().to_vec());
+                    // An excerpt that is the whole file counts as a file shown whole: a whole-file answer may
+                    // rewrite it.
+                    let shown = excerpts_of(&kept, path);
+                    if shown == *file.text {
+                        seen.record_whole(path.to_string(), file.text.as_bytes().to_vec());
+                    } else {
+                        seen.record(path.to_string(), file.text.as_bytes().to_vec());
+                    }
                 }
             }
         }

@@ -12,6 +12,8 @@
 //! complete_alternatives(…) alternatives.rs  up to 3 distinct suggestions for an invoked completion
 //! explain(…)          explain.rs      hover explanation of the function at a position (functions.rs)
 //! refactor(…), patch(…)  edit.rs      instruction → checked patch (prompt in edit_prompt.rs, patch/)
+//! edit_until_green(…)    fix_loop/    the same, applied to a scratch copy and checked with the project's
+//!                                     commands, round after round until green
 //! SuggestionLog       measure.rs      local log of completion outcomes (LSP writes, `qwen-ls stats` reads)
 //! ```
 //!
@@ -28,6 +30,7 @@ mod edit_prompt;
 mod error;
 mod explain;
 mod fim;
+pub mod fix_loop;
 mod functions;
 pub mod generator;
 pub mod measure;
@@ -50,6 +53,10 @@ pub use edit_prompt::EDIT_SYSTEM;
 pub use error::TaskError;
 pub use explain::{explain, explain_target, ExplainRequest, Explanation, EXPLAIN_SYSTEM};
 pub use fim::{CompletionPrompt, Layout, MOVE_DOWN_LINES, PREFIX_SHARE, SUFFIX_SHARE};
+pub use fix_loop::{
+    edit_until_green, CheckedEdit, LoopError, LoopEvent, LoopOptions, LoopResult, Round,
+    RoundOutcome, Verdict,
+};
 pub use functions::{function_at, function_named, functions_in, FunctionAt};
 pub use generator::{
     load_generator, FinishReason, Flow, GenError, GenOutput, GenPrompt, GenRequest, GenStats,

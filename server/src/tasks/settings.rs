@@ -191,7 +191,7 @@ impl Default for HoverSettings {
 }
 
 /// `codeActions.*`: refactors and patches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeActionSettings {
     /// `codeActions.enabled`.
     pub enabled: bool,
@@ -201,6 +201,15 @@ pub struct CodeActionSettings {
     pub max_tokens: usize,
     /// `codeActions.speculative`: speculative decoding for refactors and patches (`off`, `lookup`, `draft`).
     pub speculative: SpeculativeMode,
+    /// `codeActions.checkCommand`: shell commands (or `auto`) that "Fix diagnostics in range" runs on each
+    /// candidate in a scratch copy, feeding failures back (empty: one answer, unchecked).
+    pub check_commands: Vec<String>,
+    /// `codeActions.maxRounds`: most answers of that loop.
+    pub max_rounds: usize,
+    /// `codeActions.checkTimeout`: seconds each check may run.
+    pub check_timeout_secs: u64,
+    /// `codeActions.fixTimeLimit`: seconds the whole loop may take.
+    pub fix_time_limit_secs: u64,
     /// `codeActions.preview`: edits ask the editor to show them for review before they apply (LSP change
     /// annotations with `needsConfirmation`).
     pub preview: bool,
@@ -213,6 +222,10 @@ impl Default for CodeActionSettings {
             budget: 8192,
             max_tokens: 1024,
             speculative: SpeculativeMode::Lookup,
+            check_commands: Vec::new(),
+            max_rounds: 3,
+            check_timeout_secs: 60,
+            fix_time_limit_secs: 180,
             preview: true,
         }
     }
@@ -319,6 +332,10 @@ mod tests {
                 budget: 8192,
                 max_tokens: 1024,
                 speculative: SpeculativeMode::Lookup,
+                check_commands: Vec::new(),
+                max_rounds: 3,
+                check_timeout_secs: 60,
+                fix_time_limit_secs: 180,
                 preview: true,
             }
         );

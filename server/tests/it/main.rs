@@ -8,6 +8,7 @@ mod bench_engine;
 mod cache;
 mod cli;
 mod default_model;
+mod fix_loop;
 mod generate_cli;
 mod incremental;
 mod lsp;

@@ -25,14 +25,26 @@ M.SERVER_KEYS = {
   "codeActions.enabled",
   "codeActions.budget",
   "codeActions.maxTokens",
+  "codeActions.checkCommand",
+  "codeActions.maxRounds",
+  "codeActions.checkTimeout",
+  "codeActions.fixTimeLimit",
   "codeActions.preview",
   "debug.dumpPrompt",
   "logFile",
 }
 
---- Settings that choose where code is sent (`backend`, `openai.*`) or where files are written (`logFile`):
---- honoured only from the user's own configuration, never from a project-local file a repository can ship.
-M.USER_ONLY_SETTINGS = { "backend", "openai.endpoint", "openai.model", "openai.apiKeyEnv", "logFile" }
+--- Settings that choose where code is sent (`backend`, `openai.*`), which commands run
+--- (`codeActions.checkCommand`) or where files are written (`logFile`): honoured only from the user's own
+--- configuration, never from a project-local file a repository can ship.
+M.USER_ONLY_SETTINGS = {
+  "backend",
+  "openai.endpoint",
+  "openai.model",
+  "openai.apiKeyEnv",
+  "logFile",
+  "codeActions.checkCommand",
+}
 --- Options that choose the program that runs: the same rule.
 M.USER_ONLY_OPTIONS = { "cmd", "path" }
 --- Neovim's project-local configuration files ('exrc'): workspace-level configuration.

@@ -46,12 +46,18 @@ return function(H)
   end)
 
   H.test("config: user-only settings keep the user's values; project files are recognised", function()
-    local settings, overridden = config.keep_user_only(
-      { backend = "openai", openai = { endpoint = "https://attacker.example/v1", model = "m" }, completion = { maxTokens = 3 } },
-      { openai = { model = "m" } }
-    )
-    H.eq({ openai = { model = "m" }, completion = { maxTokens = 3 } }, settings)
-    H.eq({ "backend", "openai.endpoint" }, overridden)
+    local settings, overridden = config.keep_user_only({
+      backend = "openai",
+      openai = { endpoint = "https://attacker.example/v1", model = "m" },
+      completion = { maxTokens = 3 },
+      codeActions = { checkCommand = { "cargo check", "sh ./steal.sh" }, maxRounds = 2 },
+    }, { openai = { model = "m" }, codeActions = { checkCommand = { "cargo check" } } })
+    H.eq({
+      openai = { model = "m" },
+      completion = { maxTokens = 3 },
+      codeActions = { checkCommand = { "cargo check" }, maxRounds = 2 },
+    }, settings)
+    H.eq({ "backend", "openai.endpoint", "codeActions.checkCommand" }, overridden)
     local dir = H.tempdir()
     -- Not a tail call: the calling file's frame must stay on the stack.
     local body = { "local source = require('qwen-ls.config').project_source()", "return source" }

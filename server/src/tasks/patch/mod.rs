@@ -1,30 +1,38 @@
-//! `patch`: turns a model's answer in the search/replace edit format into a safe, `git apply`-able diff, and
-//! optionally writes it atomically. Model-independent: the caller builds the prompt (embedding
-//! [`format::EDIT_FORMAT_INSTRUCTIONS`]), runs the model and passes the raw answer here.
+//! `patch`: turns a model's answer into a safe, `git apply`-able diff, and optionally writes it atomically.
+//! Model-independent: the caller builds the prompt (embedding [`format::EDIT_FORMAT_INSTRUCTIONS`]), runs the
+//! model and passes the raw answer here.
 //!
-//! Pipeline: [`parse`] the answer → resolve each path inside the root ([`paths`]) → read the file and refuse
-//! binary/non-UTF-8 ones ([`source`]) → place every block ([`matching`]) → render the diff ([`diff`]) →
-//! report syntax errors the patch introduced ([`syntax_check`]) → on request, write atomically ([`atomic`],
-//! journalled by [`journal`]), refusing `.git` and holding configuration edits for confirmation
-//! ([`protected`]).
-//! Every problem in the answer is collected and reported at once, so one retry can fix them all.
+//! Pipeline: read the answer in the first format that has edits ([`answer`]: SEARCH/REPLACE blocks
+//! ([`parse`]), a unified diff ([`udiff`]), or whole files ([`whole`])) → resolve each path inside the root
+//! ([`paths`]) → read the file and refuse binary/non-UTF-8 ones ([`source`]) → place every block
+//! ([`matching`]) → refuse whole-file readings that are not plausibly whole ([`plausible`]) → render the diff
+//! ([`diff`]) → report syntax errors the patch introduced ([`syntax_check`]) → on request, write atomically
+//! ([`atomic`], journalled by [`journal`]), refusing `.git` and holding configuration edits for confirmation
+//! ([`protected`]). Every problem in the answer is collected and reported at once, so one retry can fix them
+//! all.
 
+pub mod answer;
 pub mod atomic;
 pub mod diff;
 pub mod format;
 pub mod journal;
 pub(crate) mod lines;
+mod markdown;
 pub mod matching;
 pub mod outcome;
 pub mod parse;
 pub mod paths;
+pub mod plausible;
 pub mod protected;
 pub mod source;
 pub mod syntax_check;
+pub mod udiff;
+pub mod whole;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+pub use answer::AnswerFormat;
 pub use atomic::ApplyError;
 pub use format::{render_block, EDIT_FORMAT_EXAMPLE, EDIT_FORMAT_INSTRUCTIONS};
 pub use journal::{recover, JournalError, Recovered};
@@ -33,10 +41,13 @@ pub use outcome::{
     exit_status, EditError, EditErrorKind, FileChange, FileStatus, PatchError, PatchExit,
     PatchOutcome, PatchStats, PatchWarning,
 };
-pub use parse::{parse_answer, parse_whole_files, EditBlock, ParseError, WholeFile};
+pub use parse::{parse_answer, parse_answer_for, EditBlock, ParseError};
 pub use paths::PathError;
+pub use plausible::NotWhole;
 pub use source::SourceError;
-pub use syntax_check::{NoSyntaxCheck, SyntaxChecker};
+pub use syntax_check::{NoSyntaxCheck, SyntaxChecker, TopLevelItem};
+pub use udiff::parse_unified_diff;
+pub use whole::{parse_whole_files, WholeFile};
 
 use atomic::PlannedWrite;
 use lines::LineText;
@@ -77,6 +88,11 @@ impl SeenFiles {
         self.whole.contains(rel)
     }
 
+    /// Every recorded path.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.content.keys().map(String::as_str)
+    }
+
     /// Whether nothing is recorded.
     pub fn is_empty(&self) -> bool {
         self.content.is_empty()
@@ -94,6 +110,11 @@ pub struct PatchOptions<'a> {
     /// computed against an overlay is for the editor to apply; [`PreparedPatch::apply`] refuses it unless the
     /// disk holds the same bytes.
     pub overlay: Option<&'a SeenFiles>,
+    /// The one file in play (root-relative), if there is exactly one: blocks, hunks and a fence without a path
+    /// edit it.
+    pub default_path: Option<&'a str>,
+    /// The user's instruction: top-level items it names may disappear from a whole-file answer.
+    pub instruction: &'a str,
 }
 
 impl<'a> PatchOptions<'a> {
@@ -103,6 +124,8 @@ impl<'a> PatchOptions<'a> {
             checker,
             seen: None,
             overlay: None,
+            default_path: None,
+            instruction: "",
         }
     }
 }
@@ -240,21 +263,18 @@ pub fn prepare(
         });
     }
     let mut warnings = Vec::new();
-    let blocks = match parse_answer(answer) {
-        Err(ParseError::NoBlocks) => {
-            let rewrites = whole_file_blocks(&root_canonical, answer, options.seen);
-            if rewrites.is_empty() {
-                return Err(ParseError::NoBlocks.into());
-            }
-            for block in &rewrites {
-                warnings.push(PatchWarning::WholeFile {
-                    path: block.path.clone(),
-                });
-            }
-            rewrites
+    let reading = answer::read_answer(&root_canonical, answer, options.seen, options.default_path)?;
+    let blocks = reading.blocks;
+    for (written, path) in reading.guessed {
+        warnings.push(PatchWarning::GuessedPath { written, path });
+    }
+    if reading.format == AnswerFormat::WholeFiles {
+        for block in &blocks {
+            warnings.push(PatchWarning::WholeFile {
+                path: block.path.clone(),
+            });
         }
-        parsed => parsed?,
-    };
+    }
     let _span = tracing::debug_span!("patch_prepare", blocks = blocks.len()).entered();
 
     let mut errors = Vec::new();
@@ -291,6 +311,28 @@ pub fn prepare(
             }
         }
         match edit_file(target, original.as_ref(), &blocks) {
+            Ok((after, _)) if reading.format == AnswerFormat::WholeFiles && original.is_some() => {
+                let before = original.as_ref().map_or("", |o| o.text.as_str());
+                match plausible::check_whole(
+                    options.checker,
+                    &target.rel,
+                    before,
+                    &after,
+                    options.instruction,
+                ) {
+                    Ok(()) => changes.push(Change {
+                        rel: target.rel.clone(),
+                        abs: target.abs.clone(),
+                        before: original,
+                        after,
+                    }),
+                    Err(not_whole) => errors.push(block_error(
+                        &blocks,
+                        target.blocks.first().copied().unwrap_or(0),
+                        EditErrorKind::NotWhole(not_whole),
+                    )),
+                }
+            }
             Ok((after, fuzzy)) => {
                 for placement in fuzzy {
                     fuzzy_matches += 1;
@@ -321,40 +363,77 @@ pub fn prepare(
         errors.sort_by_key(|e| e.block);
         return Err(PatchError::Edits(errors));
     }
-    Ok(render(
+    let mut patch = render(
         root_canonical,
         changes,
         blocks.len(),
         fuzzy_matches,
         warnings,
         options.checker,
-    ))
+    );
+    patch.outcome.format = reading.format;
+    Ok(patch)
 }
 
-/// An answer without SEARCH/REPLACE blocks, read as whole-file rewrites of files the model was shown whole:
-/// each becomes one block whose SEARCH is the content the model saw (the stale check then guarantees it is
-/// still the file's content). Files shown in part, files never shown and unreadable paths are left out, so
-/// an excerpt can never be mistaken for a whole file and truncate it.
-fn whole_file_blocks(root: &Path, answer: &str, seen: Option<&SeenFiles>) -> Vec<EditBlock> {
-    let Some(seen) = seen else {
-        return Vec::new();
-    };
-    parse_whole_files(answer)
-        .into_iter()
-        .filter_map(|file| {
-            let rel = paths::resolve(root, &file.path).ok()?.rel;
-            if !seen.shown_whole(&rel) {
-                return None;
+/// One file's content before and after, for [`prepare_contents`].
+#[derive(Debug, Clone)]
+pub struct FileContents {
+    /// Root-relative path.
+    pub rel: String,
+    /// The content the change is computed against; `None` for a new file.
+    pub before: Option<Vec<u8>>,
+    /// The new content.
+    pub after: String,
+}
+
+/// A patch from contents already known (the check loop's cumulative result): every path is resolved and
+/// confined like an answer's, and the diff, warnings and atomic write are those of [`prepare`]. Writes nothing.
+pub fn prepare_contents(
+    root: &Path,
+    files: Vec<FileContents>,
+    checker: &dyn SyntaxChecker,
+) -> Result<PreparedPatch, PatchError> {
+    let root_canonical = std::fs::canonicalize(root).map_err(|source| PatchError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let mut changes = Vec::new();
+    let mut errors = Vec::new();
+    for (index, file) in files.into_iter().enumerate() {
+        let error = |kind: EditErrorKind| EditError {
+            block: index + 1,
+            answer_line: 0,
+            kind,
+        };
+        let resolved = match paths::resolve(&root_canonical, &file.rel) {
+            Ok(resolved) => resolved,
+            Err(err) => {
+                errors.push(error(err.into()));
+                continue;
             }
-            let before = std::str::from_utf8(seen.get(&rel)?).ok()?;
-            Some(EditBlock {
-                path: rel,
-                search: before.lines().map(str::to_string).collect(),
-                replace: file.lines,
-                answer_line: file.answer_line,
-            })
-        })
-        .collect()
+        };
+        let before = match file
+            .before
+            .map(|bytes| source::decode(bytes, &resolved.rel))
+        {
+            Some(Ok(original)) => Some(original),
+            Some(Err(err)) => {
+                errors.push(error(err.into()));
+                continue;
+            }
+            None => None,
+        };
+        changes.push(Change {
+            rel: resolved.rel,
+            abs: resolved.abs,
+            before,
+            after: file.after,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(PatchError::Edits(errors));
+    }
+    Ok(render(root_canonical, changes, 0, 0, Vec::new(), checker))
 }
 
 /// Resolves each distinct path once, grouping blocks by the real root-relative path (first appearance order).
@@ -549,6 +628,7 @@ fn render(
             files,
             warnings,
             stats,
+            format: AnswerFormat::default(),
         },
         writes,
         root,

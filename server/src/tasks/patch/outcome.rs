@@ -8,10 +8,12 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use super::answer::AnswerFormat;
 use super::atomic::ApplyError;
 use super::matching::{MatchFailure, MatchKind};
 use super::parse::ParseError;
 use super::paths::PathError;
+use super::plausible::NotWhole;
 use super::source::SourceError;
 
 /// A patch that was produced: its unified diff and a summary.
@@ -25,6 +27,8 @@ pub struct PatchOutcome {
     pub warnings: Vec<PatchWarning>,
     /// Counts.
     pub stats: PatchStats,
+    /// How the answer wrote its edits.
+    pub format: AnswerFormat,
 }
 
 impl PatchOutcome {
@@ -115,6 +119,13 @@ pub enum PatchWarning {
         /// Root-relative path.
         path: String,
     },
+    /// The model's path names no file; the only file of that name the model was shown was edited instead.
+    GuessedPath {
+        /// The path as the model wrote it.
+        written: String,
+        /// The root-relative path edited.
+        path: String,
+    },
     /// The model's path went through a symbolic link inside the root; the diff names the real path.
     ThroughLink {
         /// The path as the model wrote it.
@@ -141,6 +152,10 @@ impl fmt::Display for PatchWarning {
             PatchWarning::WholeFile { path } => write!(
                 f,
                 "`{path}`: the answer rewrote the whole file instead of using SEARCH/REPLACE blocks; review the diff"
+            ),
+            PatchWarning::GuessedPath { written, path } => write!(
+                f,
+                "`{written}` does not exist; the answer's edit went to `{path}`, the only file of that name the model was shown"
             ),
             PatchWarning::ThroughLink { written, path } => {
                 write!(f, "`{written}` goes through a symbolic link; the diff names the real path `{path}`")
@@ -176,6 +191,9 @@ pub enum EditErrorKind {
     /// An empty SEARCH names a file that exists and is not empty.
     #[error("`{0}` already exists and is not empty; an empty SEARCH section only creates files")]
     FileExists(String),
+    /// A whole-file reading that is not plausibly the whole file (see `plausible.rs`).
+    #[error("{0}")]
+    NotWhole(NotWhole),
     /// The SEARCH could not be placed.
     #[error("`{path}`: {failure}")]
     Match {

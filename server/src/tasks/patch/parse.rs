@@ -1,6 +1,8 @@
 //! Parser for the search/replace edit format (see [`super::format`]), written for real model output rather
 //! than the ideal: code fences with or without a language, prose before/between/after blocks, CRLF, trailing
-//! whitespace, decorated file names, `<think>` sections, and marker lines with 5–9 marker characters.
+//! whitespace, decorated file names, `<think>` sections, marker lines with 5–9 marker characters (and the
+//! keywords of Aider's older `ORIGINAL`/`UPDATED` format or a bare git conflict marker), and a missing path line
+//! when the caller knows the one file in play.
 //!
 //! The parser is a line-based state machine. It is pure (no file system) and total: every input yields either
 //! blocks or a [`ParseError`] naming the answer line, never a panic.
@@ -31,8 +33,12 @@ impl EditBlock {
 /// Why an answer could not be read as edit blocks. Line numbers are 1-based lines of the answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
-    /// No block at all (after removing `<think>` sections).
-    #[error("the answer contains no SEARCH/REPLACE blocks")]
+    /// No edit at all (after removing `<think>` sections): no SEARCH/REPLACE block, no unified diff, and no
+    /// fence that can be read as a whole file.
+    #[error(
+        "the answer contains no edits: no SEARCH/REPLACE blocks, no unified diff, and no fenced file the model \
+         was shown whole"
+    )]
     NoBlocks,
     /// The first block has no path line before it.
     #[error(
@@ -62,6 +68,12 @@ pub enum ParseError {
         /// The marker that was expected.
         expected: &'static str,
     },
+    /// A unified diff deletes a file (`+++ /dev/null`), which edits cannot do.
+    #[error("answer line {line}: the diff deletes a file; qwen-ls edits and creates files but never deletes them")]
+    DeletesFile {
+        /// Line of the `---` header.
+        line: usize,
+    },
     /// A REPLACE marker outside any block.
     #[error("answer line {line}: `{REPLACE_MARKER}` without a `{SEARCH_MARKER}` before it")]
     StrayReplace {
@@ -71,6 +83,7 @@ pub enum ParseError {
 }
 
 use super::format::{DIVIDER_MARKER, REPLACE_MARKER, SEARCH_MARKER};
+use super::markdown::{fence_info, fence_path, path_line, thinking_opened_by_template};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Marker {
@@ -79,14 +92,22 @@ enum Marker {
     Replace,
 }
 
-/// Recognises a marker line: 5–9 marker characters, then (for SEARCH/REPLACE) optional spaces and the keyword
-/// in any case. Surrounding whitespace is ignored so blocks indented inside Markdown lists still parse.
+/// Keywords accepted after a SEARCH marker run: ours, Aider's older `ORIGINAL`, and git's conflict `HEAD`.
+const SEARCH_KEYWORDS: [&str; 3] = ["SEARCH", "ORIGINAL", "HEAD"];
+/// Keywords accepted after a REPLACE marker run: ours and Aider's older `UPDATED`.
+const REPLACE_KEYWORDS: [&str; 2] = ["REPLACE", "UPDATED"];
+/// A bare run of exactly this many `<` or `>` (a git conflict marker without its label) also counts.
+const BARE_MARKER_RUN: usize = 7;
+
+/// Recognises a marker line: 5–9 marker characters, then (for SEARCH/REPLACE) optional spaces and one of the
+/// keywords in any case, or nothing at all after exactly seven. Surrounding whitespace is ignored so blocks
+/// indented inside Markdown lists still parse.
 fn marker(line: &str) -> Option<Marker> {
     let t = line.trim();
-    let (ch, keyword, kind) = match t.as_bytes().first()? {
-        b'<' => ('<', "SEARCH", Marker::Search),
-        b'=' => ('=', "", Marker::Divider),
-        b'>' => ('>', "REPLACE", Marker::Replace),
+    let (ch, keywords, kind): (char, &[&str], Marker) = match t.as_bytes().first()? {
+        b'<' => ('<', &SEARCH_KEYWORDS, Marker::Search),
+        b'=' => ('=', &[""], Marker::Divider),
+        b'>' => ('>', &REPLACE_KEYWORDS, Marker::Replace),
         _ => return None,
     };
     let run = t.chars().take_while(|&c| c == ch).count();
@@ -95,86 +116,8 @@ fn marker(line: &str) -> Option<Marker> {
     }
     // The run is ASCII, so `run` is also a byte offset.
     let rest = t[run..].trim_start();
-    rest.eq_ignore_ascii_case(keyword).then_some(kind)
-}
-
-/// A Markdown fence line (``` or ~~~, three or more), returning its info string.
-fn fence_info(line: &str) -> Option<&str> {
-    let t = line.trim();
-    for ch in ['`', '~'] {
-        let run = t.chars().take_while(|&c| c == ch).count();
-        if run >= 3 {
-            return Some(t[run..].trim());
-        }
-    }
-    None
-}
-
-/// Labels models put before a path (`File: src/lib.rs`), compared case-insensitively.
-const PATH_LABELS: [&str; 4] = ["file path:", "filename:", "file:", "path:"];
-
-/// Reads a line that consists of a file path, possibly decorated: `` `p` ``, `**p**`, `### p`, `File: p`,
-/// `**File:** `p``, `- p`, `p:`. Prose lines return `None`. An undecorated name must contain `/` or an inner
-/// `.` so that a one-word sentence is not mistaken for a file; decorated names (`` `Makefile` ``) need not.
-/// Names with spaces are not recognised: a line with spaces is prose.
-fn path_line(line: &str) -> Option<String> {
-    let mut t = line.trim();
-    let mut decorated = false;
-    let hashes = t.chars().take_while(|&c| c == '#').count();
-    if hashes > 0 {
-        t = t[hashes..].trim_start();
-        decorated = true;
-    }
-    if let Some(rest) = t.strip_prefix("- ") {
-        t = rest.trim_start();
-    }
-    // `*` (emphasis) and `` ` `` (code spans) never occur in a real path: drop them wherever they are.
-    let undecorated: String = t.chars().filter(|&c| c != '*' && c != '`').collect();
-    decorated |= undecorated.len() != t.len();
-    let mut t = undecorated.trim();
-    for label in PATH_LABELS {
-        if t.len() >= label.len()
-            && t.is_char_boundary(label.len())
-            && t[..label.len()].eq_ignore_ascii_case(label)
-        {
-            t = t[label.len()..].trim_start();
-            decorated = true;
-            break;
-        }
-    }
-    if let Some(stripped) = t.strip_suffix(':') {
-        t = stripped.trim_end();
-    }
-    plausible_path(t, decorated).then(|| t.to_string())
-}
-
-fn plausible_path(t: &str, decorated: bool) -> bool {
-    let allowed = |c: char| c.is_alphanumeric() || "/._-+@~\\:".contains(c);
-    if t.is_empty() || !t.chars().all(allowed) || !t.chars().any(char::is_alphanumeric) {
-        return false;
-    }
-    if t.contains("://") || t.ends_with('.') {
-        return false;
-    }
-    let name = t.rsplit(['/', '\\']).next().unwrap_or(t);
-    let inner_dot =
-        name.trim_start_matches('.').contains('.') || (name.starts_with('.') && name.len() > 1);
-    decorated || t.contains('/') || inner_dot
-}
-
-/// A path given in a fence's info string: ```` ```src/lib.rs ````, ```` ```rust src/lib.rs ````,
-/// ```` ```rust:src/lib.rs ````. A bare language name is not a path.
-fn fence_path(info: &str) -> Option<String> {
-    let last = info.split_whitespace().last()?;
-    let candidate = match last.split_once(':') {
-        Some((lang, rest))
-            if !lang.is_empty() && lang.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            rest
-        }
-        _ => last,
-    };
-    plausible_path(candidate, false).then(|| candidate.to_string())
+    let bare = rest.is_empty() && run == BARE_MARKER_RUN;
+    (bare || keywords.iter().any(|k| rest.eq_ignore_ascii_case(k))).then_some(kind)
 }
 
 enum State {
@@ -199,6 +142,15 @@ enum State {
 /// template opened it), everything before it is ignored. A block without its own path line reuses the path of
 /// the previous block; the first block must have one.
 pub fn parse_answer(answer: &str) -> Result<Vec<EditBlock>, ParseError> {
+    parse_answer_for(answer, None)
+}
+
+/// [`parse_answer`] when one file is in play (the file a refactor edits, the one file given to `patch`): a
+/// first block without a path line edits `default_path` instead of being an error.
+pub fn parse_answer_for(
+    answer: &str,
+    default_path: Option<&str>,
+) -> Result<Vec<EditBlock>, ParseError> {
     let mut blocks = Vec::new();
     let mut state = if thinking_opened_by_template(answer) {
         State::Think
@@ -206,7 +158,7 @@ pub fn parse_answer(answer: &str) -> Result<Vec<EditBlock>, ParseError> {
         State::Prose
     };
     let mut pending_path: Option<String> = None;
-    let mut last_path: Option<String> = None;
+    let mut last_path: Option<String> = default_path.map(str::to_string);
 
     for (index, raw) in answer.split('\n').enumerate() {
         let number = index + 1;
@@ -336,83 +288,6 @@ pub fn parse_answer(answer: &str) -> Result<Vec<EditBlock>, ParseError> {
     }
 }
 
-/// A fenced block that holds a whole file: what small models write instead of SEARCH/REPLACE blocks when they
-/// were shown the file whole (the path line, a fence, the complete new content, the closing fence).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WholeFile {
-    /// The path as written by the model (not yet checked for safety).
-    pub path: String,
-    /// The content lines between the fences.
-    pub lines: Vec<String>,
-    /// 1-based line of the answer holding the opening fence.
-    pub answer_line: usize,
-}
-
-/// Reads an answer without SEARCH/REPLACE blocks as whole-file rewrites: every fenced block whose path is
-/// named on the line before its fence (or in its info string). Fences without a path are prose (examples,
-/// shell commands) and are skipped, as are `<think>` sections. The caller decides which files may be
-/// rewritten this way.
-pub fn parse_whole_files(answer: &str) -> Vec<WholeFile> {
-    let mut files = Vec::new();
-    let mut thinking = thinking_opened_by_template(answer);
-    let mut previous_path: Option<String> = None;
-    let mut open: Option<(char, WholeFile)> = None;
-    for (index, raw) in answer.split('\n').enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let trimmed = line.trim_start();
-        if let Some((fence_char, mut file)) = open.take() {
-            let closes = fence_info(line).is_some_and(|info| info.is_empty())
-                && trimmed.starts_with(fence_char);
-            if closes {
-                files.push(file);
-            } else {
-                file.lines.push(line.to_string());
-                open = Some((fence_char, file));
-            }
-            continue;
-        }
-        if thinking {
-            thinking = !line.contains("</think>");
-            continue;
-        }
-        if trimmed.starts_with("<think>") {
-            thinking = !trimmed.contains("</think>");
-            continue;
-        }
-        if let Some(info) = fence_info(line) {
-            // A fence without a path still opens a block, so that its content is not read as path lines.
-            let path = fence_path(info).or_else(|| previous_path.take());
-            let file = WholeFile {
-                path: path.unwrap_or_default(),
-                lines: Vec::new(),
-                answer_line: index + 1,
-            };
-            open = Some((trimmed.chars().next().unwrap_or('`'), file));
-            continue;
-        }
-        if !line.trim().is_empty() {
-            previous_path = path_line(line);
-        }
-    }
-    // An unterminated fence (in `open`) is an answer cut short: never taken as a whole file.
-    files.retain(|file| !file.path.is_empty());
-    files
-}
-
-/// Whether the answer closes a thinking section it never opened (the chat template emitted `<think>`): then
-/// everything up to the first `</think>` is thinking.
-fn thinking_opened_by_template(answer: &str) -> bool {
-    for line in answer.split('\n') {
-        if line.trim_start().starts_with("<think>") {
-            return false;
-        }
-        if line.trim_start().starts_with("</think>") {
-            return true;
-        }
-    }
-    false
-}
-
 fn marker_text(marker: Marker) -> &'static str {
     match marker {
         Marker::Search => SEARCH_MARKER,
@@ -444,69 +319,29 @@ mod tests {
         assert_eq!(marker("======= x"), None);
         assert_eq!(marker(">>>>>>> replace"), Some(Marker::Replace));
         assert_eq!(marker(">>>>>>> REPLACE x"), None);
+        for (line, kind) in [
+            ("<<<<<<< ORIGINAL", Marker::Search),
+            ("<<<<<<< HEAD", Marker::Search),
+            ("<<<<<<<", Marker::Search),
+            (">>>>>>> UPDATED", Marker::Replace),
+            (">>>>>>>", Marker::Replace),
+        ] {
+            assert_eq!(marker(line), Some(kind), "{line}");
+        }
+        assert_eq!(marker("<<<<<"), None, "a bare run must be exactly seven");
+        assert_eq!(marker(">>>>>>>> "), None);
     }
 
     #[test]
-    fn whole_files_need_a_path_and_a_closing_fence() {
-        let answer = "<think>\nsrc/x.rs\n```rust\nthought\n```\n</think>\nsrc/a.rs\n```rust\nfn a() {}\n\n```\n\
-                      Run it:\n```sh\nsrc/b.rs\n```\n```rust src/c.rs\nfn c() {}\n```\nsrc/d.rs\n```rust\nfn d(";
-        let files = parse_whole_files(answer);
-        let got: Vec<(&str, Vec<&str>, usize)> = files
-            .iter()
-            .map(|f| {
-                (
-                    f.path.as_str(),
-                    f.lines.iter().map(String::as_str).collect(),
-                    f.answer_line,
-                )
-            })
-            .collect();
+    fn a_missing_path_line_uses_the_file_in_play() {
+        let answer = "```rust\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n```\nsrc/b.rs\n<<<<<<< SEARCH\nc\n=======\nd\n>>>>>>> REPLACE\n";
+        let blocks = parse_answer_for(answer, Some("src/a.rs")).expect("parses");
+        let paths: Vec<&str> = blocks.iter().map(|b| b.path.as_str()).collect();
+        assert_eq!(paths, ["src/a.rs", "src/b.rs"]);
         assert_eq!(
-            got,
-            [
-                ("src/a.rs", vec!["fn a() {}", ""], 8),
-                ("src/c.rs", vec!["fn c() {}"], 16),
-            ]
+            parse_answer(answer),
+            Err(ParseError::MissingPath { line: 2 })
         );
-    }
-
-    #[test]
-    fn decorated_path_lines() {
-        for line in [
-            "src/a.rs",
-            "`src/a.rs`",
-            "**src/a.rs**",
-            "### src/a.rs",
-            "File: src/a.rs",
-            "src/a.rs:",
-            "**`src/a.rs`**",
-            "## File: `src/a.rs`",
-            "*src/a.rs*",
-            "`src/a.rs`:",
-        ] {
-            assert_eq!(path_line(line).as_deref(), Some("src/a.rs"), "{line}");
-        }
-        assert_eq!(path_line("`Makefile`").as_deref(), Some("Makefile"));
-        assert_eq!(path_line(".gitignore").as_deref(), Some(".gitignore"));
-        for prose in [
-            "Done.",
-            "Here is the change:",
-            "Makefile",
-            "https://x.y/z",
-            "e.g.",
-            "fn main() {}",
-            "",
-        ] {
-            assert_eq!(path_line(prose), None, "{prose}");
-        }
-    }
-
-    #[test]
-    fn path_in_fence_info_string() {
-        assert_eq!(fence_path("rust"), None);
-        assert_eq!(fence_path("src/lib.rs").as_deref(), Some("src/lib.rs"));
-        assert_eq!(fence_path("rust src/lib.rs").as_deref(), Some("src/lib.rs"));
-        assert_eq!(fence_path("rust:src/lib.rs").as_deref(), Some("src/lib.rs"));
     }
 
     #[test]

@@ -14,6 +14,24 @@ pub trait SyntaxChecker {
     /// 1-based lines holding a syntax error (order and duplicates do not matter), or `None` when the language
     /// of `path` is unknown. `path` is relative to the root; implementations usually look at its extension.
     fn error_lines(&self, path: &Path, text: &str) -> Option<Vec<usize>>;
+
+    /// The file's top-level items (functions, types, impls, classes… not their members), or `None` when the
+    /// language of `path` is unknown. The truncation guard (`plausible.rs`) uses them to tell a whole file
+    /// from a fragment.
+    fn top_level_items(&self, _path: &Path, _text: &str) -> Option<Vec<TopLevelItem>> {
+        None
+    }
+}
+
+/// A top-level definition of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopLevelItem {
+    /// What it defines (`function`, `struct`, `impl`, `class`…).
+    pub kind: String,
+    /// Its name (an `impl` is named after its type).
+    pub name: String,
+    /// First and last line, 0-based, inclusive.
+    pub lines: (usize, usize),
 }
 
 /// A checker that knows no language: patches are not syntax-checked.

@@ -223,6 +223,7 @@ struct Session {
     server: InProcess,
     model: Arc<Scripted>,
     uri: String,
+    root: std::path::PathBuf,
     _dir: tempfile::TempDir,
     log: std::path::PathBuf,
 }
@@ -280,6 +281,7 @@ fn start() -> Session {
         server,
         model,
         uri,
+        root,
         _dir: dir,
         log,
     }
@@ -757,6 +759,151 @@ fn configuration_changes_apply_whole() {
         .collect();
     assert!(states.contains(&json!("loading-model")), "{states:?}");
     assert_eq!(client.wait_ready()["state"], "ready");
+    client.shutdown_and_exit();
+    assert!(s.server.join());
+}
+
+/// "Fix diagnostics in range" with `codeActions.checkCommand`: the check loop runs in a scratch copy (the
+/// editor's unsaved text included), the first answer fails the check, the second passes, and only then does the
+/// action carry an edit; its rounds were reported as a cancellable `$/progress`. A second fix whose check hangs
+/// is stopped by `window/workDoneProgress/cancel`, and a third by `codeActions.fixTimeLimit`.
+#[test]
+fn fix_diagnostics_checks_itself_and_can_be_cancelled() {
+    let s = start();
+    let client = &s.server.client;
+    let on_disk = std::fs::read_to_string(s.root.join("src/lib.rs")).expect("read");
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({ "settings": { "qwen-ls": {
+            "completion": { "debounceMs": 0 },
+            "codeActions": { "checkCommand": "grep -q 'a + b' src/lib.rs", "checkTimeout": 20 },
+        } } }),
+    );
+    let text = client.doc(&s.uri).text;
+    let body = text.find("    a - b").expect("body");
+    let range = json!({ "start": position_of(&text, body), "end": position_of(&text, body + 9) });
+    let diagnostic = json!({ "range": range, "message": "wrong operator", "severity": 1 });
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": s.uri }, "range": range, "context": { "diagnostics": [diagnostic] } }),
+    );
+    let fix = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["title"] == "qwen-ls: Fix diagnostics in range")
+        .expect("fix action")
+        .clone();
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a - b\n", "    a * b\n")),
+    );
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a * b\n", "    a + b\n")),
+    );
+    let resolved = client.request("codeAction/resolve", fix.clone());
+    assert_eq!(
+        client.apply_workspace_edit(&resolved["edit"])["applied"],
+        true,
+        "{resolved}"
+    );
+    assert!(client.doc(&s.uri).text.contains("    a + b\n"));
+    assert!(!client.doc(&s.uri).text.contains("a * b"));
+    let messages: Vec<String> = client
+        .notifications("$/progress")
+        .iter()
+        .filter_map(|p| p["value"]["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("round 2/3: running `grep")),
+        "{messages:?}"
+    );
+    let begin = client
+        .notifications("$/progress")
+        .into_iter()
+        .find(|p| p["value"]["title"] == "qwen-ls: Fix diagnostics in range")
+        .expect("a progress stream for the fix");
+    assert_eq!(begin["value"]["cancellable"], true);
+    // The loop never wrote the user's tree: the edit went through the editor.
+    assert_eq!(
+        std::fs::read_to_string(s.root.join("src/lib.rs")).expect("read"),
+        on_disk
+    );
+
+    // A check that hangs, cancelled from the progress.
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({ "settings": { "qwen-ls": { "codeActions": { "checkCommand": "sleep 60" } } } }),
+    );
+    let text = client.doc(&s.uri).text;
+    let body = text.find("    a + b").expect("body");
+    let range = json!({ "start": position_of(&text, body), "end": position_of(&text, body + 9) });
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": s.uri }, "range": range, "context": { "diagnostics": [diagnostic] } }),
+    );
+    let fix = actions[1].clone();
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a + b\n", "    b + a\n")),
+    );
+    let streams = client
+        .server_requests("window/workDoneProgress/create")
+        .len();
+    let started = Instant::now();
+    let id = client.send_request("codeAction/resolve", fix);
+    client.wait_until("the second fix's progress", TIMEOUT, |c| {
+        c.server_requests("window/workDoneProgress/create").len() > streams
+    });
+    let token = client.server_requests("window/workDoneProgress/create")[streams]["token"].clone();
+    client.wait_until("the check to start", TIMEOUT, |c| {
+        c.notifications("$/progress").iter().any(|p| {
+            p["token"] == token && p["value"]["message"] == "round 1/3: running `sleep 60`"
+        })
+    });
+    client.notify("window/workDoneProgress/cancel", json!({ "token": token }));
+    let resolved = client.wait_response(id, TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(resolved["result"]["edit"].is_null(), "{resolved}");
+    let shown = client.notifications("window/showMessage");
+    assert!(
+        shown.iter().any(|m| m["message"]
+            .as_str()
+            .is_some_and(|t| t.contains("cancelled"))),
+        "{shown:?}"
+    );
+
+    // The same hanging check under `codeActions.fixTimeLimit`: stopped at the limit, nothing applied.
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({ "settings": { "qwen-ls": { "codeActions": { "checkCommand": "sleep 60", "fixTimeLimit": 2 } } } }),
+    );
+    Scripted::push(
+        &s.model.edit,
+        say(&edit_block("    a + b\n", "    b + a\n")),
+    );
+    let started = Instant::now();
+    let resolved = client.request("codeAction/resolve", actions[1].clone());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(resolved["edit"].is_null(), "{resolved}");
+    client.wait_until("the time-limit message", TIMEOUT, |c| {
+        c.notifications("window/showMessage").iter().any(|m| {
+            m["message"].as_str().is_some_and(|t| {
+                t.contains("the time limit was reached") && t.contains("nothing was applied")
+            })
+        })
+    });
     client.shutdown_and_exit();
     assert!(s.server.join());
 }
