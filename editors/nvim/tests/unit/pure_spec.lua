@@ -77,6 +77,29 @@ return function(H)
     end, 'unknown option "keymap"')
   end)
 
+  H.test("config: speculative decoding and the extra models are settings like model, also from a project file", function()
+    local settings = {
+      draftModel = "/models/small.gguf",
+      ["completion.model"] = "qwen2.5-coder-0.5b",
+      completion = { speculative = "draft", latencyMs = 0 },
+      hover = { speculative = "off" },
+      ["codeActions.speculative"] = "lookup",
+    }
+    local c, warnings = config.resolve({ settings = settings })
+    H.eq({}, warnings)
+    local nested = {
+      draftModel = "/models/small.gguf",
+      completion = { model = "qwen2.5-coder-0.5b", speculative = "draft", latencyMs = 0 },
+      hover = { speculative = "off" },
+      codeActions = { speculative = "lookup" },
+    }
+    H.eq(nested, c.settings)
+    -- Like `model`, not user-only: a project's .nvim.lua may pick them.
+    local kept, overridden = config.keep_user_only(nested, nil)
+    H.eq(nested, kept)
+    H.eq({}, overridden)
+  end)
+
   H.test("config: bad values name the option", function()
     H.raises(function()
       config.resolve({ filetypes = "rust" })

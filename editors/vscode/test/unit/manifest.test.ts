@@ -14,7 +14,7 @@ const extensionDir = path.resolve(__dirname, "..", "..", "..");
 const manifest = JSON.parse(fs.readFileSync(path.join(extensionDir, "package.json"), "utf8")) as {
   engines: { vscode: string };
   contributes: {
-    configuration: { properties: Record<string, { default?: unknown; type: string; scope?: string }> };
+    configuration: { properties: Record<string, { default?: unknown; type: string; scope?: string; enum?: string[] }> };
     commands: { command: string }[];
   };
   devDependencies: Record<string, string>;
@@ -53,6 +53,41 @@ test("package.json contributes every server key and the client-only keys, nothin
 test("settings that redirect code, run a program or write files are machine-scoped: no workspace can set them", () => {
   for (const key of USER_ONLY_KEYS) {
     assert.equal(manifest.contributes.configuration.properties[`qwen-ls.${key}`].scope, "machine", key);
+  }
+});
+
+/** PROTOCOL.md's keys whose type is a list of strings (`"off"`/`"lookup"`/`"draft"`): key → the strings. */
+function protocolEnums(): Map<string, string[]> {
+  const text = fs.readFileSync(protocolPath, "utf8");
+  const section = text.split("## Configuration")[1].split("\n## ")[0];
+  const enums = new Map<string, string[]>();
+  for (const line of section.split("\n")) {
+    const cells = line.split("|").map((c) => c.trim());
+    if (cells.length < 5 || !/^`"[^`]*"`(\/`"[^`]*"`)+$/.test(cells[2])) {
+      continue;
+    }
+    const values = [...cells[2].matchAll(/`"([^`"]*)"`/g)].map((m) => m[1]);
+    for (const match of cells[1].matchAll(/`([^`]+)`/g)) {
+      enums.set(match[1], values);
+    }
+  }
+  return enums;
+}
+
+test("contributed enums are the protocol's values", () => {
+  const enums = protocolEnums();
+  for (const key of ["dtype", "backend", "completion.speculative", "hover.speculative", "codeActions.speculative"]) {
+    assert.ok(enums.has(key), `PROTOCOL.md lists the values of ${key}`);
+  }
+  for (const [key, values] of enums) {
+    assert.deepEqual(manifest.contributes.configuration.properties[`qwen-ls.${key}`].enum, values, key);
+  }
+});
+
+test("settings that name a model to load are scoped like `model`", () => {
+  const properties = manifest.contributes.configuration.properties;
+  for (const key of ["draftModel", "completion.model"]) {
+    assert.equal(properties[`qwen-ls.${key}`].scope, properties["qwen-ls.model"].scope, key);
   }
 });
 

@@ -36,6 +36,25 @@ test("only explicitly set keys are sent, nested by their dots", () => {
   });
 });
 
+test("speculative decoding and the extra models are sent like the other keys", () => {
+  const settings = buildServerSettings(
+    source({
+      draftModel: { globalValue: "/models/small.gguf" },
+      "completion.model": { workspaceValue: "qwen2.5-coder-0.5b" },
+      "completion.speculative": { globalValue: "lookup", workspaceValue: "draft" },
+      "hover.speculative": { globalValue: "off" },
+      "codeActions.speculative": { workspaceFolderValue: "draft" },
+      "completion.latencyMs": { globalValue: 0 },
+    }),
+  );
+  assert.deepEqual(settings, {
+    draftModel: "/models/small.gguf",
+    completion: { model: "qwen2.5-coder-0.5b", speculative: "draft", latencyMs: 0 },
+    hover: { speculative: "off" },
+    codeActions: { speculative: "draft" },
+  });
+});
+
 test("nothing set gives an empty object, not defaults", () => {
   assert.deepEqual(buildServerSettings(source({})), {});
 });
