@@ -130,7 +130,12 @@ fn positive(value: &Value) -> Result<usize, Problem> {
 }
 
 fn speculative(value: &Value) -> Result<SpeculativeMode, Problem> {
-    string(value)?.parse().map_err(Problem::Invalid)
+    match value {
+        Value::String(mode) => mode.parse().map_err(Problem::Invalid),
+        other => Err(Problem::Invalid(format!(
+            "expected \"off\", \"lookup\" or \"draft\", got {other}"
+        ))),
+    }
 }
 
 fn set(s: &mut Settings, key: &str, value: &Value) -> Result<(), Problem> {
@@ -281,5 +286,101 @@ mod tests {
             "m"
         );
         assert!(!parse(&json!([1])).invalid.is_empty());
+    }
+
+    /// Every key of `docs/PROTOCOL.md`'s configuration table (the list the editor clients check theirs
+    /// against), set to its documented default: the parser knows each one and it yields the defaults.
+    #[test]
+    fn every_documented_key_is_parsed_at_its_documented_default() {
+        let doc = include_str!("../../../docs/PROTOCOL.md");
+        let table = doc
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("PROTOCOL.md has a Configuration section");
+        let mut object = Map::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let default = cells[3].split('`').nth(1).expect("a backticked default");
+            let value: Value = serde_json::from_str(default)
+                .unwrap_or_else(|e| panic!("default {default} of `{}`: {e}", cells[1]));
+            for key in cells[1].split('`').skip(1).step_by(2) {
+                object.insert(key.to_owned(), value.clone());
+            }
+        }
+        for key in ["draftModel", "completion.model", "completion.speculative"] {
+            assert!(object.contains_key(key), "{key} missing from PROTOCOL.md");
+        }
+        let parsed = parse(&Value::Object(object));
+        assert!(
+            parsed.unknown.is_empty() && parsed.invalid.is_empty(),
+            "{parsed:?}"
+        );
+        assert_eq!(parsed.settings, Settings::default());
+    }
+
+    #[test]
+    fn speculative_settings_refuse_bad_values_and_keep_their_defaults() {
+        // Every documented spelling of each mode, on each of the three keys, dotted and nested.
+        for (written, mode) in [
+            ("off", SpeculativeMode::Off),
+            ("lookup", SpeculativeMode::Lookup),
+            ("draft", SpeculativeMode::Draft),
+        ] {
+            let parsed = parse(&json!({
+                "completion.speculative": written,
+                "hover": { "speculative": written },
+                "codeActions": { "speculative": written },
+            }));
+            assert!(parsed.invalid.is_empty(), "{written}: {:?}", parsed.invalid);
+            let s = parsed.settings;
+            assert_eq!(
+                [
+                    s.completion.speculative,
+                    s.hover.speculative,
+                    s.code_actions.speculative
+                ],
+                [mode; 3],
+                "{written}"
+            );
+        }
+        // A misspelt mode, a number and a boolean: each refused with the key and the accepted values named,
+        // and the setting stays at its default (lookup for edits and explanations, off for completions).
+        let parsed = parse(&json!({
+            "completion": { "speculative": "drafts" },
+            "hover.speculative": 2,
+            "codeActions.speculative": true,
+            "draftModel": 5,
+            "completion.model": ["qwen2.5-coder-0.5b"],
+        }));
+        assert!(parsed.unknown.is_empty(), "{:?}", parsed.unknown);
+        let mut invalid = parsed.invalid.clone();
+        invalid.sort();
+        assert_eq!(invalid.len(), 5, "{invalid:?}");
+        for (problem, key) in invalid.iter().zip([
+            "codeActions.speculative: ",
+            "completion.model: ",
+            "completion.speculative: ",
+            "draftModel: ",
+            "hover.speculative: ",
+        ]) {
+            assert!(problem.starts_with(key), "{problem} should name {key}");
+        }
+        assert!(
+            invalid[2].contains("\"drafts\"")
+                && invalid[2].contains("expected off, lookup or draft"),
+            "{}",
+            invalid[2]
+        );
+        for (problem, got) in [(&invalid[0], "got true"), (&invalid[4], "got 2")] {
+            assert!(
+                problem.contains(r#"expected "off", "lookup" or "draft""#)
+                    && problem.ends_with(got),
+                "{problem}"
+            );
+        }
+        assert!(invalid[1].contains("expected a string"), "{}", invalid[1]);
+        assert_eq!(parsed.settings, Settings::default());
+        assert_eq!(parsed.settings.draft_model_spec(), None);
     }
 }
