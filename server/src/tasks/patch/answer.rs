@@ -93,14 +93,20 @@ pub(super) fn read_answer(
     Ok(reading)
 }
 
-/// When `written` names no file in the tree nor one the model saw: the root-relative path of the only file the
-/// model saw with the same file name, if there is exactly one.
+/// When `written` names no file in the tree nor one the model saw — a misplaced path, or one that does not
+/// resolve inside the root at all (`/src/text.py`, as the default model wrote it in the check-loop benchmark):
+/// the root-relative path of the only file the model saw with the same file name, if there is exactly one. The
+/// result is always a file the model was shown, so a guess never leads outside the workspace.
 fn only_seen_namesake(root: &Path, seen: &SeenFiles, written: &str) -> Option<String> {
-    let resolved = paths::resolve(root, written).ok()?;
-    if seen.get(&resolved.rel).is_some() || resolved.abs.exists() {
-        return None;
+    if let Ok(resolved) = paths::resolve(root, written) {
+        if seen.get(&resolved.rel).is_some() || resolved.abs.exists() {
+            return None;
+        }
     }
-    let name = resolved.rel.rsplit('/').next()?;
+    let name = written
+        .rsplit(['/', '\\'])
+        .next()
+        .filter(|n| !n.is_empty())?;
     let mut namesakes = seen.paths().filter(|p| p.rsplit('/').next() == Some(name));
     match (namesakes.next(), namesakes.next()) {
         (Some(only), None) => Some(only.to_string()),

@@ -181,6 +181,16 @@ fn a_misplaced_path_edits_the_only_namesake_the_model_saw() {
     let patch = prepare(dir.path(), whole, &options).expect("whole, guessed");
     assert_eq!(patch.outcome().files[0].path, "game.py");
     assert!(!dir.path().join("src").exists());
+    // A path that does not resolve inside the root (a leading `/`, a climb out) is guessed the same way: only
+    // ever to a file the model was shown.
+    for written in ["/game.py", "/src/game.py", "../elsewhere/game.py"] {
+        let whole = format!("{written}\n```python\nx = 4\n```\n");
+        let patch = prepare(dir.path(), &whole, &options).expect(written);
+        assert_eq!(patch.outcome().files[0].path, "game.py", "{written}");
+    }
+    let unseen = "/src/other.py\n```python\nx = 5\n```\n";
+    let err = prepare(dir.path(), unseen, &options).expect_err("no namesake seen: no edit");
+    assert_eq!(err.exit(), PatchExit::InvalidAnswer);
 
     fs::create_dir(dir.path().join("lib")).expect("dir");
     fs::write(dir.path().join("lib/game.py"), "y = 1\n").expect("write");
