@@ -1,7 +1,6 @@
 //! Next-token selection: greedy, or temperature with top-k / top-p, from a seeded RNG (deterministic: the same
 //! seed, logits and parameters always give the same tokens).
 
-use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -52,15 +51,6 @@ impl Sampler {
             rng: StdRng::seed_from_u64(params.seed),
             scratch: Vec::new(),
         }
-    }
-
-    /// Picks a token from `[vocab]` logits (any float dtype).
-    pub fn sample(&mut self, logits: &Tensor) -> candle_core::Result<u32> {
-        let logits: Vec<f32> = logits
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1()?;
-        Ok(self.sample_slice(&logits))
     }
 
     /// Picks a token from logits on the host.
