@@ -108,8 +108,8 @@ fn bench_index(path: &Path, edits: usize, no_ctags: bool) -> anyhow::Result<()> 
         .canonicalize()
         .with_context(|| format!("cannot open {}", path.display()))?;
     let config = IndexConfig::default();
-    println!("# qwen-ls bench index {}", root.display());
-    println!("threads: {}", config.effective_threads());
+    outln!("# qwen-ls bench index {}", root.display());
+    outln!("threads: {}", config.effective_threads());
 
     let cpu_before = cpu_seconds(false);
     let started = Instant::now();
@@ -122,7 +122,7 @@ fn bench_index(path: &Path, edits: usize, no_ctags: bool) -> anyhow::Result<()> 
     let definitions: usize = snapshot.files().map(|f| f.definitions.len()).sum();
     let references: usize = snapshot.files().map(|f| f.references.len()).sum();
     let megabytes = report.bytes as f64 / 1e6;
-    println!(
+    outln!(
         "indexed: {} files, {} lines, {:.1} MB, {definitions} definitions, {references} references, {} skipped",
         report.files,
         lines,
@@ -155,68 +155,68 @@ fn bench_index(path: &Path, edits: usize, no_ctags: bool) -> anyhow::Result<()> 
     let packing = time_packing(&host)?;
     let tokenizer_rate = tokenizer_throughput(&host)?;
 
-    println!();
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!(
+    outln!();
+    outln!("| measure | value |");
+    outln!("|---|---|");
+    outln!(
         "| full index (no cache) | {:.2} s wall, {:.2} s CPU |",
         full.as_secs_f64(),
         full_cpu
     );
-    println!(
+    outln!(
         "| throughput | {:.1} MB/s |",
         megabytes / full.as_secs_f64()
     );
-    println!("| peak RSS after full index | {} |", mib(rss));
+    outln!("| peak RSS after full index | {} |", mib(rss));
     if let Some((time, ctags_cpu, ctags_rss)) = ctags {
-        println!(
+        outln!(
             "| ctags -R | {:.2} s wall, {:.2} s CPU, peak RSS {} |",
             time.as_secs_f64(),
             ctags_cpu,
             mib(ctags_rss)
         );
-        println!(
+        outln!(
             "| full index / ctags | {:.2}x wall, {:.2}x CPU |",
             full.as_secs_f64() / time.as_secs_f64(),
             full_cpu / ctags_cpu.max(1e-9)
         );
     }
-    println!(
+    outln!(
         "| file graph build | {:.0} ms, {edges} edges |",
         ms(graph_time)
     );
-    println!(
+    outln!(
         "| cache write | {:.0} ms, {} |",
         ms(save_time),
         mib(cache_bytes)
     );
-    println!(
+    outln!(
         "| warm restart | {:.0} ms ({} parsed, {} from cache) |",
         ms(warm),
         warm_report.parsed,
         warm_report.reused
     );
     if !latencies.is_empty() {
-        println!(
+        outln!(
             "| incremental edit p50 / p95 / max | {:.2} / {:.2} / {:.2} ms ({} edits) |",
             percentile(&latencies, 0.50),
             percentile(&latencies, 0.95),
             percentile(&latencies, 1.0),
             latencies.len()
         );
-        println!(
+        outln!(
             "| incremental edit CPU p50 / p95 / max | {:.2} / {:.2} / {:.2} ms |",
             percentile(&edit_cpu, 0.50),
             percentile(&edit_cpu, 0.95),
             percentile(&edit_cpu, 1.0),
         );
     }
-    println!(
+    outln!(
         "| tokenizer throughput (one thread) | {:.0}k tokens/s |",
         tokenizer_rate / 1000.0
     );
     for (budget, used, cold, warm, restart) in packing {
-        println!(
+        outln!(
             "| pack {budget} tokens | cold {:.0} ms, warm {:.0} ms, memo from disk {:.0} ms ({used} used) |",
             ms(cold),
             ms(warm),
@@ -241,7 +241,7 @@ fn time_ctags(root: &Path) -> Option<(Duration, f64, u64)> {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            println!("ctags not available: {e}");
+            outln!("ctags not available: {e}");
             return None;
         }
     };
@@ -259,11 +259,11 @@ fn time_ctags(root: &Path) -> Option<(Duration, f64, u64)> {
     match status {
         Ok(status) if status.success() => Some((elapsed, cpu_seconds(true) - cpu_before, peak)),
         Ok(status) => {
-            println!("ctags failed: {status}");
+            outln!("ctags failed: {status}");
             None
         }
         Err(e) => {
-            println!("ctags failed: {e}");
+            outln!("ctags failed: {e}");
             None
         }
     }

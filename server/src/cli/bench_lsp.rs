@@ -83,8 +83,8 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("no Rust files of 2-200 KB under {}", root.display());
     }
-    println!("# qwen-ls bench lsp {}", root.display());
-    println!("repository: {} Rust files of 2-200 KB with {lines} lines (timed files are drawn from them)", files.len());
+    outln!("# qwen-ls bench lsp {}", root.display());
+    outln!("repository: {} Rust files of 2-200 KB with {lines} lines (timed files are drawn from them)", files.len());
     let mut settings = json!({
         "model": model,
         "completion": { "maxTokens": options.max_tokens, "debounceMs": 0 },
@@ -106,7 +106,7 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
         settings,
     })?;
     let status = rpc.wait_ready()?;
-    println!(
+    outln!(
         "ready in {:.1} s: {} files indexed, model {}",
         started.elapsed().as_secs_f64(),
         status["indexedFiles"],
@@ -219,13 +219,13 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
                 .or_insert(0) += 1;
             m
         });
-    println!(
+    outln!(
         "requests: {} timed after {warmup} warm-up; outcomes {outcomes:?}",
         client_ms.len()
     );
     let row = |name: &str, values: &[f64]| {
         let q = |p| quantile(values, p).unwrap_or(0.0);
-        println!(
+        outln!(
             "{name:<44} p50 {:>8.2} ms   p95 {:>8.2} ms   max {:>8.2} ms",
             q(0.5),
             q(0.95),
@@ -243,6 +243,6 @@ pub fn run(options: &LspBench) -> anyhow::Result<()> {
     row("  of which inside the server", &server);
     row("  of which LSP plumbing (server − prompt)", &plumbing);
     let p95 = quantile(&overhead, 0.95).unwrap_or(0.0);
-    println!("overhead p95 vs the 10 ms target: {:.2}x", p95 / 10.0);
+    outln!("overhead p95 vs the 10 ms target: {:.2}x", p95 / 10.0);
     Ok(())
 }

@@ -200,9 +200,9 @@ pub fn run(args: &SpeculativeBenchArgs) -> anyhow::Result<()> {
         inner: loaded.generator,
         last: Mutex::new(None),
     };
-    println!("# qwen-ls bench speculative");
-    println!("model: {}", loaded.description);
-    println!(
+    outln!("# qwen-ls bench speculative");
+    outln!("model: {}", loaded.description);
+    outln!(
         "cpu: {} ({} threads); load average before: {}",
         cpu_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -211,17 +211,24 @@ pub fn run(args: &SpeculativeBenchArgs) -> anyhow::Result<()> {
     if args.bandwidth_mib > 0 {
         print_bound(&loaded.path, args.bandwidth_mib)?;
     }
-    println!(
+    outln!(
         "modes: {} (baseline {}); patch/refactor budget {} tokens, max {} tokens; explain: hover defaults",
         args.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
         baseline.as_str(),
         args.budget,
         args.max_tokens
     );
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<24} {:<8} {:<7} {:>6} {:>8} {:>7} {:>7} {:>8}  same",
-        "task", "kind", "mode", "tokens", "decode s", "tok/s", "tok/pass", "× base"
+        "task",
+        "kind",
+        "mode",
+        "tokens",
+        "decode s",
+        "tok/s",
+        "tok/pass",
+        "× base"
     );
     let mut runs: Vec<Run> = Vec::new();
     let mut differing = Vec::new();
@@ -274,7 +281,7 @@ pub fn run(args: &SpeculativeBenchArgs) -> anyhow::Result<()> {
                 if !same {
                     differing.push(format!("{} {} {}", task.name, kind.name(), mode.as_str()));
                 }
-                println!(
+                outln!(
                     "{:<24} {:<8} {:<7} {:>6} {:>8.2} {:>7.1} {:>7.2} {:>8}  {}",
                     task.name,
                     kind.name(),
@@ -296,9 +303,9 @@ pub fn run(args: &SpeculativeBenchArgs) -> anyhow::Result<()> {
         }
     }
     summarize(&runs, &args.modes, baseline);
-    println!("load average after: {}", load_average());
+    outln!("load average after: {}", load_average());
     if differing.is_empty() {
-        println!("greedy output: identical in every mode for every task");
+        outln!("greedy output: identical in every mode for every task");
         Ok(())
     } else {
         anyhow::bail!(
@@ -372,10 +379,15 @@ fn run_one(
 
 /// Per kind and mode: median speed, median ratio to the baseline, median tokens per pass; then edits overall.
 fn summarize(runs: &[Run], modes: &[SpeculativeMode], baseline: SpeculativeMode) {
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<10} {:<7} {:>5} {:>12} {:>14} {:>14}",
-        "kind", "mode", "runs", "median tok/s", "median × base", "median tok/pass"
+        "kind",
+        "mode",
+        "runs",
+        "median tok/s",
+        "median × base",
+        "median tok/pass"
     );
     let groups: [(&str, &[Kind]); 4] = [
         ("patch", &[Kind::Patch]),
@@ -401,7 +413,7 @@ fn summarize(runs: &[Run], modes: &[SpeculativeMode], baseline: SpeculativeMode)
                     (base.tok_s() > 0.0).then(|| r.tok_s() / base.tok_s())
                 })
                 .collect();
-            println!(
+            outln!(
                 "{:<10} {:<7} {:>5} {:>12.1} {:>14.2} {:>14.2}",
                 label,
                 mode.as_str(),
@@ -430,7 +442,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// The one-token-per-pass bound: read bandwidth ÷ bytes read per decoded token.
 fn print_bound(model: &Path, mib: usize) -> anyhow::Result<()> {
     let Ok(file) = GgufFile::open(model) else {
-        println!(
+        outln!(
             "bandwidth bound: not computed ({} is not a GGUF file)",
             model.display()
         );
@@ -445,7 +457,7 @@ fn print_bound(model: &Path, mib: usize) -> anyhow::Result<()> {
     drop(file);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bw = bandwidth::measure(mib << 20, threads, 5);
-    println!(
+    outln!(
         "one-token-per-pass bound: {:.1} tok/s ({:.1} MB per token ÷ {:.1} GB/s read bandwidth, best of 5 \
          passes over {mib} MiB)",
         bw.best / traffic.total() as f64,

@@ -512,7 +512,7 @@ fn report(pass: &Pass, events: &[Value]) -> Value {
 fn print_pass(name: &str, r: &Value) {
     let ms = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.0} ms"));
     let n = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.0}"));
-    println!(
+    outln!(
         "{name}: first suggestion p50 {}  p95 {}  max {}  (n {}); exact match {}/{}",
         ms(&r["first"]["p50"]),
         ms(&r["first"]["p95"]),
@@ -521,7 +521,7 @@ fn print_pass(name: &str, r: &Value) {
         r["exact_match"]["exact"],
         r["exact_match"]["of"]
     );
-    println!(
+    outln!(
         "  first: prompt p50 {} tokens, reused p50 {}, prefilled p50 {} / p95 {}; fast prompt {} of {}",
         n(&r["first_tokens"]["prompt_p50"]),
         n(&r["first_tokens"]["reused_p50"]),
@@ -530,7 +530,7 @@ fn print_pass(name: &str, r: &Value) {
         r["first_tokens"]["fast"],
         r["first_tokens"]["n"]
     );
-    println!(
+    outln!(
         "  pause after {} keystrokes: p50 {}  p95 {}  max {}  (n {}; {} sites predicted the whole line)",
         r["keystrokes"],
         ms(&r["pause"]["p50"]),
@@ -539,7 +539,7 @@ fn print_pass(name: &str, r: &Value) {
         r["pause"]["n"],
         r["predicted_whole_line"]
     );
-    println!(
+    outln!(
         "  pause: prompt p50 {} tokens, reused p50 {}, prefilled p50 {} / p95 {}; fast prompt {} of {}",
         n(&r["pause_tokens"]["prompt_p50"]),
         n(&r["pause_tokens"]["reused_p50"]),
@@ -548,9 +548,11 @@ fn print_pass(name: &str, r: &Value) {
         r["pause_tokens"]["fast"],
         r["pause_tokens"]["n"]
     );
-    println!(
+    outln!(
         "  warm-ups {} {} ({} tokens prefilled)",
-        r["warmups"], r["warmup_finishes"], r["warmup_tokens"]
+        r["warmups"],
+        r["warmup_finishes"],
+        r["warmup_tokens"]
     );
 }
 
@@ -592,11 +594,11 @@ pub fn run(options: &TypingBenchArgs) -> anyhow::Result<()> {
         "passes": passes,
     });
     if options.json {
-        println!("{result:#}");
+        outln!("{result:#}");
         return Ok(());
     }
-    println!("# qwen-ls bench typing {}", root.display());
-    println!(
+    outln!("# qwen-ls bench typing {}", root.display());
+    outln!(
         "{} call sites; completion.budget {}; keystrokes {} ms apart; warm pass after {} s idle; ISA {}; server {}",
         sites.len(),
         options.budget,
@@ -608,9 +610,10 @@ pub fn run(options: &TypingBenchArgs) -> anyhow::Result<()> {
             .as_ref()
             .map_or("this binary".to_owned(), |p| p.display().to_string())
     );
-    println!(
+    outln!(
         "load average before {}, after {}",
-        result["load_average"]["before"], result["load_average"]["after"]
+        result["load_average"]["before"],
+        result["load_average"]["after"]
     );
     for (name, pass) in &passes {
         print_pass(name, pass);

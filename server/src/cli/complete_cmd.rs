@@ -69,7 +69,7 @@ pub fn run(args: &CompleteArgs) -> anyhow::Result<ExitCode> {
     workspace.save_caches();
     let Some(completion) = completion else {
         if args.json {
-            println!("null");
+            outln!("null");
         }
         return Ok(ExitCode::from(1));
     };
@@ -80,9 +80,9 @@ pub fn run(args: &CompleteArgs) -> anyhow::Result<ExitCode> {
             "end": completion.range.end,
             "stop": completion.stop.map(|s| format!("{:?}", s.reason)),
         });
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{}", completion.text);
+        outln!("{}", completion.text);
     }
     Ok(ExitCode::SUCCESS)
 }

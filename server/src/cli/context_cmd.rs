@@ -91,12 +91,12 @@ pub fn run(args: &ContextArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string(&to_json(&packed))?);
+        outln!("{}", serde_json::to_string(&to_json(&packed))?);
     } else {
         print_table(&packed);
     }
     if args.render {
-        print!("{}", packed.render());
+        out!("{}", packed.render());
     }
     Ok(())
 }
@@ -123,7 +123,7 @@ fn to_json(packed: &PackedContext) -> ContextJson<'_> {
 }
 
 fn print_table(packed: &PackedContext) {
-    println!(
+    outln!(
         "budget {}  used {}  items {}  (cursor window lines {}-{} left to the caller)",
         packed.budget,
         packed.used_tokens,
@@ -131,9 +131,11 @@ fn print_table(packed: &PackedContext) {
         packed.cursor_window.0 + 1,
         packed.cursor_window.1 + 1
     );
-    println!(
+    outln!(
         "{:>7}  {:>8}  {:<10}  location",
-        "tokens", "score", "reason"
+        "tokens",
+        "score",
+        "reason"
     );
     for item in &packed.items {
         let whole = if item.whole_file {
@@ -143,7 +145,7 @@ fn print_table(packed: &PackedContext) {
         } else {
             ""
         };
-        println!(
+        outln!(
             "{:>7}  {:>8.5}  {:<10}  {}:{}-{}{whole}",
             item.tokens,
             item.score,

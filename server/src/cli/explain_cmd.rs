@@ -123,7 +123,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     workspace.save_caches();
     match explanation {
         Some(explanation) => {
-            println!("{}", explanation.markdown);
+            outln!("{}", explanation.markdown);
             Ok(ExitCode::SUCCESS)
         }
         None => {

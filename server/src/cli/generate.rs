@@ -156,10 +156,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .context("generation failed")?;
-    if let Some(e) = write_error {
-        return Err(e).context("writing to stdout");
+    if let Some(err) = write_error.or_else(|| writeln!(stdout).err()) {
+        super::stdout::exit_on_write_error(&err);
     }
-    writeln!(stdout).context("writing to stdout")?;
     let s = &generation.stats;
     let reason = match &generation.stop_reason {
         StopReason::StopToken(id) => format!("stop token {id}"),

@@ -68,7 +68,7 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<()> {
         peak_rss_bytes: peak_rss_bytes(),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        outln!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
     let languages: Vec<String> = summary
@@ -76,21 +76,23 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(name, count)| format!("{name} {count}"))
         .collect();
-    println!("workspace    {}", summary.root);
-    println!(
+    outln!("workspace    {}", summary.root);
+    outln!(
         "files        {} ({}), {} skipped",
         summary.files,
         mib(summary.bytes),
         summary.skipped
     );
-    println!("languages    {}", languages.join(", "));
-    println!("definitions  {}", summary.definitions);
-    println!("references   {}", summary.references);
-    println!("imports      {}", summary.imports);
-    println!(
+    outln!("languages    {}", languages.join(", "));
+    outln!("definitions  {}", summary.definitions);
+    outln!("references   {}", summary.references);
+    outln!("imports      {}", summary.imports);
+    outln!(
         "time         {:.1} ms ({} parsed, {} from cache)",
-        summary.time_ms, summary.parsed, summary.from_cache
+        summary.time_ms,
+        summary.parsed,
+        summary.from_cache
     );
-    println!("peak memory  {}", mib(summary.peak_rss_bytes));
+    outln!("peak memory  {}", mib(summary.peak_rss_bytes));
     Ok(())
 }

@@ -18,7 +18,7 @@ pub fn run(args: &IsaArgs) -> anyhow::Result<()> {
     let selected = Isa::selected()?;
     if args.supported {
         for isa in Isa::supported() {
-            println!("{isa}");
+            outln!("{isa}");
         }
         return Ok(());
     }
@@ -32,7 +32,7 @@ pub fn run(args: &IsaArgs) -> anyhow::Result<()> {
         } else {
             "not on this CPU"
         };
-        println!("{:<22} {state}", isa.name());
+        outln!("{:<22} {state}", isa.name());
     }
     Ok(())
 }

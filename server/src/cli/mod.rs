@@ -1,7 +1,10 @@
 //! Command-line front end: one clap subcommand per file. This is the composition root that wires the engine
 //! into `tasks`; the only module (with `lsp`) allowed to know about clap or terminals.
-#![allow(clippy::print_stdout)]
+// Results go through `out!`/`outln!` (stdout.rs), which stop quietly when the reader closes the pipe.
+#![deny(clippy::print_stdout)]
 
+#[macro_use]
+mod stdout;
 mod agent;
 mod bench;
 mod bench_context;

@@ -95,7 +95,7 @@ fn pull(store: &Store, spec: &str, progress: &TerminalProgress) -> anyhow::Resul
             started.elapsed().as_secs_f64()
         ),
     };
-    println!(
+    outln!(
         "{} ({}, {how}, verified)",
         pulled.model.path.display(),
         human_bytes(size)
@@ -109,7 +109,7 @@ fn pull(store: &Store, spec: &str, progress: &TerminalProgress) -> anyhow::Resul
 fn list(store: &Store) -> anyhow::Result<ExitCode> {
     let models = store.list();
     if models.is_empty() {
-        println!(
+        outln!(
             "No models in {} or {}. `qwen-ls model pull` fetches the default model.",
             store.hf_cache().root().display(),
             store.ollama().root().display()
@@ -117,16 +117,19 @@ fn list(store: &Store) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let width = models.iter().map(|m| m.spec.len()).max().unwrap_or(0);
-    println!(
+    outln!(
         "{:<width$}  {:>9}  {:<10}  {:<6}  PATH",
-        "MODEL", "SIZE", "STATE", "FROM"
+        "MODEL",
+        "SIZE",
+        "STATE",
+        "FROM"
     );
     for m in &models {
         let from = match m.source {
             ListSource::HfCache => "hf",
             ListSource::Ollama => "ollama",
         };
-        println!(
+        outln!(
             "{:<width$}  {:>9}  {:<10}  {:<6}  {}",
             m.spec,
             human_bytes(m.size),
@@ -142,7 +145,7 @@ fn path(store: &Store, spec: &str, progress: &TerminalProgress) -> anyhow::Resul
     let spec = ModelSpec::parse(spec)?;
     match store.open(&spec, progress) {
         Ok(model) => {
-            println!("{}", model.path.display());
+            outln!("{}", model.path.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ (StoreError::NotFound { .. } | StoreError::OllamaMissing { .. })) => {
@@ -165,7 +168,7 @@ fn verify(store: &Store, spec: &str, progress: &TerminalProgress) -> anyhow::Res
             (FileState::Verified { .. }, None) => "ok".to_string(),
             (FileState::Unpinned, _) => "unpinned (no known hash; used as given)".to_string(),
         };
-        println!("{}  {}  {state}", c.path.display(), human_bytes(c.size));
+        outln!("{}  {}  {state}", c.path.display(), human_bytes(c.size));
     }
     eprintln!(
         "{}: {} file(s) checked",

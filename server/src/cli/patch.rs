@@ -151,13 +151,13 @@ fn report(args: &PatchArgs, answer: EditAnswer) -> anyhow::Result<ExitCode> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string(&outcome_to_json(outcome))?);
+        outln!("{}", serde_json::to_string(&outcome_to_json(outcome))?);
     } else if args.check {
         for file in &outcome.files {
             eprintln!("{} {}", file.status.as_str(), file.path);
         }
     } else {
-        print!("{}", outcome.diff);
+        out!("{}", outcome.diff);
     }
     Ok(ExitCode::from(exit.code()))
 }

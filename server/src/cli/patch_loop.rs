@@ -96,7 +96,7 @@ fn report(args: &PatchArgs, result: &LoopResult) -> anyhow::Result<ExitCode> {
         let saved = save_answer(&answers.concat())?;
         eprintln!("the model's answers were saved to {}", saved.display());
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&loop_to_json(result, 2, false))?
             );
@@ -138,7 +138,7 @@ fn report(args: &PatchArgs, result: &LoopResult) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&loop_to_json(result, code, applied))?
         );
@@ -147,7 +147,7 @@ fn report(args: &PatchArgs, result: &LoopResult) -> anyhow::Result<ExitCode> {
             eprintln!("{} {}", file.status.as_str(), file.path);
         }
     } else {
-        print!("{}", outcome.diff);
+        out!("{}", outcome.diff);
     }
     Ok(ExitCode::from(code))
 }

@@ -37,7 +37,7 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     match std::fs::read_to_string(&path) {
         Ok(current) => text.push_str(&current),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && text.is_empty() => {
-            println!(
+            outln!(
                 "no suggestions recorded yet ({} does not exist)",
                 path.display()
             );
@@ -78,10 +78,10 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
             "warmUps": summary.warm_ups,
             "warmUpTokens": summary.warm_up_tokens,
         });
-        println!("{value:#}");
+        outln!("{value:#}");
     } else {
-        println!("# {}", path.display());
-        print!("{summary}");
+        outln!("# {}", path.display());
+        out!("{summary}");
     }
     Ok(())
 }

@@ -153,3 +153,31 @@ fn the_index_benchmark_runs_end_to_end() {
         assert!(report.contains(line), "{line:?} missing from:\n{report}");
     }
 }
+
+/// A reader that stops early (`qwen-ls isa --supported | head -n 1`, as `.ci/run` does) ends the command
+/// quietly with success instead of a panic and exit 101. The pipe's read end is closed before the process
+/// starts, so every write it makes hits the closed pipe.
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let cache = tempfile::tempdir().expect("temp");
+    let repo = common::fixture_copy("polyglot");
+    let root = repo.path().display().to_string();
+    let commands: [&[&str]; 3] = [
+        &["isa"],
+        &["isa", "--supported"],
+        &["index", &root, "--json"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = qwen_ls(cache.path())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

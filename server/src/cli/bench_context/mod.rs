@@ -158,7 +158,7 @@ pub fn run(args: &ContextBenchArgs) -> anyhow::Result<()> {
     }
     let report = summarize(budgets, results);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_tables(&report);
     }
@@ -390,10 +390,10 @@ fn print_tables(report: &Report) {
         .map(|b| format!("{}k", b / 1024))
         .collect();
     let joined = budgets.join(" / ");
-    println!("| repository | language | files | lines | sites | qwen-ls @{joined} | BM25 @{joined} | drops | containment | pack ms mean / p95 |");
-    println!("|---|---|---:|---:|---:|---|---|---:|---:|---|");
+    outln!("| repository | language | files | lines | sites | qwen-ls @{joined} | BM25 @{joined} | drops | containment | pack ms mean / p95 |");
+    outln!("|---|---|---:|---:|---:|---|---|---:|---:|---|");
     for r in &report.repositories {
-        println!(
+        outln!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} |",
             r.name,
             r.language,
@@ -408,11 +408,11 @@ fn print_tables(report: &Report) {
             r.pack_ms_p95
         );
     }
-    println!();
-    println!("| language | repositories | qwen-ls @{joined} | BM25 @{joined} |");
-    println!("|---|---:|---|---|");
+    outln!();
+    outln!("| language | repositories | qwen-ls @{joined} | BM25 @{joined} |");
+    outln!("|---|---:|---|---|");
     for s in report.languages.iter().chain(std::iter::once(&report.mean)) {
-        println!(
+        outln!(
             "| {} | {} | {} | {} |",
             s.language,
             s.repositories,
@@ -423,13 +423,13 @@ fn print_tables(report: &Report) {
     if completed.is_empty() {
         return;
     }
-    println!();
-    println!("| repository | sites | exact first line, packed context | current file alone | mean prompt tokens (context / alone) |");
-    println!("|---|---:|---:|---:|---|");
+    outln!();
+    outln!("| repository | sites | exact first line, packed context | current file alone | mean prompt tokens (context / alone) |");
+    outln!("|---|---:|---:|---:|---|");
     let (mut sites, mut with, mut alone) = (0, 0, 0);
     for r in completed {
         if let Some(e) = &r.end_to_end {
-            println!(
+            outln!(
                 "| {} | {} | {} | {} | {:.0} / {:.0} |",
                 r.name,
                 e.sites,
@@ -444,7 +444,7 @@ fn print_tables(report: &Report) {
         }
     }
     let n = sites.max(1) as f64;
-    println!(
+    outln!(
         "| all | {sites} | {with} ({:.2}) | {alone} ({:.2}) | |",
         with as f64 / n,
         alone as f64 / n

@@ -122,17 +122,17 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
     let prompt = prompt_ids(args.prompt_tokens, config.vocab_size.min(151_643));
     let load_before = load_average();
 
-    println!("# qwen-ls bench engine {}", args.model.display());
-    println!();
-    println!(
+    outln!("# qwen-ls bench engine {}", args.model.display());
+    outln!();
+    outln!(
         "machine: {}, {} threads for every engine",
         cpu_name(),
         threads
     );
-    println!(
+    outln!(
         "load average before: {load_before} (the machine may be shared: compare engines within one run)"
     );
-    println!(
+    outln!(
         "model: {architecture}, {} layers, hidden {}, {} q / {} kv heads × {}, experts {}, vocab {}; tensors {}; \
          {:.2} GB of tensors",
         config.num_hidden_layers,
@@ -149,7 +149,7 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
             .join(", "),
         file_bytes as f64 / 1e9,
     );
-    println!(
+    outln!(
         "run: prompt {} tokens (one prefill, the same ids for every engine), decode {} greedy tokens, best of {}",
         args.prompt_tokens, args.decode_tokens, args.repeat
     );
@@ -159,8 +159,8 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
         args.bandwidth_mib
     );
     let bw = bandwidth::measure(args.bandwidth_mib << 20, threads, 5);
-    println!();
-    println!(
+    outln!();
+    outln!(
         "read bandwidth: {:.1} GB/s (best of {} passes over {} MiB, {} threads, {} loop; passes: {})",
         bw.best / 1e9,
         bw.passes.len(),
@@ -169,14 +169,14 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
         bw.isa,
         join(&bw.passes, |r| format!("{:.1}", r / 1e9)),
     );
-    println!(
+    outln!(
         "read bandwidth per CPU-second of the reading threads: {:.1} GB/s (≫ the wall figure means the cores \
          were busy with other work, and every wall-clock number below is depressed the same way)",
         bw.best_cpu / 1e9
     );
     print_traffic(&traffic, &config, args);
     let bound = bw.best / traffic.total() as f64;
-    println!(
+    outln!(
         "decode bound: {:.1} tok/s ({:.1} MB per token ÷ {:.1} GB/s)",
         bound,
         traffic.total() as f64 / 1e6,
@@ -239,8 +239,8 @@ pub fn run(args: &EngineBenchArgs) -> anyhow::Result<()> {
     }
 
     print_results(&rows, bw.best, &missing, args);
-    println!();
-    println!("load average after: {}", load_average());
+    outln!();
+    outln!("load average after: {}", load_average());
     Ok(())
 }
 
@@ -250,7 +250,7 @@ fn print_traffic(
     args: &EngineBenchArgs,
 ) {
     let mb = |b: u64| b as f64 / 1e6;
-    println!(
+    outln!(
         "weight bytes per decoded token: {:.1} MB = routed experts {:.1} + dense (attention, norms, router, FFN) \
          {:.1} + lm_head {:.1} + embedding row {:.3}",
         mb(traffic.total()),
@@ -260,7 +260,7 @@ fn print_traffic(
         mb(traffic.embedding_row),
     );
     let last = args.prompt_tokens + args.decode_tokens;
-    println!(
+    outln!(
         "(not counted: the KV cache, {:.1} MB per token at position {last} in f32, {:.1} MB in f16)",
         mb(kv_cache_read(
             config.num_hidden_layers,
@@ -343,18 +343,18 @@ fn run_candle(
 
 fn print_results(rows: &[Row], bandwidth: f64, missing: &[String], args: &EngineBenchArgs) {
     let llama = rows.iter().find(|r| r.engine == "llama.cpp");
-    println!();
-    println!(
+    outln!();
+    outln!(
         "| engine | load s | prefill tok/s | decode tok/s | prefill vs llama.cpp | decode vs llama.cpp | \
          decode bound tok/s | fraction of bound |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    outln!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let bound = bandwidth / row.bytes_per_token.max(1) as f64;
         let ratio = |ours: f64, theirs: fn(&Row) -> f64| {
             llama.map_or("—".to_string(), |l| format!("{:.2}x", ours / theirs(l)))
         };
-        println!(
+        outln!(
             "| {} | {:.1} | {:.1} | {:.2} | {} | {} | {:.1} | {:.0}% |",
             row.engine,
             row.load_s,
@@ -366,9 +366,9 @@ fn print_results(rows: &[Row], bandwidth: f64, missing: &[String], args: &Engine
             100.0 * row.best_decode() / bound,
         );
     }
-    println!();
+    outln!();
     for row in rows {
-        println!(
+        outln!(
             "- {}: {}; prefill runs {} tok/s; decode runs {} tok/s; bound from {:.1} MB per token",
             row.engine,
             row.note,
@@ -385,14 +385,14 @@ fn print_results(rows: &[Row], bandwidth: f64, missing: &[String], args: &Engine
             .zip(&l.timings.tokens)
             .take_while(|(a, b)| a == b)
             .count();
-        println!(
+        outln!(
             "- greedy tokens qwen-ls vs llama.cpp: the first {agree} of {} agree",
             args.decode_tokens
         );
         let decode_ok = o.best_decode() >= l.best_decode();
         let prefill_ok = o.best_prefill() >= 0.5 * l.best_prefill();
         let bound_ok = o.best_decode() >= 0.7 * bandwidth / o.bytes_per_token.max(1) as f64;
-        println!(
+        outln!(
             "- targets: decode ≥ llama.cpp: {}; prefill ≥ 0.5× llama.cpp: {}; decode ≥ 70% of the bound: {}",
             yes_no(decode_ok),
             yes_no(prefill_ok),
@@ -400,8 +400,8 @@ fn print_results(rows: &[Row], bandwidth: f64, missing: &[String], args: &Engine
         );
     }
     for line in missing {
-        println!();
-        println!("**{line}**");
+        outln!();
+        outln!("**{line}**");
     }
 }
 
