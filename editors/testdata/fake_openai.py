@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "fake-coder"
 
-# The edit, in the server's format (server/src/tasks/patch/format.rs, EDIT_FORMAT_INSTRUCTIONS), with a line of
+# The edit, in the server's format (patch/src/format.rs, EDIT_FORMAT_INSTRUCTIONS), with a line of
 # prose first as real models write it.
 CHAT_ANSWER = """I replaced the loop with an iterator sum.
 

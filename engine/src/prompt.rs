@@ -7,6 +7,10 @@
 
 use crate::tokenizer::{SpecialToken, SpecialTokens, Tokenizer, TokenizerError};
 
+/// Tokens [`Prompt::chat`] adds around a system and a user message and the assistant turn
+/// (`<|im_start|>role\n … <|im_end|>\n` ×2 + `<|im_start|>assistant\n`): what budgets reserve for the template.
+pub const CHAT_TEMPLATE_TOKENS: usize = 16;
+
 /// One piece of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {

@@ -12,17 +12,10 @@ use std::sync::{Arc, OnceLock};
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::AddedToken;
 
-/// The full Qwen2.5 / Qwen3 / Qwen3-Coder tokenizer (151,669 tokens), embedded for token counting when no model
-/// is configured.
-static BUILTIN_JSON: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fixtures/tokenizer/tokenizer.json"
-));
-
 /// The embedded `tokenizer.json` that [`Tokenizer::builtin`] parses, for code that reads the vocabulary itself
 /// (the server's exact token counter) without a second copy in the binary.
 pub fn builtin_json() -> &'static [u8] {
-    BUILTIN_JSON
+    qwen_vocab::tokenizer_json()
 }
 
 /// Why a tokenizer could not be loaded or used.
@@ -230,7 +223,7 @@ impl Tokenizer {
         static BUILTIN: OnceLock<Result<Arc<Tokenizer>, TokenizerError>> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                Tokenizer::from_bytes(BUILTIN_JSON, "built-in Qwen tokenizer").map(Arc::new)
+                Tokenizer::from_bytes(builtin_json(), "built-in Qwen tokenizer").map(Arc::new)
             })
             .clone()
     }

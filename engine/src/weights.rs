@@ -15,103 +15,10 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, TensorInfo};
 use safetensors::SafeTensors;
 
+pub use crate::source::WeightsError;
 use crate::source::{fp8, MatrixWeight, WeightSource};
 
-/// Name of a single-file checkpoint.
-pub const SINGLE_FILE: &str = "model.safetensors";
-/// Name of the index of a sharded checkpoint.
-pub const INDEX_FILE: &str = "model.safetensors.index.json";
-
-/// Why weights could not be opened or a tensor could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum WeightsError {
-    /// A file could not be opened or mapped.
-    #[error("cannot read weights file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A safetensors file is truncated or its header is corrupt.
-    #[error("corrupt or truncated safetensors file {path}: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What the parser found.
-        reason: String,
-    },
-    /// The shard index is malformed or names files that do not exist.
-    #[error("invalid shard index {path}: {reason}")]
-    Index {
-        /// The index file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The directory holds no safetensors file.
-    #[error("no weights in {dir}: expected {SINGLE_FILE}, {INDEX_FILE} or *.safetensors")]
-    NoWeights {
-        /// The model directory.
-        dir: PathBuf,
-    },
-    /// A tensor the architecture needs is absent.
-    #[error("tensor `{name}` (expected shape {expected:?}) is missing from {files}")]
-    Missing {
-        /// The tensor name.
-        name: String,
-        /// The expected shape.
-        expected: Vec<usize>,
-        /// The file(s) searched.
-        files: String,
-    },
-    /// A tensor has a different shape than the config implies.
-    #[error("tensor `{name}` in {file} has shape {found:?}, expected {expected:?}")]
-    Shape {
-        /// The tensor name.
-        name: String,
-        /// The file holding it.
-        file: PathBuf,
-        /// The shape implied by the config.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-    },
-    /// A tensor is stored in a dtype the engine cannot convert.
-    #[error(
-        "tensor `{name}` in {file} has unsupported dtype {dtype}; expected F32, F16, BF16 or F8_E4M3 (with \
-         `weight_scale_inv`)"
-    )]
-    DType {
-        /// The tensor name.
-        name: String,
-        /// The file holding it.
-        file: PathBuf,
-        /// The stored dtype.
-        dtype: String,
-    },
-    /// A tensor's data is unusable for a reason other than its shape (FP8 scales, quantized block layout,
-    /// a quantization that failed).
-    #[error("tensor `{name}` in {file}: {reason}")]
-    Invalid {
-        /// The tensor name.
-        name: String,
-        /// The file holding it.
-        file: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// candle failed to build or convert the tensor.
-    #[error("cannot load tensor `{name}` from {file}: {source}")]
-    Tensor {
-        /// The tensor name.
-        name: String,
-        /// The file holding it.
-        file: PathBuf,
-        /// The underlying error.
-        source: Box<candle_core::Error>,
-    },
-}
+pub use crate::source::{INDEX_FILE, SINGLE_FILE};
 
 /// One tensor's stored bytes and description.
 struct RawTensor<'a> {
@@ -136,8 +43,7 @@ pub struct SafetensorsWeights {
     fp8_block: (usize, usize),
 }
 
-/// Default FP8 block shape (Qwen's and DeepSeek's checkpoints).
-pub const DEFAULT_FP8_BLOCK: (usize, usize) = (128, 128);
+pub use crate::source::fp8::DEFAULT_FP8_BLOCK;
 
 impl std::fmt::Debug for SafetensorsWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -20,12 +20,11 @@
 mod avx2;
 mod avx512;
 mod portable;
-pub mod q8;
 
 use candle_core::Result;
 use rayon::prelude::*;
 
-use crate::cache::{HostBlock, HostLayer, KvCache, PANEL};
+use crate::cache::{q8, HostBlock, HostLayer, KvCache, PANEL};
 use crate::kernels::Isa;
 
 /// Keys per tile (at most; a tile also ends at a cache block boundary).

@@ -12,6 +12,9 @@ use serde_json::Value;
 
 use crate::config::ConfigError;
 
+/// Default FP8 block shape (Qwen's and DeepSeek's checkpoints).
+pub const DEFAULT_FP8_BLOCK: (usize, usize) = (128, 128);
+
 /// Reads `quantization_config` from a `config.json`: `Some(block)` for an FP8 checkpoint (`quant_method: fp8`,
 /// `fmt: e4m3`, dynamic activations), `None` when the checkpoint is not quantized; other methods are errors.
 pub fn block_size_from_config_file(path: &Path) -> Result<Option<(usize, usize)>, ConfigError> {
@@ -66,7 +69,7 @@ pub fn block_size_from_config(
         }
     }
     let block = match q.get("weight_block_size") {
-        None | Some(Value::Null) => crate::weights::DEFAULT_FP8_BLOCK,
+        None | Some(Value::Null) => DEFAULT_FP8_BLOCK,
         Some(v) => match v
             .as_array()
             .map(|a| a.iter().map(Value::as_u64).collect::<Vec<_>>())

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::WeightsError;
 use super::{ExpertWeights, MatrixWeight, QuantWeight, WeightSource};
 use crate::kernels::{quant, Kernels, QuantType};
-use crate::weights::WeightsError;
 
 /// The block type `--quantize` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model::{TerminalProgress, CHOOSING_A_MODEL};
+use crate::load::load_generator;
 use crate::store::{ModelSpec, Store};
 use crate::tasks::{
-    load_generator, Backend, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator,
-    GeneratorInfo, Settings, SpeculativeMode, Workspace, WorkspaceOptions,
+    Backend, CancelToken, Flow, GenError, GenOutput, GenRequest, Generator, GeneratorInfo,
+    Settings, SpeculativeMode, Workspace, WorkspaceOptions,
 };
 
 /// `--model`, `--max-tokens` and the remote-backend flags, common to the model-running subcommands.

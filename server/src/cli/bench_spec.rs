@@ -17,12 +17,13 @@ use serde::Deserialize;
 
 use super::bench_engine::{bandwidth, cpu_name, load_average, traffic::decode_traffic};
 use super::model::TerminalProgress;
+use crate::load::load_generator;
 use crate::store::Store;
 use crate::tasks::{
-    explain, function_named, load_generator, patch, refactor, Caches, CancelToken,
-    CodeActionSettings, ExplainRequest, Flow, GenError, GenOutput, GenRequest, GenStats, Generator,
-    GeneratorInfo, HoverSettings, PatchRequest, RefactorRequest, Settings, SpeculativeMode,
-    Workspace, WorkspaceOptions,
+    explain, function_named, patch, refactor, Caches, CancelToken, CodeActionSettings,
+    ExplainRequest, Flow, GenError, GenOutput, GenRequest, GenStats, Generator, GeneratorInfo,
+    HoverSettings, PatchRequest, RefactorRequest, Settings, SpeculativeMode, Workspace,
+    WorkspaceOptions,
 };
 
 /// Arguments of `qwen-ls bench speculative`.

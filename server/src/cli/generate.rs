@@ -15,8 +15,8 @@ use qwen_engine::{
 };
 
 use super::model::TerminalProgress;
+use crate::load::check_draft_vocabulary;
 use crate::store::{ModelSpec, Store};
-use crate::tasks::generator::check_draft_vocabulary;
 use crate::tasks::DEFAULT_DRAFT_MODEL;
 
 /// Arguments of `qwen-ls generate`.

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::load::load_generator;
 use crate::lsp::{serve, Loader, ServeOptions};
 use crate::store::Store;
-use crate::tasks::load_generator;
 use crate::tasks::measure::default_log_path;
 
 /// Arguments of `qwen-ls serve`.

@@ -11,6 +11,7 @@ mod default_model;
 mod fix_loop;
 mod generate_cli;
 mod incremental;
+mod languages;
 mod lsp;
 mod packing;
 mod patch;

@@ -107,7 +107,7 @@ fn budgets_are_never_exceeded_and_counts_are_exact() {
     for budget in [
         0, 1, 3, 7, 16, 50, 100, 333, 1_000, 2_048, 8_192, 32_768, 131_072,
     ] {
-        let request = request("server/src/context/pack.rs", 120, budget);
+        let request = request("context/src/pack.rs", 120, budget);
         let packed = pack(&snapshot, &request, &PackConfig::default(), counter, &cache);
         let rendered = packed.render();
         let exact = if rendered.is_empty() {
@@ -145,7 +145,7 @@ fn packing_is_deterministic_and_ordered_for_prefix_reuse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let (host, _) = IndexHost::load(&root, Default::default(), None).expect("loads");
     let snapshot = host.snapshot();
-    let request = request("server/src/index/host.rs", 200, 20_000);
+    let request = request("index/src/host.rs", 200, 20_000);
     let first = pack_with(&snapshot, &request, &common::WordCounter);
     let second = pack(
         &snapshot,
@@ -160,12 +160,12 @@ fn packing_is_deterministic_and_ordered_for_prefix_reuse() {
     let current_from = first
         .items
         .iter()
-        .position(|i| &*i.path == "server/src/index/host.rs");
+        .position(|i| &*i.path == "index/src/host.rs");
     if let Some(at) = current_from {
         assert!(
             first.items[at..]
                 .iter()
-                .all(|i| &*i.path == "server/src/index/host.rs"),
+                .all(|i| &*i.path == "index/src/host.rs"),
             "current file last"
         );
         assert!(first.items[at..]
@@ -210,7 +210,7 @@ fn items_are_whole_lines_and_never_repeat_the_cursor_window() {
     let (host, _) = IndexHost::load(&root, Default::default(), None).expect("loads");
     let snapshot = host.snapshot();
     for budget in [500, 5_000, 50_000] {
-        let request = request("server/src/context/pack.rs", 150, budget);
+        let request = request("context/src/pack.rs", 150, budget);
         let packed = pack_with(&snapshot, &request, &common::WordCounter);
         let (window_start, window_end) = packed.cursor_window;
         for item in &packed.items {
@@ -228,7 +228,7 @@ fn items_are_whole_lines_and_never_repeat_the_cursor_window() {
                 expected.push_str("⋮\n");
             }
             assert_eq!(item.text, expected, "{}: whole lines only", item.path);
-            if &*item.path == "server/src/context/pack.rs" {
+            if &*item.path == "context/src/pack.rs" {
                 assert!(
                     item.shown_lines()
                         .all(|l| l < window_start || l > window_end),
@@ -311,8 +311,8 @@ fn budgets_only_add() {
         16, 64, 200, 512, 1_000, 2_048, 3_000, 4_096, 8_192, 16_384, 32_768, 65_536,
     ];
     for (path, line) in [
-        ("server/src/context/pack.rs", 120),
-        ("server/src/index/host.rs", 200),
+        ("context/src/pack.rs", 120),
+        ("index/src/host.rs", 200),
         ("engine/src/generate.rs", 40),
         ("fixtures/repos/polyglot/py/app.py", 12),
     ] {

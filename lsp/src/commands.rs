@@ -1,0 +1,360 @@
+//! `workspace/executeCommand`: the commands of `docs/PROTOCOL.md`. Arguments are parsed into wire structs
+//! here; each command is one tasks call (on the blocking pool) plus its conversion.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::ls_types::{ExecuteCommandParams, Position, Range, Uri};
+
+use super::apply::{apply_files, Applied};
+use super::documents::{file_path, Document};
+use super::front_door::{Arrival, Stamped};
+use super::guard::{blocking, cancellable};
+use super::hover::{explain_at, Where};
+use super::position::{byte_range, offset};
+use super::state::State;
+use qwen_tasks::measure::PartialUnit;
+use qwen_tasks::{
+    completion_prompt, patch, refactor, CompletionRequest, EditAnswer, Layout, PatchRequest,
+    RefactorRequest, TaskError,
+};
+
+/// Edits a range with an instruction.
+pub const REFACTOR: &str = "qwen-ls.refactor";
+/// A multi-file edit from an instruction.
+pub const APPLY_INSTRUCTION: &str = "qwen-ls.applyInstruction";
+/// Explains the function at a position.
+pub const EXPLAIN: &str = "qwen-ls.explain";
+/// Records that a suggestion was accepted.
+pub const COMPLETION_ACCEPTED: &str = "qwen-ls.completionAccepted";
+/// Records that the next word or line of a suggestion was accepted.
+pub const COMPLETION_PARTIALLY_ACCEPTED: &str = "qwen-ls.completionPartiallyAccepted";
+/// The server's state.
+pub const STATUS: &str = "qwen-ls.status";
+/// The exact completion prompt at a position.
+pub const DUMP_PROMPT: &str = "qwen-ls.debug.dumpPrompt";
+
+/// Compares the live index with a fresh re-index (tests of file watching in the clients use it).
+pub const VERIFY_INDEX: &str = "qwen-ls.debug.verifyIndex";
+
+/// Every command, as announced in `executeCommandProvider`.
+pub const ALL: [&str; 8] = [
+    REFACTOR,
+    APPLY_INSTRUCTION,
+    EXPLAIN,
+    COMPLETION_ACCEPTED,
+    COMPLETION_PARTIALLY_ACCEPTED,
+    STATUS,
+    DUMP_PROMPT,
+    VERIFY_INDEX,
+];
+
+#[derive(Deserialize)]
+struct RefactorArgs {
+    uri: Uri,
+    range: Range,
+    #[serde(default)]
+    instruction: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApplyArgs {
+    #[serde(default)]
+    instruction: Option<String>,
+    #[serde(default)]
+    uris: Option<Vec<Uri>>,
+}
+
+#[derive(Deserialize)]
+struct PositionArgs {
+    uri: Uri,
+    position: Position,
+}
+
+#[derive(Deserialize)]
+struct AcceptedArgs {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct PartiallyAcceptedArgs {
+    id: String,
+    unit: String,
+    #[serde(default)]
+    chars: usize,
+}
+
+fn first_arg<T: for<'de> Deserialize<'de>>(command: &str, arguments: &[Value]) -> Result<T> {
+    let first = arguments.first().cloned().unwrap_or(Value::Null);
+    serde_json::from_value(first)
+        .map_err(|e| Error::invalid_params(format!("{command}: bad arguments: {e}")))
+}
+
+/// `workspace/executeCommand`.
+pub async fn execute(
+    state: Arc<State>,
+    stamped: Stamped<ExecuteCommandParams>,
+) -> Result<Option<Value>> {
+    let ExecuteCommandParams {
+        command, arguments, ..
+    } = stamped.params;
+    let arrival = stamped.arrival;
+    match command.as_str() {
+        STATUS => Ok(Some(state.status().command_result())),
+        COMPLETION_ACCEPTED => {
+            let args: AcceptedArgs = first_arg(&command, &arguments)?;
+            state.log.accepted(&args.id);
+            Ok(None)
+        }
+        COMPLETION_PARTIALLY_ACCEPTED => {
+            let args: PartiallyAcceptedArgs = first_arg(&command, &arguments)?;
+            let unit = PartialUnit::parse(&args.unit).ok_or_else(|| {
+                Error::invalid_params(format!(
+                    "{command}: unit {:?}: expected \"word\" or \"line\"",
+                    args.unit
+                ))
+            })?;
+            state.log.partially_accepted(&args.id, unit, args.chars);
+            Ok(None)
+        }
+        EXPLAIN => {
+            let args: PositionArgs = first_arg(&command, &arguments)?;
+            let markdown =
+                explain_at(&state, &args.uri, args.position, arrival, Where::Anywhere).await;
+            Ok(Some(
+                markdown.map_or(Value::Null, |m| json!({ "markdown": m })),
+            ))
+        }
+        DUMP_PROMPT => {
+            let args: PositionArgs = first_arg(&command, &arguments)?;
+            dump_prompt(&state, &args).await.map(Some)
+        }
+        VERIFY_INDEX => verify_index(&state).await.map(Some),
+        REFACTOR => {
+            let args: RefactorArgs = first_arg(&command, &arguments)?;
+            Ok(Some(
+                refactor_command(&state, args, arrival).await.to_json(),
+            ))
+        }
+        APPLY_INSTRUCTION => {
+            let args: ApplyArgs = first_arg(&command, &arguments)?;
+            Ok(Some(apply_instruction(&state, args).await.to_json()))
+        }
+        other => Err(Error::invalid_params(format!(
+            "unknown command {other:?}; qwen-ls knows {}",
+            ALL.join(", ")
+        ))),
+    }
+}
+
+/// LSP's `RequestFailed` (-32803): the request was valid but could not be served.
+fn request_failed(message: impl Into<String>) -> Error {
+    Error {
+        code: ErrorCode::ServerError(-32803),
+        message: message.into().into(),
+        data: None,
+    }
+}
+
+fn open_document(state: &State, uri: &Uri) -> Option<Document> {
+    state.documents.lock().get(uri)
+}
+
+fn request_path(doc: &Document) -> std::path::PathBuf {
+    doc.file
+        .clone()
+        .unwrap_or_else(|| doc.uri.path().as_str().into())
+}
+
+async fn dump_prompt(state: &Arc<State>, args: &PositionArgs) -> Result<Value> {
+    let Some((engine, workspace)) = state.ready() else {
+        return Err(request_failed(
+            "qwen-ls is not ready yet (see qwen-ls.status)",
+        ));
+    };
+    let Some(doc) = open_document(state, &args.uri) else {
+        return Err(Error::invalid_params(format!(
+            "{} is not open",
+            args.uri.as_str()
+        )));
+    };
+    let encoding = state.documents.lock().encoding;
+    let request = CompletionRequest {
+        path: request_path(&doc),
+        text: Some(Arc::from(doc.text.to_string())),
+        offset: offset(&doc.text, args.position, encoding),
+        version: Some(doc.version),
+        language_id: doc.language_id.clone(),
+    };
+    let settings = state.settings();
+    let prompt = blocking(move || {
+        completion_prompt(
+            &workspace,
+            engine.generator.as_ref(),
+            &engine.caches,
+            &settings.completion,
+            &request,
+            Layout::Full,
+        )
+    })
+    .await
+    .map_err(|e| request_failed(e.to_string()))?;
+    Ok(json!({ "prompt": prompt.prompt.to_text() }))
+}
+
+/// Why an instruction command does nothing, before any model work.
+fn precheck(state: &State, instruction: Option<&str>) -> std::result::Result<String, Applied> {
+    if !state.settings().code_actions.enabled {
+        return Err(Applied::not(
+            "refactoring is disabled (codeActions.enabled = false)",
+        ));
+    }
+    match instruction.map(str::trim) {
+        Some(i) if !i.is_empty() => Ok(i.to_owned()),
+        _ => Err(Applied::not("no instruction was given")),
+    }
+}
+
+/// The message for an answer that did not become a patch.
+fn not_an_edit(answer: &EditAnswer) -> Option<Applied> {
+    let failure = answer.result.as_ref().err()?;
+    tracing::warn!(
+        "the model's answer was not a valid edit ({failure}); answer:\n{}",
+        answer.answer
+    );
+    Some(Applied::not(format!(
+        "the model's answer could not be turned into an edit: {failure}"
+    )))
+}
+
+async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arrival) -> Applied {
+    let instruction = match precheck(state, args.instruction.as_deref()) {
+        Ok(i) => i,
+        Err(applied) => return applied,
+    };
+    let Some((engine, workspace)) = state.ready() else {
+        return Applied::not("qwen-ls is not ready yet (see qwen-ls.status)");
+    };
+    let encoding = state.documents.lock().encoding;
+    let (path, text, range) = match open_document(state, &args.uri) {
+        Some(doc) => {
+            if arrival.version.is_some_and(|v| v != doc.version) {
+                return Applied::not(
+                    "the document changed before the refactor started; not applied",
+                );
+            }
+            let range = byte_range(&doc.text, args.range, encoding);
+            (
+                request_path(&doc),
+                Some(Arc::from(doc.text.to_string())),
+                range,
+            )
+        }
+        None => {
+            // A file that is not open: positions refer to the disk text.
+            let Some(path) = file_path(&args.uri) else {
+                return Applied::not(format!("{} is not open and not a file", args.uri.as_str()));
+            };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return Applied::not(format!("cannot read {}", path.display()));
+            };
+            let range = byte_range(&ropey::Rope::from_str(&text), args.range, encoding);
+            (path, Some(Arc::from(text)), range)
+        }
+    };
+    let request = RefactorRequest {
+        path,
+        text,
+        range,
+        instruction,
+    };
+    let settings = state.settings();
+    let answer = cancellable(move |cancel| {
+        refactor(
+            &workspace,
+            engine.generator.as_ref(),
+            &settings.code_actions,
+            &request,
+            cancel,
+        )
+    })
+    .await;
+    finish(state, "qwen-ls: refactor", answer).await
+}
+
+async fn apply_instruction(state: &Arc<State>, args: ApplyArgs) -> Applied {
+    let instruction = match precheck(state, args.instruction.as_deref()) {
+        Ok(i) => i,
+        Err(applied) => return applied,
+    };
+    let Some((engine, workspace)) = state.ready() else {
+        return Applied::not("qwen-ls is not ready yet (see qwen-ls.status)");
+    };
+    let files = args
+        .uris
+        .unwrap_or_default()
+        .iter()
+        .filter_map(file_path)
+        .collect();
+    let request = PatchRequest {
+        instruction,
+        files,
+        budget: None,
+    };
+    let settings = state.settings();
+    let answer = cancellable(move |cancel| {
+        patch(
+            &workspace,
+            engine.generator.as_ref(),
+            &settings.code_actions,
+            &request,
+            cancel,
+        )
+    })
+    .await;
+    finish(state, "qwen-ls: apply instruction", answer).await
+}
+
+async fn finish(
+    state: &Arc<State>,
+    label: &str,
+    answer: std::result::Result<EditAnswer, TaskError>,
+) -> Applied {
+    match answer {
+        Err(TaskError::Cancelled) => Applied::not("cancelled"),
+        Err(e) => Applied::not(e.to_string()),
+        Ok(answer) => match not_an_edit(&answer) {
+            Some(applied) => applied,
+            None => match &answer.result {
+                Ok(proposal) => apply_files(state, label, proposal.files()).await,
+                Err(_) => Applied::not("no edit"),
+            },
+        },
+    }
+}
+
+/// `qwen-ls.debug.verifyIndex`: `{ equal, files, freshFiles, difference }` once the index is loaded.
+async fn verify_index(state: &State) -> Result<Value> {
+    let Some(workspace) = state.workspace() else {
+        return Err(Error {
+            code: ErrorCode::InvalidRequest,
+            message: "qwen-ls.debug.verifyIndex: the workspace is not indexed yet".into(),
+            data: None,
+        });
+    };
+    let check = blocking(move || workspace.verify_index())
+        .await
+        .map_err(|e| Error {
+            code: ErrorCode::InternalError,
+            message: format!("verifyIndex: {e}").into(),
+            data: None,
+        })?;
+    Ok(json!({
+        "equal": check.first_difference.is_none(),
+        "files": check.files,
+        "freshFiles": check.fresh_files,
+        "difference": check.first_difference,
+    }))
+}

@@ -1,0 +1,118 @@
+//! `textDocument/hover`: an explanation of the function or method whose declaration line is under the
+//! cursor (`tasks::explain`), `null` at once anywhere else, while not ready, or when disabled.
+//!
+//! Hovers follow the mouse in VS Code: explaining whatever function body the pointer crosses would keep the
+//! model busy for nothing, so a hover answers on the declaration line (the line with the name); the
+//! `qwen-ls.explain` command answers anywhere inside the function.
+
+use std::sync::Arc;
+
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::{
+    Hover, HoverContents, HoverParams, MarkupContent, MarkupKind, Position, Uri,
+};
+
+use super::documents::Document;
+use super::front_door::{Arrival, Stamped};
+use super::guard::cancellable;
+use super::position::{offset, Encoding};
+use super::state::State;
+use qwen_tasks::{explain, explain_target, ExplainRequest, TaskError};
+
+/// `textDocument/hover`.
+pub async fn hover(state: Arc<State>, stamped: Stamped<HoverParams>) -> Result<Option<Hover>> {
+    let position = stamped.params.text_document_position_params;
+    if !state.settings().hover.enabled {
+        return Ok(None);
+    }
+    let explained = explain_at(
+        &state,
+        &position.text_document.uri,
+        position.position,
+        stamped.arrival,
+        Where::DeclarationLine,
+    )
+    .await;
+    Ok(explained.map(|markdown| Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: markdown,
+        }),
+        range: None,
+    }))
+}
+
+/// Which positions of a function get an explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    /// Only the function's first line (hovers).
+    DeclarationLine,
+    /// Anywhere inside it (the explain command).
+    Anywhere,
+}
+
+/// The explanation at a position; `None` when there is nothing to explain, the server is not ready, the
+/// document changed meanwhile, or the model failed (logged).
+pub async fn explain_at(
+    state: &Arc<State>,
+    uri: &Uri,
+    position: Position,
+    arrival: Arrival,
+    place: Where,
+) -> Option<String> {
+    let (doc, encoding): (Document, Encoding) = {
+        let docs = state.documents.lock();
+        (docs.get(uri)?, docs.encoding)
+    };
+    if arrival.version.is_some_and(|v| v != doc.version) {
+        return None;
+    }
+    let (engine, workspace) = state.ready()?;
+    let request = ExplainRequest {
+        path: doc
+            .file
+            .clone()
+            .unwrap_or_else(|| uri.path().as_str().into()),
+        text: Some(Arc::from(doc.text.to_string())),
+        offset: offset(&doc.text, position, encoding),
+        version: Some(doc.version),
+    };
+    // The cheap check first: not in a function → null at once, no model involved.
+    match explain_target(&workspace, &request) {
+        Ok(Some(function)) if place == Where::Anywhere || function.lines.0 == position.line => {}
+        Ok(_) => return None,
+        Err(e) => {
+            tracing::warn!("hover: {e}");
+            return None;
+        }
+    }
+    let settings = state.settings();
+    let result = cancellable(move |cancel| {
+        explain(
+            &workspace,
+            engine.generator.as_ref(),
+            &engine.caches,
+            &settings.hover,
+            &request,
+            cancel,
+        )
+    })
+    .await;
+    if state.documents.lock().version(uri) != Some(doc.version) {
+        return None;
+    }
+    match result {
+        Ok(explanation) => {
+            state.generation_succeeded().await;
+            explanation
+                .map(|e| e.markdown)
+                .filter(|m| !m.trim().is_empty())
+        }
+        Err(TaskError::Cancelled) => None,
+        Err(e) => {
+            tracing::warn!("explain failed: {e}");
+            state.generation_failed(&e).await;
+            None
+        }
+    }
+}
