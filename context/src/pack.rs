@@ -95,7 +95,7 @@ struct Scope<'s> {
 
 impl<'s> Scope<'s> {
     fn new(snapshot: &'s IndexSnapshot, current: Option<&'s FileIndex>) -> Self {
-        let family_of = |file: &FileIndex| file.language.map(|l| language_family(l.name));
+        let family_of = |file: &FileIndex| file.language.map(|l| l.family);
         let current_family = current.and_then(family_of);
         let current_role = current.map(role_of);
         let mut family = BTreeMap::new();
@@ -130,14 +130,6 @@ impl<'s> Scope<'s> {
             return Some(0);
         }
         self.family.get(path).map(|&(tier, _)| tier)
-    }
-}
-
-/// Languages whose names resolve across each other (TypeScript imports JavaScript and vice versa).
-pub fn language_family(name: &str) -> &str {
-    match name {
-        "typescript" | "tsx" | "javascript" => "javascript",
-        other => other,
     }
 }
 

@@ -23,9 +23,8 @@ use super::progress::WorkDone;
 use super::state::{Engine, State};
 use qwen_store::Progress;
 use qwen_tasks::{
-    add_documentation_instruction, edit_until_green, fix_diagnostics_instruction, refactor,
-    CancelToken, CheckedEdit, DiagnosticInfo, LoopOptions, RefactorRequest, Settings, Verdict,
-    Workspace,
+    add_documentation_instruction, fix_diagnostics_instruction, Analysis, CancelToken, CheckedEdit,
+    DiagnosticInfo, LoopOptions, RefactorRequest, Settings, Verdict, Workspace,
 };
 
 /// Title of the documentation action.
@@ -233,13 +232,13 @@ async fn resolve_edit(
         }
     }
     let answer = cancellable(move |cancel| {
-        refactor(
+        Analysis::new(
             &workspace,
             engine.generator.as_ref(),
-            &settings.code_actions,
-            &request,
-            cancel,
+            &engine.caches,
+            &settings,
         )
+        .refactor(&request, cancel)
     })
     .await;
     let answer = answer.map_err(|e| Dropped(format!("qwen-ls: {e}")))?;
@@ -275,10 +274,13 @@ async fn fix_until_green(
     // Dropping this request (`$/cancelRequest`) cancels the loop too.
     let on_drop = CancelOnDrop::new(cancel.clone());
     let result = blocking(move || {
-        edit_until_green(
+        Analysis::new(
             &workspace,
             engine.generator.as_ref(),
-            &settings.code_actions,
+            &engine.caches,
+            &settings,
+        )
+        .edit_until_green(
             CheckedEdit::Refactor(&request),
             &options,
             &|event| reporter.note(&event.to_string()),

@@ -16,10 +16,7 @@ use super::hover::{explain_at, Where};
 use super::position::{byte_range, offset};
 use super::state::State;
 use qwen_tasks::measure::PartialUnit;
-use qwen_tasks::{
-    completion_prompt, patch, refactor, CompletionRequest, EditAnswer, Layout, PatchRequest,
-    RefactorRequest, TaskError,
-};
+use qwen_tasks::{Analysis, EditAnswer, Layout, PatchRequest, RefactorRequest, TaskError};
 
 /// Edits a range with an instruction.
 pub const REFACTOR: &str = "qwen-ls.refactor";
@@ -162,12 +159,6 @@ fn open_document(state: &State, uri: &Uri) -> Option<Document> {
     state.documents.lock().get(uri)
 }
 
-fn request_path(doc: &Document) -> std::path::PathBuf {
-    doc.file
-        .clone()
-        .unwrap_or_else(|| doc.uri.path().as_str().into())
-}
-
 async fn dump_prompt(state: &Arc<State>, args: &PositionArgs) -> Result<Value> {
     let Some((engine, workspace)) = state.ready() else {
         return Err(request_failed(
@@ -181,23 +172,16 @@ async fn dump_prompt(state: &Arc<State>, args: &PositionArgs) -> Result<Value> {
         )));
     };
     let encoding = state.documents.lock().encoding;
-    let request = CompletionRequest {
-        path: request_path(&doc),
-        text: Some(Arc::from(doc.text.to_string())),
-        offset: offset(&doc.text, args.position, encoding),
-        version: Some(doc.version),
-        language_id: doc.language_id.clone(),
-    };
+    let request = doc.position(offset(&doc.text, args.position, encoding));
     let settings = state.settings();
     let prompt = blocking(move || {
-        completion_prompt(
+        Analysis::new(
             &workspace,
             engine.generator.as_ref(),
             &engine.caches,
-            &settings.completion,
-            &request,
-            Layout::Full,
+            &settings,
         )
+        .completion_prompt(&request, Layout::Full)
     })
     .await
     .map_err(|e| request_failed(e.to_string()))?;
@@ -246,22 +230,20 @@ async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arriv
                 );
             }
             let range = byte_range(&doc.text, args.range, encoding);
-            (
-                request_path(&doc),
-                Some(Arc::from(doc.text.to_string())),
-                range,
-            )
+            (doc.path(), Some(Arc::from(doc.text.to_string())), range)
         }
         None => {
             // A file that is not open: positions refer to the disk text.
             let Some(path) = file_path(&args.uri) else {
                 return Applied::not(format!("{} is not open and not a file", args.uri.as_str()));
             };
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                return Applied::not(format!("cannot read {}", path.display()));
+            // Read through the workspace: the gate refuses a secret before a byte is read.
+            let text = match workspace.task_document(&path, None) {
+                Ok((_, text)) => text,
+                Err(e) => return Applied::not(format!("qwen-ls: {e}")),
             };
             let range = byte_range(&ropey::Rope::from_str(&text), args.range, encoding);
-            (path, Some(Arc::from(text)), range)
+            (path, Some(text), range)
         }
     };
     let request = RefactorRequest {
@@ -272,13 +254,13 @@ async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arriv
     };
     let settings = state.settings();
     let answer = cancellable(move |cancel| {
-        refactor(
+        Analysis::new(
             &workspace,
             engine.generator.as_ref(),
-            &settings.code_actions,
-            &request,
-            cancel,
+            &engine.caches,
+            &settings,
         )
+        .refactor(&request, cancel)
     })
     .await;
     finish(state, "qwen-ls: refactor", answer).await
@@ -305,13 +287,13 @@ async fn apply_instruction(state: &Arc<State>, args: ApplyArgs) -> Applied {
     };
     let settings = state.settings();
     let answer = cancellable(move |cancel| {
-        patch(
+        Analysis::new(
             &workspace,
             engine.generator.as_ref(),
-            &settings.code_actions,
-            &request,
-            cancel,
+            &engine.caches,
+            &settings,
         )
+        .patch(&request, cancel)
     })
     .await;
     finish(state, "qwen-ls: apply instruction", answer).await

@@ -1,38 +1,26 @@
-//! `textDocument/inlineCompletion` and its fallback `textDocument/completion`: from_proto, one
-//! `tasks::complete` call on the blocking pool (`tasks::complete_alternatives` when the user invoked it: up to
-//! three suggestions to cycle through), to_proto — wrapped in the policies that make a keystroke
-//! stream cheap and safe: per-document supersession (a newer request cancels the older generation at its next
-//! token), adaptive debounce, and a version check before answering (a result computed for an older text is
-//! never shown).
+//! `textDocument/inlineCompletion` and its fallback `textDocument/completion`: convert in, one
+//! [`InlineCompletions::suggest`] on the blocking pool (the keystroke policy — supersession, debounce, stale
+//! checks, the suggestion record — lives in tasks), convert out.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use ropey::Rope;
 use serde_json::json;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::{
     Command, CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse,
     CompletionTextEdit, InlineCompletionItem, InlineCompletionList, InlineCompletionParams,
     InlineCompletionResponse, InlineCompletionTriggerKind, InsertTextFormat, Range,
-    TextDocumentPositionParams, TextEdit, Uri,
+    TextDocumentPositionParams, TextEdit,
 };
 
 use super::commands::COMPLETION_ACCEPTED;
 use super::front_door::{Arrival, Stamped};
-use super::guard::blocking;
+use super::guard::cancellable;
 use super::position::{lsp_range, offset};
-use super::state::{Engine, State};
+use super::state::State;
 use super::warmup::Trigger as WarmTrigger;
-use qwen_index::CacheStore;
-use qwen_tasks::complete::{debounce_delay, DebounceConfig, Trigger};
-use qwen_tasks::measure::{Outcome, PromptTokens, Suggestion as Record};
-use qwen_tasks::{
-    complete_alternatives, complete_with_stats, completion_prompt, CancelToken, CompletionRequest,
-    Flow, GenError, GenOutput, GenRequest, Generator, GeneratorInfo, Layout, Settings, Speed,
-    TaskError, Workspace,
-};
+use qwen_tasks::{Analysis, InlineCompletions, InlineRequest};
 
 /// A suggestion in LSP coordinates.
 struct Shown {
@@ -109,83 +97,7 @@ fn accept_command(id: &str) -> Command {
     )
 }
 
-/// Whether `offset` is at the start of a line (only indentation before it).
-fn at_line_start(text: &Rope, offset: usize) -> bool {
-    let line = text.byte_to_line(offset);
-    let start = text.line_to_byte(line);
-    text.byte_slice(start..offset)
-        .chars()
-        .all(|c| c == ' ' || c == '\t')
-}
-
-/// Measures the time a request spends inside the generator (queue, prefill, decode), whatever the task
-/// returns — the server's own time is the rest.
-struct Timed<'a> {
-    inner: &'a dyn Generator,
-    spent: Mutex<Duration>,
-}
-
-impl Generator for Timed<'_> {
-    fn info(&self) -> GeneratorInfo {
-        self.inner.info()
-    }
-
-    fn generate(
-        &self,
-        request: &GenRequest,
-        cancel: &CancelToken,
-        on_text: &mut dyn FnMut(&str) -> Flow,
-    ) -> std::result::Result<GenOutput, GenError> {
-        let started = Instant::now();
-        let result = self.inner.generate(request, cancel, on_text);
-        *self.spent.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
-        result
-    }
-
-    fn generate_within(
-        &self,
-        offers: &[GenRequest],
-        prefill_limit: Duration,
-        cancel: &CancelToken,
-        on_text: &mut dyn FnMut(&str) -> Flow,
-    ) -> std::result::Result<(usize, GenOutput), GenError> {
-        let started = Instant::now();
-        let result = self
-            .inner
-            .generate_within(offers, prefill_limit, cancel, on_text);
-        *self.spent.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
-        result
-    }
-
-    fn keeps_sessions(&self) -> bool {
-        self.inner.keeps_sessions()
-    }
-
-    fn speed(&self) -> Option<Speed> {
-        self.inner.speed()
-    }
-
-    fn reset_sessions(&self) {
-        self.inner.reset_sessions();
-    }
-}
-
-/// Removes the in-flight entry (and cancels the generation, if still running) however the request ends —
-/// including when tower-lsp drops the request future on `$/cancelRequest`.
-struct InflightGuard<'a> {
-    state: &'a State,
-    uri: &'a Uri,
-    seq: u64,
-    cancel: CancelToken,
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        self.state.inflight.end(self.uri, self.seq);
-    }
-}
-
+/// One request through the tasks' keystroke policy, in LSP coordinates.
 async fn suggest(
     state: &Arc<State>,
     position: &TextDocumentPositionParams,
@@ -193,258 +105,61 @@ async fn suggest(
     explicit: bool,
 ) -> Vec<Shown> {
     let arrived = Instant::now();
-    let uri = &position.text_document.uri;
-    let (doc, encoding) = {
-        let docs = state.documents.lock();
-        let Some(doc) = docs.get(uri) else {
-            return Vec::new();
-        };
-        (doc, docs.encoding)
-    };
-    let settings = state.settings();
-    if !settings.completion.enabled {
-        return Vec::new();
-    }
-    let document = state
-        .documents
-        .lock()
-        .relative_path_of_uri(uri)
-        .unwrap_or_else(|| uri.as_str().to_owned());
-    let mut record = Record {
-        id: String::new(),
-        document,
-        language: doc.language_id.clone(),
-        outcome: Outcome::NotReady,
-        latency: Duration::ZERO,
-        debounce: Duration::ZERO,
-        engine: Duration::ZERO,
-        prompt: Duration::ZERO,
-        prompt_cpu: Duration::ZERO,
-        generated_tokens: 0,
-        chars: 0,
-        tokens: None,
-    };
-    if arrival.version != Some(doc.version) {
-        // Edited between the request and now: its position is for a text that is gone.
-        record.outcome = Outcome::Stale;
-        record.id = format!("r{}", state.inflight.next_seq());
-        record.latency = arrived.elapsed();
-        state.log.suggestion(&record);
-        return Vec::new();
-    }
-    let gaps = state.keystroke(uri, arrived);
-    let Some((engine, workspace)) = state.ready() else {
-        record.latency = arrived.elapsed();
-        state.log.suggestion(&record);
+    let uri = position.text_document.uri.clone();
+    let Some((doc, encoding, log_name)) = state.documents.lock().with_log_name(&uri) else {
         return Vec::new();
     };
     let at = offset(&doc.text, position.position, encoding);
-    let (seq, cancel, mut superseded) = state.inflight.begin(uri);
-    let _inflight = InflightGuard {
-        state,
-        uri,
-        seq,
-        cancel: cancel.clone(),
+    let request = InlineRequest {
+        document: uri.as_str().to_owned(),
+        log_name,
+        at: doc.position(at),
+        arrival_version: arrival.version,
+        explicit,
+        arrived,
     };
-    // An edit applied between the version check above and `begin` cancelled nothing (there was nothing to
-    // cancel yet): check again. The front door applies an edit before it cancels, so from here on an edit
-    // is either seen by this check or cancels this request.
-    if state.documents.lock().version(uri) != Some(doc.version) {
-        record.outcome = Outcome::Stale;
-        record.id = format!("r{seq}");
-        record.latency = arrived.elapsed();
-        state.log.suggestion(&record);
-        return Vec::new();
-    }
-    let trigger = if explicit {
-        Trigger::Explicit
-    } else if at_line_start(&doc.text, at) {
-        Trigger::NewLine
-    } else {
-        Trigger::Typing
-    };
-    let config = DebounceConfig {
-        base: settings.completion.debounce(),
-        ..DebounceConfig::default()
-    };
-    let delay = debounce_delay(&config, trigger, &gaps, &state.latencies());
-    if !delay.is_zero() {
-        let waiting = Instant::now();
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = &mut superseded => {}
-        }
-        record.debounce = waiting.elapsed();
-    }
-    let (result, engine_time) = if cancel.is_cancelled() {
-        (Err(TaskError::Cancelled), Duration::ZERO)
-    } else {
-        let request = CompletionRequest {
-            path: doc
-                .file
-                .clone()
-                .unwrap_or_else(|| uri.path().as_str().into()),
-            text: Some(Arc::from(doc.text.to_string())),
-            offset: at,
-            version: Some(doc.version),
-            language_id: doc.language_id.clone(),
-        };
-        let generation_cancel = cancel.clone();
-        blocking(move || {
-            let timed = Timed {
-                inner: engine.generator.as_ref(),
-                spent: Mutex::new(Duration::ZERO),
-            };
-            let (ws, generator, caches) = (&*workspace, &timed, &engine.caches);
-            let (completion, cancel) = (&settings.completion, &generation_cancel);
-            let result = if explicit {
-                complete_alternatives(ws, generator, caches, completion, &request, cancel)
-            } else {
-                complete_with_stats(ws, generator, caches, completion, &request, cancel, None)
-                    .map(|(c, stats)| (c.into_iter().collect::<Vec<_>>(), stats))
-            };
-            if settings.debug.dump_prompt {
-                let (name, layout) = match &result {
-                    Ok((completions, stats)) => (
-                        completions
-                            .first()
-                            .map_or_else(|| format!("r{seq}"), |c| c.id.clone()),
-                        stats.layout.unwrap_or(Layout::Full),
-                    ),
-                    Err(_) => (format!("r{seq}"), Layout::Full),
-                };
-                dump_prompt(&workspace, &engine, &settings, &request, layout, &name);
-            }
-            let spent = *timed.spent.lock().unwrap_or_else(|e| e.into_inner());
-            (result, spent)
-        })
-        .await
-    };
-    record.engine = engine_time;
-    let stale = state.documents.lock().version(uri) != Some(doc.version);
-    let (outcome, shown) = match result {
-        Err(TaskError::Cancelled) => (Outcome::Cancelled, Vec::new()),
-        Err(e) => {
-            tracing::warn!("completion failed: {e}");
-            state.generation_failed(&e).await;
-            (Outcome::Failed, Vec::new())
-        }
-        Ok((completions, stats)) => {
-            state.generation_succeeded().await;
-            let completion = completions.first();
-            record.prompt = Duration::from_secs_f64(stats.prompt_secs);
-            record.prompt_cpu = Duration::from_secs_f64(stats.prompt_cpu_secs);
-            if let Some(generation) = stats.generation.as_ref() {
-                record.generated_tokens = generation.generated_tokens;
-                record.tokens = Some(PromptTokens {
-                    layout: match stats.layout {
-                        Some(Layout::Fast) => "fast",
-                        _ => "full",
-                    },
-                    budget: stats.prompt_budget,
-                    prompt: generation.prompt_tokens,
-                    reused: generation.reused_tokens,
-                    prefilled: generation.prefilled_tokens,
-                });
-            }
-            if !engine_time.is_zero() {
-                state.record_latency(engine_time);
-            }
-            match completion {
-                _ if stale => (Outcome::Stale, Vec::new()),
-                None => (Outcome::Empty, Vec::new()),
-                Some(c) => {
-                    // The log records the first (best) suggestion; accepting another one is logged by its id.
-                    record.id = c.id.clone();
-                    record.chars = c.text.chars().count();
-                    // Alternatives are named after the request's first suggestion (`<id>~<n>`), so the log
-                    // counts accepting one for the request.
-                    let first_id = c.id.clone();
-                    let shown = completions
-                        .into_iter()
-                        .enumerate()
-                        .map(|(n, c)| Shown {
-                            range: lsp_range(&doc.text, c.range, encoding),
-                            text: c.text,
-                            id: if n == 0 {
-                                c.id
-                            } else {
-                                format!("{first_id}~{n}")
-                            },
-                        })
-                        .collect();
-                    (Outcome::Shown, shown)
-                }
-            }
-        }
-    };
-    if matches!(outcome, Outcome::Shown | Outcome::Empty) {
+    let serving = state.clone();
+    let answer = cancellable(move |cancel| {
+        let (settings, ready) = (serving.settings(), serving.ready());
+        let analysis = ready.as_ref().map(|(engine, workspace)| {
+            Analysis::new(
+                workspace,
+                engine.generator.as_ref(),
+                &engine.caches,
+                &settings,
+            )
+        });
+        let current_version = || serving.documents.lock().version(&uri);
+        let inline: &InlineCompletions = &serving.inline;
+        inline.suggest(
+            &settings,
+            analysis,
+            &serving.log,
+            &request,
+            &current_version,
+            cancel,
+        )
+    })
+    .await;
+    state
+        .generation_done(answer.failure.as_ref(), answer.generated)
+        .await;
+    if answer.warm_here {
         // The user is here: if the full prompt did not run, prefill it while the engine is idle.
+        let uri = &position.text_document.uri;
         state
             .documents
             .warmer()
             .want(uri, Some(at), WarmTrigger::Request);
     }
-    record.outcome = outcome;
-    record.latency = arrived.elapsed();
-    if record.id.is_empty() {
-        record.id = format!("r{seq}");
-    }
-    state.log.suggestion(&record);
-    shown
-}
-
-/// Where `debug.dumpPrompt` writes: next to `logFile`, else in the cache directory.
-pub fn prompt_dir(settings: &Settings) -> Option<PathBuf> {
-    match settings.log_file.as_deref().and_then(Path::parent) {
-        Some(dir) => Some(dir.join("qwen-ls-prompts")),
-        None => CacheStore::default_dir().map(|d| d.join("prompts")),
-    }
-}
-
-/// `debug.dumpPrompt`: writes the exact prompt of a completion request (rebuilt: packing is deterministic).
-fn dump_prompt(
-    workspace: &Workspace,
-    engine: &Engine,
-    settings: &Settings,
-    request: &CompletionRequest,
-    layout: Layout,
-    name: &str,
-) {
-    let Some(dir) = prompt_dir(settings) else {
-        return;
-    };
-    let written = completion_prompt(
-        workspace,
-        engine.generator.as_ref(),
-        &engine.caches,
-        &settings.completion,
-        request,
-        layout,
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|prompt| {
-        qwen_index::cache::create_private_dir(&dir).map_err(|e| e.to_string())?;
-        let path = dir.join(format!("completion-{name}.txt"));
-        std::fs::write(&path, prompt.prompt.to_text()).map_err(|e| e.to_string())?;
-        Ok(path)
-    });
-    match written {
-        Ok(path) => tracing::info!("prompt written to {}", path.display()),
-        Err(e) => tracing::warn!("debug.dumpPrompt: {e}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_starts() {
-        let rope = Rope::from_str("fn a() {\n    \n    x\n");
-        assert!(at_line_start(&rope, 0));
-        assert!(at_line_start(&rope, 13));
-        assert!(!at_line_start(&rope, 19));
-        assert!(!at_line_start(&rope, 3));
-    }
+    let range = |c: &qwen_tasks::Completion| lsp_range(&doc.text, c.range.clone(), encoding);
+    answer
+        .completions
+        .into_iter()
+        .map(|c| Shown {
+            range: range(&c),
+            text: c.text,
+            id: c.id,
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ropey::Rope;
 use tower_lsp_server::ls_types::{
@@ -15,6 +16,7 @@ use tower_lsp_server::ls_types::{
 
 use super::position::{byte_range, Encoding};
 use qwen_index::{Admission, Change, Gate, Mounts, SkipReason, TextEdit};
+use qwen_tasks::DocumentPosition;
 
 /// One open document.
 #[derive(Clone, Debug)]
@@ -36,6 +38,27 @@ pub struct Document {
     pub last_edit: Option<usize>,
     /// Why the gate refuses this document (a secret, `.qwenignore`): no request about it is served.
     pub refused: Option<SkipReason>,
+}
+
+impl Document {
+    /// Its file, or the URI's path for a document that is not a file.
+    pub fn path(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| self.uri.path().as_str().into())
+    }
+
+    /// The document at `offset` (bytes), as the tasks take a position: its file (or the URI's path), its
+    /// text and version, its language.
+    pub fn position(&self, offset: usize) -> DocumentPosition {
+        DocumentPosition {
+            path: self.path(),
+            text: Some(Arc::from(self.text.to_string())),
+            offset,
+            version: Some(self.version),
+            language_id: self.language_id.clone(),
+        }
+    }
 }
 
 /// Why a notification was not applied (logged; a notification has no reply).
@@ -184,6 +207,21 @@ impl Documents {
             .collect();
         let joined = parts?.join("/");
         (!joined.is_empty()).then_some(joined)
+    }
+
+    /// The open document and the position encoding.
+    pub fn with_encoding(&self, uri: &Uri) -> Option<(Document, Encoding)> {
+        Some((self.get(uri)?, self.encoding))
+    }
+
+    /// The open document, the position encoding and the name the suggestion log uses for it
+    /// (workspace-relative path, else the URI).
+    pub fn with_log_name(&self, uri: &Uri) -> Option<(Document, Encoding, String)> {
+        let doc = self.get(uri)?;
+        let name = self
+            .relative_path_of_uri(uri)
+            .unwrap_or_else(|| uri.as_str().to_owned());
+        Some((doc, self.encoding, name))
     }
 
     /// The workspace-relative path of a `file:` URI inside the workspace.

@@ -12,12 +12,11 @@ use tower_lsp_server::ls_types::{
     Hover, HoverContents, HoverParams, MarkupContent, MarkupKind, Position, Uri,
 };
 
-use super::documents::Document;
 use super::front_door::{Arrival, Stamped};
 use super::guard::cancellable;
-use super::position::{offset, Encoding};
+use super::position::offset;
 use super::state::State;
-use qwen_tasks::{explain, explain_target, ExplainRequest, TaskError};
+use qwen_tasks::{Analysis, TaskError};
 
 /// `textDocument/hover`.
 pub async fn hover(state: Arc<State>, stamped: Stamped<HoverParams>) -> Result<Option<Hover>> {
@@ -60,42 +59,26 @@ pub async fn explain_at(
     arrival: Arrival,
     place: Where,
 ) -> Option<String> {
-    let (doc, encoding): (Document, Encoding) = {
-        let docs = state.documents.lock();
-        (docs.get(uri)?, docs.encoding)
-    };
+    let (doc, encoding) = state.documents.lock().with_encoding(uri)?;
     if arrival.version.is_some_and(|v| v != doc.version) {
         return None;
     }
     let (engine, workspace) = state.ready()?;
-    let request = ExplainRequest {
-        path: doc
-            .file
-            .clone()
-            .unwrap_or_else(|| uri.path().as_str().into()),
-        text: Some(Arc::from(doc.text.to_string())),
-        offset: offset(&doc.text, position, encoding),
-        version: Some(doc.version),
-    };
-    // The cheap check first: not in a function → null at once, no model involved.
-    match explain_target(&workspace, &request) {
-        Ok(Some(function)) if place == Where::Anywhere || function.lines.0 == position.line => {}
-        Ok(_) => return None,
-        Err(e) => {
-            tracing::warn!("hover: {e}");
-            return None;
-        }
-    }
+    let at = doc.position(offset(&doc.text, position, encoding));
     let settings = state.settings();
     let result = cancellable(move |cancel| {
-        explain(
+        let analysis = Analysis::new(
             &workspace,
             engine.generator.as_ref(),
             &engine.caches,
-            &settings.hover,
-            &request,
-            cancel,
-        )
+            &settings,
+        );
+        // The cheap check first: not in a function (or not on its first line, for a hover) → no model.
+        match analysis.explain_target(&at)? {
+            Some(f) if place == Where::Anywhere || f.lines.0 == position.line => {}
+            _ => return Ok(None),
+        }
+        analysis.explain(&at, cancel)
     })
     .await;
     if state.documents.lock().version(uri) != Some(doc.version) {
@@ -103,7 +86,7 @@ pub async fn explain_at(
     }
     match result {
         Ok(explanation) => {
-            state.generation_succeeded().await;
+            state.generation_done(None, explanation.is_some()).await;
             explanation
                 .map(|e| e.markdown)
                 .filter(|m| !m.trim().is_empty())
@@ -111,7 +94,7 @@ pub async fn explain_at(
         Err(TaskError::Cancelled) => None,
         Err(e) => {
             tracing::warn!("explain failed: {e}");
-            state.generation_failed(&e).await;
+            state.generation_done(Some(&e), false).await;
             None
         }
     }

@@ -32,7 +32,6 @@ pub mod edits;
 pub mod front_door;
 mod guard;
 mod hover;
-mod inflight;
 pub mod logging;
 pub mod position;
 mod progress;
@@ -56,7 +55,6 @@ pub use commands::ALL as COMMANDS;
 
 use self::documents::Documents;
 use self::front_door::{internal, FrontDoor, SharedDocuments};
-use self::inflight::InflightCompletions;
 use self::server::Server;
 use self::state::State;
 use self::warmup::Warmer;
@@ -64,7 +62,7 @@ use self::writer::IndexFeed;
 use qwen_store::Progress;
 use qwen_tasks::measure::SuggestionLog;
 use qwen_tasks::Generator;
-use qwen_tasks::Settings;
+use qwen_tasks::{InlineCompletions, Settings};
 
 /// Turns settings into a generator (and a description for status lines); blocking, reports to `progress`.
 pub type Loader = Arc<
@@ -98,7 +96,7 @@ where
     O: AsyncWrite,
 {
     let feed = Arc::new(IndexFeed::new(options.index_hook));
-    let inflight = Arc::new(InflightCompletions::default());
+    let inflight = Arc::new(InlineCompletions::default());
     let warmer = Arc::new(Warmer::default());
     let documents = Arc::new(SharedDocuments::new(
         Documents::default(),

@@ -10,9 +10,9 @@ use serde_json::Value;
 use tower_lsp_server::ls_types::Uri;
 
 use super::documents::{Documents, SyncError};
-use super::inflight::InflightCompletions;
 use super::warmup::{Trigger, Warmer};
 use qwen_index::{Change, SkipReason};
+use qwen_tasks::InlineCompletions;
 
 /// File events are index changes like the editor's own: queued here, in arrival order, so that a request
 /// sent after them reads an index that includes them.
@@ -40,7 +40,7 @@ pub trait ChangeSink: Send + Sync {
 pub struct SharedDocuments {
     documents: Mutex<Documents>,
     sink: Box<dyn ChangeSink>,
-    inflight: Arc<InflightCompletions>,
+    inflight: Arc<InlineCompletions>,
     warmer: Arc<Warmer>,
 }
 
@@ -50,7 +50,7 @@ impl SharedDocuments {
     pub fn new(
         documents: Documents,
         sink: Box<dyn ChangeSink>,
-        inflight: Arc<InflightCompletions>,
+        inflight: Arc<InlineCompletions>,
         warmer: Arc<Warmer>,
     ) -> SharedDocuments {
         SharedDocuments {
@@ -111,11 +111,11 @@ impl SharedDocuments {
                 "textDocument/didOpen" => self.warmer.want(&uri, None, Trigger::Open),
                 "textDocument/didChange" => {
                     // A generation for the old text can only produce a stale answer: stop it now.
-                    self.inflight.cancel(&uri);
+                    self.inflight.cancel(uri.as_str());
                     self.warmer.want(&uri, None, Trigger::Edit);
                 }
                 _ => {
-                    self.inflight.cancel(&uri);
+                    self.inflight.cancel(uri.as_str());
                     self.warmer.forget(&uri);
                 }
             }

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use qwen_engine::CancelToken;
 use tower_lsp_server::ls_types::{MessageType, Uri};
@@ -14,19 +13,17 @@ use tower_lsp_server::Client;
 
 use super::documents::Document;
 use super::guard::lock;
-use super::inflight::InflightCompletions;
 use super::shared_documents::SharedDocuments;
 use super::status::{ModelState, Status};
 use super::warmup::WarmHost;
 use super::writer::IndexFeed;
 use super::Loader;
-use qwen_tasks::complete::History;
 use qwen_tasks::measure::{SuggestionLog, WarmUp};
 use qwen_tasks::Generator;
-use qwen_tasks::{Caches, Settings, TaskError, Workspace};
-
-/// How many keystroke gaps / latencies the debounce policy looks at.
-const HISTORY: usize = 16;
+use qwen_tasks::{
+    Analysis, Caches, DocumentPosition, InlineCompletions, Settings, TaskError, WarmOutput,
+    Workspace,
+};
 
 /// `show_problem` keys of generation failures start with this (one key per `GenError::kind`).
 const GENERATION_PROBLEM: &str = "generation:";
@@ -85,13 +82,6 @@ impl ProgressCancels {
     }
 }
 
-/// Per-document typing rhythm, for the debounce policy.
-#[derive(Default)]
-struct Rhythm {
-    last_request: Option<Instant>,
-    gaps: Option<History>,
-}
-
 /// The shared state.
 pub struct State {
     /// The connection to the editor.
@@ -110,12 +100,10 @@ pub struct State {
     status: Mutex<Status>,
     support: Mutex<ClientSupport>,
     root: Mutex<Option<PathBuf>>,
-    /// Completions in flight, per document.
-    pub inflight: Arc<InflightCompletions>,
+    /// Inline completions: one in flight per document, typing rhythm, latencies.
+    pub inline: Arc<InlineCompletions>,
     /// Cancellable progress streams in flight.
     pub progress_cancels: ProgressCancels,
-    rhythm: Mutex<HashMap<Uri, Rhythm>>,
-    latencies: Mutex<History>,
     reported_keys: Mutex<HashSet<String>>,
     shown_problems: Mutex<HashSet<String>>,
     /// A lasting generation failure put the status in `error` (cleared by the next success).
@@ -135,7 +123,7 @@ impl State {
         client: Client,
         documents: Arc<SharedDocuments>,
         feed: Arc<IndexFeed>,
-        inflight: Arc<InflightCompletions>,
+        inline: Arc<InlineCompletions>,
         loader: Loader,
         log: SuggestionLog,
     ) -> State {
@@ -151,10 +139,8 @@ impl State {
             status: Mutex::new(Status::default()),
             support: Mutex::new(ClientSupport::default()),
             root: Mutex::new(None),
-            inflight,
+            inline,
             progress_cancels: ProgressCancels::default(),
-            rhythm: Mutex::new(HashMap::new()),
-            latencies: Mutex::new(History::new(HISTORY)),
             reported_keys: Mutex::new(HashSet::new()),
             shown_problems: Mutex::new(HashSet::new()),
             generation_failing: AtomicBool::new(false),
@@ -285,6 +271,15 @@ impl State {
         self.show_problem(&key, MessageType::ERROR, message).await;
     }
 
+    /// Reports how a request's generation went: a failure is shown (once per kind), a success clears them.
+    pub async fn generation_done(&self, failure: Option<&TaskError>, generated: bool) {
+        if let Some(error) = failure {
+            self.generation_failed(error).await;
+        } else if generated {
+            self.generation_succeeded().await;
+        }
+    }
+
     /// A generation succeeded: the status is `ready` again and past failures are shown again if they recur.
     pub async fn generation_succeeded(&self) {
         lock(&self.shown_problems).retain(|k| !k.starts_with(GENERATION_PROBLEM));
@@ -313,32 +308,9 @@ impl State {
         }
     }
 
-    /// Records a completion request's arrival and returns the recent keystroke gaps of its document.
-    pub fn keystroke(&self, uri: &Uri, now: Instant) -> Vec<Duration> {
-        let mut rhythm = lock(&self.rhythm);
-        let entry = rhythm.entry(uri.clone()).or_default();
-        let gaps = entry.gaps.get_or_insert_with(|| History::new(HISTORY));
-        if let Some(last) = entry.last_request {
-            gaps.record(now.saturating_duration_since(last));
-        }
-        entry.last_request = Some(now);
-        gaps.values()
-    }
-
-    /// Recent generation latencies.
-    pub fn latencies(&self) -> Vec<Duration> {
-        lock(&self.latencies).values()
-    }
-
-    /// Records a generation latency.
-    pub fn record_latency(&self, latency: Duration) {
-        lock(&self.latencies).record(latency);
-    }
-
     /// Forgets per-document state of a closed document.
     pub fn forget_document(&self, uri: &Uri) {
-        lock(&self.rhythm).remove(uri);
-        self.inflight.cancel(uri);
+        self.inline.forget(uri.as_str());
     }
 }
 
@@ -351,18 +323,28 @@ impl tower_lsp_server::ls_types::notification::Notification for StatusNotificati
 }
 
 impl WarmHost for State {
-    fn settings(&self) -> Arc<Settings> {
-        State::settings(self)
-    }
-
-    fn ready(&self) -> Option<(Arc<dyn Generator>, Arc<Caches>, Arc<Workspace>)> {
-        let (engine, workspace) = State::ready(self)?;
-        Some((engine.generator, engine.caches, workspace))
+    fn completions_enabled(&self) -> bool {
+        self.settings().completion.enabled
     }
 
     fn document(&self, uri: &Uri) -> Option<(Document, Option<String>)> {
         let documents = self.documents.lock();
         Some((documents.get(uri)?, documents.relative_path_of_uri(uri)))
+    }
+
+    fn warm_up(
+        &self,
+        at: &DocumentPosition,
+        cancel: &CancelToken,
+    ) -> Option<Result<WarmOutput, TaskError>> {
+        let (settings, (engine, workspace)) = (self.settings(), self.ready()?);
+        let analysis = Analysis::new(
+            &workspace,
+            engine.generator.as_ref(),
+            &engine.caches,
+            &settings,
+        );
+        Some(analysis.warm_up(at, cancel))
     }
 
     fn log(&self, warm_up: &WarmUp) {

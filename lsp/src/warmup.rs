@@ -19,20 +19,21 @@ use super::documents::Document;
 use super::guard::blocking;
 use super::guard::lock;
 use qwen_tasks::measure::WarmUp;
-use qwen_tasks::{
-    warm_up, Caches, CancelToken, CompletionRequest, Generator, Settings, TaskError, WarmFinish,
-    Workspace,
-};
+use qwen_tasks::{CancelToken, DocumentPosition, TaskError, WarmFinish, WarmOutput};
 
 /// What a warm-up reads from the server and where it reports. The server state implements it; a trait so
 /// that the scheduler, which the document store holds, does not depend on the state that holds the store.
 pub trait WarmHost: Send + Sync + 'static {
-    /// The settings now.
-    fn settings(&self) -> Arc<Settings>;
-    /// The model, its caches and the workspace, once both are loaded.
-    fn ready(&self) -> Option<(Arc<dyn Generator>, Arc<Caches>, Arc<Workspace>)>;
+    /// Whether inline completions are on (`completion.enabled`).
+    fn completions_enabled(&self) -> bool;
     /// The open document and its workspace-relative path (for the log), if it is open.
     fn document(&self, uri: &Uri) -> Option<(Document, Option<String>)>;
+    /// Runs the warm-up at `at` (`None`: the model or the workspace is not ready).
+    fn warm_up(
+        &self,
+        at: &DocumentPosition,
+        cancel: &CancelToken,
+    ) -> Option<Result<WarmOutput, TaskError>>;
     /// Records a finished warm-up in the suggestion log.
     fn log(&self, warm_up: &WarmUp);
 }
@@ -131,13 +132,9 @@ impl Warmer {
     }
 
     async fn warm(&self, host: &Arc<impl WarmHost>, target: Target) {
-        let settings = host.settings();
-        if !settings.completion.enabled {
+        if !host.completions_enabled() {
             return;
         }
-        let Some((generator, caches, workspace)) = host.ready() else {
-            return;
-        };
         let Some((doc, relative_path)) = host.document(&target.uri) else {
             return;
         };
@@ -151,35 +148,23 @@ impl Warmer {
         let document = relative_path.unwrap_or_else(|| target.uri.as_str().to_owned());
         let cancel = CancelToken::new();
         *lock(&self.running) = Some(cancel.clone());
-        let request = CompletionRequest {
-            path: doc
-                .file
-                .clone()
-                .unwrap_or_else(|| target.uri.path().as_str().into()),
-            text: Some(Arc::from(doc.text.to_string())),
-            offset,
-            version: Some(doc.version),
-            language_id: doc.language_id.clone(),
-        };
+        let at = doc.position(offset);
+        let warming = host.clone();
         // A panic inside a warm-up must not end the warm-ups: it is one failed warm-up.
         let result = blocking(move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                warm_up(
-                    &workspace,
-                    generator.as_ref(),
-                    &caches,
-                    &settings.completion,
-                    &request,
-                    &cancel,
-                )
+                warming.warm_up(&at, &cancel)
             }))
         })
         .await
         .unwrap_or_else(|_| {
-            Err(TaskError::Generate(qwen_tasks::GenError::Backend(
+            Some(Err(TaskError::Generate(qwen_tasks::GenError::Backend(
                 "the warm-up panicked (a bug; see the log)".to_owned(),
-            )))
+            ))))
         });
+        let Some(result) = result else {
+            return;
+        };
         let (finish, output) = match result {
             Ok(output) => {
                 let finish = match output.finish {

@@ -1,8 +1,8 @@
 //! `complete_alternatives`: what an explicitly invoked completion (the user asked for suggestions) answers —
-//! up to [`MAX_ALTERNATIVES`] distinct suggestions to cycle through. The first is exactly what [`complete`]
+//! up to [`MAX_ALTERNATIVES`] distinct suggestions to cycle through. The first is exactly what [`crate::Analysis::complete`]
 //! gives (so the suggestion already on screen stays); the others are sampled with fixed seeds (the same
 //! request gives the same list), deduplicated, and the list is ranked by the model's mean log-probability of
-//! each generation. Completions the editor requests by itself while typing stay single ([`complete`]).
+//! each generation. Completions the editor requests by itself while typing stay single ([`crate::Analysis::complete`]).
 //!
 //! Every alternative continues the same session as the first, so the prompt is prefilled once and each
 //! further suggestion costs only its decode.
@@ -12,7 +12,7 @@ use qwen_engine::CancelToken;
 use super::completion::complete_with_stats;
 use super::generator::{Generator, Sampling};
 use super::{
-    Caches, Completion, CompletionRequest, CompletionSettings, TaskError, TaskStats, Workspace,
+    Caches, Completion, CompletionSettings, DocumentPosition, TaskError, TaskStats, Workspace,
 };
 
 /// The most suggestions an invoked completion returns.
@@ -32,7 +32,7 @@ pub fn complete_alternatives(
     generator: &dyn Generator,
     caches: &Caches,
     settings: &CompletionSettings,
-    request: &CompletionRequest,
+    request: &DocumentPosition,
     cancel: &CancelToken,
 ) -> Result<(Vec<Completion>, TaskStats), TaskError> {
     let (first, stats) = complete_with_stats(

@@ -13,8 +13,9 @@
 //! [`warm_up`] prefills the fast prompt, then the full one, at the cursor in the background, so that the next
 //! answer is quick and the budget grows back as the cache warms.
 
+use crate::DocumentPosition;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,24 +38,6 @@ pub const MIN_FAST_BUDGET: usize = 256;
 const EXPECTED_LINE_TOKENS: usize = 16;
 /// Decode time assumed until a generation has measured the speed.
 const UNMEASURED_DECODE: Duration = Duration::from_millis(500);
-
-/// Where the cursor is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompletionRequest {
-    /// The document: absolute, or relative to the workspace root. Files outside the workspace are completed
-    /// without repository context.
-    pub path: PathBuf,
-    /// The document text the offset refers to; `None` = the workspace's current text (open document first,
-    /// then disk).
-    pub text: Option<Arc<str>>,
-    /// Cursor, in bytes (moved back onto a char boundary if needed).
-    pub offset: usize,
-    /// The editor's document version, returned with the answer (results for older versions are dropped by
-    /// the front end).
-    pub version: Option<i32>,
-    /// The editor's `languageId` (empty: from the file extension).
-    pub language_id: String,
-}
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +97,7 @@ struct Resolved {
     offset: usize,
 }
 
-fn resolve(workspace: &Workspace, request: &CompletionRequest) -> Result<Resolved, TaskError> {
+fn resolve(workspace: &Workspace, request: &DocumentPosition) -> Result<Resolved, TaskError> {
     let (relative, text) = workspace.task_document(&request.path, request.text.as_ref())?;
     let mut offset = request.offset.min(text.len());
     while !text.is_char_boundary(offset) {
@@ -281,14 +264,14 @@ fn offers(
     }
 }
 
-/// The exact prompt text [`complete`] sends in `layout` for `request` (for `qwen-ls.debug.dumpPrompt`): the
+/// The exact prompt text [`crate::Analysis::complete`] sends in `layout` for `request` (for `qwen-ls.debug.dumpPrompt`): the
 /// document's remembered region in `caches` when the request is still in it.
 pub fn completion_prompt(
     workspace: &Workspace,
     generator: &dyn Generator,
     caches: &Caches,
     settings: &CompletionSettings,
-    request: &CompletionRequest,
+    request: &DocumentPosition,
     layout: Layout,
 ) -> Result<CompletionPrompt, TaskError> {
     let resolved = resolve(workspace, request)?;
@@ -317,7 +300,7 @@ pub fn warm_up(
     generator: &dyn Generator,
     caches: &Caches,
     settings: &CompletionSettings,
-    request: &CompletionRequest,
+    request: &DocumentPosition,
     cancel: &CancelToken,
 ) -> Result<WarmOutput, TaskError> {
     if !generator.keeps_sessions() {
@@ -371,22 +354,7 @@ pub fn warm_up(
     Ok(total)
 }
 
-/// Computes the inline completion at the cursor; `Ok(None)` when there is nothing useful to show.
-pub fn complete(
-    workspace: &Workspace,
-    generator: &dyn Generator,
-    caches: &Caches,
-    settings: &CompletionSettings,
-    request: &CompletionRequest,
-    cancel: &CancelToken,
-) -> Result<Option<Completion>, TaskError> {
-    complete_with_stats(
-        workspace, generator, caches, settings, request, cancel, None,
-    )
-    .map(|(completion, _)| completion)
-}
-
-/// [`complete`], with the call's timings and counters also when nothing is shown (a generation whose output
+/// The inline completion at the cursor (`None`: nothing useful to show), with the call's timings and counters also when nothing is shown (a generation whose output
 /// post-processing rejected still ran a prompt: the suggestion log records its tokens). With `alternative`,
 /// one more suggestion drawn with that sampling: an alternative neither reads nor fills the forward cache
 /// (which holds the suggestion on screen).
@@ -395,7 +363,7 @@ pub fn complete_with_stats(
     generator: &dyn Generator,
     caches: &Caches,
     settings: &CompletionSettings,
-    request: &CompletionRequest,
+    request: &DocumentPosition,
     cancel: &CancelToken,
     alternative: Option<Sampling>,
 ) -> Result<(Option<Completion>, TaskStats), TaskError> {

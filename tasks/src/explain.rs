@@ -4,7 +4,8 @@
 //! definitions it calls and the functions calling it, packed within `hover.budget`; answers are cached by
 //! the function's content (path, name and text), so hovering again costs nothing.
 
-use std::path::{Path, PathBuf};
+use crate::DocumentPosition;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,19 +27,6 @@ pub const EXPLAIN_SYSTEM: &str =
     "You are qwen-ls, a coding assistant inside a code editor. You explain code \
 to a programmer who is reading it: accurately, concisely, in Markdown.";
 
-/// Where the hover is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExplainRequest {
-    /// The document: absolute, or relative to the workspace root.
-    pub path: PathBuf,
-    /// The document text; `None` = the workspace's current text.
-    pub text: Option<Arc<str>>,
-    /// Position in bytes.
-    pub offset: usize,
-    /// The editor's document version, returned with the answer.
-    pub version: Option<i32>,
-}
-
 /// An explanation of one function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
@@ -57,7 +45,7 @@ pub struct Explanation {
 /// The function at the position, if any: the cheap check a hover makes before anything else.
 pub fn explain_target(
     workspace: &Workspace,
-    request: &ExplainRequest,
+    request: &DocumentPosition,
 ) -> Result<Option<FunctionAt>, TaskError> {
     let (_, _, text) = resolve(workspace, request)?;
     Ok(function_at(&request.path, &text, request.offset))
@@ -65,7 +53,7 @@ pub fn explain_target(
 
 fn resolve(
     workspace: &Workspace,
-    request: &ExplainRequest,
+    request: &DocumentPosition,
 ) -> Result<(Option<String>, String, Arc<str>), TaskError> {
     let (relative, text) = workspace.task_document(&request.path, request.text.as_ref())?;
     let display = relative
@@ -147,7 +135,7 @@ pub fn explain(
     generator: &dyn Generator,
     caches: &Caches,
     settings: &HoverSettings,
-    request: &ExplainRequest,
+    request: &DocumentPosition,
     cancel: &CancelToken,
 ) -> Result<Option<Explanation>, TaskError> {
     let started = Instant::now();

@@ -20,10 +20,9 @@ use super::model::TerminalProgress;
 use crate::load::load_generator;
 use crate::store::Store;
 use crate::tasks::{
-    explain, function_named, patch, refactor, Caches, CancelToken, CodeActionSettings,
-    ExplainRequest, Flow, GenError, GenOutput, GenRequest, GenStats, Generator, GeneratorInfo,
-    HoverSettings, PatchRequest, RefactorRequest, Settings, SpeculativeMode, Workspace,
-    WorkspaceOptions,
+    function_named, Analysis, Caches, CancelToken, CodeActionSettings, DocumentPosition, Flow,
+    GenError, GenOutput, GenRequest, GenStats, Generator, GeneratorInfo, HoverSettings,
+    PatchRequest, RefactorRequest, Settings, SpeculativeMode, Workspace, WorkspaceOptions,
 };
 
 /// Arguments of `qwen-ls bench speculative`.
@@ -334,6 +333,18 @@ fn run_one(
         speculative: mode,
         ..CodeActionSettings::default()
     };
+    let hover = HoverSettings {
+        speculative: mode,
+        ..HoverSettings::default()
+    };
+    let settings = Settings {
+        code_actions,
+        hover,
+        ..Settings::default()
+    };
+    // A fresh cache: an explanation cached by the previous mode would not be generated again.
+    let caches = Caches::new();
+    let analysis = Analysis::new(workspace, generator, &caches, &settings);
     Ok(match kind {
         Kind::Patch => {
             let request = PatchRequest {
@@ -341,7 +352,7 @@ fn run_one(
                 files: vec![path.to_path_buf()],
                 budget: None,
             };
-            patch(workspace, generator, &code_actions, &request, &never)?.answer
+            analysis.patch(&request, &never)?.answer
         }
         Kind::Refactor => {
             let request = RefactorRequest {
@@ -350,30 +361,20 @@ fn run_one(
                 range: offset..offset,
                 instruction: task.instruction.clone(),
             };
-            refactor(workspace, generator, &code_actions, &request, &never)?.answer
+            analysis.refactor(&request, &never)?.answer
         }
         Kind::Explain => {
-            let hover = HoverSettings {
-                speculative: mode,
-                ..HoverSettings::default()
-            };
-            let request = ExplainRequest {
+            let request = DocumentPosition {
                 path: path.to_path_buf(),
                 text: None,
                 offset,
                 version: None,
+                language_id: String::new(),
             };
-            // A fresh cache: an explanation cached by the previous mode would not be generated again.
-            explain(
-                workspace,
-                generator,
-                &Caches::new(),
-                &hover,
-                &request,
-                &never,
-            )?
-            .map(|e| e.markdown)
-            .unwrap_or_default()
+            analysis
+                .explain(&request, &never)?
+                .map(|e| e.markdown)
+                .unwrap_or_default()
         }
     })
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::agent::{load_model, load_workspace, offset_of, ModelFlags, ShowProgress};
 use super::workspace::{parse_location, root_for_file};
-use crate::tasks::{complete, Caches, CancelToken, CompletionRequest};
+use crate::tasks::{Analysis, Caches, CancelToken, DocumentPosition};
 
 /// Arguments of `qwen-ls complete`.
 #[derive(Debug, Args)]
@@ -51,21 +51,16 @@ pub fn run(args: &CompleteArgs) -> anyhow::Result<ExitCode> {
     }
     let workspace = load_workspace(&root_for_file(args.root.as_deref(), &file)?)?;
     let generator = ShowProgress(load_model(&settings)?);
-    let request = CompletionRequest {
+    let request = DocumentPosition {
         path: file,
         text: Some(text.into()),
         offset,
         version: None,
         language_id: String::new(),
     };
-    let completion = complete(
-        &workspace,
-        &generator,
-        &Caches::new(),
-        &settings.completion,
-        &request,
-        &CancelToken::new(),
-    )?;
+    let caches = Caches::new();
+    let analysis = Analysis::new(&workspace, &generator, &caches, &settings);
+    let completion = analysis.complete(&request, &CancelToken::new())?;
     workspace.save_caches();
     let Some(completion) = completion else {
         if args.json {

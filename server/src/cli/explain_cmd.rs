@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::agent::{load_model, load_workspace, offset_of, ModelFlags, ShowProgress};
 use super::workspace::root_for_file;
-use crate::tasks::{explain, function_named, functions_in, Caches, CancelToken, ExplainRequest};
+use crate::tasks::{function_named, functions_in, Analysis, Caches, CancelToken, DocumentPosition};
 
 /// Arguments of `qwen-ls explain`.
 #[derive(Debug, Args)]
@@ -106,20 +106,16 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     }
     let workspace = load_workspace(&root_for_file(args.root.as_deref(), &file)?)?;
     let generator = ShowProgress(load_model(&settings)?);
-    let request = ExplainRequest {
+    let request = DocumentPosition {
         path: file,
         text: Some(text.into()),
         offset,
         version: None,
+        language_id: String::new(),
     };
-    let explanation = explain(
-        &workspace,
-        &generator,
-        &Caches::new(),
-        &settings.hover,
-        &request,
-        &CancelToken::new(),
-    )?;
+    let caches = Caches::new();
+    let analysis = Analysis::new(&workspace, &generator, &caches, &settings);
+    let explanation = analysis.explain(&request, &CancelToken::new())?;
     workspace.save_caches();
     match explanation {
         Some(explanation) => {

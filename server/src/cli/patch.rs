@@ -16,7 +16,7 @@ use clap::Args;
 use super::agent::{load_model, load_workspace, root_of_dir, ModelFlags, ShowProgress};
 use super::patch_json::outcome_to_json;
 use crate::tasks::patch::{recover, ApplyPolicy, PatchExit};
-use crate::tasks::{patch, CancelToken, EditAnswer, PatchRequest};
+use crate::tasks::{Analysis, Caches, CancelToken, EditAnswer, PatchRequest};
 
 /// Arguments of `qwen-ls patch`.
 #[derive(Debug, Args)]
@@ -107,13 +107,9 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
     if let Some(checks) = checks {
         return super::patch_loop::run(args, &workspace, &generator, &settings, &request, &checks);
     }
-    let answer = patch(
-        &workspace,
-        &generator,
-        &settings.code_actions,
-        &request,
-        &CancelToken::new(),
-    )?;
+    let caches = Caches::new();
+    let analysis = Analysis::new(&workspace, &generator, &caches, &settings);
+    let answer = analysis.patch(&request, &CancelToken::new())?;
     workspace.save_caches();
     report(args, answer)
 }

@@ -15,7 +15,7 @@ use super::patch_json::loop_to_json;
 use crate::tasks::fix_loop::auto;
 use crate::tasks::patch::PatchError;
 use crate::tasks::{
-    edit_until_green, CancelToken, CheckedEdit, LoopEvent, LoopOptions, LoopResult, PatchRequest,
+    Analysis, Caches, CancelToken, CheckedEdit, LoopEvent, LoopOptions, LoopResult, PatchRequest,
     Settings, Verdict, Workspace,
 };
 
@@ -64,15 +64,14 @@ pub fn run(
     let spinner = Spinner::start("copying the workspace");
     let progress = |event: LoopEvent<'_>| spinner.set_message(event.to_string());
     // The loop shows its own progress: the inner generator, without a second spinner.
-    let result = edit_until_green(
-        workspace,
-        generator.0.as_ref(),
-        &settings.code_actions,
-        CheckedEdit::Patch(request),
-        options,
-        &progress,
-        &CancelToken::new(),
-    );
+    let caches = Caches::new();
+    let result = Analysis::new(workspace, generator.0.as_ref(), &caches, settings)
+        .edit_until_green(
+            CheckedEdit::Patch(request),
+            options,
+            &progress,
+            &CancelToken::new(),
+        );
     spinner.finish();
     workspace.save_caches();
     let result = result?;

@@ -153,7 +153,7 @@ pub enum CheckedEdit<'a> {
 }
 
 /// The edit, checked: rounds of answer → scratch copy → checks → feedback, until green or out of rounds.
-pub fn edit_until_green(
+pub(crate) fn edit_until_green(
     workspace: &Workspace,
     generator: &dyn Generator,
     settings: &CodeActionSettings,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::gold::Site;
 use crate::cli::agent::{load_model, load_workspace_quietly};
 use crate::tasks::{
-    complete, Caches, CancelToken, Change, CompletionRequest, Generator, Settings, Workspace,
+    Analysis, Caches, CancelToken, Change, DocumentPosition, Generator, Settings, Workspace,
 };
 
 /// One repository's exact-match counts.
@@ -83,7 +83,7 @@ pub fn run(model: &Model, root: &std::path::Path, sites: &[Site]) -> anyhow::Res
             version: i as i32,
             text: masked.to_string(),
         })?;
-        let request = CompletionRequest {
+        let request = DocumentPosition {
             path: absolute.clone(),
             text: Some(masked.clone()),
             offset: masked.len(),
@@ -120,16 +120,16 @@ pub fn run(model: &Model, root: &std::path::Path, sites: &[Site]) -> anyhow::Res
 fn first_line(
     workspace: &Workspace,
     model: &Model,
-    request: &CompletionRequest,
+    request: &DocumentPosition,
 ) -> anyhow::Result<(String, usize)> {
-    let completion = complete(
+    let caches = Caches::new();
+    let analysis = Analysis::new(
         workspace,
         model.generator.as_ref(),
-        &Caches::new(),
-        &model.settings.completion,
-        request,
-        &CancelToken::new(),
-    )?;
+        &caches,
+        &model.settings,
+    );
+    let completion = analysis.complete(request, &CancelToken::new())?;
     Ok(completion.map_or_else(
         || (String::new(), 0),
         |c| {

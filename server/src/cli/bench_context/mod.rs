@@ -207,7 +207,7 @@ fn bench_repository(
             continue;
         };
         if let Some(language) = file.language {
-            *languages.entry(language_family(language.name)).or_default() += 1;
+            *languages.entry(language.family).or_default() += 1;
         }
         let masked = file.text[..site.offset].to_owned();
         drop(snapshot);
@@ -335,16 +335,6 @@ fn contained(small: &PackedContext, large: &PackedContext) -> bool {
         item.shown_lines()
             .all(|line| shown.contains(&(&*item.path, line)))
     })
-}
-
-fn language_family(name: &str) -> &'static str {
-    match name {
-        "rust" => "rust",
-        "python" => "python",
-        "go" => "go",
-        "typescript" | "tsx" | "javascript" => "typescript/javascript",
-        _ => "other",
-    }
 }
 
 fn summarize(budgets: Vec<usize>, repositories: Vec<RepoResult>) -> Report {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use qwen_engine::{LoadOptions, LoadedModel};
 use qwen_ls::tasks::{
-    complete_alternatives, Caches, CancelToken, Completion, CompletionRequest, CompletionSettings,
-    LocalGenerator, LocalOptions, MAX_ALTERNATIVES,
+    Analysis, Caches, CancelToken, Completion, CompletionSettings, DocumentPosition,
+    LocalGenerator, LocalOptions, Settings, MAX_ALTERNATIVES,
 };
 
 use super::support::{repo_copy, workspace};
@@ -29,13 +29,16 @@ fn alternatives_are_distinct_ranked_by_logprob_and_reproducible() {
     let model = LoadedModel::load(&path, &LoadOptions::default()).expect("fixture model");
     let generator = LocalGenerator::new(model, LocalOptions::default());
     // The fixture's window is 256 positions: a small prompt, a few tokens.
-    let settings = CompletionSettings {
-        budget: 96,
-        max_tokens: 12,
-        ..CompletionSettings::default()
+    let settings = Settings {
+        completion: CompletionSettings {
+            budget: 96,
+            max_tokens: 12,
+            ..CompletionSettings::default()
+        },
+        ..Settings::default()
     };
     let text = "pub fn scale(values: &[i32], by: i32) -> Vec<i32> {\n    ";
-    let request = CompletionRequest {
+    let request = DocumentPosition {
         path: PathBuf::from("src/scale.rs"),
         text: Some(Arc::from(text)),
         offset: text.len(),
@@ -43,16 +46,10 @@ fn alternatives_are_distinct_ranked_by_logprob_and_reproducible() {
         language_id: "rust".into(),
     };
     let run = || {
-        complete_alternatives(
-            &workspace,
-            &generator,
-            &Caches::new(),
-            &settings,
-            &request,
-            &CancelToken::new(),
-        )
-        .expect("runs")
-        .0
+        Analysis::new(&workspace, &generator, &Caches::new(), &settings)
+            .complete_alternatives(&request, &CancelToken::new())
+            .expect("runs")
+            .0
     };
     let first = run();
     let listed = summary(&first);

@@ -7,17 +7,16 @@ use std::sync::Arc;
 
 use qwen_engine::{LoadOptions, LoadedModel};
 use qwen_ls::tasks::{
-    complete, complete_with_stats, completion_prompt, warm_up, Caches, CancelToken, Change,
-    CompletionRequest, CompletionSettings, CompletionSource, Layout, LocalGenerator, LocalOptions,
-    TaskError, WarmFinish,
+    Analysis, Caches, CancelToken, Change, CompletionSettings, CompletionSource, DocumentPosition,
+    Layout, LocalGenerator, LocalOptions, Settings, TaskError, WarmFinish,
 };
 
 use super::support::{model_with_window, repo_copy, workspace, Scripted};
 
 const DOC: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    \n}\n";
 
-fn request(text: &str, offset: usize) -> CompletionRequest {
-    CompletionRequest {
+fn request(text: &str, offset: usize) -> DocumentPosition {
+    DocumentPosition {
         path: PathBuf::from("src/new.rs"),
         text: Some(Arc::from(text)),
         offset,
@@ -31,20 +30,17 @@ fn stop_rules_end_generation_and_typing_through_reuses_the_suggestion() {
     let (_dir, root) = repo_copy("polyglot");
     let workspace = workspace(&root);
     let caches = Caches::new();
-    let settings = CompletionSettings::default();
+    let settings = Settings {
+        completion: CompletionSettings::default(),
+        ..Settings::default()
+    };
     // The model closes the function and starts another: the stop rules cut at the closing brace.
     let generator = Scripted::new("a + b\n}\n\nfn sub(a: i32) -> i32 {\n    a\n}\n");
     let cursor = DOC.find("    \n").expect("body") + 4;
-    let first = complete(
-        &workspace,
-        &generator,
-        &caches,
-        &settings,
-        &request(DOC, cursor),
-        &CancelToken::new(),
-    )
-    .expect("runs")
-    .expect("a completion");
+    let first = Analysis::new(&workspace, &generator, &caches, &settings)
+        .complete(&request(DOC, cursor), &CancelToken::new())
+        .expect("runs")
+        .expect("a completion");
     assert_eq!(first.text, "a + b");
     assert_eq!(
         (first.range.clone(), first.version),
@@ -62,16 +58,10 @@ fn stop_rules_end_generation_and_typing_through_reuses_the_suggestion() {
     );
     // Typing "a +" through the suggestion: answered from the forward cache, no generation.
     let typed = DOC.replacen("    \n", "    a +\n", 1);
-    let second = complete(
-        &workspace,
-        &generator,
-        &caches,
-        &settings,
-        &request(&typed, cursor + 3),
-        &CancelToken::new(),
-    )
-    .expect("runs")
-    .expect("the rest of the suggestion");
+    let second = Analysis::new(&workspace, &generator, &caches, &settings)
+        .complete(&request(&typed, cursor + 3), &CancelToken::new())
+        .expect("runs")
+        .expect("the rest of the suggestion");
     assert_eq!(second.text, " b");
     assert_eq!(second.source, CompletionSource::ForwardCache);
     assert_ne!(second.id, first.id);
@@ -82,33 +72,24 @@ fn stop_rules_end_generation_and_typing_through_reuses_the_suggestion() {
 fn cancelled_requests_never_answer_and_useless_output_is_none() {
     let (_dir, root) = repo_copy("polyglot");
     let workspace = workspace(&root);
-    let settings = CompletionSettings::default();
+    let settings = Settings {
+        completion: CompletionSettings::default(),
+        ..Settings::default()
+    };
     let cursor = DOC.find("    \n").expect("body") + 4;
     let generator = Scripted::new("a + b");
     let cancel = CancelToken::new();
     cancel.cancel();
-    let err = complete(
-        &workspace,
-        &generator,
-        &Caches::new(),
-        &settings,
-        &request(DOC, cursor),
-        &cancel,
-    )
-    .expect_err("cancelled");
+    let err = Analysis::new(&workspace, &generator, &Caches::new(), &settings)
+        .complete(&request(DOC, cursor), &cancel)
+        .expect_err("cancelled");
     assert!(matches!(err, TaskError::Cancelled));
     assert_eq!(generator.calls(), 0, "a cancelled request never generates");
     // Whitespace only: nothing to show.
     let blank = Scripted::new("\n\n   \n");
-    let none = complete(
-        &workspace,
-        &blank,
-        &Caches::new(),
-        &settings,
-        &request(DOC, cursor),
-        &CancelToken::new(),
-    )
-    .expect("runs");
+    let none = Analysis::new(&workspace, &blank, &Caches::new(), &settings)
+        .complete(&request(DOC, cursor), &CancelToken::new())
+        .expect("runs");
     assert_eq!(none, None);
 }
 
@@ -124,21 +105,20 @@ fn open_documents_win_over_the_disk() {
             text: edited.into(),
         })
         .expect("open");
-    let request = CompletionRequest {
+    let request = DocumentPosition {
         path: root.join("src/lib.rs"),
         text: None,
         offset: edited.find("    \n").expect("body") + 4,
         version: Some(3),
         language_id: String::new(),
     };
-    let prompt = completion_prompt(
+    let prompt = Analysis::new(
         &workspace,
         &Scripted::new(""),
         &Caches::new(),
-        &CompletionSettings::default(),
-        &request,
-        Layout::Full,
+        &Settings::default(),
     )
+    .completion_prompt(&request, Layout::Full)
     .expect("prompt")
     .prompt
     .to_text();
@@ -163,15 +143,18 @@ fn a_warm_up_leaves_the_request_at_its_place_one_token_and_a_keystroke_a_few() {
     let workspace = workspace(&root);
     let (_model, generator) = local_generator(1024);
     let caches = Caches::new();
-    let settings = CompletionSettings {
-        budget: 400,
-        max_tokens: 4,
-        suffix_tokens: 16,
-        ..CompletionSettings::default()
+    let settings = Settings {
+        completion: CompletionSettings {
+            budget: 400,
+            max_tokens: 4,
+            suffix_tokens: 16,
+            ..CompletionSettings::default()
+        },
+        ..Settings::default()
     };
     let text = std::fs::read_to_string(root.join("src/geometry.rs")).expect("fixture");
     let at = text.find("circle_area(self.radius)").expect("call") + "circle_area(".len();
-    let at_cursor = |text: &str, offset: usize| CompletionRequest {
+    let at_cursor = |text: &str, offset: usize| DocumentPosition {
         path: PathBuf::from("src/geometry.rs"),
         text: Some(Arc::from(text)),
         offset,
@@ -179,22 +162,15 @@ fn a_warm_up_leaves_the_request_at_its_place_one_token_and_a_keystroke_a_few() {
         language_id: "rust".into(),
     };
     let never = CancelToken::new();
-    let warm = warm_up(
-        &workspace,
-        &generator,
-        &caches,
-        &settings,
-        &at_cursor(&text, at),
-        &never,
-    )
-    .expect("warm-up");
+    let warm = Analysis::new(&workspace, &generator, &caches, &settings)
+        .warm_up(&at_cursor(&text, at), &never)
+        .expect("warm-up");
     assert_eq!(warm.finish, WarmFinish::Done);
     assert!(warm.prefilled_tokens > 100, "{warm:?}");
-    let stats = |request: &CompletionRequest| {
-        let (_, stats) = complete_with_stats(
-            &workspace, &generator, &caches, &settings, request, &never, None,
-        )
-        .expect("runs");
+    let stats = |request: &DocumentPosition| {
+        let (_, stats) = Analysis::new(&workspace, &generator, &caches, &settings)
+            .complete_with_stats(request, &never)
+            .expect("runs");
         stats.generation.expect("a generation")
     };
     // At the warmed place: everything but the last token comes from the cache.
@@ -210,19 +186,13 @@ fn a_warm_up_leaves_the_request_at_its_place_one_token_and_a_keystroke_a_few() {
         "{second:?}"
     );
     assert!(
-        second.prefilled_tokens <= 2 * settings.suffix_tokens + 8,
+        second.prefilled_tokens <= 2 * settings.completion.suffix_tokens + 8,
         "{second:?}"
     );
     // Again at the same place: the warm-up finds it warm and runs nothing.
-    let again = warm_up(
-        &workspace,
-        &generator,
-        &caches,
-        &settings,
-        &at_cursor(&typed, at + 1),
-        &never,
-    )
-    .expect("warm-up");
+    let again = Analysis::new(&workspace, &generator, &caches, &settings)
+        .warm_up(&at_cursor(&typed, at + 1), &never)
+        .expect("warm-up");
     assert_eq!(
         (again.finish, again.prefilled_tokens),
         (WarmFinish::AlreadyWarm, 0)

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use qwen_ls::tasks::patch::{PatchError, PatchExit};
 use qwen_ls::tasks::{
-    add_documentation_instruction, fix_diagnostics_instruction, patch, refactor, CancelToken,
-    Change, CodeActionSettings, DiagnosticInfo, EditFailure, PatchRequest, RefactorRequest,
+    add_documentation_instruction, fix_diagnostics_instruction, Analysis, Caches, CancelToken,
+    Change, DiagnosticInfo, EditFailure, PatchRequest, RefactorRequest, Settings,
 };
 
 use super::support::{repo_copy, workspace, Scripted};
@@ -43,14 +43,12 @@ fn a_well_formed_answer_becomes_a_diff_git_accepts_and_applies_atomically() {
     let (_dir, root) = repo_copy("polyglot");
     let workspace = workspace(&root);
     let generator = Scripted::new(FIX_DESCRIBE);
-    let answer = patch(
-        &workspace,
-        &generator,
-        &CodeActionSettings::default(),
-        &request("Show two decimals in describe"),
-        &CancelToken::new(),
-    )
-    .expect("runs");
+    let answer = Analysis::new(&workspace, &generator, &Caches::new(), &Settings::default())
+        .patch(
+            &request("Show two decimals in describe"),
+            &CancelToken::new(),
+        )
+        .expect("runs");
     assert_eq!(answer.answer, FIX_DESCRIBE);
     let proposal = answer.result.expect("a valid patch");
     let outcome = proposal.outcome();
@@ -90,13 +88,13 @@ fn a_well_formed_answer_becomes_a_diff_git_accepts_and_applies_atomically() {
 fn a_file_changed_between_read_and_write_is_never_written() {
     let (_dir, root) = repo_copy("polyglot");
     let workspace = workspace(&root);
-    let answer = patch(
+    let answer = Analysis::new(
         &workspace,
         &Scripted::new(FIX_DESCRIBE),
-        &CodeActionSettings::default(),
-        &request("Show two decimals"),
-        &CancelToken::new(),
+        &Caches::new(),
+        &Settings::default(),
     )
+    .patch(&request("Show two decimals"), &CancelToken::new())
     .expect("runs");
     let proposal = answer.result.expect("valid");
     let lib = root.join("src/lib.rs");
@@ -121,14 +119,9 @@ fn a_file_changed_while_the_model_ran_is_stale() {
         let text = std::fs::read_to_string(&target).expect("read");
         std::fs::write(&target, format!("// edited meanwhile\n{text}")).expect("write");
     }));
-    let answer = patch(
-        &workspace,
-        &generator,
-        &CodeActionSettings::default(),
-        &request("Show two decimals"),
-        &CancelToken::new(),
-    )
-    .expect("runs");
+    let answer = Analysis::new(&workspace, &generator, &Caches::new(), &Settings::default())
+        .patch(&request("Show two decimals"), &CancelToken::new())
+        .expect("runs");
     let failure = answer.result.expect_err("stale");
     assert!(
         matches!(failure, EditFailure::Patch(PatchError::Stale { .. })),
@@ -148,13 +141,13 @@ fn invalid_answers_come_back_raw_with_exit_2() {
         "I cannot do that.",
         "src/lib.rs\n<<<<<<< SEARCH\nno such line\n=======\nx\n>>>>>>> REPLACE\n",
     ] {
-        let answer = patch(
+        let answer = Analysis::new(
             &workspace,
             &Scripted::new(raw),
-            &CodeActionSettings::default(),
-            &request("anything"),
-            &CancelToken::new(),
+            &Caches::new(),
+            &Settings::default(),
         )
+        .patch(&request("anything"), &CancelToken::new())
         .expect("runs");
         assert_eq!(answer.answer, raw);
         assert_eq!(
@@ -172,10 +165,13 @@ fn refactors_stay_in_their_file_and_use_the_editor_text() {
                       src/lib.rs\n```rust\n<<<<<<< SEARCH\n/// Total area of several circles.\n=======\n/// Sum of areas.\n>>>>>>> REPLACE\n```\n";
     let text = std::fs::read_to_string(root.join("src/lib.rs")).expect("read");
     let at = text.find("total += ").expect("inside total_area");
-    let answer = refactor(
+    let answer = Analysis::new(
         &workspace,
         &Scripted::new(other_file),
-        &CodeActionSettings::default(),
+        &Caches::new(),
+        &Settings::default(),
+    )
+    .refactor(
         &RefactorRequest {
             path: PathBuf::from("src/lib.rs"),
             text: None,
@@ -209,19 +205,17 @@ fn refactors_stay_in_their_file_and_use_the_editor_text() {
     let generator = Scripted::new(
         "src/lib.rs\n```rust\n<<<<<<< SEARCH\n/// Total area (unsaved).\n=======\n/// Total area of circles.\n>>>>>>> REPLACE\n```\n",
     );
-    let answer = refactor(
-        &workspace,
-        &generator,
-        &CodeActionSettings::default(),
-        &RefactorRequest {
-            path: root.join("src/lib.rs"),
-            text: Some(Arc::from(unsaved.as_str())),
-            range: at..at,
-            instruction: "Shorter doc".into(),
-        },
-        &CancelToken::new(),
-    )
-    .expect("runs");
+    let answer = Analysis::new(&workspace, &generator, &Caches::new(), &Settings::default())
+        .refactor(
+            &RefactorRequest {
+                path: root.join("src/lib.rs"),
+                text: Some(Arc::from(unsaved.as_str())),
+                range: at..at,
+                instruction: "Shorter doc".into(),
+            },
+            &CancelToken::new(),
+        )
+        .expect("runs");
     let proposal = answer.result.expect("valid against the editor text");
     let file = &proposal.files()[0];
     assert_eq!(file.version, Some(5));

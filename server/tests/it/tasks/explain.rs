@@ -3,16 +3,17 @@
 
 use std::path::PathBuf;
 
-use qwen_ls::tasks::{explain, explain_target, Caches, CancelToken, ExplainRequest, HoverSettings};
+use qwen_ls::tasks::{Analysis, Caches, CancelToken, DocumentPosition, HoverSettings, Settings};
 
 use super::support::{repo_copy, workspace, Scripted};
 
-fn request(offset: usize) -> ExplainRequest {
-    ExplainRequest {
+fn request(offset: usize) -> DocumentPosition {
+    DocumentPosition {
         path: PathBuf::from("src/lib.rs"),
         text: None,
         offset,
         version: Some(2),
+        language_id: String::new(),
     }
 }
 
@@ -23,18 +24,15 @@ fn explains_functions_with_related_code_and_caches_the_answer() {
     let text = workspace.read_document("src/lib.rs").expect("text");
     let generator = Scripted::new("<think>hmm</think>Sums the **areas** of the circles.");
     let caches = Caches::new();
-    let settings = HoverSettings::default();
+    let settings = Settings {
+        hover: HoverSettings::default(),
+        ..Settings::default()
+    };
     let inside = text.find("total += ").expect("body");
-    let first = explain(
-        &workspace,
-        &generator,
-        &caches,
-        &settings,
-        &request(inside),
-        &CancelToken::new(),
-    )
-    .expect("runs")
-    .expect("an explanation");
+    let first = Analysis::new(&workspace, &generator, &caches, &settings)
+        .explain(&request(inside), &CancelToken::new())
+        .expect("runs")
+        .expect("an explanation");
     assert_eq!(first.markdown, "Sums the **areas** of the circles.");
     assert_eq!(first.function.name, "total_area");
     assert_eq!(first.function.lines, (7, 13));
@@ -52,16 +50,10 @@ fn explains_functions_with_related_code_and_caches_the_answer() {
     assert!(prompt.contains("(defines `circle_area`)"), "{prompt}");
     assert!(prompt.contains("pub fn circle_area"), "{prompt}");
     // Hovering again: from the cache, no generation.
-    let again = explain(
-        &workspace,
-        &generator,
-        &caches,
-        &settings,
-        &request(inside + 3),
-        &CancelToken::new(),
-    )
-    .expect("runs")
-    .expect("cached");
+    let again = Analysis::new(&workspace, &generator, &caches, &settings)
+        .explain(&request(inside + 3), &CancelToken::new())
+        .expect("runs")
+        .expect("cached");
     assert!(again.cached);
     assert_eq!(again.markdown, first.markdown);
     assert_eq!(generator.calls(), 1);
@@ -73,16 +65,20 @@ fn outside_functions_answers_none_without_generating() {
     let workspace = workspace(&root);
     let generator = Scripted::new("never");
     let at_use = request(5);
-    assert_eq!(explain_target(&workspace, &at_use).expect("runs"), None);
-    let answer = explain(
-        &workspace,
-        &generator,
-        &Caches::new(),
-        &HoverSettings::default(),
-        &at_use,
-        &CancelToken::new(),
-    )
-    .expect("runs");
+    assert_eq!(
+        Analysis::new(
+            &workspace,
+            &Scripted::new(""),
+            &Caches::new(),
+            &Settings::default()
+        )
+        .explain_target(&at_use)
+        .expect("runs"),
+        None
+    );
+    let answer = Analysis::new(&workspace, &generator, &Caches::new(), &Settings::default())
+        .explain(&at_use, &CancelToken::new())
+        .expect("runs");
     assert_eq!(answer, None);
     assert_eq!(generator.calls(), 0);
 }
@@ -93,22 +89,17 @@ fn callers_come_from_the_index() {
     let workspace = workspace(&root);
     let text = workspace.read_document("src/geometry.rs").expect("text");
     let generator = Scripted::new("Computes a circle's area.");
-    let request = ExplainRequest {
+    let request = DocumentPosition {
         path: root.join("src/geometry.rs"),
         text: None,
         offset: text.find("pub fn circle_area").expect("definition"),
         version: None,
+        language_id: String::new(),
     };
-    explain(
-        &workspace,
-        &generator,
-        &Caches::new(),
-        &HoverSettings::default(),
-        &request,
-        &CancelToken::new(),
-    )
-    .expect("runs")
-    .expect("an explanation");
+    Analysis::new(&workspace, &generator, &Caches::new(), &Settings::default())
+        .explain(&request, &CancelToken::new())
+        .expect("runs")
+        .expect("an explanation");
     let prompt = generator.last_prompt();
     assert!(
         prompt.contains("`src/lib.rs` lines 8-14 (calls `circle_area`)"),

@@ -8,21 +8,21 @@ use qwen_ls::context::TokenCounter;
 use std::sync::Arc;
 
 use qwen_ls::tasks::{
-    completion_prompt, Caches, CompletionPrompt, CompletionRequest, CompletionSettings, Layout,
+    Analysis, Caches, CompletionPrompt, CompletionSettings, DocumentPosition, Layout, Settings,
     Workspace, PREFIX_SHARE, SUFFIX_SHARE,
 };
 use qwen_ls::token_count::QwenTokenCounter;
 
 use super::support::{repo_copy, workspace, Scripted};
 
-fn request(workspace: &Workspace, path: &str, line: usize, column: usize) -> CompletionRequest {
+fn request(workspace: &Workspace, path: &str, line: usize, column: usize) -> DocumentPosition {
     let text = workspace.read_document(path).expect("document");
     let line_start: usize = text
         .split_inclusive('\n')
         .take(line - 1)
         .map(str::len)
         .sum();
-    CompletionRequest {
+    DocumentPosition {
         path: PathBuf::from(path),
         text: None,
         offset: line_start + column - 1,
@@ -32,19 +32,19 @@ fn request(workspace: &Workspace, path: &str, line: usize, column: usize) -> Com
 }
 
 fn prompt_at(workspace: &Workspace, budget: usize, line: usize, column: usize) -> CompletionPrompt {
-    let settings = CompletionSettings {
-        budget,
-        ..CompletionSettings::default()
+    let settings = Settings {
+        completion: CompletionSettings {
+            budget,
+            ..CompletionSettings::default()
+        },
+        ..Settings::default()
     };
-    completion_prompt(
-        workspace,
-        &Scripted::new(""),
-        &Caches::new(),
-        &settings,
-        &request(workspace, "src/lib.rs", line, column),
-        Layout::Full,
-    )
-    .expect("prompt")
+    Analysis::new(workspace, &Scripted::new(""), &Caches::new(), &settings)
+        .completion_prompt(
+            &request(workspace, "src/lib.rs", line, column),
+            Layout::Full,
+        )
+        .expect("prompt")
 }
 
 #[test]
@@ -94,20 +94,17 @@ fn segments_are_cut_by_tokens_and_the_budget_holds() {
     let context = prompt.context.expect("context");
     assert!(context.items.iter().all(|item| &*item.path != "src/lib.rs"));
     // With a short suffix window, the rest of the file after it is packed as context, without repeating it.
-    let settings = CompletionSettings {
-        budget: 2048,
-        suffix_tokens: 8,
-        ..CompletionSettings::default()
+    let settings = Settings {
+        completion: CompletionSettings {
+            budget: 2048,
+            suffix_tokens: 8,
+            ..CompletionSettings::default()
+        },
+        ..Settings::default()
     };
-    let prompt = completion_prompt(
-        &workspace,
-        &Scripted::new(""),
-        &Caches::new(),
-        &settings,
-        &request(&workspace, "src/lib.rs", 11, 18),
-        Layout::Full,
-    )
-    .expect("prompt");
+    let prompt = Analysis::new(&workspace, &Scripted::new(""), &Caches::new(), &settings)
+        .completion_prompt(&request(&workspace, "src/lib.rs", 11, 18), Layout::Full)
+        .expect("prompt");
     assert!(prompt.suffix_tokens <= 8);
     assert!(prompt.suffix.end < document.len());
     let context = prompt.context.expect("context");
@@ -124,10 +121,10 @@ fn segments_are_cut_by_tokens_and_the_budget_holds() {
 }
 
 /// The document after typing `typed` at `offset`, and the request at the end of the typed text.
-fn typed(text: &str, offset: usize, typed: &str) -> (String, CompletionRequest) {
+fn typed(text: &str, offset: usize, typed: &str) -> (String, DocumentPosition) {
     let mut edited = text.to_string();
     edited.insert_str(offset, typed);
-    let request = CompletionRequest {
+    let request = DocumentPosition {
         path: PathBuf::from("src/lib.rs"),
         text: Some(Arc::from(edited.as_str())),
         offset: offset + typed.len(),
@@ -148,21 +145,18 @@ fn full_prompt(
     workspace: &Workspace,
     caches: &Caches,
     budget: usize,
-    request: &CompletionRequest,
+    request: &DocumentPosition,
 ) -> CompletionPrompt {
-    let settings = CompletionSettings {
-        budget,
-        ..CompletionSettings::default()
+    let settings = Settings {
+        completion: CompletionSettings {
+            budget,
+            ..CompletionSettings::default()
+        },
+        ..Settings::default()
     };
-    completion_prompt(
-        workspace,
-        &Scripted::new(""),
-        caches,
-        &settings,
-        request,
-        Layout::Full,
-    )
-    .expect("prompt")
+    Analysis::new(workspace, &Scripted::new(""), caches, &settings)
+        .completion_prompt(request, Layout::Full)
+        .expect("prompt")
 }
 
 #[test]
@@ -214,7 +208,7 @@ fn a_region_ends_when_the_cursor_leaves_it_or_the_text_before_it_changes() {
     );
     // The text before the prefix window changes: a new region (its prefix window is laid out again).
     let (edited, _) = typed(&text, 0, "// top\n");
-    let moved = CompletionRequest {
+    let moved = DocumentPosition {
         text: Some(Arc::from(edited.as_str())),
         offset: at.offset + "// top\n".len(),
         ..at.clone()
@@ -230,7 +224,7 @@ fn a_region_ends_when_the_cursor_leaves_it_or_the_text_before_it_changes() {
     // Back in the original text, the cursor moves up above the anchor: a new region that starts earlier.
     let caches = Caches::new();
     full_prompt(&workspace, &caches, budget, &at);
-    let up = CompletionRequest {
+    let up = DocumentPosition {
         offset: first.prefix.start.saturating_sub(1),
         ..at.clone()
     };
