@@ -136,6 +136,20 @@ const GO: Lexical = Lexical {
     ..Lexical::GENERIC
 };
 
+const JAVA: Lexical = Lexical {
+    line_stop_words: &[
+        "public ",
+        "class ",
+        "interface ",
+        "enum ",
+        "record ",
+        "abstract ",
+        "final ",
+        "@",
+    ],
+    ..Lexical::GENERIC
+};
+
 /// A tag query that does not compile against its grammar (a bug in `syntax/queries/<lang>/tags.scm`; the
 /// language's files are then indexed as text only).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -276,7 +290,7 @@ macro_rules! language {
 
 /// Every supported language. Order is irrelevant; names must be unique. Adding a language is a row here
 /// plus its `syntax/queries/<folder>/tags.scm`.
-pub static LANGUAGES: [LanguageSpec; 6] = [
+pub static LANGUAGES: [LanguageSpec; 7] = [
     language!("rust", ["rs"], ["rust"], family "rust", RUST, tree_sitter_rust::LANGUAGE, "rust"),
     language!(
         "python",
@@ -315,6 +329,15 @@ pub static LANGUAGES: [LanguageSpec; 6] = [
         "typescript"
     ),
     language!("go", ["go"], ["go"], family "go", GO, tree_sitter_go::LANGUAGE, "go"),
+    language!(
+        "java",
+        ["java"],
+        ["java"],
+        family "java",
+        JAVA,
+        tree_sitter_java::LANGUAGE,
+        "java"
+    ),
 ];
 
 /// The language of a path, by extension; `None` for files indexed as plain text.
@@ -385,7 +408,8 @@ mod tests {
                 "javascriptreact",
                 "typescript",
                 "typescriptreact",
-                "go"
+                "go",
+                "java"
             ]
         );
     }

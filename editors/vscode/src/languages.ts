@@ -8,7 +8,7 @@
 import type { DocumentSelector, FeatureState, ServerCapabilities, StaticFeature } from "vscode-languageclient";
 
 /** The languages of the server's grammar table (what a server of this version announces). */
-export const LANGUAGES = ["rust", "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go"];
+export const LANGUAGES = ["rust", "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "java"];
 
 /** The selector for `languages`: files on disk and untitled buffers. */
 export function selectorFor(languages: readonly string[]): { scheme: string; language: string }[] {

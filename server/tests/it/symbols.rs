@@ -57,3 +57,60 @@ fn a_file_with_syntax_errors_keeps_recovered_symbols() {
         );
     }
 }
+
+/// Java came as one row of the syntax table plus its tag query: its files are parsed, tagged and imported
+/// like the other languages'.
+#[test]
+fn java_files_get_symbols_references_and_imports() {
+    let repo = tempfile::tempdir().expect("temp");
+    std::fs::create_dir(repo.path().join(".git")).expect("mark the root");
+    let source = "package shapes;\n\nimport java.util.List;\n\npublic interface Shape {\n    double area();\n}\n\n\
+                  public record Circle(double radius) implements Shape {\n    public double area() {\n        \
+                  return Math.PI * radius * radius;\n    }\n}\n\nenum Unit { CM, INCH }\n\n\
+                  class Totals {\n    private final List<Shape> shapes;\n\n    Totals(List<Shape> shapes) {\n        \
+                  this.shapes = shapes;\n    }\n\n    double total() {\n        \
+                  return shapes.stream().mapToDouble(Shape::area).sum() + new Circle(1.0).area();\n    }\n}\n";
+    std::fs::write(repo.path().join("Shapes.java"), source).expect("write");
+    let host = common::load(repo.path());
+    let snapshot = host.snapshot();
+    let file = snapshot.file("Shapes.java").expect("indexed");
+    assert_eq!(file.language.map(|l| l.name), Some("java"));
+    let definitions: Vec<(String, &str)> = file
+        .definitions
+        .iter()
+        .map(|d| (d.name.to_string(), d.kind.as_str()))
+        .collect();
+    for expected in [
+        ("Shape", "interface"),
+        ("area", "method"),
+        ("Circle", "class"),
+        ("Unit", "enum"),
+        ("Totals", "class"),
+        ("shapes", "variable"),
+        ("total", "method"),
+    ] {
+        assert!(
+            definitions
+                .iter()
+                .any(|(n, k)| (n.as_str(), *k) == expected),
+            "{expected:?} in {definitions:?}"
+        );
+    }
+    let references: Vec<(String, &str)> = file
+        .references
+        .iter()
+        .map(|r| (r.name.to_string(), r.kind.as_str()))
+        .collect();
+    for expected in [
+        ("Circle", "class"),
+        ("Shape", "implementation"),
+        ("area", "call"),
+    ] {
+        assert!(
+            references.iter().any(|(n, k)| (n.as_str(), *k) == expected),
+            "{expected:?} in {references:?}"
+        );
+    }
+    let imports: Vec<&str> = file.imports.iter().map(|i| &*i.path).collect();
+    assert_eq!(imports, ["java.util.List"]);
+}

@@ -140,6 +140,7 @@ M.FILETYPES = {
   "typescript",
   "typescriptreact",
   "go",
+  "java",
 }
 
 M.defaults = {

@@ -268,7 +268,7 @@ return function(H)
     H.eq(false, client.serves(announced, "java"))
     H.eq(nil, client.served_languages({ server_capabilities = {} }))
     H.eq(true, client.serves({ server_capabilities = {} }, "java"), "an older server: the configured filetypes stand")
-    H.eq({ "rust", "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go" }, config.FILETYPES)
+    H.eq({ "rust", "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "java" }, config.FILETYPES)
   end)
 
   H.test("review: only edits whose annotation needs confirmation are held", function()
