@@ -73,11 +73,11 @@ impl Message {
 
 /// A file given as repository context to a repository-level FIM prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoFile {
+pub struct RepoFile<'a> {
     /// Path relative to the repository root.
-    pub path: String,
+    pub path: &'a str,
     /// File contents.
-    pub content: String,
+    pub content: &'a str,
 }
 
 /// A prompt: pieces plus its kind.
@@ -114,9 +114,11 @@ impl Prompt {
 
     /// Qwen's repository-level FIM: `<|repo_name|>{repo}\n`, then `<|file_sep|>{path}\n{content}\n` per context
     /// file, then `<|file_sep|>{target}\n` and the FIM segments. Each file's content ends in exactly one newline.
+    /// The one writer of this format's pieces (the context layer renders the same text to count its tokens;
+    /// a test holds the two together).
     pub fn repo_fim(
         repo: &str,
-        files: &[RepoFile],
+        files: &[RepoFile<'_>],
         target: &str,
         prefix: &str,
         suffix: &str,
@@ -236,8 +238,8 @@ mod tests {
             "<|fim_prefix|>fn a() {<|fim_suffix|>}\n<|fim_middle|>"
         );
         let files = [RepoFile {
-            path: "src/lib.rs".into(),
-            content: "pub mod a;".into(),
+            path: "src/lib.rs",
+            content: "pub mod a;",
         }];
         assert_eq!(
             Prompt::repo_fim("demo", &files, "src/a.rs", "fn x", "").to_text(),

@@ -28,7 +28,7 @@ mod windows;
 use std::ops::{Range, RangeInclusive};
 use std::sync::Arc;
 
-use qwen_engine::{Prompt, PromptKind, SpecialToken};
+use qwen_engine::{Prompt, RepoFile};
 
 use super::Workspace;
 use qwen_context::PackedContext;
@@ -116,24 +116,24 @@ fn assemble(
 ) -> CompletionPrompt {
     let (text, offset) = (input.text, input.offset);
     let (suffix_end, suffix_tokens) = suffix_window(workspace, text, offset, region.suffix_cap);
-    let mut prompt = Prompt::new(PromptKind::Fim);
+    let (prefix, suffix) = (&text[prefix_start..offset], &text[offset..suffix_end]);
     let mut tokens = prefix_tokens + suffix_tokens + region::FIM_SPECIALS;
-    if let Some(context) = &region.context {
-        prompt.push_special(SpecialToken::RepoName);
-        prompt.push_text(format!("{}\n", context.repo_name));
-        for item in &context.items {
-            prompt.push_special(SpecialToken::FileSep);
-            prompt.push_text(format!("{}\n{}", item.path, item.text));
+    let prompt = match &region.context {
+        Some(context) => {
+            tokens += context.used_tokens + region.fixed - region::FIM_SPECIALS;
+            let files: Vec<RepoFile<'_>> = context
+                .items
+                .iter()
+                .map(|item| RepoFile {
+                    path: &item.path,
+                    content: &item.text,
+                })
+                .collect();
+            let repo = &context.repo_name;
+            Prompt::repo_fim(repo, &files, input.display_path, prefix, suffix)
         }
-        prompt.push_special(SpecialToken::FileSep);
-        prompt.push_text(format!("{}\n", input.display_path));
-        tokens += context.used_tokens + region.fixed - region::FIM_SPECIALS;
-    }
-    prompt.push_special(SpecialToken::FimPrefix);
-    prompt.push_text(&text[prefix_start..offset]);
-    prompt.push_special(SpecialToken::FimSuffix);
-    prompt.push_text(&text[offset..suffix_end]);
-    prompt.push_special(SpecialToken::FimMiddle);
+        None => Prompt::fim(prefix, suffix),
+    };
     CompletionPrompt {
         prompt,
         prefix: prefix_start..offset,

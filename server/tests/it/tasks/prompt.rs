@@ -70,6 +70,10 @@ fn segments_are_cut_by_tokens_and_the_budget_holds() {
             counter.count(&text)
         );
         assert_eq!(prompt.tokens, counter.count(&text), "budget {budget}");
+        // The engine writes the pieces, the context layer the text it counted: one format.
+        if let Some(context) = &prompt.context {
+            assert!(text.starts_with(&context.render()), "budget {budget}");
+        }
         // The FIM tokens are never clipped, whatever the budget.
         for special in ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"] {
             assert_eq!(text.matches(special).count(), 1, "budget {budget}");
