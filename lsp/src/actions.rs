@@ -17,15 +17,12 @@ use tower_lsp_server::ls_types::{
 use super::apply::{workspace_edit, Dropped};
 use super::commands::{APPLY_INSTRUCTION, REFACTOR};
 use super::front_door::Stamped;
-use super::guard::{blocking, cancellable, CancelOnDrop};
+use super::guard::{blocking, CancelOnDrop};
 use super::position::byte_range;
 use super::progress::WorkDone;
-use super::state::{Engine, State};
+use super::state::{State, NOT_READY};
 use qwen_store::Progress;
-use qwen_tasks::{
-    add_documentation_instruction, fix_diagnostics_instruction, Analysis, CancelToken, CheckedEdit,
-    DiagnosticInfo, LoopOptions, RefactorRequest, Settings, Verdict, Workspace,
-};
+use qwen_tasks::{ActionTarget, CancelToken, DiagnosticInfo, LoopEvent, NoEdit, RangeAction};
 
 /// Title of the documentation action.
 pub const ADD_DOCUMENTATION: &str = "qwen-ls: Add documentation";
@@ -74,12 +71,35 @@ pub async fn code_action(
         return Ok(Some(Vec::new()));
     }
     let only = params.context.only.as_ref();
+    let listed = list(
+        &uri,
+        version,
+        params.range,
+        params.context.diagnostics,
+        only,
+    );
+    Ok(Some(
+        listed
+            .into_iter()
+            .map(CodeActionOrCommand::CodeAction)
+            .collect(),
+    ))
+}
+
+/// The actions for `range` of version `version` of `uri`, of the kinds in `only`.
+fn list(
+    uri: &Uri,
+    version: i32,
+    range: Range,
+    diagnostics: Vec<Diagnostic>,
+    only: Option<&Vec<CodeActionKind>>,
+) -> Vec<CodeAction> {
     let data = |action: &str, diagnostics: Vec<Diagnostic>| {
         serde_json::to_value(ActionData {
             action: action.to_owned(),
             uri: uri.clone(),
             version,
-            range: params.range,
+            range,
             diagnostics,
         })
         .ok()
@@ -94,7 +114,6 @@ pub async fn code_action(
             ..CodeAction::default()
         });
     }
-    let diagnostics = params.context.diagnostics;
     if !diagnostics.is_empty() && wanted(only, &CodeActionKind::QUICKFIX) {
         actions.push(CodeAction {
             title: FIX_DIAGNOSTICS.to_owned(),
@@ -111,7 +130,7 @@ pub async fn code_action(
             command: Some(Command::new(
                 REFACTOR_WITH_INSTRUCTION.to_owned(),
                 REFACTOR.to_owned(),
-                Some(vec![json!({ "uri": uri, "range": params.range })]),
+                Some(vec![json!({ "uri": uri, "range": range })]),
             )),
             ..CodeAction::default()
         });
@@ -126,12 +145,7 @@ pub async fn code_action(
             ..CodeAction::default()
         });
     }
-    Ok(Some(
-        actions
-            .into_iter()
-            .map(CodeActionOrCommand::CodeAction)
-            .collect(),
-    ))
+    actions
 }
 
 fn severity(s: Option<DiagnosticSeverity>) -> Option<String> {
@@ -189,121 +203,48 @@ async fn resolve_edit(
     state: &Arc<State>,
     data: &ActionData,
 ) -> std::result::Result<tower_lsp_server::ls_types::WorkspaceEdit, Dropped> {
-    let (doc, encoding) = {
-        let docs = state.documents.lock();
-        (docs.get(&data.uri), docs.encoding)
-    };
-    let doc = doc.ok_or_else(|| Dropped("qwen-ls: the document is no longer open".to_owned()))?;
+    let dropped = |message: &str| Dropped(format!("qwen-ls: {message}"));
+    let (doc, encoding) = (state.documents.lock().with_encoding(&data.uri))
+        .ok_or_else(|| dropped("the document is no longer open"))?;
     if doc.version != data.version {
-        return Err(Dropped(
-            "qwen-ls: the document changed since the action was listed; nothing was applied"
-                .to_owned(),
+        return Err(dropped(
+            "the document changed since the action was listed; nothing was applied",
         ));
     }
-    let (engine, workspace) = state
-        .ready()
-        .ok_or_else(|| Dropped("qwen-ls is not ready yet (see qwen-ls.status)".to_owned()))?;
-    let instruction = match data.action.as_str() {
+    let (engine, workspace) = (state.ready()).ok_or_else(|| Dropped(NOT_READY.to_owned()))?;
+    let action = match data.action.as_str() {
         "fix" => {
-            let infos: Vec<DiagnosticInfo> = data.diagnostics.iter().map(diagnostic_info).collect();
-            fix_diagnostics_instruction(&infos)
+            RangeAction::FixDiagnostics(data.diagnostics.iter().map(diagnostic_info).collect())
         }
-        _ => add_documentation_instruction(),
+        _ => RangeAction::Document,
     };
-    // Fixes cover every diagnostic's lines as well as the requested range.
-    let mut range = data.range;
-    for d in &data.diagnostics {
-        range.start = range.start.min(d.range.start);
-        range.end = range.end.max(d.range.end);
-    }
-    let request = RefactorRequest {
-        path: doc
-            .file
-            .clone()
-            .unwrap_or_else(|| doc.uri.path().as_str().into()),
-        text: Some(Arc::from(doc.text.to_string())),
-        range: byte_range(&doc.text, range, encoding),
-        instruction,
+    let target = ActionTarget {
+        path: doc.path(),
+        text: Arc::from(doc.text.to_string()),
+        range: byte_range(&doc.text, data.range, encoding),
     };
     let settings = state.settings();
-    if data.action == "fix" {
-        if let Some(options) = LoopOptions::for_fix(&settings.code_actions) {
-            return fix_until_green(state, engine, workspace, settings, request, options).await;
-        }
-    }
-    let answer = cancellable(move |cancel| {
-        Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        )
-        .refactor(&request, cancel)
-    })
-    .await;
-    let answer = answer.map_err(|e| Dropped(format!("qwen-ls: {e}")))?;
-    let proposal = answer.result.map_err(|failure| {
-        tracing::warn!(
-            "answer was not a valid edit ({failure}):\n{}",
-            answer.answer
-        );
-        Dropped(format!(
-            "qwen-ls: the model's answer could not be turned into an edit: {failure}"
-        ))
-    })?;
-    if proposal.files().is_empty() {
-        return Err(Dropped("qwen-ls: the model proposed no change".to_owned()));
-    }
-    workspace_edit(state, proposal.files())
-}
-
-/// "Fix diagnostics in range" with checks: the check loop on the blocking pool, its rounds reported as
-/// cancellable `$/progress`; only a green result becomes an edit.
-async fn fix_until_green(
-    state: &Arc<State>,
-    engine: Engine,
-    workspace: Arc<Workspace>,
-    settings: Arc<Settings>,
-    request: RefactorRequest,
-    options: LoopOptions,
-) -> std::result::Result<tower_lsp_server::ls_types::WorkspaceEdit, Dropped> {
+    let analysis = engine.analysis(&workspace, &settings);
+    // With checks, a fix runs rounds: they are reported as cancellable `$/progress`.
     let cancel = CancelToken::new();
-    let progress =
-        WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await;
-    let reporter = progress.reporter();
-    // Dropping this request (`$/cancelRequest`) cancels the loop too.
+    let progress = match analysis.action_runs_checks(&action) {
+        true => Some(
+            WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await,
+        ),
+        false => None,
+    };
+    let reporter = progress.as_ref().map(WorkDone::reporter);
+    // Dropping this request (`$/cancelRequest`) cancels the generation or the loop.
     let on_drop = CancelOnDrop::new(cancel.clone());
-    let result = blocking(move || {
-        Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        )
-        .edit_until_green(
-            CheckedEdit::Refactor(&request),
-            &options,
-            &|event| reporter.note(&event.to_string()),
-            &cancel,
-        )
+    let files = blocking(move || {
+        let analysis = engine.analysis(&workspace, &settings);
+        let note = |event: LoopEvent<'_>| reporter.iter().for_each(|r| r.note(&event.to_string()));
+        analysis.resolve_action(&action, target, &note, &cancel)
     })
     .await;
     on_drop.disarm();
-    progress.end().await;
-    let result = result.map_err(|e| Dropped(format!("qwen-ls: {e}")))?;
-    for round in &result.rounds {
-        tracing::info!("{}", round.summary());
+    if let Some(progress) = progress {
+        progress.end().await;
     }
-    match (result.verdict, &result.proposal) {
-        (Verdict::Green, Some(proposal)) if !proposal.files().is_empty() => {
-            workspace_edit(state, proposal.files())
-        }
-        (Verdict::Green, _) => Err(Dropped(
-            "qwen-ls: the checks pass and the model proposed no change".to_owned(),
-        )),
-        _ => Err(Dropped(format!(
-            "qwen-ls: {}; nothing was applied",
-            result.summary()
-        ))),
-    }
+    workspace_edit(state, &files.map_err(|NoEdit(message)| dropped(&message))?)
 }

@@ -11,12 +11,12 @@ use tower_lsp_server::ls_types::{ExecuteCommandParams, Position, Range, Uri};
 use super::apply::{apply_files, Applied};
 use super::documents::{file_path, Document};
 use super::front_door::{Arrival, Stamped};
-use super::guard::{blocking, cancellable};
+use super::guard::blocking;
 use super::hover::{explain_at, Where};
 use super::position::{byte_range, offset};
-use super::state::State;
+use super::state::{State, NOT_READY};
 use qwen_tasks::measure::PartialUnit;
-use qwen_tasks::{Analysis, EditAnswer, Layout, PatchRequest, RefactorRequest, TaskError};
+use qwen_tasks::{EditAnswer, Layout, PatchRequest, RefactorRequest, TaskError};
 
 /// Edits a range with an instruction.
 pub const REFACTOR: &str = "qwen-ls.refactor";
@@ -160,31 +160,16 @@ fn open_document(state: &State, uri: &Uri) -> Option<Document> {
 }
 
 async fn dump_prompt(state: &Arc<State>, args: &PositionArgs) -> Result<Value> {
-    let Some((engine, workspace)) = state.ready() else {
-        return Err(request_failed(
-            "qwen-ls is not ready yet (see qwen-ls.status)",
-        ));
+    let Some((doc, encoding)) = state.documents.lock().with_encoding(&args.uri) else {
+        let uri = args.uri.as_str();
+        return Err(Error::invalid_params(format!("{uri} is not open")));
     };
-    let Some(doc) = open_document(state, &args.uri) else {
-        return Err(Error::invalid_params(format!(
-            "{} is not open",
-            args.uri.as_str()
-        )));
-    };
-    let encoding = state.documents.lock().encoding;
     let request = doc.position(offset(&doc.text, args.position, encoding));
-    let settings = state.settings();
-    let prompt = blocking(move || {
-        Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        )
-        .completion_prompt(&request, Layout::Full)
-    })
-    .await
-    .map_err(|e| request_failed(e.to_string()))?;
+    let prompt = state
+        .run(move |analysis, _| analysis.completion_prompt(&request, Layout::Full))
+        .await
+        .ok_or_else(|| request_failed(NOT_READY))?
+        .map_err(|e| request_failed(e.to_string()))?;
     Ok(json!({ "prompt": prompt.prompt.to_text() }))
 }
 
@@ -218,8 +203,8 @@ async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arriv
         Ok(i) => i,
         Err(applied) => return applied,
     };
-    let Some((engine, workspace)) = state.ready() else {
-        return Applied::not("qwen-ls is not ready yet (see qwen-ls.status)");
+    let Some((_, workspace)) = state.ready() else {
+        return Applied::not(NOT_READY);
     };
     let encoding = state.documents.lock().encoding;
     let (path, text, range) = match open_document(state, &args.uri) {
@@ -252,27 +237,14 @@ async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arriv
         range,
         instruction,
     };
-    let settings = state.settings();
-    let answer = cancellable(move |cancel| {
-        Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        )
-        .refactor(&request, cancel)
-    })
-    .await;
-    finish(state, "qwen-ls: refactor", answer).await
+    let answer = state.run(move |analysis, cancel| analysis.refactor(&request, cancel));
+    finish(state, "qwen-ls: refactor", answer.await).await
 }
 
 async fn apply_instruction(state: &Arc<State>, args: ApplyArgs) -> Applied {
     let instruction = match precheck(state, args.instruction.as_deref()) {
         Ok(i) => i,
         Err(applied) => return applied,
-    };
-    let Some((engine, workspace)) = state.ready() else {
-        return Applied::not("qwen-ls is not ready yet (see qwen-ls.status)");
     };
     let files = args
         .uris
@@ -285,25 +257,18 @@ async fn apply_instruction(state: &Arc<State>, args: ApplyArgs) -> Applied {
         files,
         budget: None,
     };
-    let settings = state.settings();
-    let answer = cancellable(move |cancel| {
-        Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        )
-        .patch(&request, cancel)
-    })
-    .await;
-    finish(state, "qwen-ls: apply instruction", answer).await
+    let answer = state.run(move |analysis, cancel| analysis.patch(&request, cancel));
+    finish(state, "qwen-ls: apply instruction", answer.await).await
 }
 
 async fn finish(
     state: &Arc<State>,
     label: &str,
-    answer: std::result::Result<EditAnswer, TaskError>,
+    answer: Option<std::result::Result<EditAnswer, TaskError>>,
 ) -> Applied {
+    let Some(answer) = answer else {
+        return Applied::not(NOT_READY);
+    };
     match answer {
         Err(TaskError::Cancelled) => Applied::not("cancelled"),
         Err(e) => Applied::not(e.to_string()),

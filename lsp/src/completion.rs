@@ -1,5 +1,5 @@
 //! `textDocument/inlineCompletion` and its fallback `textDocument/completion`: convert in, one
-//! [`InlineCompletions::suggest`] on the blocking pool (the keystroke policy — supersession, debounce, stale
+//! [`qwen_tasks::InlineCompletions::suggest`] on the blocking pool (the keystroke policy — supersession, debounce, stale
 //! checks, the suggestion record — lives in tasks), convert out.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use super::guard::cancellable;
 use super::position::{lsp_range, offset};
 use super::state::State;
 use super::warmup::Trigger as WarmTrigger;
-use qwen_tasks::{Analysis, InlineCompletions, InlineRequest};
+use qwen_tasks::InlineRequest;
 
 /// A suggestion in LSP coordinates.
 struct Shown {
@@ -121,17 +121,10 @@ async fn suggest(
     let serving = state.clone();
     let answer = cancellable(move |cancel| {
         let (settings, ready) = (serving.settings(), serving.ready());
-        let analysis = ready.as_ref().map(|(engine, workspace)| {
-            Analysis::new(
-                workspace,
-                engine.generator.as_ref(),
-                &engine.caches,
-                &settings,
-            )
-        });
+        let analysis =
+            (ready.as_ref()).map(|(engine, workspace)| engine.analysis(workspace, &settings));
         let current_version = || serving.documents.lock().version(&uri);
-        let inline: &InlineCompletions = &serving.inline;
-        inline.suggest(
+        serving.inline.suggest(
             &settings,
             analysis,
             &serving.log,

@@ -13,10 +13,9 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::front_door::{Arrival, Stamped};
-use super::guard::cancellable;
 use super::position::offset;
 use super::state::State;
-use qwen_tasks::{Analysis, TaskError};
+use qwen_tasks::TaskError;
 
 /// `textDocument/hover`.
 pub async fn hover(state: Arc<State>, stamped: Stamped<HoverParams>) -> Result<Option<Hover>> {
@@ -63,24 +62,13 @@ pub async fn explain_at(
     if arrival.version.is_some_and(|v| v != doc.version) {
         return None;
     }
-    let (engine, workspace) = state.ready()?;
     let at = doc.position(offset(&doc.text, position, encoding));
-    let settings = state.settings();
-    let result = cancellable(move |cancel| {
-        let analysis = Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        );
-        // The cheap check first: not in a function (or not on its first line, for a hover) → no model.
-        match analysis.explain_target(&at)? {
-            Some(f) if place == Where::Anywhere || f.lines.0 == position.line => {}
-            _ => return Ok(None),
-        }
-        analysis.explain(&at, cancel)
-    })
-    .await;
+    let result = state
+        .run(move |analysis, cancel| match place {
+            Where::DeclarationLine => analysis.explain_declaration(&at, cancel),
+            Where::Anywhere => analysis.explain(&at, cancel),
+        })
+        .await?;
     if state.documents.lock().version(uri) != Some(doc.version) {
         return None;
     }

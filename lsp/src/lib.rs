@@ -24,6 +24,7 @@
 
 mod actions;
 mod apply;
+mod capabilities;
 mod commands;
 mod completion;
 pub mod config;

@@ -8,14 +8,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::{
-    CodeAction, CodeActionKind, CodeActionOptions, CodeActionParams, CodeActionProviderCapability,
-    CodeActionResponse, CompletionOptions, CompletionParams, CompletionResponse,
+    CodeAction, CodeActionParams, CodeActionResponse, CompletionParams, CompletionResponse,
     DidChangeConfigurationParams, DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams,
-    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, Hover, HoverParams,
-    HoverProviderCapability, InitializeParams, InitializeResult, InitializedParams,
-    InlineCompletionParams, InlineCompletionResponse, MessageType, OneOf, ServerCapabilities,
-    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    WorkDoneProgressCancelParams, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    DidOpenTextDocumentParams, ExecuteCommandParams, Hover, HoverParams, InitializeParams,
+    InitializeResult, InitializedParams, InlineCompletionParams, InlineCompletionResponse,
+    MessageType, ServerInfo, WorkDoneProgressCancelParams,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -24,9 +21,11 @@ use super::front_door::Stamped;
 use super::guard::catch_panics;
 use super::position::Encoding;
 use super::state::{ClientSupport, State};
-use super::{actions, commands, completion, config, hover, logging_hook, progress, startup, watch};
+use super::{
+    actions, capabilities, commands, completion, config, hover, logging_hook, progress, startup,
+    watch,
+};
 use qwen_index::{Gate, IndexConfig, Mounts};
-use qwen_syntax::lsp_language_ids;
 
 /// The server: a handle on the shared [`State`].
 pub struct Server {
@@ -170,98 +169,23 @@ impl Server {
 
 impl LanguageServer for Server {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
-        let capabilities = &params.capabilities;
-        let encoding = Encoding::negotiate(
-            capabilities
-                .general
-                .as_ref()
-                .and_then(|g| g.position_encodings.as_deref()),
-        );
-        let workspace = capabilities.workspace.as_ref();
-        self.state.set_support(ClientSupport {
-            work_done_progress: capabilities
-                .window
-                .as_ref()
-                .and_then(|w| w.work_done_progress)
-                .unwrap_or(false),
-            apply_edit: workspace.and_then(|w| w.apply_edit).unwrap_or(false),
-            document_changes: workspace
-                .and_then(|w| w.workspace_edit.as_ref())
-                .and_then(|e| e.document_changes)
-                .unwrap_or(false),
-            change_annotations: workspace
-                .and_then(|w| w.workspace_edit.as_ref())
-                .is_some_and(|e| e.change_annotation_support.is_some()),
-            watch_files: workspace
-                .and_then(|w| w.did_change_watched_files.as_ref())
-                .and_then(|w| w.dynamic_registration)
-                .unwrap_or(false),
-        });
-        let client_has_inline = capabilities
-            .text_document
-            .as_ref()
-            .is_some_and(|t| t.inline_completion.is_some());
+        let client = &params.capabilities;
+        let general = client.general.as_ref();
+        let encoding = Encoding::negotiate(general.and_then(|g| g.position_encodings.as_deref()));
+        self.state.set_support(ClientSupport::announced(client));
         let folders = workspace_folders(&params);
-        tracing::info!(
-            "initialize: folders {:?}, position encoding {:?}, client {:?}",
-            folders,
-            encoding,
-            params.client_info.as_ref().map(|c| &c.name)
-        );
+        let client_name = params.client_info.as_ref().map(|c| &c.name);
+        tracing::info!("initialize: folders {folders:?}, position encoding {encoding:?}, client {client_name:?}");
         // The folders (and their gate) are set right below.
-        self.state
-            .documents
-            .reset(Documents::new(None, encoding, Gate::default()));
+        let documents = Documents::new(None, encoding, Gate::default());
+        self.state.documents.reset(documents);
         self.set_folders(folders);
-        self.apply_settings(config::parse(
-            params
-                .initialization_options
-                .as_ref()
-                .unwrap_or(&Value::Null),
-        ));
-        let capabilities = ServerCapabilities {
-            position_encoding: Some(encoding.kind()),
-            text_document_sync: Some(TextDocumentSyncCapability::Options(
-                TextDocumentSyncOptions {
-                    open_close: Some(true),
-                    change: Some(TextDocumentSyncKind::INCREMENTAL),
-                    ..TextDocumentSyncOptions::default()
-                },
-            )),
-            // Always announced (PROTOCOL.md): clients that do not announce it may still ask.
-            inline_completion_provider: Some(OneOf::Left(true)),
-            // The fallback only for clients without inline completion: a client with both would generate
-            // twice per keystroke, each request cancelling the other.
-            completion_provider: (!client_has_inline).then(CompletionOptions::default),
-            hover_provider: Some(HoverProviderCapability::Simple(true)),
-            code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
-                code_action_kinds: Some(vec![
-                    CodeActionKind::QUICKFIX,
-                    CodeActionKind::REFACTOR,
-                    CodeActionKind::REFACTOR_REWRITE,
-                ]),
-                resolve_provider: Some(true),
-                ..CodeActionOptions::default()
-            })),
-            execute_command_provider: Some(ExecuteCommandOptions {
-                commands: commands::ALL.iter().map(|c| (*c).to_owned()).collect(),
-                ..ExecuteCommandOptions::default()
-            }),
-            workspace: Some(WorkspaceServerCapabilities {
-                workspace_folders: Some(WorkspaceFoldersServerCapabilities {
-                    supported: Some(true),
-                    change_notifications: Some(OneOf::Left(true)),
-                }),
-                file_operations: None,
-            }),
-            // The languages with a grammar (PROTOCOL.md): clients register for exactly these.
-            experimental: Some(serde_json::json!({
-                "qwenLs": { "languageIds": lsp_language_ids() }
-            })),
-            ..ServerCapabilities::default()
-        };
+        let options = params.initialization_options.as_ref();
+        self.apply_settings(config::parse(options.unwrap_or(&Value::Null)));
+        let client_has_inline =
+            (client.text_document.as_ref()).is_some_and(|t| t.inline_completion.is_some());
         Ok(InitializeResult {
-            capabilities,
+            capabilities: capabilities::server(encoding, client_has_inline),
             server_info: Some(ServerInfo {
                 name: "qwen-ls".to_owned(),
                 version: Some(env!("CARGO_PKG_VERSION").to_owned()),

@@ -12,7 +12,7 @@ use tower_lsp_server::ls_types::{MessageType, Uri};
 use tower_lsp_server::Client;
 
 use super::documents::Document;
-use super::guard::lock;
+use super::guard::{cancellable, lock};
 use super::shared_documents::SharedDocuments;
 use super::status::{ModelState, Status};
 use super::warmup::WarmHost;
@@ -24,6 +24,9 @@ use qwen_tasks::{
     Analysis, Caches, DocumentPosition, InlineCompletions, Settings, TaskError, WarmOutput,
     Workspace,
 };
+
+/// What a request that needs the model answers while it or the index is loading.
+pub const NOT_READY: &str = "qwen-ls is not ready yet (see qwen-ls.status)";
 
 /// `show_problem` keys of generation failures start with this (one key per `GenError::kind`).
 const GENERATION_PROBLEM: &str = "generation:";
@@ -43,6 +46,17 @@ pub struct Engine {
     pub generator: Arc<dyn Generator>,
     /// Forward cache, explanations, completion ids.
     pub caches: Arc<Caches>,
+}
+
+impl Engine {
+    /// The façade over this model, `workspace` and `settings`, for one request.
+    pub fn analysis<'a>(
+        &'a self,
+        workspace: &'a Workspace,
+        settings: &'a Settings,
+    ) -> Analysis<'a> {
+        Analysis::new(workspace, self.generator.as_ref(), &self.caches, settings)
+    }
 }
 
 /// What the client announced at `initialize` that changes what we send.
@@ -271,6 +285,16 @@ impl State {
         self.show_problem(&key, MessageType::ERROR, message).await;
     }
 
+    /// Runs `task` over the façade on the blocking pool, cancelled when the request is dropped; `None` while
+    /// the model or the workspace is not ready.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(Analysis<'_>, &CancelToken) -> T + Send + 'static,
+    ) -> Option<T> {
+        let ((engine, workspace), settings) = (self.ready()?, self.settings());
+        Some(cancellable(move |cancel| task(engine.analysis(&workspace, &settings), cancel)).await)
+    }
+
     /// Reports how a request's generation went: a failure is shown (once per kind), a success clears them.
     pub async fn generation_done(&self, failure: Option<&TaskError>, generated: bool) {
         if let Some(error) = failure {
@@ -338,12 +362,7 @@ impl WarmHost for State {
         cancel: &CancelToken,
     ) -> Option<Result<WarmOutput, TaskError>> {
         let (settings, (engine, workspace)) = (self.settings(), self.ready()?);
-        let analysis = Analysis::new(
-            &workspace,
-            engine.generator.as_ref(),
-            &engine.caches,
-            &settings,
-        );
+        let analysis = engine.analysis(&workspace, &settings);
         Some(analysis.warm_up(at, cancel))
     }
 

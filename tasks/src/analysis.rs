@@ -154,6 +154,32 @@ impl<'a> Analysis<'a> {
         )
     }
 
+    /// [`Analysis::explain`] only when `at` is on the function's declaration line (the line with its name):
+    /// hovers follow the mouse, and explaining every body the pointer crosses would keep the model busy for
+    /// nothing. Elsewhere `None` at once, without the model.
+    pub fn explain_declaration(
+        &self,
+        at: &DocumentPosition,
+        cancel: &CancelToken,
+    ) -> Result<Option<Explanation>, TaskError> {
+        let Some(function) = self.explain_target(at)? else {
+            return Ok(None);
+        };
+        let text = match &at.text {
+            Some(text) => text.clone(),
+            None => self.workspace.task_document(&at.path, None)?.1,
+        };
+        let mut end = at.offset.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let line = text[..end].matches('\n').count();
+        if line != function.lines.0 as usize {
+            return Ok(None);
+        }
+        self.explain(at, cancel)
+    }
+
     /// An instruction applied to a range of one document, as a checked patch.
     pub fn refactor(
         &self,

@@ -14,6 +14,7 @@
 //! .complete_alternatives(…) alternatives.rs  up to 3 distinct suggestions for an invoked completion
 //! InlineCompletions   inline.rs       the keystroke policy around .complete: one generation in flight per
 //!                                     document, adaptive debounce, stale checks, the suggestion record
+//! .resolve_action(…) action.rs      "Add documentation" / "Fix diagnostics": instruction, range, check loop
 //! .explain(…)         explain.rs      hover explanation of the function at a position (functions.rs)
 //! .refactor(…), .patch(…)  edit.rs    instruction → checked patch (prompt in edit_prompt.rs, qwen-patch)
 //! .edit_until_green(…)     fix_loop/  the same, applied to a scratch copy and checked with the project's
@@ -26,6 +27,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod action;
 mod alternatives;
 mod analysis;
 mod caches;
@@ -44,6 +46,7 @@ pub mod measure;
 pub mod settings;
 mod workspace;
 
+pub use action::{ActionTarget, NoEdit, RangeAction};
 pub use alternatives::MAX_ALTERNATIVES;
 pub use analysis::{Analysis, DocumentPosition};
 pub use caches::Caches;

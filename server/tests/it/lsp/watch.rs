@@ -126,7 +126,7 @@ fn files_changed_behind_the_editors_back_keep_the_index_equal_to_a_full_reindex(
     assert_eq!(
         globs,
         [
-            "**/*.{rs,py,pyi,js,mjs,cjs,jsx,ts,mts,cts,tsx,go}",
+            "**/*.{rs,py,pyi,js,mjs,cjs,jsx,ts,mts,cts,tsx,go,java}",
             "**/.gitignore",
             "**/.ignore",
             "**/.qwenignore"
