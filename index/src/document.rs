@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use tree_sitter::{InputEdit, Node, Point, Tree};
+use tree_sitter::{InputEdit, Node, Tree};
 
 use super::file_index::{symbols_from, FileIndex, FileSymbols};
 use super::windows::{extend_windows, line_starts, windows, Window, MAX_WINDOW_LINES};
@@ -85,7 +85,7 @@ impl Document {
                 len: self.text.len(),
             });
         }
-        let input = input_edit(&self.text, start, end, &edit.new_text);
+        let input = syntax::input_edit(&self.text, start, end, &edit.new_text);
         self.text.replace_range(start..end, &edit.new_text);
         let symbols = match (self.language, self.tree.take()) {
             (Some(spec), Some(mut tree)) => {
@@ -412,35 +412,4 @@ fn line_bounds(text: &str, range: Range<usize>) -> Range<usize> {
             .map_or(text.len(), |i| range.end + i + 1)
     };
     start..end
-}
-
-fn input_edit(text: &str, start: usize, old_end: usize, new_text: &str) -> InputEdit {
-    let start_position = point_at(text, start);
-    let old_end_position = point_at(text, old_end);
-    let new_end_position = match new_text.rfind('\n') {
-        Some(last) => Point::new(
-            start_position.row + new_text.matches('\n').count(),
-            new_text.len() - last - 1,
-        ),
-        None => Point::new(start_position.row, start_position.column + new_text.len()),
-    };
-    InputEdit {
-        start_byte: start,
-        old_end_byte: old_end,
-        new_end_byte: start + new_text.len(),
-        start_position,
-        old_end_position,
-        new_end_position,
-    }
-}
-
-/// Row and byte column of a byte offset.
-fn point_at(text: &str, byte: usize) -> Point {
-    let before = &text.as_bytes()[..byte];
-    let row = before.iter().filter(|&&b| b == b'\n').count();
-    let column = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(byte, |i| byte - i - 1);
-    Point::new(row, column)
 }

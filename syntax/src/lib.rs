@@ -5,10 +5,14 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod edit;
+pub mod items;
 pub mod language;
 pub mod parse;
 pub mod tags;
 
+pub use edit::{input_edit, point_after, point_at, InputEdit};
+pub use items::AppendedItems;
 pub use language::{
     fence_language, language_for_id, language_for_name, language_for_path, lsp_language_ids,
     LanguageSpec, Lexical, QueryCompileError, LANGUAGES,

@@ -406,8 +406,8 @@ pub fn complete_with_stats(
     } else {
         request.language_id.clone()
     };
-    let grammar = language_for_path(Path::new(&resolved.display_path)).map(|spec| spec.grammar());
-    let mut session = CompletionSession::new(text, resolved.offset, &language_id, grammar.as_ref());
+    let grammar = language_for_path(Path::new(&resolved.display_path));
+    let mut session = CompletionSession::new(text, resolved.offset, &language_id, grammar);
     let (offers, prefill_limit) = offers(
         workspace,
         generator,

@@ -16,9 +16,8 @@
 //! <document after the edit, with $0 after the inserted text; \r shown as ␍>
 //! ```
 
+use qwen_syntax::LanguageSpec;
 use std::path::{Path, PathBuf};
-
-use tree_sitter::Language;
 
 use super::{complete_text, CompletionSession, Outcome, Rejection, StopReason};
 
@@ -30,9 +29,9 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/completion")
 }
 
-/// The grammar a test uses for a language name: the syntax table's, as the server proper gets it.
-pub(crate) fn grammar_for(lang: &str) -> Option<Language> {
-    qwen_syntax::language_for_name(lang).map(|spec| spec.grammar())
+/// The language a test uses for a language name: the syntax table's row, as the server proper gets it.
+pub(crate) fn grammar_for(lang: &str) -> Option<&'static LanguageSpec> {
+    qwen_syntax::language_for_name(lang)
 }
 
 struct Case {
@@ -133,7 +132,7 @@ fn render(case: &Case, outcome: &Outcome) -> String {
 }
 
 /// Feeds the model output in deltas of 1 to 3 chars (cycling), as a tokenizer would.
-fn run_streamed(case: &Case, grammar: Option<&Language>) -> Outcome {
+fn run_streamed(case: &Case, grammar: Option<&'static LanguageSpec>) -> Outcome {
     let mut session = CompletionSession::new(&case.document, case.offset, &case.lang, grammar);
     let chars: Vec<(usize, char)> = case.model.char_indices().collect();
     let mut i = 0;
@@ -183,10 +182,10 @@ fn golden_completion_cases() {
             &case.document,
             case.offset,
             &case.lang,
-            grammar.as_ref(),
+            grammar,
             &case.model,
         );
-        let streamed = run_streamed(&case, grammar.as_ref());
+        let streamed = run_streamed(&case, grammar);
         if whole.result != streamed.result
             || whole.stop.map(|s| s.reason) != streamed.stop.map(|s| s.reason)
         {

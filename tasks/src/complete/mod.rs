@@ -40,7 +40,7 @@ pub use postprocess::{postprocess, Completion, Rejection};
 pub use repetition::is_repetitive;
 pub use stop::{Stop, StopReason, StopRules};
 
-use tree_sitter::Language;
+use qwen_syntax::LanguageSpec;
 
 /// The result of one completion: why generation was cut (if it was) and what to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl<'a> CompletionSession<'a> {
         text: &'a str,
         offset: usize,
         language_id: &str,
-        grammar: Option<&Language>,
+        grammar: Option<&'static LanguageSpec>,
     ) -> Self {
         let context = CursorContext::new(text, offset, Lang::from_id(language_id));
         let rules = StopRules::new(&context, grammar);
@@ -102,7 +102,7 @@ pub fn complete_text(
     text: &str,
     offset: usize,
     language_id: &str,
-    grammar: Option<&Language>,
+    grammar: Option<&'static LanguageSpec>,
     generated: &str,
 ) -> Outcome {
     let mut session = CompletionSession::new(text, offset, language_id, grammar);
@@ -147,7 +147,7 @@ mod tests {
             let grammar = grammar_for(lang);
             for offset in 0..=doc.len() + 1 {
                 for output in outputs {
-                    let outcome = complete_text(&doc, offset, lang, grammar.as_ref(), output);
+                    let outcome = complete_text(&doc, offset, lang, grammar, output);
                     if let Ok(completion) = &outcome.result {
                         assert!(
                             doc.is_char_boundary(completion.range.start),
@@ -176,7 +176,7 @@ mod tests {
         let doc = "fn add(a: i32, b: i32) -> i32 {\n    \n}\n";
         let offset = doc.find("    \n").map(|i| i + 4).expect("body line");
         let grammar = grammar_for("rust");
-        let mut session = CompletionSession::new(doc, offset, "rust", grammar.as_ref());
+        let mut session = CompletionSession::new(doc, offset, "rust", grammar);
         assert_eq!(session.context().mode, Mode::MultiLine);
         let mut stopped = None;
         for delta in ["a ", "+ b", "\n", "}", "\n\nfn sub() {}"] {

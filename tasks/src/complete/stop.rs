@@ -16,7 +16,7 @@
 //!
 //! A leading `<think>` block is skipped: rules apply only to the text after it.
 
-use tree_sitter::Language;
+use qwen_syntax::LanguageSpec;
 
 use super::context::{CursorContext, Mode};
 use super::language::Lang;
@@ -113,7 +113,7 @@ struct FirstLineIndent {
 
 impl StopRules {
     /// Rules for a completion at `ctx`. With a `grammar`, the sibling-item rule is on.
-    pub fn new(ctx: &CursorContext<'_>, grammar: Option<&Language>) -> StopRules {
+    pub fn new(ctx: &CursorContext<'_>, grammar: Option<&'static LanguageSpec>) -> StopRules {
         let line_prefix_blank = ctx.line_prefix_blank();
         let scope = if ctx.after_opener {
             Some((ctx.indent_width(), true))
@@ -450,7 +450,7 @@ mod tests {
     fn stream(
         doc: &str,
         lang: Lang,
-        grammar: Option<&Language>,
+        grammar: Option<&'static LanguageSpec>,
         deltas: &[&str],
     ) -> Option<(usize, Stop)> {
         let offset = doc.find("$0").expect("cursor marker");

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use tree_sitter::{Language, Parser};
+use qwen_syntax::LanguageSpec;
 
 use super::CompletionSession;
 
@@ -40,7 +40,7 @@ const COMPLETION: &str = "let mut total = 0;\n        for k in 0..y {\n         
 fn streamed(
     doc: &str,
     cursor: usize,
-    grammar: &Language,
+    grammar: &'static LanguageSpec,
     completion: &str,
 ) -> ([Duration; 3], usize) {
     let start = Instant::now();
@@ -65,17 +65,13 @@ fn streamed(
     )
 }
 
-fn naive(doc: &str, cursor: usize, grammar: &Language, completion: &str) -> Duration {
+fn naive(doc: &str, cursor: usize, grammar: &'static LanguageSpec, completion: &str) -> Duration {
     let start = Instant::now();
-    let mut parser = Parser::new();
-    if parser.set_language(grammar).is_err() {
-        return Duration::ZERO;
-    }
     // A few parses are enough to know the cost of one; extrapolate to every line end.
     let line_ends: Vec<usize> = completion.match_indices('\n').map(|(end, _)| end).collect();
     for &end in line_ends.iter().take(NAIVE_SAMPLES) {
         let text = format!("{}{}{}", &doc[..cursor], &completion[..end], &doc[cursor..]);
-        let _ = parser.parse(&text, None);
+        let _ = qwen_syntax::parse(grammar, &text, None);
     }
     let sampled = line_ends.len().clamp(1, NAIVE_SAMPLES) as f64;
     start.elapsed().mul_f64(line_ends.len() as f64 / sampled)
@@ -83,8 +79,7 @@ fn naive(doc: &str, cursor: usize, grammar: &Language, completion: &str) -> Dura
 
 #[test]
 fn stop_rules_timing_on_a_large_document() {
-    let grammar: Language =
-        crate::complete::golden_tests::grammar_for("rust").expect("in the syntax table");
+    let grammar = crate::complete::golden_tests::grammar_for("rust").expect("in the syntax table");
     for (label, in_impl) in [
         ("2000 top-level fns", false),
         ("2000 methods in one impl", true),
@@ -92,9 +87,9 @@ fn stop_rules_timing_on_a_large_document() {
         let (doc, cursor) = big_document(2000, in_impl);
         let completion =
             COMPLETION.replace("\n    ", if in_impl { "\n        " } else { "\n    " });
-        let ([created, pushed, finished], deltas) = streamed(&doc, cursor, &grammar, &completion);
+        let ([created, pushed, finished], deltas) = streamed(&doc, cursor, grammar, &completion);
         let ours = created + pushed + finished;
-        let baseline = naive(&doc, cursor, &grammar, &completion);
+        let baseline = naive(&doc, cursor, grammar, &completion);
         eprintln!(
             "stop rules, {label} ({} KiB): session {created:?} + {deltas} deltas {pushed:?} ({:?}/delta) + finish \
              {finished:?}; naive full reparse per line end (extrapolated) {baseline:?}; ratio {:.1}x",
