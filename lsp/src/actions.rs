@@ -61,22 +61,20 @@ pub async fn code_action(
 ) -> Result<Option<CodeActionResponse>> {
     let params = stamped.params;
     let uri = params.text_document.uri;
-    if !state.settings().code_actions.enabled {
-        return Ok(Some(Vec::new()));
-    }
-    let Some(version) = state.documents.lock().version(&uri) else {
+    let version = state.documents.lock().version(&uri);
+    // Nothing while disabled, and nothing for a text that changed since the request was sent.
+    let Some(version) = version
+        .filter(|v| state.settings().code_actions.enabled && stamped.arrival.version == Some(*v))
+    else {
         return Ok(Some(Vec::new()));
     };
-    if stamped.arrival.version != Some(version) {
-        return Ok(Some(Vec::new()));
-    }
-    let only = params.context.only.as_ref();
+    let (context, range) = (params.context, params.range);
     let listed = list(
         &uri,
         version,
-        params.range,
-        params.context.diagnostics,
-        only,
+        range,
+        context.diagnostics,
+        context.only.as_ref(),
     );
     Ok(Some(
         listed
@@ -203,7 +201,45 @@ async fn resolve_edit(
     state: &Arc<State>,
     data: &ActionData,
 ) -> std::result::Result<tower_lsp_server::ls_types::WorkspaceEdit, Dropped> {
-    let dropped = |message: &str| Dropped(format!("qwen-ls: {message}"));
+    let (action, target) = action_of(state, data)?;
+    let (engine, workspace) = (state.ready()).ok_or_else(|| Dropped(NOT_READY.to_owned()))?;
+    let settings = state.settings();
+    // With checks, a fix runs rounds: they are reported as cancellable `$/progress`.
+    let cancel = CancelToken::new();
+    let checks = engine
+        .analysis(&workspace, &settings)
+        .action_runs_checks(&action);
+    let progress = match checks {
+        true => Some(
+            WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await,
+        ),
+        false => None,
+    };
+    let reporter = progress.as_ref().map(WorkDone::reporter);
+    let note = move |event: LoopEvent<'_>| reporter.iter().for_each(|r| r.note(&event.to_string()));
+    // Dropping this request (`$/cancelRequest`) cancels the generation or the loop.
+    let on_drop = CancelOnDrop::new(cancel.clone());
+    let files = blocking(move || {
+        let analysis = engine.analysis(&workspace, &settings);
+        analysis.resolve_action(&action, target, &note, &cancel)
+    });
+    let files = files.await;
+    on_drop.disarm();
+    if let Some(progress) = progress {
+        progress.end().await;
+    }
+    workspace_edit(state, &files.map_err(|NoEdit(message)| dropped(&message))?)
+}
+
+fn dropped(message: &str) -> Dropped {
+    Dropped(format!("qwen-ls: {message}"))
+}
+
+/// The action a listed one stands for, on the document as it is now (if it has not changed since).
+fn action_of(
+    state: &State,
+    data: &ActionData,
+) -> std::result::Result<(RangeAction, ActionTarget), Dropped> {
     let (doc, encoding) = (state.documents.lock().with_encoding(&data.uri))
         .ok_or_else(|| dropped("the document is no longer open"))?;
     if doc.version != data.version {
@@ -211,7 +247,6 @@ async fn resolve_edit(
             "the document changed since the action was listed; nothing was applied",
         ));
     }
-    let (engine, workspace) = (state.ready()).ok_or_else(|| Dropped(NOT_READY.to_owned()))?;
     let action = match data.action.as_str() {
         "fix" => {
             RangeAction::FixDiagnostics(data.diagnostics.iter().map(diagnostic_info).collect())
@@ -223,28 +258,5 @@ async fn resolve_edit(
         text: Arc::from(doc.text.to_string()),
         range: byte_range(&doc.text, data.range, encoding),
     };
-    let settings = state.settings();
-    let analysis = engine.analysis(&workspace, &settings);
-    // With checks, a fix runs rounds: they are reported as cancellable `$/progress`.
-    let cancel = CancelToken::new();
-    let progress = match analysis.action_runs_checks(&action) {
-        true => Some(
-            WorkDone::begin_cancellable(state, FIX_DIAGNOSTICS, "starting", cancel.clone()).await,
-        ),
-        false => None,
-    };
-    let reporter = progress.as_ref().map(WorkDone::reporter);
-    // Dropping this request (`$/cancelRequest`) cancels the generation or the loop.
-    let on_drop = CancelOnDrop::new(cancel.clone());
-    let files = blocking(move || {
-        let analysis = engine.analysis(&workspace, &settings);
-        let note = |event: LoopEvent<'_>| reporter.iter().for_each(|r| r.note(&event.to_string()));
-        analysis.resolve_action(&action, target, &note, &cancel)
-    })
-    .await;
-    on_drop.disarm();
-    if let Some(progress) = progress {
-        progress.end().await;
-    }
-    workspace_edit(state, &files.map_err(|NoEdit(message)| dropped(&message))?)
+    Ok((action, target))
 }

@@ -2,15 +2,27 @@
 
 use tower_lsp_server::ls_types::{
     ClientCapabilities, CodeActionKind, CodeActionOptions, CodeActionProviderCapability,
-    CompletionOptions, ExecuteCommandOptions, HoverProviderCapability, OneOf, ServerCapabilities,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    CompletionOptions, ExecuteCommandOptions, HoverProviderCapability, InitializeResult, OneOf,
+    ServerCapabilities, ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind,
+    TextDocumentSyncOptions, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 
 use super::commands;
 use super::position::Encoding;
 use super::state::ClientSupport;
 use qwen_syntax::lsp_language_ids;
+
+/// The answer to `initialize`: the capabilities and who we are.
+pub fn initialize_result(encoding: Encoding, client_has_inline: bool) -> InitializeResult {
+    InitializeResult {
+        capabilities: server(encoding, client_has_inline),
+        server_info: Some(ServerInfo {
+            name: "qwen-ls".to_owned(),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }),
+        offset_encoding: None,
+    }
+}
 
 /// The server's capabilities for a client that negotiated `encoding` (and has inline completion or not).
 pub fn server(encoding: Encoding, client_has_inline: bool) -> ServerCapabilities {

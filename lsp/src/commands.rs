@@ -94,56 +94,61 @@ pub async fn execute(
     state: Arc<State>,
     stamped: Stamped<ExecuteCommandParams>,
 ) -> Result<Option<Value>> {
-    let ExecuteCommandParams {
-        command, arguments, ..
-    } = stamped.params;
-    let arrival = stamped.arrival;
-    match command.as_str() {
+    let (params, arrival) = (stamped.params, stamped.arrival);
+    let (command, arguments) = (params.command.as_str(), &params.arguments[..]);
+    // Each command's first argument, in the type its function takes.
+    macro_rules! arg {
+        () => {
+            first_arg(command, arguments)?
+        };
+    }
+    match command {
         STATUS => Ok(Some(state.status().command_result())),
-        COMPLETION_ACCEPTED => {
-            let args: AcceptedArgs = first_arg(&command, &arguments)?;
-            state.log.accepted(&args.id);
-            Ok(None)
-        }
-        COMPLETION_PARTIALLY_ACCEPTED => {
-            let args: PartiallyAcceptedArgs = first_arg(&command, &arguments)?;
-            let unit = PartialUnit::parse(&args.unit).ok_or_else(|| {
-                Error::invalid_params(format!(
-                    "{command}: unit {:?}: expected \"word\" or \"line\"",
-                    args.unit
-                ))
-            })?;
-            state.log.partially_accepted(&args.id, unit, args.chars);
-            Ok(None)
-        }
-        EXPLAIN => {
-            let args: PositionArgs = first_arg(&command, &arguments)?;
-            let markdown =
-                explain_at(&state, &args.uri, args.position, arrival, Where::Anywhere).await;
-            Ok(Some(
-                markdown.map_or(Value::Null, |m| json!({ "markdown": m })),
-            ))
-        }
-        DUMP_PROMPT => {
-            let args: PositionArgs = first_arg(&command, &arguments)?;
-            dump_prompt(&state, &args).await.map(Some)
-        }
+        COMPLETION_ACCEPTED => accepted(&state, arg!()),
+        COMPLETION_PARTIALLY_ACCEPTED => partially_accepted(&state, command, arg!()),
+        EXPLAIN => explain(&state, arg!(), arrival).await,
+        DUMP_PROMPT => dump_prompt(&state, &arg!()).await.map(Some),
         VERIFY_INDEX => verify_index(&state).await.map(Some),
-        REFACTOR => {
-            let args: RefactorArgs = first_arg(&command, &arguments)?;
-            Ok(Some(
-                refactor_command(&state, args, arrival).await.to_json(),
-            ))
-        }
-        APPLY_INSTRUCTION => {
-            let args: ApplyArgs = first_arg(&command, &arguments)?;
-            Ok(Some(apply_instruction(&state, args).await.to_json()))
-        }
+        REFACTOR => Ok(Some(
+            refactor_command(&state, arg!(), arrival).await.to_json(),
+        )),
+        APPLY_INSTRUCTION => Ok(Some(apply_instruction(&state, arg!()).await.to_json())),
         other => Err(Error::invalid_params(format!(
             "unknown command {other:?}; qwen-ls knows {}",
             ALL.join(", ")
         ))),
     }
+}
+
+fn accepted(state: &State, args: AcceptedArgs) -> Result<Option<Value>> {
+    state.log.accepted(&args.id);
+    Ok(None)
+}
+
+fn partially_accepted(
+    state: &State,
+    command: &str,
+    args: PartiallyAcceptedArgs,
+) -> Result<Option<Value>> {
+    let unit = PartialUnit::parse(&args.unit).ok_or_else(|| {
+        let unit = &args.unit;
+        Error::invalid_params(format!(
+            "{command}: unit {unit:?}: expected \"word\" or \"line\""
+        ))
+    })?;
+    state.log.partially_accepted(&args.id, unit, args.chars);
+    Ok(None)
+}
+
+async fn explain(
+    state: &Arc<State>,
+    args: PositionArgs,
+    arrival: Arrival,
+) -> Result<Option<Value>> {
+    let markdown = explain_at(state, &args.uri, args.position, arrival, Where::Anywhere).await;
+    Ok(Some(
+        markdown.map_or(Value::Null, |m| json!({ "markdown": m })),
+    ))
 }
 
 /// LSP's `RequestFailed` (-32803): the request was valid but could not be served.
@@ -199,46 +204,56 @@ fn not_an_edit(answer: &EditAnswer) -> Option<Applied> {
 }
 
 async fn refactor_command(state: &Arc<State>, args: RefactorArgs, arrival: Arrival) -> Applied {
-    let instruction = match precheck(state, args.instruction.as_deref()) {
-        Ok(i) => i,
+    let request = match precheck(state, args.instruction.as_deref())
+        .and_then(|instruction| refactor_request(state, &args, arrival, instruction))
+    {
+        Ok(request) => request,
         Err(applied) => return applied,
     };
+    let answer = state.run(move |analysis, cancel| analysis.refactor(&request, cancel));
+    finish(state, "qwen-ls: refactor", answer.await).await
+}
+
+/// The refactor the command asks for, in bytes of the document as the editor has it, or as the disk has a
+/// file that is not open (read through the workspace: the gate refuses a secret before a byte is read).
+fn refactor_request(
+    state: &State,
+    args: &RefactorArgs,
+    arrival: Arrival,
+    instruction: String,
+) -> std::result::Result<RefactorRequest, Applied> {
     let Some((_, workspace)) = state.ready() else {
-        return Applied::not(NOT_READY);
+        return Err(Applied::not(NOT_READY));
     };
     let encoding = state.documents.lock().encoding;
     let (path, text, range) = match open_document(state, &args.uri) {
+        Some(doc) if arrival.version.is_some_and(|v| v != doc.version) => {
+            return Err(Applied::not(
+                "the document changed before the refactor started; not applied",
+            ));
+        }
         Some(doc) => {
-            if arrival.version.is_some_and(|v| v != doc.version) {
-                return Applied::not(
-                    "the document changed before the refactor started; not applied",
-                );
-            }
             let range = byte_range(&doc.text, args.range, encoding);
-            (doc.path(), Some(Arc::from(doc.text.to_string())), range)
+            (doc.path(), Arc::from(doc.text.to_string()), range)
         }
         None => {
-            // A file that is not open: positions refer to the disk text.
             let Some(path) = file_path(&args.uri) else {
-                return Applied::not(format!("{} is not open and not a file", args.uri.as_str()));
+                let uri = args.uri.as_str();
+                return Err(Applied::not(format!("{uri} is not open and not a file")));
             };
-            // Read through the workspace: the gate refuses a secret before a byte is read.
-            let text = match workspace.task_document(&path, None) {
-                Ok((_, text)) => text,
-                Err(e) => return Applied::not(format!("qwen-ls: {e}")),
-            };
+            let (_, text) = (workspace.task_document(&path, None))
+                .map_err(|e| Applied::not(format!("qwen-ls: {e}")))?;
             let range = byte_range(&ropey::Rope::from_str(&text), args.range, encoding);
-            (path, Some(text), range)
+            (path, text, range)
         }
     };
-    let request = RefactorRequest {
+    let text = Some(text);
+    Ok(RefactorRequest {
         path,
         text,
         range,
         instruction,
-    };
-    let answer = state.run(move |analysis, cancel| analysis.refactor(&request, cancel));
-    finish(state, "qwen-ls: refactor", answer.await).await
+    })
 }
 
 async fn apply_instruction(state: &Arc<State>, args: ApplyArgs) -> Applied {

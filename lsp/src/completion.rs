@@ -11,7 +11,7 @@ use tower_lsp_server::ls_types::{
     Command, CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse,
     CompletionTextEdit, InlineCompletionItem, InlineCompletionList, InlineCompletionParams,
     InlineCompletionResponse, InlineCompletionTriggerKind, InsertTextFormat, Range,
-    TextDocumentPositionParams, TextEdit,
+    TextDocumentPositionParams, TextEdit, Uri,
 };
 
 use super::commands::COMPLETION_ACCEPTED;
@@ -20,13 +20,46 @@ use super::guard::cancellable;
 use super::position::{lsp_range, offset};
 use super::state::State;
 use super::warmup::Trigger as WarmTrigger;
-use qwen_tasks::InlineRequest;
+use qwen_tasks::{Completion, InlineAnswer, InlineRequest};
 
 /// A suggestion in LSP coordinates.
 struct Shown {
     range: Range,
     text: String,
     id: String,
+}
+
+impl Shown {
+    fn inline_item(self) -> InlineCompletionItem {
+        InlineCompletionItem {
+            command: Some(accept_command(&self.id)),
+            insert_text: self.text,
+            filter_text: None,
+            range: Some(self.range),
+            insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+        }
+    }
+
+    fn completion_item(self) -> CompletionItem {
+        let first_line = self
+            .text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        CompletionItem {
+            label: first_line.trim().chars().take(80).collect(),
+            kind: Some(CompletionItemKind::TEXT),
+            detail: Some("qwen-ls".to_owned()),
+            filter_text: None,
+            insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+            command: Some(accept_command(&self.id)),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit::new(
+                self.range, self.text,
+            ))),
+            preselect: Some(true),
+            ..CompletionItem::default()
+        }
+    }
 }
 
 /// `textDocument/inlineCompletion`.
@@ -36,23 +69,9 @@ pub async fn inline(
 ) -> Result<Option<InlineCompletionResponse>> {
     let params = stamped.params;
     let explicit = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
-    let shown = suggest(
-        &state,
-        &params.text_document_position,
-        stamped.arrival,
-        explicit,
-    )
-    .await;
-    let items = shown
-        .into_iter()
-        .map(|s| InlineCompletionItem {
-            insert_text: s.text,
-            filter_text: None,
-            range: Some(s.range),
-            command: Some(accept_command(&s.id)),
-            insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
-        })
-        .collect();
+    let position = &params.text_document_position;
+    let shown = suggest(&state, position, stamped.arrival, explicit).await;
+    let items = shown.into_iter().map(Shown::inline_item).collect();
     Ok(Some(InlineCompletionResponse::List(InlineCompletionList {
         items,
     })))
@@ -64,28 +83,11 @@ pub async fn completion(
     stamped: Stamped<CompletionParams>,
 ) -> Result<Option<CompletionResponse>> {
     let params = stamped.params;
-    let explicit = params.context.as_ref().is_some_and(|c| {
-        c.trigger_kind == tower_lsp_server::ls_types::CompletionTriggerKind::INVOKED
-    });
-    let position = params.text_document_position;
-    let shown = suggest(&state, &position, stamped.arrival, explicit).await;
-    let items: Vec<CompletionItem> = shown
-        .into_iter()
-        .map(|s| {
-            let first_line = s.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            CompletionItem {
-                label: first_line.trim().chars().take(80).collect(),
-                kind: Some(CompletionItemKind::TEXT),
-                detail: Some("qwen-ls".to_owned()),
-                filter_text: None,
-                insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
-                text_edit: Some(CompletionTextEdit::Edit(TextEdit::new(s.range, s.text))),
-                command: Some(accept_command(&s.id)),
-                preselect: Some(true),
-                ..CompletionItem::default()
-            }
-        })
-        .collect();
+    let invoked = tower_lsp_server::ls_types::CompletionTriggerKind::INVOKED;
+    let explicit = (params.context.as_ref()).is_some_and(|c| c.trigger_kind == invoked);
+    let position = &params.text_document_position;
+    let shown = suggest(&state, position, stamped.arrival, explicit).await;
+    let items = shown.into_iter().map(Shown::completion_item).collect();
     Ok(Some(CompletionResponse::Array(items)))
 }
 
@@ -105,8 +107,8 @@ async fn suggest(
     explicit: bool,
 ) -> Vec<Shown> {
     let arrived = Instant::now();
-    let uri = position.text_document.uri.clone();
-    let Some((doc, encoding, log_name)) = state.documents.lock().with_log_name(&uri) else {
+    let uri = &position.text_document.uri;
+    let Some((doc, encoding, log_name)) = state.documents.lock().with_log_name(uri) else {
         return Vec::new();
     };
     let at = offset(&doc.text, position.position, encoding);
@@ -118,41 +120,34 @@ async fn suggest(
         explicit,
         arrived,
     };
-    let serving = state.clone();
-    let answer = cancellable(move |cancel| {
-        let (settings, ready) = (serving.settings(), serving.ready());
-        let analysis =
-            (ready.as_ref()).map(|(engine, workspace)| engine.analysis(workspace, &settings));
-        let current_version = || serving.documents.lock().version(&uri);
-        serving.inline.suggest(
-            &settings,
-            analysis,
-            &serving.log,
-            &request,
-            &current_version,
-            cancel,
-        )
-    })
-    .await;
+    let answer = serve(state, uri.clone(), request).await;
     state
         .generation_done(answer.failure.as_ref(), answer.generated)
         .await;
     if answer.warm_here {
         // The user is here: if the full prompt did not run, prefill it while the engine is idle.
-        let uri = &position.text_document.uri;
         state
             .documents
             .warmer()
             .want(uri, Some(at), WarmTrigger::Request);
     }
-    let range = |c: &qwen_tasks::Completion| lsp_range(&doc.text, c.range.clone(), encoding);
-    answer
-        .completions
-        .into_iter()
-        .map(|c| Shown {
-            range: range(&c),
-            text: c.text,
-            id: c.id,
-        })
-        .collect()
+    let shown = |c: Completion| Shown {
+        range: lsp_range(&doc.text, c.range, encoding),
+        text: c.text,
+        id: c.id,
+    };
+    answer.completions.into_iter().map(shown).collect()
+}
+
+/// [`qwen_tasks::InlineCompletions::suggest`] on the blocking pool, cancelled with the request.
+async fn serve(state: &Arc<State>, uri: Uri, request: InlineRequest) -> InlineAnswer {
+    let state = state.clone();
+    cancellable(move |cancel| {
+        let (settings, ready) = (state.settings(), state.ready());
+        let analysis = (ready.as_ref()).map(|(engine, ws)| engine.analysis(ws, &settings));
+        let current_version = || state.documents.lock().version(&uri);
+        let log = &state.log;
+        (state.inline).suggest(&settings, analysis, log, &request, &current_version, cancel)
+    })
+    .await
 }

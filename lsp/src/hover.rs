@@ -15,7 +15,6 @@ use tower_lsp_server::ls_types::{
 use super::front_door::{Arrival, Stamped};
 use super::position::offset;
 use super::state::State;
-use qwen_tasks::TaskError;
 
 /// `textDocument/hover`.
 pub async fn hover(state: Arc<State>, stamped: Stamped<HoverParams>) -> Result<Option<Hover>> {
@@ -23,19 +22,14 @@ pub async fn hover(state: Arc<State>, stamped: Stamped<HoverParams>) -> Result<O
     if !state.settings().hover.enabled {
         return Ok(None);
     }
-    let explained = explain_at(
-        &state,
-        &position.text_document.uri,
-        position.position,
-        stamped.arrival,
-        Where::DeclarationLine,
-    )
-    .await;
-    Ok(explained.map(|markdown| Hover {
-        contents: HoverContents::Markup(MarkupContent {
-            kind: MarkupKind::Markdown,
-            value: markdown,
-        }),
+    let (uri, at) = (&position.text_document.uri, position.position);
+    let explained = explain_at(&state, uri, at, stamped.arrival, Where::DeclarationLine).await;
+    let markdown = |value| MarkupContent {
+        kind: MarkupKind::Markdown,
+        value,
+    };
+    Ok(explained.map(|value| Hover {
+        contents: HoverContents::Markup(markdown(value)),
         range: None,
     }))
 }
@@ -72,18 +66,6 @@ pub async fn explain_at(
     if state.documents.lock().version(uri) != Some(doc.version) {
         return None;
     }
-    match result {
-        Ok(explanation) => {
-            state.generation_done(None, explanation.is_some()).await;
-            explanation
-                .map(|e| e.markdown)
-                .filter(|m| !m.trim().is_empty())
-        }
-        Err(TaskError::Cancelled) => None,
-        Err(e) => {
-            tracing::warn!("explain failed: {e}");
-            state.generation_done(Some(&e), false).await;
-            None
-        }
-    }
+    let explanation = state.settle("explain", result, Option::is_some).await??;
+    Some(explanation.markdown).filter(|m| !m.trim().is_empty())
 }

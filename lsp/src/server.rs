@@ -12,7 +12,7 @@ use tower_lsp_server::ls_types::{
     DidChangeConfigurationParams, DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams,
     DidOpenTextDocumentParams, ExecuteCommandParams, Hover, HoverParams, InitializeParams,
     InitializeResult, InitializedParams, InlineCompletionParams, InlineCompletionResponse,
-    MessageType, ServerInfo, WorkDoneProgressCancelParams,
+    MessageType, WorkDoneProgressCancelParams, WorkspaceFoldersChangeEvent,
 };
 use tower_lsp_server::LanguageServer;
 
@@ -59,6 +59,19 @@ fn workspace_folders(params: &InitializeParams) -> Vec<PathBuf> {
 /// Whether two paths name the same directory (compared canonically when they exist).
 fn same_dir(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// `folders` after a `workspace/didChangeWorkspaceFolders` event: removed ones out, new directories in (once).
+fn changed_folders(mut folders: Vec<PathBuf>, event: &WorkspaceFoldersChangeEvent) -> Vec<PathBuf> {
+    for removed in event.removed.iter().filter_map(|f| file_path(&f.uri)) {
+        folders.retain(|f| !same_dir(f, &removed));
+    }
+    for added in event.added.iter().filter_map(|f| file_path(&f.uri)) {
+        if added.is_dir() && !folders.iter().any(|f| same_dir(f, &added)) {
+            folders.push(added);
+        }
+    }
+    folders
 }
 
 impl Server {
@@ -184,14 +197,7 @@ impl LanguageServer for Server {
         self.apply_settings(config::parse(options.unwrap_or(&Value::Null)));
         let client_has_inline =
             (client.text_document.as_ref()).is_some_and(|t| t.inline_completion.is_some());
-        Ok(InitializeResult {
-            capabilities: capabilities::server(encoding, client_has_inline),
-            server_info: Some(ServerInfo {
-                name: "qwen-ls".to_owned(),
-                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-            }),
-            offset_encoding: None,
-        })
+        Ok(capabilities::initialize_result(encoding, client_has_inline))
     }
 
     async fn initialized(&self, _: InitializedParams) {
@@ -230,25 +236,8 @@ impl LanguageServer for Server {
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
-        let mut folders: Vec<PathBuf> = self
-            .state
-            .root()
-            .into_iter()
-            .chain(self.state.folders())
-            .collect();
-        for removed in params
-            .event
-            .removed
-            .iter()
-            .filter_map(|f| file_path(&f.uri))
-        {
-            folders.retain(|f| !same_dir(f, &removed));
-        }
-        for added in params.event.added.iter().filter_map(|f| file_path(&f.uri)) {
-            if added.is_dir() && !folders.iter().any(|f| same_dir(f, &added)) {
-                folders.push(added);
-            }
-        }
+        let current = self.state.root().into_iter().chain(self.state.folders());
+        let folders = changed_folders(current.collect(), &params.event);
         tracing::info!("workspace folders now {folders:?}: indexing again");
         self.set_folders(folders);
         tokio::spawn(startup::load_index(self.state.clone()));

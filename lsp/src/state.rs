@@ -295,6 +295,29 @@ impl State {
         Some(cancellable(move |cancel| task(engine.analysis(&workspace, &settings), cancel)).await)
     }
 
+    /// A task's result for the editor: the value, or `None` after logging the failure (and showing a model
+    /// failure to the user); a cancelled task is silent. `generated` says whether a value came from the model
+    /// (a success clears the failures shown).
+    pub async fn settle<T>(
+        &self,
+        what: &str,
+        result: Result<T, TaskError>,
+        generated: impl FnOnce(&T) -> bool,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.generation_done(None, generated(&value)).await;
+                Some(value)
+            }
+            Err(TaskError::Cancelled) => None,
+            Err(e) => {
+                tracing::warn!("{what} failed: {e}");
+                self.generation_done(Some(&e), false).await;
+                None
+            }
+        }
+    }
+
     /// Reports how a request's generation went: a failure is shown (once per kind), a success clears them.
     pub async fn generation_done(&self, failure: Option<&TaskError>, generated: bool) {
         if let Some(error) = failure {
