@@ -3,11 +3,6 @@
 
 use std::sync::Arc;
 
-/// Special token that opens a repository-level prompt.
-pub const REPO_NAME_TOKEN: &str = "<|repo_name|>";
-/// Special token that starts each file.
-pub const FILE_SEP_TOKEN: &str = "<|file_sep|>";
-
 /// Why an item was packed (the signal that contributed most to its score).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -113,12 +108,16 @@ impl PackedContext {
     }
 }
 
-/// `<|repo_name|>name\n`.
+/// `<|repo_name|>name\n`, as text (`qwen_format` writes it).
 pub fn header_text(repo_name: &str) -> String {
-    format!("{REPO_NAME_TOKEN}{repo_name}\n")
+    let mut text = String::new();
+    qwen_format::repo_header(&mut text, repo_name);
+    text
 }
 
-/// `<|file_sep|>path\ncontent`.
+/// `<|file_sep|>path\ncontent`, as text (`qwen_format` writes it).
 pub fn item_text(path: &str, content: &str) -> String {
-    format!("{FILE_SEP_TOKEN}{path}\n{content}")
+    let mut text = String::new();
+    qwen_format::repo_file(&mut text, path, content);
+    text
 }

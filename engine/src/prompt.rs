@@ -7,9 +7,7 @@
 
 use crate::tokenizer::{SpecialToken, SpecialTokens, Tokenizer, TokenizerError};
 
-/// Tokens [`Prompt::chat`] adds around a system and a user message and the assistant turn
-/// (`<|im_start|>role\n … <|im_end|>\n` ×2 + `<|im_start|>assistant\n`): what budgets reserve for the template.
-pub const CHAT_TEMPLATE_TOKENS: usize = 16;
+pub use qwen_format::CHAT_TEMPLATE_TOKENS;
 
 /// One piece of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +106,7 @@ impl Prompt {
     /// `<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>`.
     pub fn fim(prefix: &str, suffix: &str) -> Self {
         let mut p = Prompt::new(PromptKind::Fim);
-        p.push_fim(prefix, suffix);
+        qwen_format::fim(&mut p, prefix, suffix);
         p
     }
 
@@ -124,19 +122,15 @@ impl Prompt {
         suffix: &str,
     ) -> Self {
         let mut p = Prompt::new(PromptKind::Fim);
-        p.push_special(SpecialToken::RepoName);
-        p.push_text(format!("{repo}\n"));
+        qwen_format::repo_header(&mut p, repo);
         for file in files {
-            p.push_special(SpecialToken::FileSep);
-            let mut text = format!("{}\n{}", file.path, file.content);
-            if !text.ends_with('\n') {
-                text.push('\n');
+            match file.content.ends_with('\n') {
+                true => qwen_format::repo_file(&mut p, file.path, file.content),
+                false => qwen_format::repo_file(&mut p, file.path, &format!("{}\n", file.content)),
             }
-            p.push_text(text);
         }
-        p.push_special(SpecialToken::FileSep);
-        p.push_text(format!("{target}\n"));
-        p.push_fim(prefix, suffix);
+        qwen_format::repo_file(&mut p, target, "");
+        qwen_format::fim(&mut p, prefix, suffix);
         p
     }
 
@@ -145,24 +139,12 @@ impl Prompt {
     pub fn chat(messages: &[Message], add_generation_prompt: bool) -> Self {
         let mut p = Prompt::new(PromptKind::Chat);
         for m in messages {
-            p.push_special(SpecialToken::ImStart);
-            p.push_text(format!("{}\n{}", m.role.as_str(), m.content));
-            p.push_special(SpecialToken::ImEnd);
-            p.push_text("\n");
+            qwen_format::chat_message(&mut p, m.role.as_str(), &m.content);
         }
         if add_generation_prompt {
-            p.push_special(SpecialToken::ImStart);
-            p.push_text("assistant\n");
+            qwen_format::chat_generation(&mut p);
         }
         p
-    }
-
-    fn push_fim(&mut self, prefix: &str, suffix: &str) {
-        self.push_special(SpecialToken::FimPrefix);
-        self.push_text(prefix);
-        self.push_special(SpecialToken::FimSuffix);
-        self.push_text(suffix);
-        self.push_special(SpecialToken::FimMiddle);
     }
 
     /// Appends literal text (merged with a preceding text piece).
@@ -224,6 +206,17 @@ impl Prompt {
     /// Ids of [`Prompt::stop_specials`] that the tokenizer has.
     pub fn stop_tokens(&self, specials: &SpecialTokens) -> Vec<u32> {
         specials.ids_of(self.stop_specials())
+    }
+}
+
+/// The formats of `qwen_format` write into a prompt as pieces: a special token stays a special token.
+impl qwen_format::Sink for Prompt {
+    fn text(&mut self, text: &str) {
+        self.push_text(text);
+    }
+
+    fn special(&mut self, token: SpecialToken) {
+        self.push_special(token);
     }
 }
 

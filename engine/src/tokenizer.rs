@@ -37,58 +37,7 @@ pub enum TokenizerError {
     MissingSpecial(&'static str),
 }
 
-/// The special tokens prompts are built from, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SpecialToken {
-    /// `<|endoftext|>`: end of document (also the base models' EOS).
-    EndOfText,
-    /// `<|im_start|>`: opens a chat turn.
-    ImStart,
-    /// `<|im_end|>`: closes a chat turn (the Instruct models' EOS).
-    ImEnd,
-    /// `<|fim_prefix|>`.
-    FimPrefix,
-    /// `<|fim_suffix|>`.
-    FimSuffix,
-    /// `<|fim_middle|>`.
-    FimMiddle,
-    /// `<|fim_pad|>`.
-    FimPad,
-    /// `<|repo_name|>`: repository-level FIM header.
-    RepoName,
-    /// `<|file_sep|>`: repository-level FIM file separator.
-    FileSep,
-}
-
-impl SpecialToken {
-    /// Every special token the engine knows.
-    pub const ALL: [SpecialToken; 9] = [
-        SpecialToken::EndOfText,
-        SpecialToken::ImStart,
-        SpecialToken::ImEnd,
-        SpecialToken::FimPrefix,
-        SpecialToken::FimSuffix,
-        SpecialToken::FimMiddle,
-        SpecialToken::FimPad,
-        SpecialToken::RepoName,
-        SpecialToken::FileSep,
-    ];
-
-    /// The token's text in `tokenizer.json`.
-    pub fn text(self) -> &'static str {
-        match self {
-            SpecialToken::EndOfText => "<|endoftext|>",
-            SpecialToken::ImStart => "<|im_start|>",
-            SpecialToken::ImEnd => "<|im_end|>",
-            SpecialToken::FimPrefix => "<|fim_prefix|>",
-            SpecialToken::FimSuffix => "<|fim_suffix|>",
-            SpecialToken::FimMiddle => "<|fim_middle|>",
-            SpecialToken::FimPad => "<|fim_pad|>",
-            SpecialToken::RepoName => "<|repo_name|>",
-            SpecialToken::FileSep => "<|file_sep|>",
-        }
-    }
-}
+pub use qwen_format::SpecialToken;
 
 /// Ids of the special tokens, resolved by name from the tokenizer (`None` when a tokenizer lacks one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
