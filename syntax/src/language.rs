@@ -22,7 +22,8 @@ pub struct LanguageSpec {
     /// What completion post-processing needs to know of its lexing and layout.
     pub lexical: Lexical,
     grammar: fn() -> Language,
-    tags_source: &'static str,
+    /// The row's own tag query, then the ones it inherits (merged section by section: `tags_source`).
+    tags_sources: &'static [&'static str],
     compiled: OnceLock<Result<CompiledQuery, QueryCompileError>>,
 }
 
@@ -206,7 +207,7 @@ impl LanguageSpec {
         family: &'static str,
         lexical: Lexical,
         grammar: fn() -> Language,
-        tags_source: &'static str,
+        tags_sources: &'static [&'static str],
     ) -> Self {
         Self {
             name,
@@ -215,7 +216,7 @@ impl LanguageSpec {
             family,
             lexical,
             grammar,
-            tags_source,
+            tags_sources,
             compiled: OnceLock::new(),
         }
     }
@@ -225,9 +226,11 @@ impl LanguageSpec {
         (self.grammar)()
     }
 
-    /// The embedded tag query source (`syntax/queries/<lang>/tags.scm`).
-    pub fn tags_source(&self) -> &'static str {
-        self.tags_source
+    /// The tag query: the row's own query and the ones it inherits, merged section by section (`; ---- name
+    /// ----` lines), own patterns first in each section — the first pattern that captures a node wins, and
+    /// every definition pattern must come before every reference pattern.
+    pub fn tags_source(&self) -> String {
+        merge_sections(self.tags_sources)
     }
 
     /// The compiled tag query; an error names the language and the query position that failed to compile.
@@ -244,7 +247,7 @@ impl LanguageSpec {
 }
 
 fn compile(spec: &LanguageSpec) -> Result<CompiledQuery, QueryError> {
-    let query = Query::new(&spec.grammar(), spec.tags_source)?;
+    let query = Query::new(&spec.grammar(), &spec.tags_source())?;
     let capture_roles = query
         .capture_names()
         .iter()
@@ -254,6 +257,38 @@ fn compile(spec: &LanguageSpec) -> Result<CompiledQuery, QueryError> {
         query,
         capture_roles,
     })
+}
+
+/// The sections of `sources` (each a run of lines after a `; ---- name ----` line), in the order they first
+/// appear, each the concatenation of that section of every source in order. Lines before a source's first
+/// section (its header comment) are left out.
+fn merge_sections(sources: &[&str]) -> String {
+    let mut sections: Vec<(&str, String)> = Vec::new();
+    for source in sources {
+        let mut current: Option<usize> = None;
+        for line in source.lines() {
+            if let Some(name) = line
+                .strip_prefix("; ---- ")
+                .and_then(|l| l.strip_suffix(" ----"))
+            {
+                let index = match sections.iter().position(|(n, _)| *n == name) {
+                    Some(index) => index,
+                    None => {
+                        sections.push((name, String::new()));
+                        sections.len() - 1
+                    }
+                };
+                current = Some(index);
+            } else if let Some(index) = current {
+                sections[index].1.push_str(line);
+                sections[index].1.push('\n');
+            }
+        }
+    }
+    sections
+        .into_iter()
+        .map(|(name, body)| format!("; ---- {name} ----\n{body}"))
+        .collect()
 }
 
 fn role_of(capture: &str) -> CaptureRole {
@@ -270,11 +305,12 @@ fn role_of(capture: &str) -> CaptureRole {
     }
 }
 
-/// Declares a table row whose query lives in `syntax/queries/<folder>/tags.scm`.
+/// Declares a table row whose query lives in `syntax/queries/<folder>/tags.scm`, after which come the
+/// queries of the folders it inherits.
 macro_rules! language {
     (
         $name:literal, [$($ext:literal),*], [$($id:literal),*], family $family:literal, $lexical:expr,
-        $grammar:expr, $folder:literal
+        $grammar:expr, $folder:literal $(inherits $($parent:literal),+)?
     ) => {
         LanguageSpec::new(
             $name,
@@ -283,7 +319,10 @@ macro_rules! language {
             $family,
             $lexical,
             || $grammar.into(),
-            include_str!(concat!("../queries/", $folder, "/tags.scm")),
+            &[
+                include_str!(concat!("../queries/", $folder, "/tags.scm")),
+                $($(include_str!(concat!("../queries/", $parent, "/tags.scm")),)+)?
+            ],
         )
     };
 }
@@ -308,7 +347,7 @@ pub static LANGUAGES: [LanguageSpec; 7] = [
         family "javascript",
         JAVASCRIPT,
         tree_sitter_javascript::LANGUAGE,
-        "javascript"
+        "javascript" inherits "ecmascript"
     ),
     language!(
         "typescript",
@@ -317,7 +356,7 @@ pub static LANGUAGES: [LanguageSpec; 7] = [
         family "javascript",
         TYPESCRIPT,
         tree_sitter_typescript::LANGUAGE_TYPESCRIPT,
-        "typescript"
+        "typescript" inherits "ecmascript"
     ),
     language!(
         "tsx",
@@ -326,7 +365,7 @@ pub static LANGUAGES: [LanguageSpec; 7] = [
         family "javascript",
         TYPESCRIPT,
         tree_sitter_typescript::LANGUAGE_TSX,
-        "typescript"
+        "typescript" inherits "ecmascript"
     ),
     language!("go", ["go"], ["go"], family "go", GO, tree_sitter_go::LANGUAGE, "go"),
     language!(
@@ -385,6 +424,25 @@ pub fn language_for_name(name: &str) -> Option<&'static LanguageSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inherited_queries_merge_section_by_section_own_patterns_first() {
+        let own = "; header\n; ---- definitions ----\n(a)\n; ---- references ----\n(b)\n";
+        let parent = "; other header\n; ---- definitions ----\n(c)\n; ---- imports ----\n(d)\n";
+        assert_eq!(
+            merge_sections(&[own, parent]),
+            "; ---- definitions ----\n(a)\n(c)\n; ---- references ----\n(b)\n; ---- imports ----\n(d)\n"
+        );
+        // Every row's merged query compiles against its grammar.
+        for spec in &LANGUAGES {
+            assert!(
+                spec.tags_query().is_ok(),
+                "{}: {:?}",
+                spec.name,
+                spec.tags_query().err()
+            );
+        }
+    }
 
     #[test]
     fn announced_language_ids_are_the_tables_and_distinct() {
