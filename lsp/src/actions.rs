@@ -59,23 +59,16 @@ pub async fn code_action(
     state: Arc<State>,
     stamped: Stamped<CodeActionParams>,
 ) -> Result<Option<CodeActionResponse>> {
-    let params = stamped.params;
-    let uri = params.text_document.uri;
+    let (params, arrival) = (stamped.params, stamped.arrival.version);
+    let (uri, context) = (params.text_document.uri, params.context);
     let version = state.documents.lock().version(&uri);
     // Nothing while disabled, and nothing for a text that changed since the request was sent.
-    let Some(version) = version
-        .filter(|v| state.settings().code_actions.enabled && stamped.arrival.version == Some(*v))
-    else {
+    let enabled = state.settings().code_actions.enabled;
+    let Some(version) = version.filter(|v| enabled && arrival == Some(*v)) else {
         return Ok(Some(Vec::new()));
     };
-    let (context, range) = (params.context, params.range);
-    let listed = list(
-        &uri,
-        version,
-        range,
-        context.diagnostics,
-        context.only.as_ref(),
-    );
+    let (diagnostics, only) = (context.diagnostics, context.only.as_ref());
+    let listed = list(&uri, version, params.range, diagnostics, only);
     Ok(Some(
         listed
             .into_iter()

@@ -209,7 +209,7 @@ impl Applied {
     }
 
     /// The command result.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         match &self.message {
             Some(m) => serde_json::json!({ "applied": self.applied, "message": m }),
             None => serde_json::json!({ "applied": self.applied }),

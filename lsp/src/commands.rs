@@ -98,9 +98,9 @@ pub async fn execute(
     let (command, arguments) = (params.command.as_str(), &params.arguments[..]);
     // Each command's first argument, in the type its function takes.
     macro_rules! arg {
-        () => {
+        () => {{
             first_arg(command, arguments)?
-        };
+        }};
     }
     match command {
         STATUS => Ok(Some(state.status().command_result())),
@@ -109,15 +109,15 @@ pub async fn execute(
         EXPLAIN => explain(&state, arg!(), arrival).await,
         DUMP_PROMPT => dump_prompt(&state, &arg!()).await.map(Some),
         VERIFY_INDEX => verify_index(&state).await.map(Some),
-        REFACTOR => Ok(Some(
-            refactor_command(&state, arg!(), arrival).await.to_json(),
-        )),
-        APPLY_INSTRUCTION => Ok(Some(apply_instruction(&state, arg!()).await.to_json())),
-        other => Err(Error::invalid_params(format!(
-            "unknown command {other:?}; qwen-ls knows {}",
-            ALL.join(", ")
-        ))),
+        REFACTOR => Ok(Some(refactor_command(&state, arg!(), arrival).await.json())),
+        APPLY_INSTRUCTION => Ok(Some(apply_instruction(&state, arg!()).await.json())),
+        other => Err(unknown_command(other)),
     }
+}
+
+fn unknown_command(name: &str) -> Error {
+    let known = ALL.join(", ");
+    Error::invalid_params(format!("unknown command {name:?}; qwen-ls knows {known}"))
 }
 
 fn accepted(state: &State, args: AcceptedArgs) -> Result<Option<Value>> {
