@@ -349,11 +349,16 @@ return function(H)
       local want = vim.deepcopy(expected)
       table.sort(want)
       H.eq(want, order)
-      -- Cycling on wraps around, and <M-[> goes back.
+      -- Cycling on wraps around, and <M-[> goes back. Keys reach the child asynchronously (nvim_input queues
+      -- them), so each step waits for the suggestion shown to change, rather than reading it once.
       local before = child:wait(shown_code, 5000, "a suggestion")
+      local shown = "local t = require('qwen-ls.ghost').shown_text(0); t = t and vim.trim(t); "
+      local shown_is = shown .. "return t ~= nil and t == ..."
+      local shown_is_not = shown .. "return t ~= nil and t ~= '' and t ~= ..."
       child:input("<M-]>")
+      child:wait(shown_is_not, 5000, "another suggestion after <M-]>", before)
       child:input("<M-[>")
-      H.eq(before, child:wait(shown_code, 5000, "the same suggestion again"))
+      child:wait(shown_is, 5000, "the same suggestion again after <M-[>", before)
     end, { backend = "openai", openai = { endpoint = endpoint } }))
   end
 
