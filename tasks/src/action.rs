@@ -96,7 +96,7 @@ impl Analysis<'_> {
                 "the model's answer could not be turned into an edit: {failure}"
             ))
         })?;
-        changed_files(&proposal).ok_or_else(|| NoEdit("the model proposed no change".to_owned()))
+        changed_files(proposal).ok_or_else(|| NoEdit("the model proposed no change".to_owned()))
     }
 
     fn until_green(
@@ -112,22 +112,17 @@ impl Analysis<'_> {
         for round in &result.rounds {
             tracing::info!("{}", round.summary());
         }
-        match (
-            result.verdict,
-            result.proposal.as_ref().and_then(changed_files),
-        ) {
-            (Verdict::Green, Some(files)) => Ok(files),
-            (Verdict::Green, None) => Err(NoEdit(
-                "the checks pass and the model proposed no change".to_owned(),
-            )),
-            _ => Err(NoEdit(format!("{}; nothing was applied", result.summary()))),
+        if result.verdict != Verdict::Green {
+            return Err(NoEdit(format!("{}; nothing was applied", result.summary())));
         }
+        (result.proposal.and_then(changed_files))
+            .ok_or_else(|| NoEdit("the checks pass and the model proposed no change".to_owned()))
     }
 }
 
-fn changed_files(proposal: &EditProposal) -> Option<Vec<FileEdit>> {
-    let files = proposal.files();
-    (!files.is_empty()).then(|| files.to_vec())
+fn changed_files(proposal: EditProposal) -> Option<Vec<FileEdit>> {
+    let files = proposal.into_files();
+    (!files.is_empty()).then_some(files)
 }
 
 /// `range` extended to cover lines `lines` (0-based, inclusive) of `text`, if given.

@@ -104,6 +104,11 @@ impl EditProposal {
         &self.files
     }
 
+    /// [`EditProposal::files`], owned (no copy of the texts).
+    pub fn into_files(self) -> Vec<FileEdit> {
+        self.files
+    }
+
     /// Writes the files atomically, only if each still holds what the patch was computed against; otherwise
     /// nothing is written (the CLI's `--apply`; the LSP applies [`EditProposal::files`] through the editor).
     /// Configuration edits and introduced syntax errors are refused ([`PreparedPatch::apply`]).
