@@ -11,7 +11,7 @@ pub mod language;
 pub mod parse;
 pub mod tags;
 
-pub use edit::{input_edit, point_after, point_at, InputEdit};
+pub use edit::{input_edit, InputEdit};
 pub use items::AppendedItems;
 pub use language::{
     fence_language, language_for_id, language_for_name, language_for_path, lsp_language_ids,

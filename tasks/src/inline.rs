@@ -383,7 +383,7 @@ fn at_line_start(text: &str, offset: usize) -> bool {
 }
 
 /// Where `debug.dumpPrompt` writes: next to `logFile`, else in the cache directory.
-pub fn prompt_dir(settings: &Settings) -> Option<PathBuf> {
+fn prompt_dir(settings: &Settings) -> Option<PathBuf> {
     match settings
         .log_file
         .as_deref()

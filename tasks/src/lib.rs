@@ -69,7 +69,7 @@ pub use generator::{
     GeneratorInfo, LocalGenerator, LocalOptions, Sampling, SessionKey, Speed, WarmFinish,
     WarmOutput,
 };
-pub use inline::{prompt_dir, InlineAnswer, InlineCompletions, InlineRequest};
+pub use inline::{InlineAnswer, InlineCompletions, InlineRequest};
 pub use settings::{
     Backend, CodeActionSettings, CompletionSettings, DTypeSetting, DebugSettings, HoverSettings,
     OpenAiSettings, Settings, SpeculativeMode, ThreadSettings, DEFAULT_DRAFT_MODEL,
