@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::server::{free_port, gguf, Proxy};
+use super::server::{gguf, DeadEndpoint, Proxy};
 use super::{LlamaServer, MODEL};
 use crate::common::fixture_copy;
 use crate::lsp::binary::{session, Process};
@@ -36,7 +36,8 @@ fn real_binary_session_on_a_remote_server() {
 #[test]
 fn a_server_that_is_down_is_shown_once_and_never_hangs_a_request() {
     let p = Process::start();
-    let endpoint = format!("http://127.0.0.1:{}/v1", free_port());
+    let dead = DeadEndpoint::new();
+    let endpoint = dead.url.clone();
     p.initialize(json!({ "backend": "openai", "openai": { "endpoint": endpoint } }));
     let client = &p.client;
     let path = p.repo.path().join("src/geometry.rs");
@@ -98,8 +99,8 @@ fn the_cli_completes_through_a_remote_server() {
             .expect("run qwen-ls")
     };
     // Nothing listening: exit 3 with the message saying what to do, the key nowhere.
-    let dead = format!("http://127.0.0.1:{}/v1", free_port());
-    let output = complete(&dead);
+    let dead = DeadEndpoint::new();
+    let output = complete(&dead.url);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(

@@ -17,7 +17,7 @@ use qwen_ls::tasks::{
     LocalGenerator, LocalOptions, Sampling, SessionKey, SpeculativeMode,
 };
 
-use server::{fake_server, free_port, gguf, Proxy, SSE_HEAD};
+use server::{fake_server, gguf, DeadEndpoint, Proxy, SSE_HEAD};
 pub use server::{LlamaServer, ALIAS};
 
 /// The fixture every server test serves (Q8_0: the block type whose arithmetic our engine shares with ggml).
@@ -395,7 +395,8 @@ fn malformed_and_truncated_streams_are_reported() {
 
 #[test]
 fn an_unreachable_server_fails_fast_and_says_what_to_do() {
-    let remote = generator(&format!("http://127.0.0.1:{}/v1", free_port()));
+    let dead = DeadEndpoint::new();
+    let remote = generator(&dead.url);
     let started = Instant::now();
     let error = remote.discover().expect_err("nothing listens");
     assert!(matches!(error, GenError::Unreachable { .. }), "{error:?}");

@@ -8,12 +8,13 @@
 //! one. Without it the tests that need the server print a loud SKIPPED line and pass — unless
 //! `QWEN_LS_REQUIRE_REMOTE=1`, which CI sets, turns the skip into a failure.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The model name the server is started with (`--model_alias`).
@@ -49,12 +50,49 @@ pub fn llama_python(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A free loopback port (bound, then released for the server to take).
+/// A free loopback port (bound, then released for the server to take), never one this process handed out
+/// before: Linux readily gives a just-released port to the next `bind(0)`, so two servers started by parallel
+/// tests would otherwise race for one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    // Ports seen twice stay bound until a new one turns up, so `bind(0)` cannot offer them again meanwhile.
+    let mut seen_before = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().expect("the bound port").port();
+        if handed_out.insert(port) {
+            return port;
+        }
+        seen_before.push(listener);
+    }
+}
+
+/// An endpoint where nothing listens, for as long as it lives: its port stays bound (so no server another test
+/// starts can take it, which a released `free_port` allows) but never listens, so connecting is refused.
+pub struct DeadEndpoint {
+    _socket: socket2::Socket,
+    /// `http://127.0.0.1:<port>/v1`.
+    pub url: String,
+}
+
+impl DeadEndpoint {
+    pub fn new() -> DeadEndpoint {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+        let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+        socket.bind(&any_port.into()).expect("bind a loopback port");
+        let port = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .expect("the bound port");
+        DeadEndpoint {
+            _socket: socket,
+            url: format!("http://127.0.0.1:{port}/v1"),
+        }
+    }
 }
 
 /// A llama.cpp OpenAI-compatible server (see the module documentation) on loopback; killed on drop.
