@@ -112,6 +112,7 @@ async fn suggest(
         return Vec::new();
     };
     let at = offset(&doc.text, position.position, encoding);
+    state.documents.warmer().request_arrived(uri, at);
     let request = InlineRequest {
         document: uri.as_str().to_owned(),
         log_name,

@@ -4,11 +4,15 @@
 //!
 //! One target at a time, the newest: a new one cancels the warm-up running for an older one. A target is
 //! acted on only after [`QUIET`] without a newer one (no prompt is built per keystroke), and the generator
-//! runs it only while no request waits, stopping within one layer when a request arrives. What the server
-//! does not know it guesses: a document opened without an edit is warmed where its last request was, else
-//! at its start.
+//! runs it only while no request waits, stopping within one layer when a request arrives. A completion
+//! request cancels every warm-up, running or pending, as soon as it arrives: a warm-up prepared for an older
+//! target (the start of a just-opened file) would otherwise take the engine the moment the request is done and
+//! cut the KV session the request filled back to their common prefix; the answered request sets the next
+//! target. What the server does not know it guesses: a document opened without an edit is warmed where its
+//! last request was, else at its start.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +73,8 @@ struct Target {
     offset: Option<usize>,
     trigger: Trigger,
     at: Instant,
+    /// [`Warmer::news`] when it was set.
+    news: u64,
 }
 
 /// The warm-up scheduler; see the module documentation.
@@ -79,6 +85,8 @@ pub struct Warmer {
     running: Mutex<Option<CancelToken>>,
     /// The last request position per document (for a document opened again).
     last_request: Mutex<HashMap<Uri, usize>>,
+    /// Counts targets and arrived requests: a warm-up whose target is not the newest news is stale.
+    news: AtomicU64,
 }
 
 impl Warmer {
@@ -92,11 +100,25 @@ impl Warmer {
             offset,
             trigger,
             at: Instant::now(),
+            news: self.news.fetch_add(1, Ordering::SeqCst) + 1,
         });
+        self.cancel_running();
+        self.wake.notify_one();
+    }
+
+    /// A completion request at `offset` of `uri` arrived: no warm-up runs until it is answered (see the
+    /// module documentation).
+    pub fn request_arrived(&self, uri: &Uri, offset: usize) {
+        lock(&self.last_request).insert(uri.clone(), offset);
+        self.news.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.latest) = None;
+        self.cancel_running();
+    }
+
+    fn cancel_running(&self) {
         if let Some(running) = lock(&self.running).take() {
             running.cancel();
         }
-        self.wake.notify_one();
     }
 
     /// Forgets a closed document.
@@ -148,6 +170,10 @@ impl Warmer {
         let document = relative_path.unwrap_or_else(|| target.uri.as_str().to_owned());
         let cancel = CancelToken::new();
         *lock(&self.running) = Some(cancel.clone());
+        // News between taking the target and registering `cancel` found nothing to cancel.
+        if self.news.load(Ordering::SeqCst) != target.news {
+            cancel.cancel();
+        }
         let at = doc.position(offset);
         let warming = host.clone();
         // A panic inside a warm-up must not end the warm-ups: it is one failed warm-up.
@@ -193,5 +219,98 @@ impl Warmer {
             queue: Duration::from_secs_f64(output.as_ref().map_or(0.0, |o| o.queue_secs)),
             prefill: Duration::from_secs_f64(output.as_ref().map_or(0.0, |o| o.prefill_secs)),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    /// A host whose warm-up holds the engine until it is cancelled, recording where each one ran.
+    struct Host {
+        document: Document,
+        /// (offset, cancelled) of each warm-up that started; `cancelled` is set when it ends.
+        runs: Mutex<Vec<(usize, bool)>>,
+    }
+
+    impl WarmHost for Host {
+        fn completions_enabled(&self) -> bool {
+            true
+        }
+
+        fn document(&self, _: &Uri) -> Option<(Document, Option<String>)> {
+            Some((self.document.clone(), None))
+        }
+
+        fn warm_up(
+            &self,
+            at: &DocumentPosition,
+            cancel: &CancelToken,
+        ) -> Option<Result<WarmOutput, TaskError>> {
+            let run = {
+                let mut runs = lock(&self.runs);
+                runs.push((at.offset, false));
+                runs.len() - 1
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !cancel.is_cancelled() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            lock(&self.runs)[run].1 = cancel.is_cancelled();
+            Some(Err(TaskError::Cancelled))
+        }
+
+        fn log(&self, _: &WarmUp) {}
+    }
+
+    fn started() -> (Arc<Warmer>, Arc<Host>, Uri) {
+        let uri = Uri::from_str("file:///w/src/lib.rs").expect("uri");
+        let host = Arc::new(Host {
+            document: Document {
+                uri: uri.clone(),
+                language_id: "rust".into(),
+                version: 1,
+                text: ropey::Rope::from_str("fn a() {}\nfn b() {}\n"),
+                file: None,
+                indexed_path: None,
+                last_edit: None,
+                refused: None,
+            },
+            runs: Mutex::new(Vec::new()),
+        });
+        let warmer = Arc::new(Warmer::default());
+        tokio::spawn(warmer.clone().run(host.clone()));
+        (warmer, host, uri)
+    }
+
+    async fn runs_after(host: &Host, wait: Duration) -> Vec<(usize, bool)> {
+        tokio::time::sleep(wait).await;
+        lock(&host.runs).clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_cancels_the_running_warm_up_and_the_answer_sets_the_next_target() {
+        let (warmer, host, uri) = started();
+        warmer.want(&uri, None, Trigger::Open);
+        // Opened without an edit: warmed at the start, holding the engine.
+        assert_eq!(runs_after(&host, QUIET * 3).await, vec![(0, false)]);
+        warmer.request_arrived(&uri, 12);
+        // Cancelled at once, and nothing else runs while the request is served.
+        assert_eq!(runs_after(&host, QUIET * 3).await, vec![(0, true)]);
+        warmer.want(&uri, Some(12), Trigger::Request);
+        assert_eq!(
+            runs_after(&host, QUIET * 3).await,
+            vec![(0, true), (12, false)]
+        );
+        warmer.request_arrived(&uri, 12);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_right_after_opening_leaves_no_warm_up_for_the_opening() {
+        let (warmer, host, uri) = started();
+        warmer.want(&uri, None, Trigger::Open);
+        warmer.request_arrived(&uri, 12);
+        assert_eq!(runs_after(&host, QUIET * 3).await, vec![]);
     }
 }
