@@ -17,6 +17,7 @@ use super::quant::{q4_k, q6_k, QK8_0};
 /// The AVX-512 VNNI kernel set.
 pub(crate) static KERNELS: KernelSet = KernelSet {
     q4k: q4k_tile,
+    q4k_rows: None,
     q6k: q6k_tile,
     q8_0: q8_0_tile,
 };

@@ -2,7 +2,8 @@
 //! target: one binary carries every variant and picks the best the CPU reports, so a release build
 //! never silently runs scalar code on a CPU with AVX2 or AVX-512.
 
-use super::acts::{ActBlockK, RowQ8_0};
+use super::acts::{ActBlockK, Activations, RowQ8_0};
+use super::matmul::{OutPtr, QuantMatrix};
 use super::quant::QuantType;
 use super::scalar;
 
@@ -245,10 +246,34 @@ pub(crate) type TileK =
 /// One Q8_0 weight row against a tile of tokens' Q8_0 activations (same contract as [`TileK`]).
 pub(crate) type TileQ8 = unsafe fn(w: *const u8, nb: usize, acts: &[RowQ8_0], out: &mut [f32]);
 
+/// Rows `r0..r1` (a multiple of [`GROUP_ROWS`] long) of a matrix for many tokens at once, writing
+/// `out[slot(i) * out_stride + r]` for the `i`-th token of `tokens`.
+///
+/// # Safety
+/// The contract of [`super::matmul::compute_rows`]; the CPU supports the kernel's level.
+pub(crate) type RowsK = unsafe fn(
+    w: &QuantMatrix<'_>,
+    acts: &Activations,
+    tokens: &[usize],
+    slot: &dyn Fn(usize) -> usize,
+    r0: usize,
+    r1: usize,
+    out: OutPtr,
+    out_stride: usize,
+);
+
+/// Rows a [`RowsK`] kernel computes together.
+pub(crate) const GROUP_ROWS: usize = 8;
+/// Fewer tokens than this use the tile kernels: a [`RowsK`] regroups its rows first, which costs about one
+/// token's worth of work.
+pub(crate) const GROUP_MIN_TOKENS: usize = 8;
+
 /// The kernels of one [`Isa`].
 pub(crate) struct KernelSet {
     /// Q4_K · Q8_K.
     pub q4k: TileK,
+    /// Q4_K · Q8_K, many tokens (prefill), where the level has a row-group kernel.
+    pub q4k_rows: Option<RowsK>,
     /// Q6_K · Q8_K.
     pub q6k: TileK,
     /// Q8_0 · Q8_0.
@@ -264,10 +289,19 @@ impl KernelSet {
             QuantType::Q8_0 => None,
         }
     }
+
+    /// The row-group kernel for `ty`, if the level has one.
+    pub(crate) fn rows(&self, ty: QuantType) -> Option<RowsK> {
+        match ty {
+            QuantType::Q4K => self.q4k_rows,
+            QuantType::Q6K | QuantType::Q8_0 => None,
+        }
+    }
 }
 
 static SCALAR: KernelSet = KernelSet {
     q4k: scalar::q4k_tile,
+    q4k_rows: None,
     q6k: scalar::q6k_tile,
     q8_0: scalar::q8_0_tile,
 };

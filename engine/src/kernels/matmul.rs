@@ -8,7 +8,7 @@
 //! `tokens` times, while decode (one token) streams each weight byte from memory exactly once.
 
 use super::acts::{ActBlockK, Activations, RowQ8_0};
-use super::isa::{KernelSet, MAX_TILE};
+use super::isa::{KernelSet, GROUP_MIN_TOKENS, GROUP_ROWS, MAX_TILE};
 use super::quant::{check_len, QuantError, QuantType};
 
 /// A borrowed `[rows, cols]` quantized matrix (e.g. a memory-mapped GGUF tensor, whose first
@@ -124,7 +124,10 @@ pub(crate) fn chunk_rows(rows: usize, threads: usize) -> usize {
     if threads <= 1 {
         return rows.max(1);
     }
-    rows.div_ceil(threads * 8).clamp(8, 256)
+    // Whole groups of rows for the row-group kernels.
+    rows.div_ceil(threads * 8)
+        .clamp(8, 256)
+        .next_multiple_of(GROUP_ROWS)
 }
 
 /// Computes rows `r0..r1` of `w` for the tokens `tokens` (indices into `acts`), writing
@@ -147,6 +150,13 @@ pub(crate) unsafe fn compute_rows(
     out: OutPtr,
     out_stride: usize,
 ) {
+    let mut r0 = r0;
+    if let Some(rows_kernel) = set.rows(w.ty).filter(|_| tokens.len() >= GROUP_MIN_TOKENS) {
+        let grouped_end = r0 + (r1 - r0) / GROUP_ROWS * GROUP_ROWS;
+        // SAFETY: forwarded contract, on whole groups of this call's rows.
+        unsafe { rows_kernel(w, acts, tokens, &slot, r0, grouped_end, out, out_stride) };
+        r0 = grouped_end;
+    }
     let nb = w.cols / w.ty.block_values();
     let mut buf = [0f32; MAX_TILE];
     for (tile_i, tile) in tokens.chunks(MAX_TILE).enumerate() {

@@ -47,6 +47,8 @@ mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_groups;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod isa;
 mod matmul;
