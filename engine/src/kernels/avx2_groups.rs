@@ -21,6 +21,8 @@ use super::quant::{q4_k, read_f16, QK_K};
 
 /// Tokens per kernel call (accumulators for more spill out of AVX2's 16 registers).
 const GROUP_TOKENS: usize = 4;
+/// Bytes of activations one pass over the groups reuses (a share of a core's L2 cache).
+const TOKEN_BLOCK_BYTES: usize = 128 * 1024;
 const _: () = assert!(GROUP_ROWS == 8, "one row per 32-bit lane of a 256-bit register");
 
 /// One Q4_K block (256 values) of 8 rows, regrouped.
@@ -90,31 +92,44 @@ pub(crate) unsafe fn q4k_rows(
 ) {
     debug_assert_eq!((r1 - r0) % GROUP_ROWS, 0);
     let nb = w.cols() / QK_K;
+    let groups = (r1 - r0) / GROUP_ROWS;
+    let mut regrouped = Vec::with_capacity(groups * nb);
     let mut group = Vec::with_capacity(nb);
+    for g in 0..groups {
+        regroup(w, r0 + g * GROUP_ROWS, &mut group);
+        regrouped.extend_from_slice(&group);
+    }
     let mut buf = [[0f32; GROUP_ROWS]; GROUP_TOKENS];
-    for g0 in (r0..r1).step_by(GROUP_ROWS) {
-        regroup(w, g0, &mut group);
-        for (tile_i, tile) in tokens.chunks(GROUP_TOKENS).enumerate() {
-            let mut ptrs = [std::ptr::null::<ActBlockK>(); GROUP_TOKENS];
-            for (p, &t) in ptrs.iter_mut().zip(tile) {
-                *p = acts.k_row(t).map_or(std::ptr::null(), |r| r.as_ptr());
-            }
-            let n = tile.len();
-            // SAFETY: `group` holds `nb` blocks; every activation row has `nb` blocks (the caller's checked
-            // shapes); `n <= GROUP_TOKENS`.
-            unsafe {
-                match n {
-                    1 => q4k_group::<1>(group.as_ptr(), nb, &ptrs, &mut buf),
-                    2 => q4k_group::<2>(group.as_ptr(), nb, &ptrs, &mut buf),
-                    3 => q4k_group::<3>(group.as_ptr(), nb, &ptrs, &mut buf),
-                    _ => q4k_group::<4>(group.as_ptr(), nb, &ptrs, &mut buf),
+    // Tokens in blocks whose activations stay in the core's cache while every group passes over them.
+    let token_block = (TOKEN_BLOCK_BYTES / (nb * std::mem::size_of::<ActBlockK>()))
+        .next_multiple_of(GROUP_TOKENS);
+    for (block_i, block) in tokens.chunks(token_block).enumerate() {
+        for g in 0..groups {
+            let g0 = r0 + g * GROUP_ROWS;
+            let group = &regrouped[g * nb..(g + 1) * nb];
+            for (tile_i, tile) in block.chunks(GROUP_TOKENS).enumerate() {
+                let mut ptrs = [std::ptr::null::<ActBlockK>(); GROUP_TOKENS];
+                for (p, &t) in ptrs.iter_mut().zip(tile) {
+                    *p = acts.k_row(t).map_or(std::ptr::null(), |r| r.as_ptr());
                 }
-            }
-            for (i, rows_out) in buf[..n].iter().enumerate() {
-                let at = slot(tile_i * GROUP_TOKENS + i) * out_stride + g0;
-                for (r, &v) in rows_out.iter().enumerate() {
-                    // SAFETY: the caller guarantees these indices are ours to write.
-                    unsafe { *out.ptr().add(at + r) = v };
+                let n = tile.len();
+                // SAFETY: `group` holds `nb` blocks; every activation row has `nb` blocks (the caller's
+                // checked shapes); `n <= GROUP_TOKENS`.
+                unsafe {
+                    match n {
+                        1 => q4k_group::<1>(group.as_ptr(), nb, &ptrs, &mut buf),
+                        2 => q4k_group::<2>(group.as_ptr(), nb, &ptrs, &mut buf),
+                        3 => q4k_group::<3>(group.as_ptr(), nb, &ptrs, &mut buf),
+                        _ => q4k_group::<4>(group.as_ptr(), nb, &ptrs, &mut buf),
+                    }
+                }
+                let first = block_i * token_block + tile_i * GROUP_TOKENS;
+                for (i, rows_out) in buf[..n].iter().enumerate() {
+                    let at = slot(first + i) * out_stride + g0;
+                    for (r, &v) in rows_out.iter().enumerate() {
+                        // SAFETY: the caller guarantees these indices are ours to write.
+                        unsafe { *out.ptr().add(at + r) = v };
+                    }
                 }
             }
         }
