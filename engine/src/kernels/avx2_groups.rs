@@ -23,7 +23,10 @@ use super::quant::{q4_k, read_f16, QK_K};
 const GROUP_TOKENS: usize = 4;
 /// Bytes of activations one pass over the groups reuses (a share of a core's L2 cache).
 const TOKEN_BLOCK_BYTES: usize = 128 * 1024;
-const _: () = assert!(GROUP_ROWS == 8, "one row per 32-bit lane of a 256-bit register");
+const _: () = assert!(
+    GROUP_ROWS == 8,
+    "one row per 32-bit lane of a 256-bit register"
+);
 
 /// One Q4_K block (256 values) of 8 rows, regrouped.
 #[derive(Clone, Copy)]
@@ -59,8 +62,7 @@ fn regroup(w: &QuantMatrix<'_>, r0: usize, out: &mut Vec<GroupBlock>) {
         for (blk, group) in row.chunks_exact(q4_k::BLOCK_BYTES).zip(out.iter_mut()) {
             let dmin = read_f16(blk, 2);
             group.d[r] = read_f16(blk, 0);
-            let (sc, mn) =
-                q4_k::unpack_scales(&blk[q4_k::SCALES_AT..q4_k::SCALES_AT + 12]);
+            let (sc, mn) = q4_k::unpack_scales(&blk[q4_k::SCALES_AT..q4_k::SCALES_AT + 12]);
             for s in 0..8 {
                 group.scales[s][2 * r] = sc[s] as i16;
                 group.scales[s][2 * r + 1] = sc[s] as i16;

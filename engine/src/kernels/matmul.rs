@@ -102,6 +102,15 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+/// Whether [`compute_rows`] may use the level's row-group kernels ([`super::isa::RowsK`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowGroups {
+    /// For many tokens, where the level has one.
+    Allowed,
+    /// Never: every token's outputs as a one-token call computes them.
+    Never,
+}
+
 /// Checks that `acts` fit `w` and `out` holds `tokens × rows`.
 pub(crate) fn check_matmul(
     w: &QuantMatrix<'_>,
@@ -141,6 +150,7 @@ pub(crate) fn chunk_rows(rows: usize, threads: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn compute_rows(
     set: &KernelSet,
+    groups: RowGroups,
     w: &QuantMatrix<'_>,
     acts: &Activations,
     tokens: &[usize],
@@ -151,7 +161,8 @@ pub(crate) unsafe fn compute_rows(
     out_stride: usize,
 ) {
     let mut r0 = r0;
-    if let Some(rows_kernel) = set.rows(w.ty).filter(|_| tokens.len() >= GROUP_MIN_TOKENS) {
+    let grouped = groups == RowGroups::Allowed && tokens.len() >= GROUP_MIN_TOKENS;
+    if let Some(rows_kernel) = set.rows(w.ty).filter(|_| grouped) {
         let grouped_end = r0 + (r1 - r0) / GROUP_ROWS * GROUP_ROWS;
         // SAFETY: forwarded contract, on whole groups of this call's rows.
         unsafe { rows_kernel(w, acts, tokens, &slot, r0, grouped_end, out, out_stride) };

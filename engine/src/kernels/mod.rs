@@ -64,7 +64,7 @@ pub use moe::{ExpertRouting, MoeScratch, QuantExperts};
 pub use pool::{ThreadPool, DEFAULT_SPIN};
 pub use quant::{QuantError, QuantType};
 
-use matmul::{check_matmul, chunk_rows, compute_rows, OutPtr};
+use matmul::{check_matmul, chunk_rows, compute_rows, OutPtr, RowGroups};
 use std::sync::Mutex;
 
 /// Below this many tokens activations are quantized on the calling thread (the pool's hand-off
@@ -251,6 +251,28 @@ impl Kernels {
         acts: &Activations,
         out: &mut [f32],
     ) -> Result<(), QuantError> {
+        self.matmul_prepared_with(w, acts, out, RowGroups::Allowed)
+    }
+
+    /// [`Kernels::matmul_prepared`] with every token's outputs computed by the kernels of a one-token call, so
+    /// that each equals what a call for that token alone gives, bit for bit (the row-group kernels sum in
+    /// another order). Speculative verification needs this.
+    pub fn matmul_prepared_per_token(
+        &self,
+        w: &QuantMatrix<'_>,
+        acts: &Activations,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        self.matmul_prepared_with(w, acts, out, RowGroups::Never)
+    }
+
+    fn matmul_prepared_with(
+        &self,
+        w: &QuantMatrix<'_>,
+        acts: &Activations,
+        out: &mut [f32],
+        groups: RowGroups,
+    ) -> Result<(), QuantError> {
         check_matmul(w, acts, out.len())?;
         #[cfg(target_arch = "x86_64")]
         if let Some(xb) = acts.bf16() {
@@ -274,7 +296,7 @@ impl Kernels {
             let (r0, r1) = (c * chunk, ((c + 1) * chunk).min(rows));
             // SAFETY: task `c` writes only columns `r0..r1` of `out` (`tokens × rows`), disjoint from
             // every other task's; shapes were checked above; `self.isa` is supported (constructor).
-            unsafe { compute_rows(set, w, acts, &tokens, |t| t, r0, r1, outp, rows) };
+            unsafe { compute_rows(set, groups, w, acts, &tokens, |t| t, r0, r1, outp, rows) };
         });
         Ok(())
     }

@@ -12,7 +12,7 @@
 //! 5, and each expert's weights are read once per call however many tokens chose it.
 
 use super::acts::Activations;
-use super::matmul::{chunk_rows, compute_rows, OutPtr, QuantMatrix};
+use super::matmul::{chunk_rows, compute_rows, OutPtr, QuantMatrix, RowGroups};
 use super::quant::{check_len, QuantError, QuantType};
 use super::Kernels;
 
@@ -390,8 +390,30 @@ impl Kernels {
                         super::amx::panels(&u, seg, a1 - a0, r0, 1, up_p, a0, ffn);
                     }
                     if !amx {
-                        compute_rows(set, &g, x_gate, toks, |i| a0 + i, r0, r1, hp, ffn);
-                        compute_rows(set, &u, x_up, toks, |i| a0 + i, r0, r1, up_p, ffn);
+                        compute_rows(
+                            set,
+                            RowGroups::Allowed,
+                            &g,
+                            x_gate,
+                            toks,
+                            |i| a0 + i,
+                            r0,
+                            r1,
+                            hp,
+                            ffn,
+                        );
+                        compute_rows(
+                            set,
+                            RowGroups::Allowed,
+                            &u,
+                            x_up,
+                            toks,
+                            |i| a0 + i,
+                            r0,
+                            r1,
+                            up_p,
+                            ffn,
+                        );
                     }
                     for a in a0..a1 {
                         for r in r0..r1 {
@@ -456,6 +478,7 @@ impl Kernels {
                 unsafe {
                     compute_rows(
                         set,
+                        RowGroups::Allowed,
                         &d,
                         h_down,
                         &ident[a0..a1],

@@ -131,7 +131,8 @@ impl Linear {
 ///
 /// `as_decode`: the rows are computed on the decode kernels with 8-bit activations quantized per row, exactly as
 /// `n` one-token calls would compute them, but in one pass over the weights (the int8 tile kernels keep one
-/// accumulator per token: a row's sum never depends on the other rows). Never the AMX/bf16 prefill path.
+/// accumulator per token: a row's sum never depends on the other rows). Never the AMX/bf16 prefill path nor
+/// the row-group kernels.
 fn quantized_matmul(
     w: &QuantWeight,
     kernels: &ModelKernels,
@@ -157,7 +158,7 @@ fn quantized_matmul(
         let mut acts = Activations::new(m.quant_type());
         decode
             .requantize_int8(&mut acts, &xs, n, cols)
-            .and_then(|()| decode.matmul_prepared(&m, &acts, &mut out))
+            .and_then(|()| decode.matmul_prepared_per_token(&m, &acts, &mut out))
     } else {
         kernels.for_tokens(n).matmul(&m, &xs, n, &mut out)
     }
