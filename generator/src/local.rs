@@ -51,7 +51,9 @@ pub struct LocalOptions {
     pub max_sessions: usize,
     /// Prefill chunk in tokens (cancellation is checked between chunks).
     pub prefill_chunk: usize,
-    /// Prefill chunk of warm-ups: small, because a request that arrives waits for the chunk running.
+    /// Prefill chunk of warm-ups. A request that arrives waits for one layer of the chunk running, and a
+    /// preempted warm-up loses the chunk's work; each chunk's matrix products regroup their weights for the
+    /// row-group kernels once, which smaller chunks pay more often (AVX2: 32 tokens ran ~30% slower than 512).
     pub warm_chunk: usize,
 }
 
@@ -61,7 +63,7 @@ impl Default for LocalOptions {
             max_kv_bytes: 1 << 30,
             max_sessions: 8,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
-            warm_chunk: 32,
+            warm_chunk: 64,
         }
     }
 }

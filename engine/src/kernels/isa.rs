@@ -263,7 +263,7 @@ pub(crate) type RowsK = unsafe fn(
 );
 
 /// Rows a [`RowsK`] kernel computes together.
-pub(crate) const GROUP_ROWS: usize = 8;
+pub(crate) const GROUP_ROWS: usize = 16;
 /// Fewer tokens than this use the tile kernels: a [`RowsK`] regroups its rows first, which costs about one
 /// token's worth of work.
 pub(crate) const GROUP_MIN_TOKENS: usize = 8;

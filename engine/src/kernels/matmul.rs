@@ -135,7 +135,7 @@ pub(crate) fn chunk_rows(rows: usize, threads: usize) -> usize {
     }
     // Whole groups of rows for the row-group kernels.
     rows.div_ceil(threads * 8)
-        .clamp(8, 256)
+        .clamp(GROUP_ROWS, 256)
         .next_multiple_of(GROUP_ROWS)
 }
 
@@ -233,6 +233,6 @@ mod tests {
     fn chunks_cover_rows() {
         assert_eq!(chunk_rows(1536, 1), 1536);
         assert_eq!(chunk_rows(1536, 2), 96);
-        assert_eq!(chunk_rows(10, 2), 8);
+        assert_eq!(chunk_rows(10, 2), 16);
     }
 }
