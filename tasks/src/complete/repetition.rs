@@ -5,10 +5,14 @@
 const LINE_REPEATS: usize = 3;
 /// Longest block of lines looked for when checking for repeated blocks.
 const MAX_BLOCK_LINES: usize = 8;
-/// Within a line: longest repeated unit, fewest repetitions and shortest repeated span that count as a loop.
-/// The span is long on purpose so that tables such as `0, 0, 0, 0` and `// ====` rulers survive.
-const MAX_UNIT: usize = 16;
-const MIN_UNIT_REPEATS: usize = 8;
+/// Within a line: longest repeated unit, fewest repetitions of a short unit (up to [`SHORT_UNIT`] bytes) and of
+/// a longer one, and the shortest repeated span that count as a loop. The span is long on purpose so that
+/// tables such as `0, 0, 0, 0` and `// ====` rulers survive; a unit of a few identifiers (`self.num_kv_heads, `)
+/// repeated four times in one line is a model stuck, not code.
+const MAX_UNIT: usize = 64;
+const SHORT_UNIT: usize = 16;
+const MIN_SHORT_UNIT_REPEATS: usize = 8;
+const MIN_LONG_UNIT_REPEATS: usize = 4;
 const MIN_LOOP_SPAN: usize = 80;
 
 /// Whether `text` loops anywhere: the same non-blank line [`LINE_REPEATS`] times in a row, a block of up to
@@ -38,7 +42,12 @@ pub(crate) fn lines_loop_at(lines: &[&str]) -> bool {
 pub(crate) fn line_loops(line: &str) -> bool {
     let bytes = line.trim_end().as_bytes();
     (1..=MAX_UNIT).any(|unit| {
-        if bytes.len() < unit * MIN_UNIT_REPEATS {
+        let min_repeats = if unit <= SHORT_UNIT {
+            MIN_SHORT_UNIT_REPEATS
+        } else {
+            MIN_LONG_UNIT_REPEATS
+        };
+        if bytes.len() < unit * min_repeats {
             return false;
         }
         let mut run = unit;
@@ -53,7 +62,7 @@ pub(crate) fn line_loops(line: &str) -> bool {
         let one_char = repeated.iter().all(|b| *b == repeated[0]);
         let meaningful = repeated.iter().any(|b| b.is_ascii_alphanumeric())
             || (!one_char && repeated.iter().any(|b| !b.is_ascii_whitespace()));
-        meaningful && run >= MIN_LOOP_SPAN && run >= unit * MIN_UNIT_REPEATS
+        meaningful && run >= MIN_LOOP_SPAN && run >= unit * min_repeats
     })
 }
 
@@ -77,5 +86,27 @@ mod tests {
         assert!(!line_loops("let v = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];"));
         assert!(!line_loops(&format!("// {}", "=".repeat(100))));
         assert!(!line_loops("fn main() {}"));
+    }
+
+    #[test]
+    fn units_of_a_few_identifiers_looping_within_a_line() {
+        // The default model at a call site of candle-transformers' gemma2.rs (`bench typing`).
+        let stuck = format!(
+            "q, k, v, scale, self.num_heads, {}",
+            "self.num_kv_groups, self.num_kv_heads, ".repeat(4)
+        );
+        assert!(line_loops(&stuck));
+        assert!(line_loops(&format!(
+            "f({}",
+            "self.num_kv_heads, ".repeat(5)
+        )));
+        // Real lines that repeat a long unit two or three times.
+        assert!(!line_loops(
+            "let shape = (batch_size, seq_len, hidden_size, batch_size, seq_len, hidden_size);"
+        ));
+        assert!(!line_loops(&format!(
+            "let zeros = [{}];",
+            "Tensor::zeros((b, h), dtype, dev)?, ".repeat(3)
+        )));
     }
 }
