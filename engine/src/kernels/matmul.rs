@@ -5,7 +5,10 @@
 //! split over chunks of output rows; within a chunk the tokens are taken in tiles of up to
 //! [`MAX_TILE`], and each weight block is unpacked once per tile and multiplied with every token of
 //! the tile, so prefill reads each weight row `tokens / MAX_TILE` times from cache instead of
-//! `tokens` times, while decode (one token) streams each weight byte from memory exactly once.
+//! `tokens` times, while decode (one token) streams each weight byte from memory exactly once. Where the
+//! level has a row-group kernel for the format ([`super::isa::RowsK`]) and there are at least
+//! [`GROUP_MIN_TOKENS`] tokens, whole groups of [`GROUP_ROWS`] rows go to it instead (the rest of the chunk to
+//! the tiles).
 
 use super::acts::{ActBlockK, Activations, RowQ8_0};
 use super::isa::{KernelSet, GROUP_MIN_TOKENS, GROUP_ROWS, MAX_TILE};
