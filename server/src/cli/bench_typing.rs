@@ -48,6 +48,9 @@ pub struct TypingBenchArgs {
     /// `completion.latencyMs` (default: the server's default; 0: always the full prompt).
     #[arg(long)]
     latency_ms: Option<u64>,
+    /// `completion.speculative` (default: the server's default).
+    #[arg(long, value_parser = ["off", "lookup", "draft"])]
+    speculative: Option<String>,
     /// Call sites to visit.
     #[arg(long, default_value_t = 10)]
     sites: usize,
@@ -321,6 +324,9 @@ fn settings(options: &TypingBenchArgs) -> Value {
     if let Some(latency) = options.latency_ms {
         settings["completion"]["latencyMs"] = json!(latency);
     }
+    if let Some(speculative) = &options.speculative {
+        settings["completion"]["speculative"] = json!(speculative);
+    }
     settings
 }
 
@@ -585,6 +591,7 @@ pub fn run(options: &TypingBenchArgs) -> anyhow::Result<()> {
         "budget": options.budget,
         "suffix_tokens": options.suffix_tokens,
         "latency_ms": options.latency_ms,
+        "speculative": options.speculative,
         "idle_secs": options.idle,
         "gap_ms": options.gap_ms,
         "isa": isa()?.name(),
