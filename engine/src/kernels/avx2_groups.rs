@@ -52,11 +52,13 @@ const EMPTY: GroupBlock = GroupBlock {
     d: [0.0; GROUP_ROWS],
 };
 
-/// Regroups rows `r0..r0 + 16` of `w` (Q4_K) into `out` (one [`GroupBlock`] per block of 256 columns).
-fn regroup(w: &QuantMatrix<'_>, r0: usize, out: &mut Vec<GroupBlock>) {
-    let nb = w.cols() / QK_K;
-    out.clear();
-    out.resize(nb, EMPTY);
+/// Regroups rows `r0..r0 + 16` of `w` (Q4_K) into `out` (one [`GroupBlock`] per block of 256 columns; every
+/// field of every block is written).
+///
+/// # Safety
+/// The CPU supports AVX2 (the byte loops are compiled for it).
+#[target_feature(enable = "avx2")]
+unsafe fn regroup(w: &QuantMatrix<'_>, r0: usize, out: &mut [GroupBlock]) {
     let row_bytes = w.row_bytes();
     for (b, group) in out.iter_mut().enumerate() {
         // words[h][8p + k][4r + i]: GGUF byte 32p + 4k + i of row 8h + r, which holds value 4k + i of sub-block
@@ -110,11 +112,10 @@ pub(crate) unsafe fn q4k_rows(
     debug_assert_eq!((r1 - r0) % GROUP_ROWS, 0);
     let nb = w.cols() / QK_K;
     let groups = (r1 - r0) / GROUP_ROWS;
-    let mut regrouped = Vec::with_capacity(groups * nb);
-    let mut group = Vec::with_capacity(nb);
-    for g in 0..groups {
-        regroup(w, r0 + g * GROUP_ROWS, &mut group);
-        regrouped.extend_from_slice(&group);
+    let mut regrouped = vec![EMPTY; groups * nb];
+    for (g, blocks) in regrouped.chunks_exact_mut(nb).enumerate() {
+        // SAFETY: AVX2 is this function's contract.
+        unsafe { regroup(w, r0 + g * GROUP_ROWS, blocks) };
     }
     let mut buf = [[0f32; GROUP_ROWS]; GROUP_TOKENS];
     // Tokens in blocks whose activations stay in the core's cache while every group passes over them.

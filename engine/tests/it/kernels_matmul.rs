@@ -1,5 +1,6 @@
 //! Matrix kernels on random data: every SIMD level against the scalar reference, and everything
-//! against a plain f32 product of the dequantized weights, over odd shapes, every token count 1..=17 and 1 or 2
+//! against a plain f32 product of the dequantized weights, over odd shapes, every token count 1..=17 (the tile
+//! kernels' widths) plus 20 and 33 (the row-group kernels, on a level that has them) and 1 or 2
 //! threads; the MoE kernel against the same computation built from single matmuls.
 //!
 //! Tolerances, with `mag = Σ_c |w[r, c] · x[t, c]|` for each output:
@@ -96,7 +97,7 @@ fn every_isa_matches_scalar_and_f32_on_odd_shapes() {
         for &(rows, cols) in shapes {
             let (q, wd) = weights(&mut rng, ty, rows, cols);
             let m = QuantMatrix::new(ty, rows, cols, &q).unwrap();
-            for tokens in 1usize..=17 {
+            for tokens in (1usize..=17).chain([20, 33]) {
                 let x = inputs(&mut rng, tokens, cols);
                 let (want, mag, bound) = reference(&wd, &x, rows, cols, tokens, ty.block_values());
                 let mut base = vec![0f32; tokens * rows];
