@@ -124,9 +124,11 @@ impl Prompt {
         let mut p = Prompt::new(PromptKind::Fim);
         qwen_format::repo_header(&mut p, repo);
         for file in files {
-            match file.content.ends_with('\n') {
-                true => qwen_format::repo_file(&mut p, file.path, file.content),
-                false => qwen_format::repo_file(&mut p, file.path, &format!("{}\n", file.content)),
+            // Each file ends with a newline, so the next separator starts a line.
+            if file.content.ends_with('\n') {
+                qwen_format::repo_file(&mut p, file.path, file.content);
+            } else {
+                qwen_format::repo_file(&mut p, file.path, &format!("{}\n", file.content));
             }
         }
         qwen_format::repo_file(&mut p, target, "");
